@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { loadConfig } from './config/load.js';
+import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
+import { startDemoBackends } from './demo.js';
+import { LbError } from './errors.js';
+import { LoadBalancer } from './load-balancer.js';
+import { createLogger } from './logger.js';
+
+const EXIT_OK = 0;
+const EXIT_RUNTIME = 1;
+const EXIT_CONFIG = 2;
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const version = (
+  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+).version;
+
+interface RunOpts {
+  config: string;
+  logLevel?: LogLevel;
+}
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`blitz-lb: ${message}\n`);
+  process.exit(code);
+}
+
+function load(file: string): Config {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof LbError && err.code === 'LB_ERR_CONFIG') {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+}
+
+async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
+  const config = load(opts.config);
+  const logger = createLogger(opts.logLevel ?? config.log.level);
+  const lb = new LoadBalancer(config, { logger });
+  try {
+    await lb.start();
+  } catch (err) {
+    for (const s of demoServers) s.close();
+    if (err instanceof LbError && err.code === 'LB_ERR_LISTEN') fail(EXIT_RUNTIME, err.message);
+    throw err;
+  }
+  logger.info({ config: opts.config, services: lb.serviceNames, version }, 'blitz-lb started');
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: closing open sessions now');
+      void lb.close(0);
+      return;
+    }
+    stopping = true;
+    logger.info(
+      { signal, timeoutMs: config.process.shutdownTimeoutMs },
+      'stopping: no new sessions, draining',
+    );
+    for (const s of demoServers) s.close();
+    void lb.close().then(() => {
+      logger.info('stopped');
+      logger.flush();
+      process.exitCode = EXIT_OK;
+      // Anything still holding the loop (a demo backend's keep-alive socket) must not keep us alive.
+      setImmediate(() => process.exit(EXIT_OK));
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    logger.warn(
+      'SIGHUP: live reload is not available in this version; restart to apply config changes',
+    );
+  });
+}
+
+function check(opts: RunOpts): void {
+  const config = load(opts.config);
+  const out: string[] = [`${opts.config}: valid`];
+  for (const s of config.services) {
+    out.push(
+      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}, pool min_idle ${s.pool.minIdle} max_idle ${s.pool.maxIdle}`,
+    );
+    for (const b of s.backends)
+      out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
+  }
+  if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function demo(opts: RunOpts): Promise<void> {
+  const config = load(opts.config);
+  let servers: Server[];
+  try {
+    servers = await startDemoBackends(config);
+  } catch (err) {
+    fail(EXIT_RUNTIME, (err as Error).message);
+  }
+  const first = config.services[0];
+  process.stderr.write(
+    `demo: ${servers.length} backends up; try: curl http://${first?.listen.address ?? '127.0.0.1:8080'}/  (Ctrl-C stops)\n`,
+  );
+  await run(opts, servers);
+}
+
+const configOption = (dflt?: string): Option => {
+  const o = new Option('-c, --config <file>', 'TOML config file');
+  return dflt ? o.default(dflt) : o;
+};
+const levelOption = (): Option =>
+  new Option('--log-level <level>', 'log level, overrides [log] level').choices(LOG_LEVELS);
+
+export function buildProgram(): Command {
+  const program = new Command('blitz-lb')
+    .description('A Layer-4 TCP load balancer')
+    .version(version, '-V, --version')
+    .exitOverride()
+    .showSuggestionAfterError()
+    .enablePositionalOptions()
+    .addOption(configOption())
+    .addOption(levelOption())
+    .action(async (opts: Partial<RunOpts>, cmd: Command) => {
+      if (!opts.config) {
+        cmd.outputHelp({ error: true });
+        fail(EXIT_CONFIG, 'missing --config FILE (or a command: run, check, demo)');
+      }
+      await run(opts as RunOpts);
+    });
+  program
+    .command('run')
+    .description('run the balancer until SIGINT/SIGTERM')
+    .addOption(configOption().makeOptionMandatory())
+    .addOption(levelOption())
+    .action((opts: RunOpts) => run(opts));
+  program
+    .command('check')
+    .description('validate a config file and print its services and backends')
+    .addOption(configOption().makeOptionMandatory())
+    .action((opts: RunOpts) => check(opts));
+  program
+    .command('demo')
+    .description('start three demo HTTP backends on loopback and the balancer in front of them')
+    .addOption(configOption(join(root, 'config.toml')))
+    .addOption(levelOption())
+    .action((opts: RunOpts) => demo(opts));
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; every usage error is exit 2, as the contract says.
+      process.exit(err.exitCode === 0 ? EXIT_OK : EXIT_CONFIG);
+    }
+    process.stderr.write(`blitz-lb: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(EXIT_RUNTIME);
+  }
+}
+
+void main();

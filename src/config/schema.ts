@@ -1,0 +1,458 @@
+import { STRATEGY_NAMES, type StrategyName } from '../balancer/index.js';
+import { ConfigError } from '../errors.js';
+import { type HostPort, parseHostPort } from './address.js';
+import { describe, parseDuration } from './duration.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const HEALTH_KINDS = ['tcp', 'http', 'none'] as const;
+export type HealthKind = (typeof HEALTH_KINDS)[number];
+export const ALL_DOWN_POLICIES = ['try-all', 'refuse'] as const;
+export type AllDownPolicy = (typeof ALL_DOWN_POLICIES)[number];
+
+export interface BackendConfig extends HostPort {
+  readonly weight: number;
+  readonly backup: boolean;
+}
+
+export interface HealthConfig {
+  readonly kind: HealthKind;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly fall: number;
+  readonly rise: number;
+  readonly path: string;
+}
+
+export interface PoolConfig {
+  readonly minIdle: number;
+  readonly maxIdle: number;
+  readonly idleTtlMs: number;
+}
+
+export interface ServiceConfig {
+  readonly name: string;
+  readonly listen: HostPort;
+  readonly balance: StrategyName;
+  readonly backends: readonly BackendConfig[];
+  readonly connectTimeoutMs: number;
+  /** 0 disables the idle deadline. */
+  readonly idleTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly retryDelayMs: number;
+  readonly maxConnections: number;
+  readonly allDown: AllDownPolicy;
+  readonly health: HealthConfig;
+  readonly pool: PoolConfig;
+}
+
+export interface Config {
+  /** Where the config came from, for messages ("config.toml", "<inline>"). */
+  readonly source: string;
+  readonly process: { readonly shutdownTimeoutMs: number };
+  readonly log: { readonly level: LogLevel; readonly access: boolean };
+  readonly admin: { readonly listen: HostPort } | null;
+  readonly services: readonly ServiceConfig[];
+}
+
+export interface ParseOptions {
+  /** Name used in error messages. */
+  source?: string;
+  /** Allow `listen` on port 0 (an OS-chosen port): for tests and embedding, never from a file. */
+  allowEphemeralListen?: boolean;
+}
+
+export const DEFAULTS = Object.freeze({
+  shutdownTimeoutMs: 30_000,
+  logLevel: 'info' as LogLevel,
+  balance: 'round-robin' as StrategyName,
+  connectTimeoutMs: 2_000,
+  idleTimeoutMs: 600_000,
+  maxRetries: 3,
+  retryDelayMs: 100,
+  maxConnections: 10_000,
+  allDown: 'try-all' as AllDownPolicy,
+  health: {
+    kind: 'tcp' as HealthKind,
+    intervalMs: 5_000,
+    timeoutMs: 2_000,
+    fall: 3,
+    rise: 2,
+    path: '/',
+  },
+  pool: { minIdle: 2, maxIdle: 10, idleTtlMs: 30_000 },
+});
+
+const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
+const PROCESS_KEYS = ['shutdown_timeout'];
+const LOG_KEYS = ['level', 'access'];
+const ADMIN_KEYS = ['listen'];
+const SERVICE_KEYS = [
+  'listen',
+  'balance',
+  'backends',
+  'connect_timeout',
+  'idle_timeout',
+  'max_retries',
+  'retry_delay',
+  'max_connections',
+  'all_down',
+  'health',
+  'pool',
+];
+const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path'];
+const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
+const BACKEND_KEYS = ['address', 'weight', 'backup'];
+
+type Table = Record<string, unknown>;
+
+function isTable(v: unknown): v is Table {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Collects every problem so an operator fixes a file in one pass, not one error per run. */
+class Problems {
+  readonly list: string[] = [];
+  constructor(private readonly source: string) {}
+  add(path: string, message: string): void {
+    this.list.push(`${this.source}: ${path}: ${message}`);
+  }
+}
+
+export function editDistance(a: string, b: string): number {
+  const prev = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] as number;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j] as number;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      prev[j] = Math.min(up + 1, (prev[j - 1] as number) + 1, diag + cost);
+      diag = up;
+    }
+  }
+  return prev[b.length] as number;
+}
+
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  const k = key.toLowerCase().replaceAll('-', '_');
+  for (const cand of known) {
+    const d = editDistance(k, cand);
+    if (d < bestD) {
+      bestD = d;
+      best = cand;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function checkKeys(t: Table, known: readonly string[], path: string, p: Problems): void {
+  for (const key of Object.keys(t)) {
+    if (known.includes(key)) continue;
+    const near = closest(key, known);
+    const where = path ? `${path}.${key}` : key;
+    p.add(
+      where,
+      `unknown key${near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`}`,
+    );
+  }
+}
+
+function table(v: unknown, path: string, p: Problems): Table {
+  if (v === undefined) return {};
+  if (isTable(v)) return v;
+  p.add(path, `expected a table, got ${describe(v)}`);
+  return {};
+}
+
+function duration(v: unknown, path: string, dflt: number, p: Problems, min = 0): number {
+  if (v === undefined) return dflt;
+  const r = parseDuration(v);
+  if (typeof r !== 'number') {
+    p.add(path, r.error);
+    return dflt;
+  }
+  if (r < min) {
+    p.add(path, `must be at least ${min}ms, got ${describe(v)}`);
+    return dflt;
+  }
+  return r;
+}
+
+function integer(
+  v: unknown,
+  path: string,
+  dflt: number,
+  min: number,
+  p: Problems,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    p.add(path, `expected a whole number, got ${describe(v)}`);
+    return dflt;
+  }
+  if (v < min || v > max) {
+    p.add(
+      path,
+      max === Number.MAX_SAFE_INTEGER
+        ? `must be ${min} or more, got ${v}`
+        : `must be ${min}-${max}, got ${v}`,
+    );
+    return dflt;
+  }
+  return v;
+}
+
+function boolean(v: unknown, path: string, dflt: boolean, p: Problems): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') {
+    p.add(path, `expected true or false, got ${describe(v)}`);
+    return dflt;
+  }
+  return v;
+}
+
+function oneOf<T extends string>(
+  v: unknown,
+  path: string,
+  dflt: T,
+  allowed: readonly T[],
+  p: Problems,
+): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !allowed.includes(v as T)) {
+    const near = typeof v === 'string' ? closest(v, allowed) : undefined;
+    p.add(
+      path,
+      `expected one of ${allowed.join(' | ')}, got ${describe(v)}${near ? `; did you mean "${near}"?` : ''}`,
+    );
+    return dflt;
+  }
+  return v as T;
+}
+
+function hostPort(v: unknown, path: string, p: Problems, minPort = 1): HostPort | undefined {
+  const r = parseHostPort(v, minPort);
+  if ('error' in r) {
+    p.add(path, r.error);
+    return undefined;
+  }
+  return r;
+}
+
+/** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
+function withDefaults(defaults: Table, svc: Table): Table {
+  const out: Table = { ...defaults, ...svc };
+  for (const sub of ['health', 'pool']) {
+    if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
+  }
+  return out;
+}
+
+function parseHealth(v: unknown, path: string, p: Problems): HealthConfig {
+  const t = table(v, path, p);
+  checkKeys(t, HEALTH_KEYS, path, p);
+  const d = DEFAULTS.health;
+  const h = {
+    kind: oneOf(t.kind, `${path}.kind`, d.kind, HEALTH_KINDS, p),
+    intervalMs: duration(t.interval, `${path}.interval`, d.intervalMs, p, 1),
+    timeoutMs: duration(t.timeout, `${path}.timeout`, d.timeoutMs, p, 1),
+    fall: integer(t.fall, `${path}.fall`, d.fall, 1, p),
+    rise: integer(t.rise, `${path}.rise`, d.rise, 1, p),
+    path: d.path,
+  };
+  if (t.path !== undefined) {
+    if (typeof t.path !== 'string' || !t.path.startsWith('/') || !/^[\x21-\x7e]+$/.test(t.path)) {
+      p.add(
+        `${path}.path`,
+        `expected an absolute request path such as "/health", got ${describe(t.path)}`,
+      );
+    } else {
+      h.path = t.path;
+    }
+  }
+  return Object.freeze(h);
+}
+
+function parsePool(v: unknown, path: string, p: Problems): PoolConfig {
+  const t = table(v, path, p);
+  checkKeys(t, POOL_KEYS, path, p);
+  const d = DEFAULTS.pool;
+  const minIdle = integer(t.min_idle, `${path}.min_idle`, d.minIdle, 0, p);
+  const maxIdle = integer(t.max_idle, `${path}.max_idle`, Math.max(d.maxIdle, minIdle), 0, p);
+  if (maxIdle < minIdle)
+    p.add(`${path}.max_idle`, `must be at least min_idle (${minIdle}), got ${maxIdle}`);
+  return Object.freeze({
+    minIdle,
+    maxIdle,
+    idleTtlMs: duration(t.idle_ttl, `${path}.idle_ttl`, d.idleTtlMs, p, 1),
+  });
+}
+
+function parseBackend(v: unknown, path: string, p: Problems): BackendConfig | undefined {
+  if (typeof v === 'string') {
+    const hp = hostPort(v, path, p);
+    return hp && Object.freeze({ ...hp, weight: 1, backup: false });
+  }
+  if (!isTable(v)) {
+    p.add(path, `expected "host:port" or a table with address, got ${describe(v)}`);
+    return undefined;
+  }
+  checkKeys(v, BACKEND_KEYS, path, p);
+  if (v.address === undefined) {
+    p.add(`${path}.address`, 'missing; every backend needs an address "host:port"');
+    return undefined;
+  }
+  const hp = hostPort(v.address, `${path}.address`, p);
+  const weight = integer(v.weight, `${path}.weight`, 1, 1, p, 1_000_000);
+  const backup = boolean(v.backup, `${path}.backup`, false, p);
+  return hp && Object.freeze({ ...hp, weight, backup });
+}
+
+function parseService(
+  name: string,
+  raw: Table,
+  p: Problems,
+  opts: ParseOptions,
+): ServiceConfig | undefined {
+  const path = `services.${name}`;
+  checkKeys(raw, SERVICE_KEYS, path, p);
+  let listen: HostPort | undefined;
+  if (raw.listen === undefined)
+    p.add(`${path}.listen`, 'missing; every service needs listen = "host:port"');
+  else listen = hostPort(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+
+  const backends: BackendConfig[] = [];
+  if (raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0)) {
+    p.add(`${path}.backends`, 'a service needs at least one backend');
+  } else if (!Array.isArray(raw.backends)) {
+    p.add(
+      `${path}.backends`,
+      `expected an array of "host:port" or tables, got ${describe(raw.backends)}`,
+    );
+  } else {
+    const seen = new Set<string>();
+    raw.backends.forEach((b, i) => {
+      const be = parseBackend(b, `${path}.backends[${i}]`, p);
+      if (!be) return;
+      if (seen.has(be.address)) p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address}`);
+      seen.add(be.address);
+      backends.push(be);
+    });
+  }
+  const svc: ServiceConfig = {
+    name,
+    listen: listen as HostPort,
+    balance: oneOf(raw.balance, `${path}.balance`, DEFAULTS.balance, STRATEGY_NAMES, p),
+    backends: Object.freeze(backends),
+    connectTimeoutMs: duration(
+      raw.connect_timeout,
+      `${path}.connect_timeout`,
+      DEFAULTS.connectTimeoutMs,
+      p,
+      1,
+    ),
+    idleTimeoutMs: duration(raw.idle_timeout, `${path}.idle_timeout`, DEFAULTS.idleTimeoutMs, p),
+    maxRetries: integer(raw.max_retries, `${path}.max_retries`, DEFAULTS.maxRetries, 0, p, 100),
+    retryDelayMs: duration(raw.retry_delay, `${path}.retry_delay`, DEFAULTS.retryDelayMs, p),
+    maxConnections: integer(
+      raw.max_connections,
+      `${path}.max_connections`,
+      DEFAULTS.maxConnections,
+      1,
+      p,
+    ),
+    allDown: oneOf(raw.all_down, `${path}.all_down`, DEFAULTS.allDown, ALL_DOWN_POLICIES, p),
+    health: parseHealth(raw.health, `${path}.health`, p),
+    pool: parsePool(raw.pool, `${path}.pool`, p),
+  };
+  return listen ? Object.freeze(svc) : undefined;
+}
+
+/**
+ * Validates a parsed TOML document (or an equivalent object) and returns a
+ * frozen Config. Throws ConfigError listing every problem found.
+ */
+export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
+  const source = opts.source ?? '<config>';
+  const p = new Problems(source);
+  const top = isTable(raw) ? raw : {};
+  if (!isTable(raw)) p.add('(top)', `expected a table, got ${describe(raw)}`);
+  checkKeys(top, TOP_KEYS, '', p);
+
+  const proc = table(top.process, 'process', p);
+  checkKeys(proc, PROCESS_KEYS, 'process', p);
+  const log = table(top.log, 'log', p);
+  checkKeys(log, LOG_KEYS, 'log', p);
+
+  let admin: Config['admin'] = null;
+  if (top.admin !== undefined) {
+    const a = table(top.admin, 'admin', p);
+    checkKeys(a, ADMIN_KEYS, 'admin', p);
+    if (a.listen === undefined)
+      p.add('admin.listen', 'missing; [admin] needs listen = "127.0.0.1:9900"');
+    const hp =
+      a.listen === undefined
+        ? undefined
+        : hostPort(a.listen, 'admin.listen', p, opts.allowEphemeralListen ? 0 : 1);
+    if (hp) admin = Object.freeze({ listen: hp });
+  }
+
+  const defaults = table(top.defaults, 'defaults', p);
+  checkKeys(defaults, SERVICE_KEYS, 'defaults', p);
+
+  const services: ServiceConfig[] = [];
+  const rawServices = table(top.services, 'services', p);
+  const names = Object.keys(rawServices);
+  if (top.services !== undefined && names.length === 0) p.add('services', 'no service defined');
+  if (top.services === undefined)
+    p.add('services', 'missing; define at least one [services.NAME] table');
+  const listenSeen = new Map<string, string>();
+  for (const name of names) {
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) {
+      p.add(`services.${name}`, 'a service name may hold only letters, digits, "_" and "-"');
+      continue;
+    }
+    const rawSvc = rawServices[name];
+    if (!isTable(rawSvc)) {
+      p.add(`services.${name}`, `expected a table, got ${describe(rawSvc)}`);
+      continue;
+    }
+    const svc = parseService(name, withDefaults(defaults, rawSvc), p, opts);
+    if (!svc) continue;
+    if (svc.listen.port !== 0) {
+      const other = listenSeen.get(svc.listen.address);
+      if (other)
+        p.add(
+          `services.${name}.listen`,
+          `${svc.listen.address} is already the listen address of services.${other}`,
+        );
+      listenSeen.set(svc.listen.address, name);
+    }
+    services.push(svc);
+  }
+
+  const config: Config = {
+    source,
+    process: Object.freeze({
+      shutdownTimeoutMs: duration(
+        proc.shutdown_timeout,
+        'process.shutdown_timeout',
+        DEFAULTS.shutdownTimeoutMs,
+        p,
+      ),
+    }),
+    log: Object.freeze({
+      level: oneOf(log.level, 'log.level', DEFAULTS.logLevel, LOG_LEVELS, p),
+      access: boolean(log.access, 'log.access', false, p),
+    }),
+    admin,
+    services: Object.freeze(services),
+  };
+  if (p.list.length > 0) throw new ConfigError(p.list);
+  return Object.freeze(config);
+}

@@ -1,0 +1,59 @@
+/**
+ * Every error the balancer raises on purpose carries a stable `code`.
+ * Callers branch on `code`, never on message text.
+ */
+export type LbErrorCode =
+  | 'LB_ERR_CONFIG'
+  | 'LB_ERR_LISTEN'
+  | 'LB_ERR_NO_BACKEND'
+  | 'LB_ERR_DIAL'
+  | 'LB_ERR_UNKNOWN_SERVICE'
+  | 'LB_ERR_UNKNOWN_BACKEND'
+  | 'LB_ERR_DUPLICATE_BACKEND'
+  | 'LB_ERR_STATE';
+
+export class LbError extends Error {
+  readonly code: LbErrorCode;
+  constructor(code: LbErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A config file that cannot be read, parsed or validated. */
+export class ConfigError extends LbError {
+  /** Every problem found, each already prefixed with the file and place. */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super('LB_ERR_CONFIG', problems.join('\n'));
+    this.problems = problems;
+  }
+}
+
+/** A listener that could not bind (port in use, permission, bad address). */
+export class ListenError extends LbError {
+  constructor(message: string, cause?: unknown) {
+    super('LB_ERR_LISTEN', message, { cause });
+  }
+}
+
+/** No backend could be chosen for a session (all down with all_down = "refuse", or none configured). */
+export class NoBackendError extends LbError {
+  constructor(service: string) {
+    super('LB_ERR_NO_BACKEND', `service ${service}: no backend available`);
+  }
+}
+
+/** Every dial attempt for one session failed. `attempts` names each backend and its cause. */
+export class DialError extends LbError {
+  readonly attempts: readonly { backend: string; cause: string }[];
+  constructor(service: string, attempts: readonly { backend: string; cause: string }[]) {
+    const detail = attempts.map((a) => `${a.backend} (${a.cause})`).join(', ');
+    super(
+      'LB_ERR_DIAL',
+      `service ${service}: all ${attempts.length} dial attempts failed: ${detail}`,
+    );
+    this.attempts = attempts;
+  }
+}

@@ -1,0 +1,16 @@
+export { Backend } from './backend/backend.js';
+export { BackendSet } from './backend/backend-set.js';
+export { loadConfig, parseToml } from './config/load.js';
+export type {
+  BackendConfig,
+  Config,
+  HealthConfig,
+  PoolConfig,
+  ServiceConfig,
+} from './config/schema.js';
+export { parseConfig } from './config/schema.js';
+export * from './errors.js';
+export { type AddBackendOptions, LoadBalancer, type LoadBalancerOptions } from './load-balancer.js';
+export { createLogger, type Logger } from './logger.js';
+export type { TerminationCause } from './proxy/session.js';
+export { Service } from './service.js';

@@ -1,0 +1,111 @@
+import type { AddressInfo } from 'node:net';
+import type { Backend } from './backend/backend.js';
+import { parseHostPort } from './config/address.js';
+import type { BackendConfig, Config } from './config/schema.js';
+import { LbError } from './errors.js';
+import { type Logger, silentLogger } from './logger.js';
+import { Service } from './service.js';
+
+export interface LoadBalancerOptions {
+  /** Root logger; components take children of it. Silent when omitted. */
+  logger?: Logger;
+}
+
+export interface AddBackendOptions {
+  weight?: number;
+  backup?: boolean;
+}
+
+/**
+ * The library's entry point: owns one Service per [services.NAME].
+ * `cli.ts` drives the balancer only through this class.
+ */
+export class LoadBalancer {
+  readonly config: Config;
+  private readonly log: Logger;
+  private readonly services = new Map<string, Service>();
+  private started = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(config: Config, opts: LoadBalancerOptions = {}) {
+    this.config = config;
+    this.log = opts.logger ?? silentLogger();
+    for (const cfg of config.services) this.services.set(cfg.name, new Service(cfg, this.log));
+  }
+
+  /** Binds every listener. On a bind failure the ones already bound are closed and the error (LB_ERR_LISTEN) is thrown. */
+  async start(): Promise<void> {
+    if (this.started) throw new LbError('LB_ERR_STATE', 'already started');
+    this.started = true;
+    try {
+      for (const svc of this.services.values()) await svc.start();
+    } catch (err) {
+      for (const svc of this.services.values()) svc.stopAccepting();
+      throw err;
+    }
+  }
+
+  /**
+   * Stops accepting, lets open sessions finish for up to `timeoutMs`
+   * (default `process.shutdown_timeout`), then destroys the rest.
+   */
+  close(timeoutMs = this.config.process.shutdownTimeoutMs): Promise<void> {
+    this.closing ??= this.doClose(timeoutMs);
+    return this.closing;
+  }
+
+  private async doClose(timeoutMs: number): Promise<void> {
+    const svcs = [...this.services.values()];
+    for (const svc of svcs) svc.stopAccepting();
+    const open = svcs.reduce((n, s) => n + s.activeSessions, 0);
+    if (open > 0) this.log.info({ open, timeoutMs }, 'draining open sessions');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    });
+    const drained = Promise.all(svcs.map((s) => s.drained())).then(() => false);
+    const expired = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (expired) {
+      const left = svcs.reduce((n, s) => n + s.activeSessions, 0);
+      this.log.warn({ left }, 'shutdown timeout: destroying open sessions');
+      for (const svc of svcs) svc.destroySessions();
+      await Promise.all(svcs.map((s) => s.drained()));
+    }
+  }
+
+  /** The bound address of a service's listener (useful with port 0). */
+  address(service: string): AddressInfo {
+    return this.service(service).address();
+  }
+
+  service(name: string): Service {
+    const svc = this.services.get(name);
+    if (!svc) throw new LbError('LB_ERR_UNKNOWN_SERVICE', `no service ${name}`);
+    return svc;
+  }
+
+  get serviceNames(): string[] {
+    return [...this.services.keys()];
+  }
+
+  /** Adds a backend at run time; it takes traffic at once. */
+  addBackend(service: string, address: string, opts: AddBackendOptions = {}): Backend {
+    const hp = parseHostPort(address);
+    if ('error' in hp) throw new LbError('LB_ERR_CONFIG', `backend address: ${hp.error}`);
+    const weight = opts.weight ?? 1;
+    if (!Number.isInteger(weight) || weight < 1)
+      throw new LbError(
+        'LB_ERR_CONFIG',
+        `weight must be a whole number of 1 or more, got ${weight}`,
+      );
+    const cfg: BackendConfig = { ...hp, weight, backup: opts.backup ?? false };
+    return this.service(service).set.add(cfg);
+  }
+
+  /** Removes a backend: no new sessions go to it; its open sessions run to their end. */
+  removeBackend(service: string, address: string): void {
+    const hp = parseHostPort(address);
+    this.service(service).set.remove('error' in hp ? address : hp.address);
+  }
+}

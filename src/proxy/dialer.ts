@@ -1,0 +1,98 @@
+import { connect } from 'node:net';
+import type { Backend } from '../backend/backend.js';
+import type { BackendSet } from '../backend/backend-set.js';
+import type { Strategy } from '../balancer/strategy.js';
+import type { ServiceConfig } from '../config/schema.js';
+import { DialError, NoBackendError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Session } from './session.js';
+
+export interface DialerDeps {
+  readonly cfg: ServiceConfig;
+  readonly set: BackendSet;
+  readonly strategy: Strategy;
+  readonly log: Logger;
+  /** Plain counter, read at scrape time. */
+  readonly counters: { retries: number };
+}
+
+/** The error text of a failed connect, short enough for a log line: "ECONNREFUSED", "connect timeout 2000ms". */
+export function dialCause(err: Error | undefined, timeoutMs: number): string {
+  if (!err) return `connect timeout ${timeoutMs}ms`;
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}
+
+/**
+ * Gets a session its backend socket: picks a backend, connects with a
+ * deadline, and on failure retries on a backend not yet tried, backing off
+ * retry_delay, 2x, 4x... Retries happen only here, before any client byte was
+ * written to a backend (house rule 8).
+ */
+export class Dialer {
+  constructor(private readonly deps: DialerDeps) {}
+
+  dial(s: Session): void {
+    if (s.closed) return;
+    const b = this.deps.strategy.pick(s.ctx);
+    if (!b) {
+      s.dialFailed(new NoBackendError(this.deps.cfg.name));
+      return;
+    }
+    s.ctx.tried.push(b);
+    this.connect(s, b);
+  }
+
+  private connect(s: Session, b: Backend): void {
+    const timeoutMs = this.deps.cfg.connectTimeoutMs;
+    const sock = connect({
+      host: b.host,
+      port: b.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      timeout: timeoutMs,
+    });
+    s.pending = sock;
+    const onFail = (err?: Error): void => {
+      sock.removeListener('connect', onConnect);
+      sock.removeListener('timeout', onTimeout);
+      sock.destroy();
+      if (s.pending === sock) s.pending = null;
+      this.failed(s, b, dialCause(err, timeoutMs));
+    };
+    const onTimeout = (): void => onFail();
+    const onConnect = (): void => {
+      sock.removeListener('error', onFail);
+      sock.removeListener('timeout', onTimeout);
+      s.pending = null;
+      if (s.closed) {
+        sock.destroy();
+        return;
+      }
+      this.deps.set.reportSuccess(b);
+      s.attach(sock, b);
+    };
+    sock.on('error', onFail);
+    sock.once('timeout', onTimeout);
+    sock.once('connect', onConnect);
+  }
+
+  /** Records the failure, then retries with backoff or gives up. */
+  private failed(s: Session, b: Backend, cause: string): void {
+    this.deps.set.recordDialFailure(b, cause);
+    s.attempts.push({ backend: b.address, cause });
+    if (s.closed) return;
+    const { maxRetries, retryDelayMs, name } = this.deps.cfg;
+    const failures = s.attempts.length;
+    if (failures > maxRetries) {
+      s.dialFailed(new DialError(name, s.attempts));
+      return;
+    }
+    const delay = retryDelayMs * 2 ** (failures - 1);
+    this.deps.log.debug({ backend: b.address, cause, retryInMs: delay }, 'dial failed; retrying');
+    s.retryTimer = setTimeout(() => {
+      s.retryTimer = null;
+      this.deps.counters.retries++;
+      this.dial(s);
+    }, delay);
+  }
+}

@@ -1,0 +1,158 @@
+import type { Socket } from 'node:net';
+import type { Backend } from '../backend/backend.js';
+import type { BackendSet } from '../backend/backend-set.js';
+import type { PickContext } from '../balancer/strategy.js';
+import type { LbError } from '../errors.js';
+
+/** Why a session ended; a fixed set, for the access log and metrics. */
+export type TerminationCause =
+  | 'client-closed'
+  | 'backend-closed'
+  | 'idle-timeout'
+  | 'connect-failed'
+  | 'refused-no-backend'
+  | 'shutdown'
+  | 'error';
+
+export interface SessionHost {
+  readonly set: BackendSet;
+  readonly idleTimeoutMs: number;
+  dial(s: Session): void;
+  /** Called once, when both legs are closed. */
+  sessionEnded(s: Session): void;
+  dialGaveUp(s: Session, err: LbError): void;
+}
+
+/**
+ * One client <-> backend pair. The client is accepted paused and is not read
+ * until its backend socket is connected, so nothing needs buffering during the
+ * dial. Once attached, bytes flow both ways with backpressure; a FIN on one
+ * side becomes a FIN on the other (half-close carried, allowHalfOpen), a reset
+ * on one side becomes a reset on the other, and an idle deadline ends both.
+ */
+export class Session {
+  readonly client: Socket;
+  backend: Socket | null = null;
+  target: Backend | null = null;
+  /** A connect in flight, so a client that leaves can abort it. */
+  pending: Socket | null = null;
+  retryTimer: NodeJS.Timeout | null = null;
+  readonly ctx: PickContext & { tried: Backend[] };
+  readonly attempts: { backend: string; cause: string }[] = [];
+  readonly acceptedAt = process.hrtime.bigint();
+  readyAt = 0n;
+  cause: TerminationCause | null = null;
+  closed = false;
+
+  private clientClosed = false;
+  private backendClosed = false;
+  private ended = false;
+
+  constructor(
+    private readonly host: SessionHost,
+    client: Socket,
+  ) {
+    this.client = client;
+    this.ctx = { clientIp: client.remoteAddress ?? '', tried: [] };
+    this.onClientError = this.onClientError.bind(this);
+    this.onClientClose = this.onClientClose.bind(this);
+    this.onBackendError = this.onBackendError.bind(this);
+    this.onBackendClose = this.onBackendClose.bind(this);
+    this.onTimeout = this.onTimeout.bind(this);
+    client.on('error', this.onClientError);
+    client.once('close', this.onClientClose);
+  }
+
+  start(): void {
+    this.host.dial(this);
+  }
+
+  /** The dialer has a connected backend socket for us: splice. */
+  attach(sock: Socket, target: Backend): void {
+    this.backend = sock;
+    this.target = target;
+    this.readyAt = process.hrtime.bigint();
+    this.host.set.sessionOpened(target);
+    sock.on('error', this.onBackendError);
+    sock.once('close', this.onBackendClose);
+    sock.once('end', () => {
+      this.cause ??= 'backend-closed';
+    });
+    this.client.once('end', () => {
+      this.cause ??= 'client-closed';
+    });
+    const idle = this.host.idleTimeoutMs;
+    sock.setTimeout(idle);
+    this.client.setTimeout(idle);
+    if (idle > 0) {
+      sock.once('timeout', this.onTimeout);
+      this.client.once('timeout', this.onTimeout);
+    }
+    sock.pipe(this.client);
+    this.client.pipe(sock);
+  }
+
+  dialFailed(err: LbError): void {
+    if (this.closed) return;
+    this.cause = err.code === 'LB_ERR_NO_BACKEND' ? 'refused-no-backend' : 'connect-failed';
+    this.host.dialGaveUp(this, err);
+    this.client.destroy();
+  }
+
+  /** Ends the session now (shutdown, or an operator's command). */
+  destroy(cause: TerminationCause): void {
+    this.cause ??= cause;
+    this.client.destroy();
+    this.backend?.destroy();
+  }
+
+  private onTimeout(): void {
+    this.cause ??= 'idle-timeout';
+    this.client.destroy();
+    this.backend?.destroy();
+  }
+
+  private onClientError(): void {
+    this.cause ??= 'error';
+    // A reset from the client is passed on as a reset, so the backend sees an abort, not a clean end.
+    const b = this.backend;
+    if (b && !b.destroyed) b.resetAndDestroy();
+  }
+
+  private onBackendError(): void {
+    this.cause ??= 'error';
+    // The client must not mistake a truncated reply for a complete one: reset, never FIN.
+    if (!this.client.destroyed) this.client.resetAndDestroy();
+  }
+
+  private onClientClose(hadError: boolean): void {
+    this.clientClosed = true;
+    this.closed = true;
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    if (this.pending) {
+      this.pending.destroy();
+      this.pending = null;
+    }
+    // A clean close leaves the backend leg to flush what it still holds; an abort takes it down.
+    if (hadError && this.backend && !this.backend.destroyed) this.backend.destroy();
+    this.maybeEnd();
+  }
+
+  private onBackendClose(hadError: boolean): void {
+    this.backendClosed = true;
+    if (hadError && !this.client.destroyed) this.client.destroy();
+    this.maybeEnd();
+  }
+
+  private maybeEnd(): void {
+    if (this.ended || !this.clientClosed || (this.backend !== null && !this.backendClosed)) return;
+    this.ended = true;
+    this.closed = true;
+    const b = this.backend;
+    if (b && this.target) this.host.set.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
+    this.host.sessionEnded(this);
+  }
+}
