@@ -82,7 +82,8 @@ export class Service implements ListenerHost, SessionHost {
 
   async start(): Promise<void> {
     await this.listener.start();
-    this.log.info({ listen: this.address() }, 'listening');
+    const a = this.address();
+    this.log.info({ listen: `${a.address}:${a.port}` }, 'listening');
   }
 
   address(): AddressInfo {

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { spawnCli, tempConfig } from './helpers/cli.js';
+import {
+  httpGet,
+  listen,
+  openClient,
+  readAll,
+  refusedPort,
+  scriptedServer,
+  waitFor,
+} from './helpers/servers.js';
+
+function config(listenPort: number, backends: number[], extra = ''): string {
+  return `[process]\nshutdown_timeout = "10s"\n[log]\nlevel = "info"\n[services.web]\nlisten = "127.0.0.1:${listenPort}"\nbackends = [${backends
+    .map((p) => `"127.0.0.1:${p}"`)
+    .join(
+      ', ',
+    )}]\n[services.web.health]\nkind = "none"\n[services.web.pool]\nmin_idle = 0\n${extra}`;
+}
+
+test('SIGTERM while a session is open: the session completes, then exit 0', async (t) => {
+  let backendSock: Socket | undefined;
+  const be = await scriptedServer(t, (s) => {
+    backendSock = s;
+    s.resume();
+  });
+  const port = await refusedPort();
+  const child = spawnCli(t, ['run', '--config', tempConfig(t, config(port, [be]))]);
+  await waitFor(() => child.stdout().includes('blitz-lb started'), 10_000, 'start');
+  const c = await openClient(port);
+  c.write('request');
+  await waitFor(() => backendSock !== undefined, 5000, 'backend accept');
+  child.proc.kill('SIGTERM');
+  await waitFor(() => child.stdout().includes('stopping'), 5000, 'stop to begin');
+  // New clients are refused while the old session drains.
+  await assert.rejects(openClient(port), /ECONNREFUSED/);
+  assert.equal(child.proc.exitCode, null, 'still running while a session is open');
+  const reading = readAll(c);
+  (backendSock as Socket).end('response after SIGTERM');
+  assert.equal((await reading).toString(), 'response after SIGTERM');
+  c.end();
+  assert.equal(await child.exited, 0);
+  assert.match(child.stdout(), /"msg":"stopped"/);
+});
+
+test('SIGTERM with a session that outlives shutdown_timeout: it is cut, exit 0', async (t) => {
+  let got = '';
+  const be = await scriptedServer(t, (s) =>
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+    }),
+  );
+  const port = await refusedPort();
+  const text = config(port, [be]).replace('shutdown_timeout = "10s"', 'shutdown_timeout = "300ms"');
+  const child = spawnCli(t, ['run', '--config', tempConfig(t, text)]);
+  await waitFor(() => child.stdout().includes('blitz-lb started'), 10_000, 'start');
+  const c = await openClient(port);
+  c.write('hang');
+  c.resume();
+  await waitFor(() => got === 'hang', 5000, 'the session to reach the backend');
+  const start = Date.now();
+  child.proc.kill('SIGTERM');
+  await once(c, 'end');
+  assert.ok(Date.now() - start >= 250, 'cut at the deadline, not before');
+  assert.equal(await child.exited, 0);
+  c.destroy();
+});
+
+test('a port already in use: one clear line, exit 1', async (t) => {
+  const taken = await listen(t, createServer());
+  const child = spawnCli(t, ['run', '--config', tempConfig(t, config(taken, [9]))]);
+  assert.equal(await child.exited, 1);
+  assert.equal(child.stderr(), `blitz-lb: listen 127.0.0.1:${taken}: address already in use\n`);
+});
+
+test('demo: three backends answer in turn, each naming itself', async (t) => {
+  const ports = [
+    await refusedPort(),
+    await refusedPort(),
+    await refusedPort(),
+    await refusedPort(),
+  ];
+  const [lbPort, ...be] = ports as [number, number, number, number];
+  const child = spawnCli(t, ['demo', '--config', tempConfig(t, config(lbPort, be))]);
+  await waitFor(
+    () => child.stdout().includes('blitz-lb started'),
+    10_000,
+    `demo start: ${child.stderr()}`,
+  );
+  const names = new Set<string>();
+  for (let i = 0; i < 3; i++)
+    names.add(/hello from (backend-\d)/.exec(await httpGet(lbPort))?.[1] ?? '?');
+  assert.deepEqual([...names].sort(), ['backend-1', 'backend-2', 'backend-3']);
+  child.proc.kill('SIGINT');
+  assert.equal(await child.exited, 0);
+});
