@@ -100,7 +100,20 @@ export class LoadBalancer {
         `weight must be a whole number of 1 or more, got ${weight}`,
       );
     const cfg: BackendConfig = { ...hp, weight, backup: opts.backup ?? false };
-    return this.service(service).set.add(cfg);
+    const svc = this.service(service);
+    const b = svc.set.add(cfg);
+    svc.health.watch(b);
+    return b;
+  }
+
+  /** Runs one round of health probes on every service now; resolves when all verdicts are in. */
+  async performHealthCheck(): Promise<void> {
+    await Promise.all([...this.services.values()].map((s) => s.health.checkAll()));
+  }
+
+  /** Reaps idle pooled sockets older than idle_ttl now (refill replaces them). Also runs on a timer. */
+  cleanupConnections(): void {
+    for (const s of this.services.values()) s.pool.reap();
   }
 
   /** Removes a backend: no new sessions go to it; its open sessions run to their end. */

@@ -4,7 +4,10 @@ import { createStrategy } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
 import type { ServiceConfig } from './config/schema.js';
 import type { LbError } from './errors.js';
+import { HealthChecker } from './health/checker.js';
+import { CONNECT_BUCKETS, Histogram } from './histogram.js';
 import type { Logger } from './logger.js';
+import { WarmPool } from './pool/warm-pool.js';
 import { Dialer } from './proxy/dialer.js';
 import { Listener, type ListenerHost } from './proxy/listener.js';
 import { Session, type SessionHost } from './proxy/session.js';
@@ -34,6 +37,13 @@ export class Service implements ListenerHost, SessionHost {
     bytesFromClients: 0,
     bytesToClients: 0,
   };
+  readonly pool: WarmPool;
+  readonly health: HealthChecker;
+  /** Accept to backend-ready, split by whether the backend leg came warm from the pool. */
+  readonly connectLatency = {
+    hit: new Histogram(CONNECT_BUCKETS),
+    miss: new Histogram(CONNECT_BUCKETS),
+  };
   private readonly sessions = new Set<Session>();
   private readonly listener: Listener;
   private readonly dialer: Dialer;
@@ -50,6 +60,8 @@ export class Service implements ListenerHost, SessionHost {
       allDown: cfg.allDown,
       fall: cfg.health.fall,
       rise: cfg.health.rise,
+      passiveOnly: cfg.health.kind === 'none',
+      trialBackoffMs: cfg.health.intervalMs,
     });
     this.strategy = createStrategy(cfg.balance);
     this.strategy.update(this.set.candidates);
@@ -58,7 +70,16 @@ export class Service implements ListenerHost, SessionHost {
       this.log.warn({ backend: b.address, reason }, 'backend down'),
     );
     this.set.on('up', (b) => this.log.info({ backend: b.address }, 'backend up'));
+    this.pool = new WarmPool(
+      cfg.pool,
+      this.set,
+      cfg.connectTimeoutMs,
+      Math.max(cfg.retryDelayMs, 100),
+      this.log,
+    );
+    this.health = new HealthChecker(cfg.health, this.set, this.log);
     this.dialer = new Dialer({
+      pool: this.pool,
       cfg,
       set: this.set,
       strategy: this.strategy,
@@ -82,6 +103,8 @@ export class Service implements ListenerHost, SessionHost {
 
   async start(): Promise<void> {
     await this.listener.start();
+    this.health.start();
+    this.pool.start();
     const a = this.address();
     this.log.info({ listen: `${a.address}:${a.port}` }, 'listening');
   }
@@ -90,9 +113,12 @@ export class Service implements ListenerHost, SessionHost {
     return this.listener.address();
   }
 
-  /** Stops accepting; open sessions carry on. */
+  /** Stops accepting, probing and pooling; open sessions carry on. */
   stopAccepting(): void {
     this.listener.stop();
+    this.health.stop();
+    this.pool.close();
+    this.set.close();
   }
 
   /** Resolves when every open session has ended. */
@@ -119,6 +145,16 @@ export class Service implements ListenerHost, SessionHost {
 
   dial(s: Session): void {
     this.dialer.dial(s);
+  }
+
+  sessionReady(s: Session, poolHit: boolean): void {
+    const seconds = Number(s.readyAt - s.acceptedAt) / 1e9;
+    (poolHit ? this.connectLatency.hit : this.connectLatency.miss).observe(seconds);
+  }
+
+  pooledSocketFailed(s: Session): void {
+    this.log.debug({ client: s.ctx.clientIp }, 'pooled socket failed before use; dialling fresh');
+    this.dialer.redial(s);
   }
 
   dialGaveUp(s: Session, err: LbError): void {

@@ -83,7 +83,13 @@ for (const row of rows) {
         weight: s.weight,
         backup: s.flags.includes('^'),
       })),
-      { allDown: row.allDown ?? 'try-all', fall: 1, rise: 1 },
+      {
+        allDown: row.allDown ?? 'try-all',
+        fall: 1,
+        rise: 1,
+        passiveOnly: false,
+        trialBackoffMs: 1000,
+      },
     );
     const rr = new RoundRobin();
     set.on('change', (c) => rr.update(c));
@@ -115,7 +121,7 @@ test('round-robin: a weight change takes effect on the next pick', () => {
       { address: '127.0.0.1:1', host: '127.0.0.1', port: 1, weight: 1, backup: false },
       { address: '127.0.0.1:2', host: '127.0.0.1', port: 2, weight: 1, backup: false },
     ],
-    { allDown: 'try-all', fall: 1, rise: 1 },
+    { allDown: 'try-all', fall: 1, rise: 1, passiveOnly: false, trialBackoffMs: 1000 },
   );
   const rr = new RoundRobin();
   rr.update(set.candidates);

@@ -10,22 +10,34 @@ export interface BackendSetEvents {
   down: [backend: Backend, reason: string];
   /** The list of candidates that strategies pick from changed. */
   change: [candidates: readonly Backend[]];
+  /** A backend left the set (removed at run time). */
+  removed: [backend: Backend];
 }
 
 export interface BackendSetOptions {
   allDown: AllDownPolicy;
-  /** Consecutive failures that take a healthy backend down. */
+  /** Consecutive failures (probe or live dial) that take a healthy backend down. */
   fall: number;
-  /** Consecutive successes that bring a down backend back. */
+  /** Consecutive probe successes that bring a down backend back. */
   rise: number;
+  /**
+   * No active probes (health kind "none"): a downed backend gets a half-open
+   * trial session after `trialBackoffMs`, doubling per failed trial.
+   */
+  passiveOnly: boolean;
+  trialBackoffMs: number;
 }
+
+const MAX_TRIAL_BACKOFF_MS = 60_000;
 
 /**
  * The only owner of backend state: health, draining, weights and counters.
- * Everything else reports to it; it decides and emits on change only.
+ * Probes, dials and the pool report to it; it decides, and emits on change only.
  *
- * A backend starts healthy: it takes traffic from the first moment, as with
- * HAProxy's default, and the first probe or failed dial corrects that.
+ * State a backend starts in: up, but unchecked. Its first probe result applies
+ * at once (one failed probe takes it down without waiting for `fall`), which is
+ * HAProxy's default `init-state up`. Until then it takes traffic, and any
+ * failed dial counts against it as usual.
  */
 export class BackendSet extends EventEmitter<BackendSetEvents> {
   private list: Backend[] = [];
@@ -44,15 +56,16 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   /**
-   * What strategies pick from: healthy primaries that are not draining; if
-   * none, healthy backups; if none and all_down = "try-all", every backend
-   * not draining (a probe may be wrong, a dial costs little); else nothing.
+   * What strategies pick from: healthy (or half-open, trial not yet taken)
+   * primaries that are not draining; if none, such backups; if none and
+   * all_down = "try-all", every backend not draining (a health verdict can be
+   * stale, a dial is cheap); else nothing.
    */
   get candidates(): readonly Backend[] {
     return this.cands;
   }
 
-  /** True while at least one primary or backup is healthy and not draining. */
+  /** True while at least one backend is healthy and not draining. */
   get anyHealthy(): boolean {
     return this.list.some((b) => b.healthy && !b.draining);
   }
@@ -62,8 +75,9 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   add(cfg: BackendConfig): Backend {
-    if (this.get(cfg.address))
+    if (this.get(cfg.address)) {
       throw new LbError('LB_ERR_DUPLICATE_BACKEND', `backend ${cfg.address} already exists`);
+    }
     const b = new Backend(cfg);
     this.list.push(b);
     this.recompute();
@@ -74,17 +88,20 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const b = this.require(address);
     b.removed = true;
     b.draining = true;
+    this.clearTrial(b);
     this.list = this.list.filter((x) => x !== b);
     this.recompute();
+    this.emit('removed', b);
     return b;
   }
 
   setWeight(address: string, weight: number): Backend {
-    if (!Number.isInteger(weight) || weight < 1)
+    if (!Number.isInteger(weight) || weight < 1) {
       throw new LbError(
         'LB_ERR_STATE',
         `weight must be a whole number of 1 or more, got ${weight}`,
       );
+    }
     const b = this.require(address);
     b.weight = weight;
     this.recompute();
@@ -100,25 +117,62 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return b;
   }
 
-  /** A probe or a live dial succeeded. */
-  reportSuccess(b: Backend): void {
-    b.consecutiveFailures = 0;
-    if (b.healthy) return;
-    b.consecutiveSuccesses++;
-    if (b.consecutiveSuccesses >= this.opts.rise) this.markUp(b);
-  }
-
-  /** A probe or a live dial failed with `cause`. */
-  reportFailure(b: Backend, cause: string): void {
+  /** An active probe's verdict. */
+  reportProbe(b: Backend, ok: boolean, detail: string, latencyMs: number): void {
+    const first = b.lastCheck === null;
+    b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
+    if (b.removed) return;
+    if (ok) {
+      b.consecutiveFailures = 0;
+      if (b.healthy) return;
+      b.consecutiveSuccesses++;
+      if (b.consecutiveSuccesses >= this.opts.rise) this.markUp(b);
+      return;
+    }
     b.consecutiveSuccesses = 0;
     b.consecutiveFailures++;
-    if (b.healthy && b.consecutiveFailures >= this.opts.fall) this.markDown(b, cause);
+    if (b.healthy && (first || b.consecutiveFailures >= this.opts.fall)) {
+      this.markDown(b, `probe: ${detail}`);
+    }
   }
 
-  /** Counts a live dial failure against the backend (a passive health signal). */
+  /**
+   * A live dial (or pool refill) connected. It clears the failure streak of a
+   * healthy backend, and closes the circuit after a half-open trial; it never
+   * brings back a backend that active probes hold down.
+   */
+  reportDialSuccess(b: Backend): void {
+    b.consecutiveFailures = 0;
+    if (b.halfOpen) {
+      this.clearTrial(b);
+      this.markUp(b);
+    }
+  }
+
+  /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
   recordDialFailure(b: Backend, cause: string): void {
     b.dialFailuresTotal++;
-    this.reportFailure(b, `dial: ${cause}`);
+    b.consecutiveSuccesses = 0;
+    b.consecutiveFailures++;
+    if (b.removed) return;
+    if (b.halfOpen) {
+      // The trial failed: stay open, wait twice as long for the next one.
+      b.halfOpen = false;
+      b.trialInFlight = false;
+      b.trialBackoffMs = Math.min(b.trialBackoffMs * 2, MAX_TRIAL_BACKOFF_MS);
+      b.downReason = `dial: ${cause}`;
+      this.scheduleTrial(b);
+      this.recompute();
+      return;
+    }
+    if (b.healthy && b.consecutiveFailures >= this.opts.fall) this.markDown(b, `dial: ${cause}`);
+  }
+
+  /** The dialer picked a half-open backend: it is the one trial; keep others off it until the verdict. */
+  beginTrial(b: Backend): void {
+    if (!b.halfOpen || b.trialInFlight) return;
+    b.trialInFlight = true;
+    this.recompute();
   }
 
   sessionOpened(b: Backend): void {
@@ -137,6 +191,10 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = false;
     b.downReason = reason;
     b.consecutiveSuccesses = 0;
+    if (this.opts.passiveOnly) {
+      b.trialBackoffMs = this.opts.trialBackoffMs;
+      this.scheduleTrial(b);
+    }
     this.recompute();
     this.emit('down', b, reason);
   }
@@ -146,8 +204,33 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = true;
     b.downReason = null;
     b.consecutiveFailures = 0;
+    this.clearTrial(b);
     this.recompute();
     this.emit('up', b);
+  }
+
+  /** Stops the half-open timers; the set is being discarded. */
+  close(): void {
+    for (const b of this.list) this.clearTrial(b);
+  }
+
+  private scheduleTrial(b: Backend): void {
+    if (b.trialTimer) clearTimeout(b.trialTimer);
+    b.trialTimer = setTimeout(() => {
+      b.trialTimer = null;
+      if (b.healthy || b.removed) return;
+      b.halfOpen = true;
+      b.trialInFlight = false;
+      this.recompute();
+    }, b.trialBackoffMs);
+    b.trialTimer.unref();
+  }
+
+  private clearTrial(b: Backend): void {
+    if (b.trialTimer) clearTimeout(b.trialTimer);
+    b.trialTimer = null;
+    b.halfOpen = false;
+    b.trialInFlight = false;
   }
 
   private require(address: string): Backend {
@@ -157,8 +240,10 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   private recompute(): void {
-    let c = this.list.filter((b) => b.healthy && !b.draining && !b.backup);
-    if (c.length === 0) c = this.list.filter((b) => b.healthy && !b.draining && b.backup);
+    const usable = (b: Backend): boolean =>
+      !b.draining && (b.healthy || (b.halfOpen && !b.trialInFlight));
+    let c = this.list.filter((b) => usable(b) && !b.backup);
+    if (c.length === 0) c = this.list.filter((b) => usable(b) && b.backup);
     if (c.length === 0 && this.opts.allDown === 'try-all') c = this.list.filter((b) => !b.draining);
     this.cands = Object.freeze(c);
     this.emit('change', this.cands);

@@ -22,6 +22,15 @@ export class Backend {
 
   consecutiveFailures = 0;
   consecutiveSuccesses = 0;
+  /** The last active probe's result; null before the first. */
+  lastCheck: { ok: boolean; detail: string; latencyMs: number; at: number } | null = null;
+  /** Circuit half-open (health kind "none"): one trial session may go here. */
+  halfOpen = false;
+  /** The half-open trial dial is under way; no other session is sent meanwhile. */
+  trialInFlight = false;
+  /** Next wait before a half-open trial; doubles on each failed trial. */
+  trialBackoffMs = 0;
+  trialTimer: NodeJS.Timeout | null = null;
 
   active = 0;
   sessionsTotal = 0;

@@ -5,6 +5,7 @@ import type { Strategy } from '../balancer/strategy.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { DialError, NoBackendError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { WarmPool } from '../pool/warm-pool.js';
 import type { Session } from './session.js';
 
 export interface DialerDeps {
@@ -12,6 +13,7 @@ export interface DialerDeps {
   readonly set: BackendSet;
   readonly strategy: Strategy;
   readonly log: Logger;
+  readonly pool: WarmPool;
   /** Plain counter, read at scrape time. */
   readonly counters: { retries: number };
 }
@@ -39,7 +41,21 @@ export class Dialer {
       return;
     }
     s.ctx.tried.push(b);
+    if (b.halfOpen) this.deps.set.beginTrial(b);
+    const pooled = s.noPool ? null : this.deps.pool.take(b);
+    if (pooled) {
+      // Our listeners go on before the pool's come off: the socket is never without an 'error' listener.
+      s.attach(pooled.socket, b, pooled);
+      this.deps.pool.release(pooled);
+      return;
+    }
     this.connect(s, b);
+  }
+
+  /** A pooled socket failed untouched after checkout: dial again, fresh; counts as a retry. */
+  redial(s: Session): void {
+    this.deps.counters.retries++;
+    this.dial(s);
   }
 
   private connect(s: Session, b: Backend): void {
@@ -68,8 +84,8 @@ export class Dialer {
         sock.destroy();
         return;
       }
-      this.deps.set.reportSuccess(b);
-      s.attach(sock, b);
+      this.deps.set.reportDialSuccess(b);
+      s.attach(sock, b, null);
     };
     sock.on('error', onFail);
     sock.once('timeout', onTimeout);

@@ -3,6 +3,9 @@ import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import type { PickContext } from '../balancer/strategy.js';
 import type { LbError } from '../errors.js';
+import type { PooledSocket } from '../pool/warm-pool.js';
+
+const PIPE_OPTS = { end: false } as const;
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -18,6 +21,10 @@ export interface SessionHost {
   readonly set: BackendSet;
   readonly idleTimeoutMs: number;
   dial(s: Session): void;
+  /** The backend leg is ready; `poolHit` says whether it came warm from the pool. */
+  sessionReady(s: Session, poolHit: boolean): void;
+  /** A pooled socket died before carrying a byte: the session dials again, fresh. */
+  pooledSocketFailed(s: Session): void;
   /** Called once, when both legs are closed. */
   sessionEnded(s: Session): void;
   dialGaveUp(s: Session, err: LbError): void;
@@ -43,10 +50,15 @@ export class Session {
   readyAt = 0n;
   cause: TerminationCause | null = null;
   closed = false;
+  /** The backend leg came from the warm pool. */
+  poolHit = false;
+  /** Set after a pooled socket failed: further attempts dial fresh. */
+  noPool = false;
 
   private clientClosed = false;
   private backendClosed = false;
   private ended = false;
+  private clientWired = false;
 
   constructor(
     private readonly host: SessionHost,
@@ -56,8 +68,10 @@ export class Session {
     this.ctx = { clientIp: client.remoteAddress ?? '', tried: [] };
     this.onClientError = this.onClientError.bind(this);
     this.onClientClose = this.onClientClose.bind(this);
+    this.onClientEnd = this.onClientEnd.bind(this);
     this.onBackendError = this.onBackendError.bind(this);
     this.onBackendClose = this.onBackendClose.bind(this);
+    this.onBackendEnd = this.onBackendEnd.bind(this);
     this.onTimeout = this.onTimeout.bind(this);
     client.on('error', this.onClientError);
     client.once('close', this.onClientClose);
@@ -67,29 +81,36 @@ export class Session {
     this.host.dial(this);
   }
 
-  /** The dialer has a connected backend socket for us: splice. */
-  attach(sock: Socket, target: Backend): void {
+  /**
+   * The dialer has a connected backend socket for us: splice. A pooled socket
+   * brings the bytes its backend sent while it waited; they reach the client
+   * first, in order.
+   */
+  attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void {
     this.backend = sock;
     this.target = target;
+    this.poolHit = pooled !== null;
     this.readyAt = process.hrtime.bigint();
     this.host.set.sessionOpened(target);
     sock.on('error', this.onBackendError);
     sock.once('close', this.onBackendClose);
-    sock.once('end', () => {
-      this.cause ??= 'backend-closed';
-    });
-    this.client.once('end', () => {
-      this.cause ??= 'client-closed';
-    });
+    sock.once('end', this.onBackendEnd);
     const idle = this.host.idleTimeoutMs;
     sock.setTimeout(idle);
-    this.client.setTimeout(idle);
-    if (idle > 0) {
-      sock.once('timeout', this.onTimeout);
-      this.client.once('timeout', this.onTimeout);
+    if (idle > 0) sock.once('timeout', this.onTimeout);
+    if (!this.clientWired) {
+      this.clientWired = true;
+      this.client.once('end', this.onClientEnd);
+      this.client.setTimeout(idle);
+      if (idle > 0) this.client.once('timeout', this.onTimeout);
     }
-    sock.pipe(this.client);
-    this.client.pipe(sock);
+    if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
+    this.host.sessionReady(this, this.poolHit);
+    // FINs are carried by onClientEnd/onBackendEnd, not by pipe(), so a warm socket that dies
+    // untouched can be swapped out before its FIN reaches the client.
+    sock.pipe(this.client, PIPE_OPTS);
+    this.client.pipe(sock, PIPE_OPTS);
+    if (this.client.readableEnded) sock.end();
   }
 
   dialFailed(err: LbError): void {
@@ -106,10 +127,47 @@ export class Session {
     this.backend?.destroy();
   }
 
+  /**
+   * A warm socket that dies before a single byte crossed it in either
+   * direction cost the client nothing yet: put the client back on hold and
+   * dial fresh, so a pooled socket never fails a request a fresh dial would
+   * have served. Returns true when it took over.
+   */
+  private redialIfUntouched(): boolean {
+    const b = this.backend;
+    if (!this.poolHit || !b || this.closed || this.client.readableEnded) return false;
+    if (b.bytesRead !== 0 || b.bytesWritten !== 0) return false;
+    b.unpipe(this.client);
+    this.client.unpipe(b);
+    this.client.pause();
+    b.removeListener('close', this.onBackendClose);
+    b.removeListener('end', this.onBackendEnd);
+    b.removeListener('timeout', this.onTimeout);
+    b.destroy();
+    if (this.target) this.host.set.sessionClosed(this.target, 0, 0);
+    this.backend = null;
+    this.target = null;
+    this.poolHit = false;
+    this.noPool = true;
+    this.host.pooledSocketFailed(this);
+    return true;
+  }
+
   private onTimeout(): void {
     this.cause ??= 'idle-timeout';
     this.client.destroy();
     this.backend?.destroy();
+  }
+
+  private onClientEnd(): void {
+    this.cause ??= 'client-closed';
+    this.backend?.end();
+  }
+
+  private onBackendEnd(): void {
+    if (this.redialIfUntouched()) return;
+    this.cause ??= 'backend-closed';
+    this.client.end();
   }
 
   private onClientError(): void {
@@ -120,6 +178,7 @@ export class Session {
   }
 
   private onBackendError(): void {
+    if (this.redialIfUntouched()) return;
     this.cause ??= 'error';
     // The client must not mistake a truncated reply for a complete one: reset, never FIN.
     if (!this.client.destroyed) this.client.resetAndDestroy();

@@ -1,0 +1,38 @@
+import { request } from 'node:http';
+import type { Backend } from '../backend/backend.js';
+import type { ProbeResult } from './tcp-probe.js';
+
+/**
+ * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within
+ * `timeoutMs` (the whole exchange, headers and body).
+ */
+export function httpProbe(b: Backend, path: string, timeoutMs: number): Promise<ProbeResult> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    let done = false;
+    const req = request({
+      host: b.host,
+      port: b.port,
+      path,
+      method: 'GET',
+      agent: false,
+      headers: { host: b.address, 'user-agent': 'blitz-lb-health', connection: 'close' },
+    });
+    const timer = setTimeout(() => finish(false, `timeout ${timeoutMs}ms`), timeoutMs);
+    function finish(ok: boolean, detail: string): void {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve({ ok, detail, latencyMs: performance.now() - start });
+    }
+    req.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
+    req.on('response', (res) => {
+      const code = res.statusCode ?? 0;
+      res.on('error', () => {});
+      res.resume();
+      res.once('end', () => finish(code >= 200 && code < 400, `HTTP ${code}`));
+    });
+    req.end();
+  });
+}

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { test } from 'node:test';
+import {
+  echoServer,
+  fdCount,
+  openClient,
+  readAll,
+  readBytes,
+  refusedPort,
+  scriptedServer,
+  startLb,
+  svc,
+  waitFor,
+} from './helpers/servers.js';
+
+const addr = (port: number): string => `127.0.0.1:${port}`;
+
+/** An echo backend that keeps its accepted sockets, so a test can close them under the pool. */
+async function trackedEcho(t: Parameters<typeof echoServer>[0]) {
+  const sockets: Socket[] = [];
+  let accepted = 0;
+  const port = await scriptedServer(t, (s) => {
+    accepted++;
+    sockets.push(s);
+    s.pipe(s);
+  });
+  return { port, sockets, accepted: () => accepted };
+}
+
+test('pool: min_idle sockets are pre-opened to each backend at start', async (t) => {
+  const a = await trackedEcho(t);
+  const b = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(a.port), addr(b.port)], { pool: { min_idle: 2 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 4, 3000, 'pool to fill');
+  assert.equal(a.accepted(), 2);
+  assert.equal(b.accepted(), 2);
+  const c = await openClient(lb.address('web').port);
+  c.end('warm');
+  assert.equal((await readAll(c)).toString(), 'warm');
+  c.destroy();
+  assert.equal(s.pool.counters.hits, 1);
+  assert.equal(s.pool.counters.misses, 0);
+  assert.equal(s.connectLatency.hit.count, 1);
+});
+
+test('pool: a socket the backend closed while idle is evicted, never handed out; the client is served', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 2, max_idle: 2 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 2, 3000, 'pool to fill');
+  const stale = be.sockets.splice(0);
+  for (const x of stale) x.end();
+  await waitFor(() => s.pool.counters.evictions.closed === 2, 3000, 'evictions');
+  const c = await openClient(lb.address('web').port);
+  c.end('after eviction');
+  assert.equal((await readAll(c)).toString(), 'after eviction');
+  c.destroy();
+  // The closed sockets never carried a byte: the session ran on a live one.
+  for (const x of stale) assert.equal(x.bytesRead, 0);
+  assert.equal(s.counters.connectFailed, 0);
+});
+
+test('pool: a warm socket that dies after checkout but before any byte is replaced by a fresh dial', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 1, max_idle: 1 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 1, 3000, 'pool to fill');
+  const c = await openClient(lb.address('web').port);
+  await waitFor(() => s.pool.counters.hits === 1 && s.activeSessions === 1, 3000, 'checkout');
+  // The backend closes every socket it has, including the one just handed to our client.
+  for (const x of be.sockets.splice(0)) x.end();
+  await waitFor(() => s.counters.retries === 1, 3000, 'the fresh redial');
+  c.end('still served');
+  assert.equal((await readAll(c)).toString(), 'still served');
+  c.destroy();
+  assert.equal(s.counters.connectFailed, 0);
+});
+
+test('pool: a server-first greeting sent long before checkout reaches the client first, byte for byte', async (t) => {
+  let n = 0;
+  const be = await scriptedServer(t, (sock) => {
+    sock.write(`220 conn-${++n} ready\r\n`);
+    sock.pipe(sock);
+  });
+  const lb = await startLb(t, svc([addr(be)], { pool: { min_idle: 1, max_idle: 1 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 1, 3000, 'pool to fill');
+  // The greeting must wait in the pool a while: this delay is the behaviour under test, not a sync.
+  await new Promise((r) => setTimeout(r, 1000));
+  const c = await openClient(lb.address('web').port);
+  const greeting = await readBytes(c, '220 conn-1 ready\r\n'.length);
+  assert.equal(greeting.toString(), '220 conn-1 ready\r\n');
+  c.end('ping');
+  assert.equal((await readAll(c)).toString(), 'ping');
+  c.destroy();
+  assert.equal(s.pool.counters.hits, 1);
+});
+
+test('pool: idle_ttl reaps old idle sockets and replaces them', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(
+    t,
+    svc([addr(be.port)], { pool: { min_idle: 2, max_idle: 2, idle_ttl: '200ms' } }),
+  );
+  const s = lb.service('web');
+  await waitFor(() => s.pool.counters.evictions.expired >= 2, 3000, 'expiry');
+  await waitFor(() => s.pool.idleCount === 2 && be.accepted() >= 4, 3000, 'replacement');
+  lb.cleanupConnections();
+  assert.ok(s.pool.idleCount <= 2);
+});
+
+test('pool: a refusing backend gets a bounded number of refill attempts in 2 s (exponential backoff)', async (t) => {
+  const dead = await refusedPort();
+  const lb = await startLb(
+    t,
+    svc([addr(dead)], {
+      pool: { min_idle: 2 },
+      retry_delay: '100ms',
+      health: { kind: 'none', fall: 1000 },
+    }),
+  );
+  const s = lb.service('web');
+  await waitFor(() => s.pool.counters.refillFailures >= 1, 2000, 'first refill failure');
+  const start = s.pool.counters.refillFailures;
+  await new Promise((r) => setTimeout(r, 2000));
+  const attempts = s.pool.counters.refillFailures - start;
+  // 100, 200, 400, 800 ms backoff: about 4 more attempts in 2 s; a hot loop would make thousands.
+  assert.ok(attempts >= 2 && attempts <= 6, `refill attempts in 2 s: ${attempts}`);
+  assert.equal(s.pool.idleCount, 0);
+});
+
+test('pool: with min_idle = 0 nothing is pre-opened', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 0 } }));
+  const c = await openClient(lb.address('web').port);
+  c.end('cold');
+  assert.equal((await readAll(c)).toString(), 'cold');
+  c.destroy();
+  assert.equal(be.accepted(), 1, 'only the session itself connected');
+  assert.equal(lb.service('web').pool.idleCount, 0);
+  assert.equal(lb.service('web').connectLatency.miss.count, 1);
+});
+
+test('pool: a down backend keeps no pool; it refills when the backend is back', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 2 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 2, 3000, 'pool to fill');
+  const b = s.set.all[0];
+  assert.ok(b);
+  s.set.markDown(b, 'test');
+  assert.equal(s.pool.idleCount, 0);
+  assert.equal(s.pool.counters.evictions['backend-down'], 2);
+  s.set.markUp(b);
+  await waitFor(() => s.pool.idleCount === 2, 3000, 'refill after up');
+});
+
+test('pool: 1,000 sessions through a warm pool leak no descriptors', async (t) => {
+  const be = await echoServer(t);
+  const lb = await startLb(t, svc([addr(be)], { pool: { min_idle: 2, max_idle: 2 } }));
+  const s = lb.service('web');
+  const port = lb.address('web').port;
+  await waitFor(() => s.pool.idleCount === 2, 3000, 'pool to fill');
+  const baseline = fdCount();
+  for (let i = 0; i < 1000; i += 20) {
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const c = await openClient(port);
+        c.end('x');
+        assert.equal((await readAll(c)).toString(), 'x');
+        c.destroy();
+      }),
+    );
+  }
+  await waitFor(
+    () => s.activeSessions === 0 && s.pool.idleCount === 2,
+    5000,
+    'sessions to end, pool to refill',
+  );
+  await waitFor(() => fdCount() <= baseline, 5000, `fd count back to ${baseline}`);
+  assert.ok(s.pool.counters.hits > 0, 'the pool served sessions');
+  assert.equal(s.pool.counters.hits + s.pool.counters.misses, 1000);
+});
+
+test('pool: shutdown closes idle sockets at once', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 2 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 2, 3000, 'pool to fill');
+  await lb.close(1000);
+  assert.equal(s.pool.idleCount, 0);
+  await Promise.all(be.sockets.map((x) => (x.readableEnded ? Promise.resolve() : once(x, 'end'))));
+});
