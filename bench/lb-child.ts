@@ -1,10 +1,11 @@
 /**
  * Runs blitz-lb in a child process for the bench, from a config object given
- * as JSON in argv[2]. Reports its port over IPC, then answers 'stats' requests
- * with counters and the accept-to-ready histograms read straight from the
- * balancer (the admin server is not needed for that).
+ * as JSON in argv[2] (one service named "bench"). Reports its port over IPC,
+ * then answers 'stats' requests with counters and the accept-to-ready
+ * histograms read straight from the balancer.
  */
 import { parseConfig } from '../src/config/schema.js';
+import type { Histogram } from '../src/histogram.js';
 import { LoadBalancer } from '../src/load-balancer.js';
 
 const raw = JSON.parse(process.argv[2] ?? '{}') as Record<string, unknown>;
@@ -14,21 +15,21 @@ const svc = lb.service('bench');
 const send = (m: unknown): void => {
   process.send?.(m);
 };
+const snap = (x: Histogram) => ({
+  count: x.count,
+  sum: x.sum,
+  bounds: x.bounds,
+  counts: [...x.counts],
+});
 send({ type: 'ready', port: lb.address('bench').port });
 process.on('message', (m: { type: string }) => {
   if (m.type !== 'stats') return;
-  const h = (x: typeof svc.connectLatency.hit) => ({
-    count: x.count,
-    sum: x.sum,
-    bounds: x.bounds,
-    counts: [...x.counts],
-  });
   send({
     type: 'stats',
     counters: svc.counters,
     pool: svc.pool.counters,
-    hit: h(svc.connectLatency.hit),
-    miss: h(svc.connectLatency.miss),
+    hit: snap(svc.connectLatency.hit),
+    miss: snap(svc.connectLatency.miss),
   });
 });
 process.on('disconnect', () => {

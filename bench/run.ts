@@ -1,0 +1,166 @@
+/**
+ * npm run bench [-- --quick] [--rounds N] [--seconds S]
+ *
+ * Scenarios (keep-alive, churn, bulk, idle) against every target (direct,
+ * blitz-lb, blitz-lb with the pool off, node-tcp-proxy, HAProxy and nginx
+ * stream when installed), run interleaved A B C A B C… for several rounds;
+ * medians reported as a markdown table, bench/results/latest.json and
+ * bench/RESULTS.md. --quick is a one-round smoke of everything that checks
+ * only that every figure came out.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  blitzDefault,
+  blitzNoPool,
+  direct,
+  haproxy,
+  MAX_SESSIONS,
+  nginxStream,
+  nodeTcpProxy,
+  startBulkBackend,
+  startHttpBackends,
+  type Target,
+} from './lib/peers.js';
+import { median } from './lib/proc.js';
+import { markdown, type Results, validate } from './lib/report.js';
+import { bulk, type Figures, httpLoad, idle, type ScenarioOpts } from './lib/scenarios.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(`--${name}`);
+const num = (name: string, dflt: number): number => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const quick = flag('quick');
+const rounds = num('rounds', quick ? 1 : 3);
+const opts: ScenarioOpts = {
+  seconds: num('seconds', quick ? 2 : 10),
+  bulkBytes: quick ? 64 * 2 ** 20 : 2 ** 30,
+  idleSessions: quick ? 500 : Math.min(10_000, MAX_SESSIONS),
+};
+
+const targets: Target[] = [direct, blitzDefault, blitzNoPool, nodeTcpProxy];
+for (const peer of [haproxy(), nginxStream()]) if (peer) targets.push(peer);
+
+type Scenario = {
+  name: string;
+  backends: 'http' | 'bulk';
+  run: (r: Parameters<typeof httpLoad>[0]) => Promise<Figures>;
+};
+const scenarios: Scenario[] = [
+  { name: 'keep-alive', backends: 'http', run: (r) => httpLoad(r, opts, false) },
+  { name: 'churn', backends: 'http', run: (r) => httpLoad(r, opts, true) },
+  { name: 'bulk', backends: 'bulk', run: (r) => bulk(r, opts) },
+  { name: 'idle', backends: 'http', run: (r) => idle(r, opts) },
+];
+
+const total = rounds * scenarios.length * targets.length;
+let done = 0;
+function progress(label: string): void {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  process.stderr.write(
+    `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${label.padEnd(48)}`,
+  );
+}
+
+const http = await startHttpBackends();
+const bulkPeer = await startBulkBackend();
+const raw: Record<string, Record<string, Figures[]>> = {};
+try {
+  for (let round = 1; round <= rounds; round++) {
+    for (const sc of scenarios) {
+      for (const t of targets) {
+        if (sc.name === 'idle' && t === direct) {
+          done++;
+          continue;
+        }
+        progress(`round ${round} ${sc.name} ${t.name}`);
+        const running = await t.start(sc.backends === 'http' ? http.ports : [bulkPeer.port]);
+        // blitz-lb fills its pool in the background; give every target the same settling time.
+        await new Promise((r) => setTimeout(r, 300));
+        try {
+          const f = await sc.run(running);
+          ((raw[sc.name] ??= {})[t.name] ??= []).push(f);
+        } finally {
+          await running.stop();
+        }
+        done++;
+      }
+    }
+  }
+} finally {
+  await http.stop();
+  await bulkPeer.stop();
+}
+progress('done');
+process.stderr.write('\n');
+
+const med = (xs: (number | undefined)[]): number => median(xs.map((x) => x ?? Number.NaN));
+const results: Results = {
+  date: new Date().toISOString(),
+  quick,
+  rounds,
+  opts,
+  machine: {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    node: process.version,
+    backends: http.kind,
+    haproxy: version('haproxy', ['-v']),
+    nginx: version('nginx', ['-v']),
+  },
+  scenarios: {},
+};
+for (const [sc, byTarget] of Object.entries(raw)) {
+  results.scenarios[sc] = {};
+  for (const [t, runs] of Object.entries(byTarget)) {
+    results.scenarios[sc][t] = {
+      rps: med(runs.map((r) => r.rps)),
+      p50: med(runs.map((r) => r.p50)),
+      p99: med(runs.map((r) => r.p99)),
+      errors: runs.reduce((n, r) => n + r.errors, 0),
+      cpuUs: med(runs.map((r) => r.cpuUs)),
+      peakRssMiB: med(runs.map((r) => r.peakRssMiB)),
+      gbitUp: med(runs.map((r) => r.gbitUp)),
+      gbitDown: med(runs.map((r) => r.gbitDown)),
+      kibPerSession: med(runs.map((r) => r.kibPerSession)),
+      tool: runs[0]?.tool,
+    };
+  }
+}
+
+const table = markdown(results);
+process.stdout.write(`${table}\n`);
+const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
+mkdirSync(join(benchDir, 'results'), { recursive: true });
+writeFileSync(
+  join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
+  `${JSON.stringify(results, null, 2)}\n`,
+);
+if (!quick) writeFileSync(join(benchDir, 'RESULTS.md'), `# Benchmark results\n\n${table}\n`);
+const problems = validate(
+  results,
+  targets.map((t) => t.name),
+);
+if (problems.length > 0) {
+  process.stderr.write(`bench: invalid output:\n  ${problems.join('\n  ')}\n`);
+  process.exit(1);
+}
+
+function version(cmd: string, args: string[]): string | null {
+  try {
+    return (
+      execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split(
+        '\n',
+      )[0] ?? null
+    );
+  } catch (err) {
+    const e = err as { stderr?: string };
+    return e.stderr ? (e.stderr.split('\n')[0] ?? null) : null;
+  }
+}
