@@ -85,7 +85,10 @@ try {
         await new Promise((r) => setTimeout(r, 300));
         try {
           const f = await sc.run(running);
-          ((raw[sc.name] ??= {})[t.name] ??= []).push(f);
+          raw[sc.name] ??= {};
+          const byTarget = raw[sc.name] as Record<string, Figures[]>;
+          byTarget[t.name] ??= [];
+          byTarget[t.name]?.push(f);
         } finally {
           await running.stop();
         }

@@ -148,7 +148,7 @@ export class Service implements ListenerHost, SessionHost {
   }
 
   sessionReady(s: Session, poolHit: boolean): void {
-    const seconds = Number(s.readyAt - s.acceptedAt) / 1e9;
+    const seconds = (s.readyAt - s.acceptedAt) / 1000;
     (poolHit ? this.connectLatency.hit : this.connectLatency.miss).observe(seconds);
   }
 

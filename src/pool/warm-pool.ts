@@ -279,7 +279,6 @@ export class WarmPool {
       sock.once('end', ps.onEnd);
       sock.on('error', ps.onError);
       sock.once('close', ps.onEnd);
-      sock.setKeepAlive(true, 30_000);
       p.idle.push(ps);
       this.refill(p);
     });

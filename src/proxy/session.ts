@@ -5,8 +5,6 @@ import type { PickContext } from '../balancer/strategy.js';
 import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
 
-const PIPE_OPTS = { end: false } as const;
-
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
   | 'client-closed'
@@ -46,8 +44,9 @@ export class Session {
   retryTimer: NodeJS.Timeout | null = null;
   readonly ctx: PickContext & { tried: Backend[] };
   readonly attempts: { backend: string; cause: string }[] = [];
-  readonly acceptedAt = process.hrtime.bigint();
-  readyAt = 0n;
+  /** performance.now() at accept and when the backend leg was ready (ms). */
+  readonly acceptedAt = performance.now();
+  readyAt = 0;
   cause: TerminationCause | null = null;
   closed = false;
   /** The backend leg came from the warm pool. */
@@ -73,6 +72,10 @@ export class Session {
     this.onBackendClose = this.onBackendClose.bind(this);
     this.onBackendEnd = this.onBackendEnd.bind(this);
     this.onTimeout = this.onTimeout.bind(this);
+    this.onClientData = this.onClientData.bind(this);
+    this.onBackendData = this.onBackendData.bind(this);
+    this.onClientDrain = this.onClientDrain.bind(this);
+    this.onBackendDrain = this.onBackendDrain.bind(this);
     client.on('error', this.onClientError);
     client.once('close', this.onClientClose);
   }
@@ -90,26 +93,31 @@ export class Session {
     this.backend = sock;
     this.target = target;
     this.poolHit = pooled !== null;
-    this.readyAt = process.hrtime.bigint();
+    this.readyAt = performance.now();
     this.host.set.sessionOpened(target);
     sock.on('error', this.onBackendError);
     sock.once('close', this.onBackendClose);
     sock.once('end', this.onBackendEnd);
+    sock.on('drain', this.onBackendDrain);
     const idle = this.host.idleTimeoutMs;
     sock.setTimeout(idle);
     if (idle > 0) sock.once('timeout', this.onTimeout);
     if (!this.clientWired) {
       this.clientWired = true;
       this.client.once('end', this.onClientEnd);
+      this.client.on('drain', this.onClientDrain);
       this.client.setTimeout(idle);
       if (idle > 0) this.client.once('timeout', this.onTimeout);
     }
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this, this.poolHit);
-    // FINs are carried by onClientEnd/onBackendEnd, not by pipe(), so a warm socket that dies
+    // Our own data handlers rather than pipe(): one bound method per direction, no per-chunk
+    // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
     // untouched can be swapped out before its FIN reaches the client.
-    sock.pipe(this.client, PIPE_OPTS);
-    this.client.pipe(sock, PIPE_OPTS);
+    sock.on('data', this.onBackendData);
+    this.client.on('data', this.onClientData);
+    // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
+    this.client.resume();
     if (this.client.readableEnded) sock.end();
   }
 
@@ -137,8 +145,9 @@ export class Session {
     const b = this.backend;
     if (!this.poolHit || !b || this.closed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== 0) return false;
-    b.unpipe(this.client);
-    this.client.unpipe(b);
+    b.removeListener('data', this.onBackendData);
+    b.removeListener('drain', this.onBackendDrain);
+    this.client.removeListener('data', this.onClientData);
     this.client.pause();
     b.removeListener('close', this.onBackendClose);
     b.removeListener('end', this.onBackendEnd);
@@ -151,6 +160,23 @@ export class Session {
     this.noPool = true;
     this.host.pooledSocketFailed(this);
     return true;
+  }
+
+  /** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
+  private onClientData(chunk: Buffer): void {
+    if (!(this.backend as Socket).write(chunk)) this.client.pause();
+  }
+
+  private onBackendData(chunk: Buffer): void {
+    if (!this.client.write(chunk)) (this.backend as Socket).pause();
+  }
+
+  private onBackendDrain(): void {
+    this.client.resume();
+  }
+
+  private onClientDrain(): void {
+    this.backend?.resume();
   }
 
   private onTimeout(): void {
