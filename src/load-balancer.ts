@@ -9,11 +9,17 @@ import { Service } from './service.js';
 export interface LoadBalancerOptions {
   /** Root logger; components take children of it. Silent when omitted. */
   logger?: Logger;
+  /** Randomness for random-two (uniform in [0, 1)); a test passes a seeded one. */
+  rng?: () => number;
 }
 
 export interface AddBackendOptions {
   weight?: number;
   backup?: boolean;
+  maxConnections?: number;
+  maxRate?: number;
+  /** Milliseconds. */
+  slowStart?: number;
 }
 
 /**
@@ -30,7 +36,9 @@ export class LoadBalancer {
   constructor(config: Config, opts: LoadBalancerOptions = {}) {
     this.config = config;
     this.log = opts.logger ?? silentLogger();
-    for (const cfg of config.services) this.services.set(cfg.name, new Service(cfg, this.log));
+    const strategyOpts = opts.rng ? { rng: opts.rng } : {};
+    for (const cfg of config.services)
+      this.services.set(cfg.name, new Service(cfg, this.log, strategyOpts));
   }
 
   /** Binds every listener. On a bind failure the ones already bound are closed and the error (LB_ERR_LISTEN) is thrown. */
@@ -99,7 +107,14 @@ export class LoadBalancer {
         'LB_ERR_CONFIG',
         `weight must be a whole number of 1 or more, got ${weight}`,
       );
-    const cfg: BackendConfig = { ...hp, weight, backup: opts.backup ?? false };
+    const cfg: BackendConfig = {
+      ...hp,
+      weight,
+      backup: opts.backup ?? false,
+      maxConnections: opts.maxConnections ?? 0,
+      maxRate: opts.maxRate ?? 0,
+      slowStartMs: opts.slowStart ?? 0,
+    };
     const svc = this.service(service);
     const b = svc.set.add(cfg);
     svc.health.watch(b);
@@ -116,9 +131,29 @@ export class LoadBalancer {
     for (const s of this.services.values()) s.pool.reap();
   }
 
+  /** Changes a backend's weight now; strategies rebuild at once. */
+  setWeight(service: string, address: string, weight: number): Backend {
+    return this.service(service).set.setWeight(canonical(address), weight);
+  }
+
+  /** Drains a backend: no new sessions go to it; its open sessions continue to their end. */
+  drainBackend(service: string, address: string): Backend {
+    return this.service(service).set.setDraining(canonical(address), true);
+  }
+
+  /** Ends a drain: the backend takes new sessions again (if healthy). */
+  enableBackend(service: string, address: string): Backend {
+    return this.service(service).set.setDraining(canonical(address), false);
+  }
+
   /** Removes a backend: no new sessions go to it; its open sessions run to their end. */
   removeBackend(service: string, address: string): void {
-    const hp = parseHostPort(address);
-    this.service(service).set.remove('error' in hp ? address : hp.address);
+    this.service(service).set.remove(canonical(address));
   }
+}
+
+/** "localhost:80" and "[::1]:80" as the set stores them; anything unparsable is looked up as given. */
+function canonical(address: string): string {
+  const hp = parseHostPort(address);
+  return 'error' in hp ? address : hp.address;
 }

@@ -1,6 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { BackendSet } from './backend/backend-set.js';
-import { createStrategy } from './balancer/index.js';
+import { createStrategy, type StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
 import type { ServiceConfig } from './config/schema.js';
 import type { LbError } from './errors.js';
@@ -15,7 +15,14 @@ import { Session, type SessionHost } from './proxy/session.js';
 /** Plain counters, read by metrics at scrape time. */
 export interface ServiceCounters {
   accepted: number;
+  /** Turned away at the service's max_connections. */
   refusedLimit: number;
+  /** Every backend at its cap and the wait queue full. */
+  refusedQueueFull: number;
+  /** Waited queue_timeout for a backend slot without getting one. */
+  refusedQueueTimeout: number;
+  /** Sessions that had to wait for a backend slot. */
+  queued: number;
   refusedNoBackend: number;
   connectFailed: number;
   retries: number;
@@ -31,6 +38,9 @@ export class Service implements ListenerHost, SessionHost {
   readonly counters: ServiceCounters = {
     accepted: 0,
     refusedLimit: 0,
+    refusedQueueFull: 0,
+    refusedQueueTimeout: 0,
+    queued: 0,
     refusedNoBackend: 0,
     connectFailed: 0,
     retries: 0,
@@ -49,10 +59,14 @@ export class Service implements ListenerHost, SessionHost {
   private readonly dialer: Dialer;
   private readonly log: Logger;
   private drainWaiters: (() => void)[] = [];
+  /** Sessions waiting for a backend slot, oldest first. */
+  private waiting: Session[] = [];
+  private queueTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly cfg: ServiceConfig,
     log: Logger,
+    strategyOpts: StrategyOptions = {},
   ) {
     this.name = cfg.name;
     this.log = log.child({ service: cfg.name });
@@ -63,7 +77,7 @@ export class Service implements ListenerHost, SessionHost {
       passiveOnly: cfg.health.kind === 'none',
       trialBackoffMs: cfg.health.intervalMs,
     });
-    this.strategy = createStrategy(cfg.balance);
+    this.strategy = createStrategy(cfg.balance, strategyOpts);
     this.strategy.update(this.set.candidates);
     this.set.on('change', (c) => this.strategy.update(c));
     this.set.on('down', (b, reason) =>
@@ -85,6 +99,7 @@ export class Service implements ListenerHost, SessionHost {
       strategy: this.strategy,
       log: this.log,
       counters: this.counters,
+      unavailable: (sess) => this.enqueue(sess),
     });
     this.listener = new Listener(cfg.listen, this, this.log);
   }
@@ -116,6 +131,8 @@ export class Service implements ListenerHost, SessionHost {
   /** Stops accepting, probing and pooling; open sessions carry on. */
   stopAccepting(): void {
     this.listener.stop();
+    if (this.queueTimer) clearInterval(this.queueTimer);
+    this.queueTimer = null;
     this.health.stop();
     this.pool.close();
     this.set.close();
@@ -166,8 +183,62 @@ export class Service implements ListenerHost, SessionHost {
     );
   }
 
+  /** Waits for a backend slot, FIFO, bounded by queue_size and queue_timeout. */
+  private enqueue(s: Session): void {
+    if (s.queuedAt === 0) {
+      if (this.waiting.length >= this.cfg.queueSize) {
+        this.counters.refusedQueueFull++;
+        this.log.debug(
+          { client: s.ctx.clientIp },
+          'refused: every backend at its limit and the queue is full',
+        );
+        s.refuse('refused-limit');
+        return;
+      }
+      s.queuedAt = performance.now();
+      this.counters.queued++;
+      this.waiting.push(s);
+    } else {
+      // It was at the head and still found no slot: it keeps its place.
+      this.waiting.unshift(s);
+    }
+    // Slots free when sessions end; the timer covers max_rate refills and queue_timeout.
+    if (!this.queueTimer) {
+      this.queueTimer = setInterval(() => this.serveQueue(), 25);
+      this.queueTimer.unref();
+    }
+  }
+
+  /** Hands freed slots to waiting sessions in arrival order; refuses those past queue_timeout. */
+  private serveQueue(): void {
+    const now = performance.now();
+    while (this.waiting.length > 0) {
+      const s = this.waiting[0] as Session;
+      if (s.closed) {
+        this.waiting.shift();
+        continue;
+      }
+      if (now - s.queuedAt > this.cfg.queueTimeoutMs) {
+        this.waiting.shift();
+        this.counters.refusedQueueTimeout++;
+        s.refuse('refused-limit');
+        continue;
+      }
+      const before = this.waiting.length;
+      this.waiting.shift();
+      this.dialer.dial(s);
+      // Re-queued at the head: nothing is free yet; the rest wait behind it.
+      if (this.waiting.length === before) break;
+    }
+    if (this.waiting.length === 0 && this.queueTimer) {
+      clearInterval(this.queueTimer);
+      this.queueTimer = null;
+    }
+  }
+
   sessionEnded(s: Session): void {
     this.sessions.delete(s);
+    if (this.waiting.length > 0) this.serveQueue();
     this.counters.bytesFromClients += s.client.bytesRead;
     this.counters.bytesToClients += s.client.bytesWritten;
     if (this.sessions.size === 0 && this.drainWaiters.length > 0) {

@@ -28,11 +28,14 @@ backends = [
   { address = "127.0.0.1:9002", weight = 2 },
   { address = "localhost:9003", backup = true },
   "[::1]:9004",
+  { address = "127.0.0.1:9005", max_connections = 100, max_rate = 50, slow_start = "30s" },
 ]
 idle_timeout = "10m"
 retry_delay = 250
 max_connections = 500
 all_down = "refuse"
+queue_size = 50
+queue_timeout = "2s"
 
 [services.web.health]
 kind = "http"
@@ -47,6 +50,7 @@ idle_ttl = "1m"
 
 [services.db]
 listen = "[::1]:3306"
+balance = "least-connections"
 backends = ["db1.internal:3306"]
 max_retries = 1
 `;
@@ -67,8 +71,19 @@ test('a file with every key parses to the values written, defaults filled in', (
       ['127.0.0.1:9002', 2, false],
       ['localhost:9003', 1, true],
       ['[::1]:9004', 1, false],
+      ['127.0.0.1:9005', 1, false],
     ],
   );
+  assert.deepEqual(
+    [web.backends[4]?.maxConnections, web.backends[4]?.maxRate, web.backends[4]?.slowStartMs],
+    [100, 50, 30_000],
+  );
+  assert.deepEqual(
+    [web.backends[0]?.maxConnections, web.backends[0]?.maxRate, web.backends[0]?.slowStartMs],
+    [0, 0, 0],
+  );
+  assert.deepEqual([web.queueSize, web.queueTimeoutMs], [50, 2000]);
+  assert.deepEqual([db.queueSize, db.queueTimeoutMs], [1000, 5000]);
   assert.equal(web.backends[3]?.host, '::1');
   assert.equal(web.connectTimeoutMs, 750, 'inherited from [defaults]');
   assert.equal(web.maxRetries, 5, 'inherited from [defaults]');
@@ -195,6 +210,16 @@ const INVALID: { name: string; text: string; message: RegExp }[] = [
     name: 'wrong type',
     text: base('backends = ["127.0.0.1:9001"]\nmax_retries = "3"'),
     message: /services\.web\.max_retries: expected a whole number, got "3"/,
+  },
+  {
+    name: 'negative max_rate',
+    text: base('backends = [{ address = "127.0.0.1:9001", max_rate = -1 }]'),
+    message: /services\.web\.backends\[0\]\.max_rate: must be 0 or more, got -1/,
+  },
+  {
+    name: 'unknown backend key',
+    text: base('backends = [{ address = "127.0.0.1:9001", max_conections = 5 }]'),
+    message: /backends\[0\]\.max_conections: unknown key; did you mean "max_connections"\?/,
   },
   {
     name: 'no services',

@@ -7,6 +7,7 @@ import type { Backend } from '../src/backend/backend.js';
 import { Backend as BackendClass } from '../src/backend/backend.js';
 import { httpProbe } from '../src/health/http-probe.js';
 import { tcpProbe } from '../src/health/tcp-probe.js';
+import { backendConfig } from './helpers/backends.js';
 import {
   blackhole,
   httpGet,
@@ -30,13 +31,7 @@ function namedHttp(name: string, status = 200): HttpServer {
 }
 
 function backendAt(port: number): Backend {
-  return new BackendClass({
-    address: addr(port),
-    host: '127.0.0.1',
-    port,
-    weight: 1,
-    backup: false,
-  });
+  return new BackendClass(backendConfig(port));
 }
 
 test('health: a dead backend is down after the first probe at start (init-state up)', async (t) => {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { AllDownPolicy, BackendConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
-import { Backend } from './backend.js';
+import { Backend, rateTokensAt } from './backend.js';
 
 export interface BackendSetEvents {
   /** A backend became healthy again. */
@@ -175,8 +175,26 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     this.recompute();
   }
 
-  sessionOpened(b: Backend): void {
+  /**
+   * A session was just sent to `b`: it holds one of b's max_connections slots
+   * from now (so concurrent dials cannot overshoot the cap) and spends a
+   * max_rate token. Undone by `release` if the dial fails.
+   */
+  reserve(b: Backend, now: number): void {
     b.active++;
+    if (b.maxRate > 0) {
+      b.rateTokens = rateTokensAt(b, now) - 1;
+      b.rateAt = now;
+    }
+  }
+
+  /** A reserved slot whose dial failed or whose client left before the backend was ready. */
+  release(b: Backend): void {
+    b.active--;
+  }
+
+  /** The reserved session is spliced to `b`. */
+  sessionOpened(b: Backend): void {
     b.sessionsTotal++;
   }
 
@@ -204,6 +222,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = true;
     b.downReason = null;
     b.consecutiveFailures = 0;
+    b.upSince = performance.now();
     this.clearTrial(b);
     this.recompute();
     this.emit('up', b);

@@ -10,6 +10,9 @@ export class Backend {
   readonly port: number;
   weight: number;
   backup: boolean;
+  readonly maxConnections: number;
+  readonly maxRate: number;
+  readonly slowStartMs: number;
 
   /** Eligible as far as health goes. See BackendSet for the state a backend starts in. */
   healthy = true;
@@ -32,6 +35,12 @@ export class Backend {
   trialBackoffMs = 0;
   trialTimer: NodeJS.Timeout | null = null;
 
+  /** performance.now() when it last came back up; slow start ramps from here. 0: never down. */
+  upSince = 0;
+  /** max_rate token bucket: tokens at `rateAt` (performance.now() ms). */
+  rateTokens = 0;
+  rateAt = 0;
+
   active = 0;
   sessionsTotal = 0;
   dialFailuresTotal = 0;
@@ -39,12 +48,16 @@ export class Backend {
   bytesFromBackend = 0;
   bytesToBackend = 0;
 
-  constructor(cfg: Pick<BackendConfig, 'address' | 'host' | 'port' | 'weight' | 'backup'>) {
+  constructor(cfg: BackendConfig) {
     this.address = cfg.address;
     this.host = cfg.host;
     this.port = cfg.port;
     this.weight = cfg.weight;
     this.backup = cfg.backup;
+    this.maxConnections = cfg.maxConnections;
+    this.maxRate = cfg.maxRate;
+    this.slowStartMs = cfg.slowStartMs;
+    this.rateTokens = cfg.maxRate;
   }
 
   /** A short state word for logs and APIs. */
@@ -52,4 +65,33 @@ export class Backend {
     if (this.draining) return 'draining';
     return this.healthy ? 'up' : 'down';
   }
+}
+
+/** Share of full weight a slow-starting backend begins at. */
+export const SLOW_START_FLOOR = 0.1;
+
+/**
+ * Weight to pick by now: the configured weight, ramped linearly from 10 % to
+ * 100 % over slow_start after the backend came back up.
+ */
+export function effectiveWeight(b: Backend, now: number): number {
+  if (b.slowStartMs === 0 || b.upSince === 0) return b.weight;
+  const f = (now - b.upSince) / b.slowStartMs;
+  if (f >= 1) return b.weight;
+  return b.weight * Math.max(f, SLOW_START_FLOOR);
+}
+
+/** max_rate tokens available at `now`, without spending any. */
+export function rateTokensAt(b: Backend, now: number): number {
+  const t = b.rateTokens + ((now - b.rateAt) * b.maxRate) / 1000;
+  return Math.min(t, b.maxRate);
+}
+
+/**
+ * Can take a new session now: below its max_connections and with a max_rate
+ * token to spend. Health and draining are decided earlier, in the candidate list.
+ */
+export function isAvailable(b: Backend, now: number): boolean {
+  if (b.maxConnections > 0 && b.active >= b.maxConnections) return false;
+  return b.maxRate === 0 || rateTokensAt(b, now) >= 1;
 }

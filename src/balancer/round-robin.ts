@@ -1,5 +1,5 @@
-import type { Backend } from '../backend/backend.js';
-import { type PickContext, type Strategy, wasTried } from './strategy.js';
+import { type Backend, effectiveWeight } from '../backend/backend.js';
+import { eligible, mustSkipTried, type PickContext, type Strategy } from './strategy.js';
 
 /**
  * Smooth weighted round-robin, as nginx does it: each pick adds every
@@ -17,26 +17,19 @@ export class RoundRobin implements Strategy {
 
   pick(ctx: PickContext): Backend | undefined {
     const n = this.cands.length;
-    if (n === 0) return undefined;
-    let skipTried = false;
-    if (ctx.tried.length > 0) {
-      for (let i = 0; i < n; i++) {
-        if (!wasTried(ctx, this.cands[i] as Backend)) {
-          skipTried = true;
-          break;
-        }
-      }
-    }
+    const skipTried = mustSkipTried(ctx, this.cands);
     let best = -1;
     let total = 0;
     const cur = this.current;
     for (let i = 0; i < n; i++) {
       const b = this.cands[i] as Backend;
-      if (skipTried && wasTried(ctx, b)) continue;
-      cur[i] = (cur[i] as number) + b.weight;
-      total += b.weight;
+      if (!eligible(ctx, b, skipTried)) continue;
+      const w = effectiveWeight(b, ctx.now);
+      cur[i] = (cur[i] as number) + w;
+      total += w;
       if (best < 0 || (cur[i] as number) > (cur[best] as number)) best = i;
     }
+    if (best < 0) return undefined;
     cur[best] = (cur[best] as number) - total;
     return this.cands[best];
   }

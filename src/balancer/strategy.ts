@@ -1,4 +1,4 @@
-import type { Backend } from '../backend/backend.js';
+import { type Backend, isAvailable } from '../backend/backend.js';
 
 /** What a strategy may look at for one pick. Owned and reused by the session: no allocation per pick. */
 export interface PickContext {
@@ -6,16 +6,19 @@ export interface PickContext {
   clientIp: string;
   /** Backends this session already tried; skipped while an untried candidate exists. */
   readonly tried: readonly Backend[];
+  /** performance.now() at the pick, for slow start and max_rate. */
+  now: number;
 }
 
 /**
- * Picks a backend from the candidates BackendSet hands it. Pure apart from its
- * own rotation state, and allocation-free in `pick`.
+ * Picks a backend from the candidates BackendSet hands it (healthy, not
+ * draining). Pure apart from its own rotation state, and allocation-free in
+ * `pick`. It skips backends at their max_connections or max_rate, and
+ * returns undefined when none is available.
  */
 export interface Strategy {
   /** Called whenever the candidate list, or a weight in it, changes. Rebuild any tables here. */
   update(candidates: readonly Backend[]): void;
-  /** A candidate, or undefined when there are none. */
   pick(ctx: PickContext): Backend | undefined;
 }
 
@@ -23,4 +26,22 @@ export function wasTried(ctx: PickContext, b: Backend): boolean {
   const t = ctx.tried;
   for (let i = 0; i < t.length; i++) if (t[i] === b) return true;
   return false;
+}
+
+/**
+ * Whether the pick must skip tried backends: true when an available candidate
+ * not yet tried exists. Otherwise retries may go back to a tried one.
+ */
+export function mustSkipTried(ctx: PickContext, cands: readonly Backend[]): boolean {
+  if (ctx.tried.length === 0) return false;
+  for (let i = 0; i < cands.length; i++) {
+    const b = cands[i] as Backend;
+    if (!wasTried(ctx, b) && isAvailable(b, ctx.now)) return true;
+  }
+  return false;
+}
+
+/** Eligible for this pick: available now, and untried when `skipTried`. */
+export function eligible(ctx: PickContext, b: Backend, skipTried: boolean): boolean {
+  return isAvailable(b, ctx.now) && !(skipTried && wasTried(ctx, b));
 }

@@ -13,6 +13,12 @@ export type AllDownPolicy = (typeof ALL_DOWN_POLICIES)[number];
 export interface BackendConfig extends HostPort {
   readonly weight: number;
   readonly backup: boolean;
+  /** Open sessions on this backend; at the cap it takes no new ones (0: no cap). */
+  readonly maxConnections: number;
+  /** New sessions a second to this backend (0: no limit). */
+  readonly maxRate: number;
+  /** Ramp from 10 % to full weight over this long after coming back up (0: off). */
+  readonly slowStartMs: number;
 }
 
 export interface HealthConfig {
@@ -42,6 +48,9 @@ export interface ServiceConfig {
   readonly retryDelayMs: number;
   readonly maxConnections: number;
   readonly allDown: AllDownPolicy;
+  /** Clients that may wait for a backend slot when every backend is at its cap (0: refuse at once). */
+  readonly queueSize: number;
+  readonly queueTimeoutMs: number;
   readonly health: HealthConfig;
   readonly pool: PoolConfig;
 }
@@ -72,6 +81,8 @@ export const DEFAULTS = Object.freeze({
   retryDelayMs: 100,
   maxConnections: 10_000,
   allDown: 'try-all' as AllDownPolicy,
+  queueSize: 1000,
+  queueTimeoutMs: 5_000,
   health: {
     kind: 'tcp' as HealthKind,
     intervalMs: 5_000,
@@ -97,12 +108,14 @@ const SERVICE_KEYS = [
   'retry_delay',
   'max_connections',
   'all_down',
+  'queue_size',
+  'queue_timeout',
   'health',
   'pool',
 ];
 const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
-const BACKEND_KEYS = ['address', 'weight', 'backup'];
+const BACKEND_KEYS = ['address', 'weight', 'backup', 'max_connections', 'max_rate', 'slow_start'];
 
 type Table = Record<string, unknown>;
 
@@ -293,10 +306,18 @@ function parsePool(v: unknown, path: string, p: Problems): PoolConfig {
   });
 }
 
+const BACKEND_DEFAULTS = {
+  weight: 1,
+  backup: false,
+  maxConnections: 0,
+  maxRate: 0,
+  slowStartMs: 0,
+};
+
 function parseBackend(v: unknown, path: string, p: Problems): BackendConfig | undefined {
   if (typeof v === 'string') {
     const hp = hostPort(v, path, p);
-    return hp && Object.freeze({ ...hp, weight: 1, backup: false });
+    return hp && Object.freeze({ ...hp, ...BACKEND_DEFAULTS });
   }
   if (!isTable(v)) {
     p.add(path, `expected "host:port" or a table with address, got ${describe(v)}`);
@@ -308,9 +329,14 @@ function parseBackend(v: unknown, path: string, p: Problems): BackendConfig | un
     return undefined;
   }
   const hp = hostPort(v.address, `${path}.address`, p);
-  const weight = integer(v.weight, `${path}.weight`, 1, 1, p, 1_000_000);
-  const backup = boolean(v.backup, `${path}.backup`, false, p);
-  return hp && Object.freeze({ ...hp, weight, backup });
+  const cfg = {
+    weight: integer(v.weight, `${path}.weight`, 1, 1, p, 1_000_000),
+    backup: boolean(v.backup, `${path}.backup`, false, p),
+    maxConnections: integer(v.max_connections, `${path}.max_connections`, 0, 0, p),
+    maxRate: integer(v.max_rate, `${path}.max_rate`, 0, 0, p),
+    slowStartMs: duration(v.slow_start, `${path}.slow_start`, 0, p),
+  };
+  return hp && Object.freeze({ ...hp, ...cfg });
 }
 
 function parseService(
@@ -367,6 +393,14 @@ function parseService(
       p,
     ),
     allDown: oneOf(raw.all_down, `${path}.all_down`, DEFAULTS.allDown, ALL_DOWN_POLICIES, p),
+    queueSize: integer(raw.queue_size, `${path}.queue_size`, DEFAULTS.queueSize, 0, p),
+    queueTimeoutMs: duration(
+      raw.queue_timeout,
+      `${path}.queue_timeout`,
+      DEFAULTS.queueTimeoutMs,
+      p,
+      1,
+    ),
     health: parseHealth(raw.health, `${path}.health`, p),
     pool: parsePool(raw.pool, `${path}.pool`, p),
   };

@@ -16,6 +16,8 @@ export interface DialerDeps {
   readonly pool: WarmPool;
   /** Plain counter, read at scrape time. */
   readonly counters: { retries: number };
+  /** Every candidate is at its max_connections or max_rate: the session waits for a slot. */
+  unavailable(s: Session): void;
 }
 
 /** The error text of a failed connect, short enough for a log line: "ECONNREFUSED", "connect timeout 2000ms". */
@@ -35,11 +37,16 @@ export class Dialer {
 
   dial(s: Session): void {
     if (s.closed) return;
+    const now = performance.now();
+    s.ctx.now = now;
     const b = this.deps.strategy.pick(s.ctx);
     if (!b) {
-      s.dialFailed(new NoBackendError(this.deps.cfg.name));
+      if (this.deps.set.candidates.length > 0) this.deps.unavailable(s);
+      else s.dialFailed(new NoBackendError(this.deps.cfg.name));
       return;
     }
+    this.deps.set.reserve(b, now);
+    s.reserved = b;
     s.ctx.tried.push(b);
     if (b.halfOpen) this.deps.set.beginTrial(b);
     const pooled = s.noPool ? null : this.deps.pool.take(b);
@@ -94,6 +101,10 @@ export class Dialer {
 
   /** Records the failure, then retries with backoff or gives up. */
   private failed(s: Session, b: Backend, cause: string): void {
+    if (s.reserved === b) {
+      this.deps.set.release(b);
+      s.reserved = null;
+    }
     this.deps.set.recordDialFailure(b, cause);
     s.attempts.push({ backend: b.address, cause });
     if (s.closed) return;

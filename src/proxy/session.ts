@@ -12,6 +12,7 @@ export type TerminationCause =
   | 'idle-timeout'
   | 'connect-failed'
   | 'refused-no-backend'
+  | 'refused-limit'
   | 'shutdown'
   | 'error';
 
@@ -39,6 +40,10 @@ export class Session {
   readonly client: Socket;
   backend: Socket | null = null;
   target: Backend | null = null;
+  /** The backend picked for the dial under way; holds one of its slots until attach or failure. */
+  reserved: Backend | null = null;
+  /** When the session joined the service's wait queue (performance.now() ms); 0 when not queued. */
+  queuedAt = 0;
   /** A connect in flight, so a client that leaves can abort it. */
   pending: Socket | null = null;
   retryTimer: NodeJS.Timeout | null = null;
@@ -64,7 +69,7 @@ export class Session {
     client: Socket,
   ) {
     this.client = client;
-    this.ctx = { clientIp: client.remoteAddress ?? '', tried: [] };
+    this.ctx = { clientIp: client.remoteAddress ?? '', tried: [], now: 0 };
     this.onClientError = this.onClientError.bind(this);
     this.onClientClose = this.onClientClose.bind(this);
     this.onClientEnd = this.onClientEnd.bind(this);
@@ -90,6 +95,7 @@ export class Session {
    * first, in order.
    */
   attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+    this.reserved = null;
     this.backend = sock;
     this.target = target;
     this.poolHit = pooled !== null;
@@ -119,6 +125,13 @@ export class Session {
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
+  }
+
+  /** Turned away before any backend: `cause` says why (limits, queue). */
+  refuse(cause: TerminationCause): void {
+    if (this.closed) return;
+    this.cause = cause;
+    this.client.destroy();
   }
 
   dialFailed(err: LbError): void {
@@ -220,6 +233,10 @@ export class Session {
     if (this.pending) {
       this.pending.destroy();
       this.pending = null;
+    }
+    if (this.reserved) {
+      this.host.set.release(this.reserved);
+      this.reserved = null;
     }
     // A clean close leaves the backend leg to flush what it still holds; an abort takes it down.
     if (hadError && this.backend && !this.backend.destroyed) this.backend.destroy();
