@@ -8,7 +8,7 @@
  * bench/RESULTS.md. --quick is a one-round smoke of everything that checks
  * only that every figure came out.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -156,14 +156,8 @@ if (problems.length > 0) {
 }
 
 function version(cmd: string, args: string[]): string | null {
-  try {
-    return (
-      execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split(
-        '\n',
-      )[0] ?? null
-    );
-  } catch (err) {
-    const e = err as { stderr?: string };
-    return e.stderr ? (e.stderr.split('\n')[0] ?? null) : null;
-  }
+  // nginx -v prints to stderr, haproxy -v to stdout.
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) return null;
+  return (r.stdout || r.stderr).split('\n')[0] ?? null;
 }

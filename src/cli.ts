@@ -4,11 +4,12 @@ import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
+import { AdminServer } from './admin/server.js';
 import { loadConfig } from './config/load.js';
 import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
 import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
-import { LoadBalancer } from './load-balancer.js';
+import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
 import { createLogger } from './logger.js';
 
 const EXIT_OK = 0;
@@ -53,7 +54,37 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     if (err instanceof LbError && err.code === 'LB_ERR_LISTEN') fail(EXIT_RUNTIME, err.message);
     throw err;
   }
-  logger.info({ config: opts.config, services: lb.serviceNames, version }, 'blitz-lb started');
+  const reload = async (): Promise<ReloadSummary> => {
+    const next = loadConfig(opts.config);
+    if (JSON.stringify(next.admin) !== JSON.stringify(lb.config.admin)) {
+      logger.warn('reload: [admin] changes take effect at the next restart');
+    }
+    return lb.reload(next);
+  };
+  let admin: AdminServer | null = null;
+  if (config.admin) {
+    admin = new AdminServer(lb, {
+      listen: config.admin.listen,
+      token: config.admin.token,
+      reload,
+      log: logger.child({ component: 'admin' }),
+    });
+    try {
+      await admin.start();
+    } catch (err) {
+      await lb.close(0);
+      fail(EXIT_RUNTIME, (err as Error).message);
+    }
+  }
+  logger.info(
+    {
+      config: opts.config,
+      services: lb.serviceNames,
+      admin: config.admin?.listen.address,
+      version,
+    },
+    'blitz-lb started',
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -64,11 +95,11 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     }
     stopping = true;
     logger.info(
-      { signal, timeoutMs: config.process.shutdownTimeoutMs },
+      { signal, timeoutMs: lb.config.process.shutdownTimeoutMs },
       'stopping: no new sessions, draining',
     );
     for (const s of demoServers) s.close();
-    void lb.close().then(() => {
+    void Promise.all([lb.close(), admin?.close()]).then(() => {
       logger.info('stopped');
       logger.flush();
       process.exitCode = EXIT_OK;
@@ -79,9 +110,10 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
-    logger.warn(
-      'SIGHUP: live reload is not available in this version; restart to apply config changes',
-    );
+    logger.info('SIGHUP: reloading config');
+    reload().catch((err: Error) => {
+      logger.error({ reason: err.message }, 'reload failed; the old config keeps running');
+    });
   });
 }
 

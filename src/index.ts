@@ -1,3 +1,4 @@
+export { type AdminOptions, AdminServer } from './admin/server.js';
 export { Backend } from './backend/backend.js';
 export { BackendSet } from './backend/backend-set.js';
 export { loadConfig, parseToml } from './config/load.js';
@@ -10,7 +11,12 @@ export type {
 } from './config/schema.js';
 export { parseConfig } from './config/schema.js';
 export * from './errors.js';
-export { type AddBackendOptions, LoadBalancer, type LoadBalancerOptions } from './load-balancer.js';
+export {
+  type AddBackendOptions,
+  LoadBalancer,
+  type LoadBalancerOptions,
+  type ReloadSummary,
+} from './load-balancer.js';
 export { createLogger, type Logger } from './logger.js';
 export type { TerminationCause } from './proxy/session.js';
 export { Service } from './service.js';

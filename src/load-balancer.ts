@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Backend } from './backend/backend.js';
+import type { StrategyOptions } from './balancer/index.js';
 import { parseHostPort } from './config/address.js';
-import type { BackendConfig, Config } from './config/schema.js';
+import type { BackendConfig, Config, ServiceConfig } from './config/schema.js';
 import { LbError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Service } from './service.js';
@@ -11,6 +12,12 @@ export interface LoadBalancerOptions {
   logger?: Logger;
   /** Randomness for random-two (uniform in [0, 1)); a test passes a seeded one. */
   rng?: () => number;
+}
+
+export interface ReloadSummary {
+  added: string[];
+  removed: string[];
+  changed: string[];
 }
 
 export interface AddBackendOptions {
@@ -27,18 +34,29 @@ export interface AddBackendOptions {
  * `cli.ts` drives the balancer only through this class.
  */
 export class LoadBalancer {
-  readonly config: Config;
+  /** The config in force (replaced by a successful reload). */
+  config: Config;
   private readonly log: Logger;
   private readonly services = new Map<string, Service>();
+  /** Services removed by a reload, kept until their open sessions end. */
+  private readonly retiring = new Set<Service>();
+  private readonly serviceOpts: { strategy: StrategyOptions; accessLog: boolean };
   private started = false;
   private closing: Promise<void> | null = null;
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, opts: LoadBalancerOptions = {}) {
     this.config = config;
     this.log = opts.logger ?? silentLogger();
-    const strategyOpts = opts.rng ? { rng: opts.rng } : {};
-    for (const cfg of config.services)
-      this.services.set(cfg.name, new Service(cfg, this.log, strategyOpts));
+    this.serviceOpts = {
+      strategy: opts.rng ? { rng: opts.rng } : {},
+      accessLog: config.log.access,
+    };
+    for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
+  }
+
+  private createService(cfg: ServiceConfig): Service {
+    return new Service(cfg, this.log, this.serviceOpts);
   }
 
   /** Binds every listener. On a bind failure the ones already bound are closed and the error (LB_ERR_LISTEN) is thrown. */
@@ -54,6 +72,62 @@ export class LoadBalancer {
   }
 
   /**
+   * Applies a new, already validated config: new services start, removed ones
+   * stop accepting and drain, changed ones are updated in place (see
+   * Service.applyConfig). Open sessions are never cut. Reloads run one at a
+   * time. On failure (a new listen address in use) the error is thrown and
+   * the services not yet touched keep their old config.
+   */
+  reload(next: Config): Promise<ReloadSummary> {
+    const run = this.reloading.then(() => this.doReload(next));
+    this.reloading = run.catch(() => {});
+    return run;
+  }
+
+  private async doReload(next: Config): Promise<ReloadSummary> {
+    if (this.closing) throw new LbError('LB_ERR_STATE', 'shutting down');
+    const summary: ReloadSummary = { added: [], removed: [], changed: [] };
+    const started: Service[] = [];
+    try {
+      for (const cfg of next.services) {
+        if (this.services.has(cfg.name)) continue;
+        const svc = this.createService(cfg);
+        if (this.started) await svc.start();
+        started.push(svc);
+      }
+    } catch (err) {
+      for (const svc of started) svc.stopAccepting();
+      throw err;
+    }
+    for (const svc of started) {
+      this.services.set(svc.name, svc);
+      summary.added.push(svc.name);
+    }
+    const names = new Set(next.services.map((c) => c.name));
+    for (const [name, svc] of this.services) {
+      if (names.has(name)) continue;
+      this.services.delete(name);
+      svc.stopAccepting();
+      this.retiring.add(svc);
+      void svc.drained().then(() => this.retiring.delete(svc));
+      summary.removed.push(name);
+    }
+    this.serviceOpts.accessLog = next.log.access;
+    for (const cfg of next.services) {
+      const svc = this.services.get(cfg.name) as Service;
+      if (summary.added.includes(cfg.name)) continue;
+      svc.setAccessLog(next.log.access);
+      if (JSON.stringify(cfg) === JSON.stringify(svc.cfg)) continue;
+      await svc.applyConfig(cfg);
+      summary.changed.push(cfg.name);
+    }
+    this.log.level = next.log.level;
+    this.config = next;
+    this.log.info(summary, 'config reloaded');
+    return summary;
+  }
+
+  /**
    * Stops accepting, lets open sessions finish for up to `timeoutMs`
    * (default `process.shutdown_timeout`), then destroys the rest.
    */
@@ -63,7 +137,8 @@ export class LoadBalancer {
   }
 
   private async doClose(timeoutMs: number): Promise<void> {
-    const svcs = [...this.services.values()];
+    await this.reloading;
+    const svcs = [...this.services.values(), ...this.retiring];
     for (const svc of svcs) svc.stopAccepting();
     const open = svcs.reduce((n, s) => n + s.activeSessions, 0);
     if (open > 0) this.log.info({ open, timeoutMs }, 'draining open sessions');
@@ -136,14 +211,29 @@ export class LoadBalancer {
     return this.service(service).set.setWeight(canonical(address), weight);
   }
 
+  /** Takes a backend out for maintenance: out of rotation, warm pool closed, its open sessions ended now. */
+  disableBackend(service: string, address: string): Backend {
+    const svc = this.service(service);
+    const b = svc.set.setDisabled(canonical(address), true);
+    svc.endSessionsOn(b.address);
+    return b;
+  }
+
   /** Drains a backend: no new sessions go to it; its open sessions continue to their end. */
   drainBackend(service: string, address: string): Backend {
     return this.service(service).set.setDraining(canonical(address), true);
   }
 
-  /** Ends a drain: the backend takes new sessions again (if healthy). */
+  /** Ends a drain or a disable: the backend takes new sessions again (if healthy). */
   enableBackend(service: string, address: string): Backend {
-    return this.service(service).set.setDraining(canonical(address), false);
+    const set = this.service(service).set;
+    set.setDisabled(canonical(address), false);
+    return set.setDraining(canonical(address), false);
+  }
+
+  /** Every service in service order, for the admin API and metrics. */
+  get allServices(): Service[] {
+    return [...this.services.values()];
   }
 
   /** Removes a backend: no new sessions go to it; its open sessions run to their end. */

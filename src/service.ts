@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
+import type { BackendSetOptions } from './backend/backend-set.js';
 import { BackendSet } from './backend/backend-set.js';
 import { createStrategy, type StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
@@ -8,7 +9,7 @@ import { HealthChecker } from './health/checker.js';
 import { CONNECT_BUCKETS, Histogram } from './histogram.js';
 import type { Logger } from './logger.js';
 import { WarmPool } from './pool/warm-pool.js';
-import { Dialer } from './proxy/dialer.js';
+import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { Listener, type ListenerHost } from './proxy/listener.js';
 import { Session, type SessionHost } from './proxy/session.js';
 
@@ -30,11 +31,21 @@ export interface ServiceCounters {
   bytesToClients: number;
 }
 
-/** One [services.NAME]: its listener, backends, strategy and dialer, and its open sessions. */
-export class Service implements ListenerHost, SessionHost {
+/** Session lengths: 1 ms to 1 h. */
+const SESSION_BUCKETS = Object.freeze([0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]);
+
+/**
+ * One [services.NAME]: its listener, backends, strategy, dialer, health
+ * checker and warm pool, and its open sessions. `applyConfig` changes all of
+ * that in place on a reload without touching open sessions.
+ */
+export class Service implements ListenerHost, SessionHost, DialerDeps {
   readonly name: string;
+  cfg: ServiceConfig;
   readonly set: BackendSet;
-  readonly strategy: Strategy;
+  strategy: Strategy;
+  pool: WarmPool;
+  health: HealthChecker;
   readonly counters: ServiceCounters = {
     accepted: 0,
     refusedLimit: 0,
@@ -47,61 +58,116 @@ export class Service implements ListenerHost, SessionHost {
     bytesFromClients: 0,
     bytesToClients: 0,
   };
-  readonly pool: WarmPool;
-  readonly health: HealthChecker;
   /** Accept to backend-ready, split by whether the backend leg came warm from the pool. */
   readonly connectLatency = {
     hit: new Histogram(CONNECT_BUCKETS),
     miss: new Histogram(CONNECT_BUCKETS),
   };
+  /** Accept to close, for sessions that reached a backend. */
+  readonly sessionDuration = new Histogram(SESSION_BUCKETS);
+  readonly log: Logger;
+  private accessLog: Logger | null;
+  private readonly rootLog: Logger;
   private readonly sessions = new Set<Session>();
-  private readonly listener: Listener;
+  private listener: Listener;
   private readonly dialer: Dialer;
-  private readonly log: Logger;
   private drainWaiters: (() => void)[] = [];
   /** Sessions waiting for a backend slot, oldest first. */
   private waiting: Session[] = [];
   private queueTimer: NodeJS.Timeout | null = null;
+  private readonly strategyOpts: StrategyOptions;
 
   constructor(
-    readonly cfg: ServiceConfig,
+    cfg: ServiceConfig,
     log: Logger,
-    strategyOpts: StrategyOptions = {},
+    opts: { strategy?: StrategyOptions; accessLog?: boolean } = {},
   ) {
     this.name = cfg.name;
+    this.cfg = cfg;
+    this.strategyOpts = opts.strategy ?? {};
+    this.rootLog = log;
     this.log = log.child({ service: cfg.name });
-    this.set = new BackendSet(cfg.backends, {
-      allDown: cfg.allDown,
-      fall: cfg.health.fall,
-      rise: cfg.health.rise,
-      passiveOnly: cfg.health.kind === 'none',
-      trialBackoffMs: cfg.health.intervalMs,
-    });
-    this.strategy = createStrategy(cfg.balance, strategyOpts);
+    this.accessLog = opts.accessLog ? log.child({ service: cfg.name, log: 'access' }) : null;
+    this.set = new BackendSet(cfg.backends, setOptions(cfg));
+    this.strategy = createStrategy(cfg.balance, this.strategyOpts);
     this.strategy.update(this.set.candidates);
     this.set.on('change', (c) => this.strategy.update(c));
     this.set.on('down', (b, reason) =>
       this.log.warn({ backend: b.address, reason }, 'backend down'),
     );
     this.set.on('up', (b) => this.log.info({ backend: b.address }, 'backend up'));
-    this.pool = new WarmPool(
+    this.pool = this.createPool(cfg);
+    this.health = new HealthChecker(cfg.health, this.set, this.log);
+    this.dialer = new Dialer(this);
+    this.listener = new Listener(cfg.listen, this, this.log);
+  }
+
+  private createPool(cfg: ServiceConfig): WarmPool {
+    return new WarmPool(
       cfg.pool,
       this.set,
       cfg.connectTimeoutMs,
       Math.max(cfg.retryDelayMs, 100),
       this.log,
     );
-    this.health = new HealthChecker(cfg.health, this.set, this.log);
-    this.dialer = new Dialer({
-      pool: this.pool,
-      cfg,
-      set: this.set,
-      strategy: this.strategy,
-      log: this.log,
-      counters: this.counters,
-      unavailable: (sess) => this.enqueue(sess),
-    });
-    this.listener = new Listener(cfg.listen, this, this.log);
+  }
+
+  /**
+   * Applies a reloaded config in place: backends are added, removed and
+   * re-weighted (unchanged ones keep their health and warm pool), and the
+   * strategy, probes, pool and listener are replaced only where their settings
+   * changed. Open sessions are never cut.
+   */
+  async applyConfig(next: ServiceConfig): Promise<void> {
+    const prev = this.cfg;
+    if (next.listen.address !== prev.listen.address) {
+      // Bind the new address before letting the old one go, so a failure leaves the old one serving.
+      const listener = new Listener(next.listen, this, this.log);
+      await listener.start();
+      this.listener.stop();
+      this.listener = listener;
+    }
+    this.cfg = next;
+    this.set.setOptions(setOptions(next));
+    const keep = new Set(next.backends.map((b) => b.address));
+    for (const b of [...this.set.all]) if (!keep.has(b.address)) this.set.remove(b.address);
+    for (const bc of next.backends) {
+      if (this.set.get(bc.address)) this.set.reconfigure(bc);
+      else this.health.watch(this.set.add(bc));
+    }
+    if (next.balance !== prev.balance) {
+      this.strategy = createStrategy(next.balance, this.strategyOpts);
+      this.strategy.update(this.set.candidates);
+    }
+    if (!sameJson(next.health, prev.health)) {
+      this.health.stop();
+      this.health = new HealthChecker(next.health, this.set, this.log);
+      this.health.start();
+    }
+    if (!sameJson(next.pool, prev.pool) || next.connectTimeoutMs !== prev.connectTimeoutMs) {
+      this.pool.close();
+      this.pool = this.createPool(next);
+      this.pool.start();
+    }
+  }
+
+  /** [log] access turned on or off by a reload. */
+  setAccessLog(on: boolean): void {
+    if (on && !this.accessLog)
+      this.accessLog = this.rootLog.child({ service: this.name, log: 'access' });
+    if (!on) this.accessLog = null;
+  }
+
+  /** Ends the open sessions on one backend now (an operator disabled it). */
+  endSessionsOn(address: string): number {
+    let n = 0;
+    for (const s of this.sessions) {
+      if (s.target?.address === address || s.reserved?.address === address) {
+        s.destroy('shutdown');
+        n++;
+      }
+    }
+    return n;
   }
 
   get activeSessions(): number {
@@ -158,6 +224,14 @@ export class Service implements ListenerHost, SessionHost {
   refused(client: Socket): void {
     this.counters.refusedLimit++;
     this.log.debug({ client: client.remoteAddress }, 'refused: max_connections reached');
+    this.accessLog?.info({
+      client: `${client.remoteAddress}:${client.remotePort}`,
+      backend: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      ms: 0,
+      cause: 'refused-limit',
+    });
   }
 
   dial(s: Session): void {
@@ -174,6 +248,25 @@ export class Service implements ListenerHost, SessionHost {
     this.dialer.redial(s);
   }
 
+  /** One line per closed session, with a termination cause from a fixed set. */
+  private writeAccessLog(s: Session, now: number): void {
+    const c = s.client;
+    const b = s.backend;
+    (this.accessLog as Logger).info({
+      client: `${s.ctx.clientIp}:${c.remotePort ?? ''}`,
+      backend: s.target?.address ?? s.attempts[s.attempts.length - 1]?.backend ?? null,
+      bytesIn: c.bytesRead,
+      bytesOut: c.bytesWritten,
+      backendBytesIn: b?.bytesRead ?? 0,
+      backendBytesOut: b?.bytesWritten ?? 0,
+      ms: Math.round(now - s.acceptedAt),
+      connectMs: s.readyAt > 0 ? Math.round((s.readyAt - s.acceptedAt) * 1000) / 1000 : null,
+      pool: s.readyAt > 0 ? (s.poolHit ? 'hit' : 'miss') : null,
+      retries: Math.max(0, s.ctx.tried.length - 1),
+      cause: s.cause ?? 'client-closed',
+    });
+  }
+
   dialGaveUp(s: Session, err: LbError): void {
     if (err.code === 'LB_ERR_NO_BACKEND') this.counters.refusedNoBackend++;
     else this.counters.connectFailed++;
@@ -183,8 +276,8 @@ export class Service implements ListenerHost, SessionHost {
     );
   }
 
-  /** Waits for a backend slot, FIFO, bounded by queue_size and queue_timeout. */
-  private enqueue(s: Session): void {
+  /** Every candidate is at its cap: wait for a slot, FIFO, bounded by queue_size and queue_timeout. */
+  unavailable(s: Session): void {
     if (s.queuedAt === 0) {
       if (this.waiting.length >= this.cfg.queueSize) {
         this.counters.refusedQueueFull++;
@@ -238,6 +331,9 @@ export class Service implements ListenerHost, SessionHost {
 
   sessionEnded(s: Session): void {
     this.sessions.delete(s);
+    const now = performance.now();
+    if (s.readyAt > 0) this.sessionDuration.observe((now - s.acceptedAt) / 1000);
+    if (this.accessLog) this.writeAccessLog(s, now);
     if (this.waiting.length > 0) this.serveQueue();
     this.counters.bytesFromClients += s.client.bytesRead;
     this.counters.bytesToClients += s.client.bytesWritten;
@@ -247,4 +343,18 @@ export class Service implements ListenerHost, SessionHost {
       for (const f of w) f();
     }
   }
+}
+
+function setOptions(cfg: ServiceConfig): BackendSetOptions {
+  return {
+    allDown: cfg.allDown,
+    fall: cfg.health.fall,
+    rise: cfg.health.rise,
+    passiveOnly: cfg.health.kind === 'none',
+    trialBackoffMs: cfg.health.intervalMs,
+  };
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

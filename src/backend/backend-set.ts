@@ -65,9 +65,9 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return this.cands;
   }
 
-  /** True while at least one backend is healthy and not draining. */
+  /** True while at least one backend is healthy and in rotation. */
   get anyHealthy(): boolean {
-    return this.list.some((b) => b.healthy && !b.draining);
+    return this.list.some((b) => b.healthy && !b.draining && !b.disabled);
   }
 
   get(address: string): Backend | undefined {
@@ -115,6 +115,41 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       this.recompute();
     }
     return b;
+  }
+
+  /** Operator maintenance: out of rotation until enabled. The caller ends its open sessions. */
+  setDisabled(address: string, disabled: boolean): Backend {
+    const b = this.require(address);
+    if (b.disabled !== disabled) {
+      b.disabled = disabled;
+      this.recompute();
+    }
+    return b;
+  }
+
+  /**
+   * A reload changed this backend's settings: apply them in place, keeping its
+   * health, counters and warm pool.
+   */
+  reconfigure(cfg: BackendConfig): Backend {
+    const b = this.require(cfg.address);
+    const changed = b.weight !== cfg.weight || b.backup !== cfg.backup;
+    b.weight = cfg.weight;
+    b.backup = cfg.backup;
+    b.maxConnections = cfg.maxConnections;
+    if (b.maxRate !== cfg.maxRate) {
+      b.maxRate = cfg.maxRate;
+      b.rateTokens = cfg.maxRate;
+    }
+    b.slowStartMs = cfg.slowStartMs;
+    if (changed) this.recompute();
+    return b;
+  }
+
+  /** New fall/rise/circuit settings from a reload. */
+  setOptions(opts: BackendSetOptions): void {
+    Object.assign(this.opts, opts);
+    this.recompute();
   }
 
   /** An active probe's verdict. */
@@ -263,7 +298,8 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       !b.draining && (b.healthy || (b.halfOpen && !b.trialInFlight));
     let c = this.list.filter((b) => usable(b) && !b.backup);
     if (c.length === 0) c = this.list.filter((b) => usable(b) && b.backup);
-    if (c.length === 0 && this.opts.allDown === 'try-all') c = this.list.filter((b) => !b.draining);
+    if (c.length === 0 && this.opts.allDown === 'try-all')
+      c = this.list.filter((b) => !b.draining && !b.disabled);
     this.cands = Object.freeze(c);
     this.emit('change', this.cands);
   }

@@ -10,9 +10,9 @@ export class Backend {
   readonly port: number;
   weight: number;
   backup: boolean;
-  readonly maxConnections: number;
-  readonly maxRate: number;
-  readonly slowStartMs: number;
+  maxConnections: number;
+  maxRate: number;
+  slowStartMs: number;
 
   /** Eligible as far as health goes. See BackendSet for the state a backend starts in. */
   healthy = true;
@@ -20,6 +20,8 @@ export class Backend {
   downReason: string | null = null;
   /** Draining: no new sessions; open ones continue. */
   draining = false;
+  /** Disabled by an operator (maintenance): out of rotation, probes or not, until enabled. */
+  disabled = false;
   /** Removed from its set; kept alive only by the sessions still open on it. */
   removed = false;
 
@@ -61,7 +63,8 @@ export class Backend {
   }
 
   /** A short state word for logs and APIs. */
-  get state(): 'up' | 'down' | 'draining' {
+  get state(): 'up' | 'down' | 'draining' | 'disabled' {
+    if (this.disabled) return 'disabled';
     if (this.draining) return 'draining';
     return this.healthy ? 'up' : 'down';
   }

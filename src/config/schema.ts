@@ -60,7 +60,7 @@ export interface Config {
   readonly source: string;
   readonly process: { readonly shutdownTimeoutMs: number };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
-  readonly admin: { readonly listen: HostPort } | null;
+  readonly admin: { readonly listen: HostPort; readonly token: string | null } | null;
   readonly services: readonly ServiceConfig[];
 }
 
@@ -97,7 +97,7 @@ export const DEFAULTS = Object.freeze({
 const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
 const PROCESS_KEYS = ['shutdown_timeout'];
 const LOG_KEYS = ['level', 'access'];
-const ADMIN_KEYS = ['listen'];
+const ADMIN_KEYS = ['listen', 'token'];
 const SERVICE_KEYS = [
   'listen',
   'balance',
@@ -433,7 +433,13 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
       a.listen === undefined
         ? undefined
         : hostPort(a.listen, 'admin.listen', p, opts.allowEphemeralListen ? 0 : 1);
-    if (hp) admin = Object.freeze({ listen: hp });
+    let token: string | null = null;
+    if (a.token !== undefined) {
+      if (typeof a.token !== 'string' || a.token.length < 8 || /\s/.test(a.token)) {
+        p.add('admin.token', 'expected a string of 8 or more characters without spaces');
+      } else token = a.token;
+    }
+    if (hp) admin = Object.freeze({ listen: hp, token });
   }
 
   const defaults = table(top.defaults, 'defaults', p);

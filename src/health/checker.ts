@@ -19,6 +19,7 @@ export class HealthChecker {
   private readonly timers = new Map<Backend, NodeJS.Timeout>();
   private readonly inFlight = new Map<Backend, Promise<void>>();
   private running = false;
+  private readonly onRemoved = (b: Backend): void => this.unschedule(b);
 
   constructor(
     private readonly cfg: HealthConfig,
@@ -39,7 +40,7 @@ export class HealthChecker {
     this.set.all.forEach((b, i) => {
       this.schedule(b, i * step);
     });
-    this.set.on('removed', (b) => this.unschedule(b));
+    this.set.on('removed', this.onRemoved);
   }
 
   /** Starts probing a backend added at run time. */
@@ -49,6 +50,7 @@ export class HealthChecker {
 
   stop(): void {
     this.running = false;
+    this.set.off('removed', this.onRemoved);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }

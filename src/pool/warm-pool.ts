@@ -92,6 +92,9 @@ export class WarmPool {
   private readonly pools = new Map<Backend, BackendPool>();
   private readonly reaper: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly onUp = (b: Backend): void => this.ensure(b);
+  private readonly onGone = (b: Backend): void => this.drop(b, 'backend-down');
+  private readonly onChange = (): void => this.syncEligibility();
 
   constructor(
     private readonly cfg: PoolConfig,
@@ -101,10 +104,10 @@ export class WarmPool {
     private readonly log: Logger,
   ) {
     if (cfg.minIdle === 0) return;
-    set.on('up', (b) => this.ensure(b));
-    set.on('down', (b) => this.drop(b, 'backend-down'));
-    set.on('removed', (b) => this.drop(b, 'backend-down'));
-    set.on('change', () => this.syncEligibility());
+    set.on('up', this.onUp);
+    set.on('down', this.onGone);
+    set.on('removed', this.onGone);
+    set.on('change', this.onChange);
     // Reap often enough that no socket outlives idle_ttl by more than a quarter of it.
     this.reaper = setInterval(
       () => this.reap(),
@@ -185,14 +188,19 @@ export class WarmPool {
     }
   }
 
+  /** Closes every idle socket and stops refilling; the pool is done. */
   close(): void {
     this.closed = true;
+    this.set.off('up', this.onUp);
+    this.set.off('down', this.onGone);
+    this.set.off('removed', this.onGone);
+    this.set.off('change', this.onChange);
     if (this.reaper) clearInterval(this.reaper);
     for (const b of [...this.pools.keys()]) this.drop(b, 'shutdown');
   }
 
   private eligible(b: Backend): boolean {
-    return !this.closed && b.healthy && !b.draining && !b.removed;
+    return !this.closed && b.healthy && !b.draining && !b.disabled && !b.removed;
   }
 
   private ensure(b: Backend): void {

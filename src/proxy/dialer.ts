@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { WarmPool } from '../pool/warm-pool.js';
 import type { Session } from './session.js';
 
+/** What the dialer reads from its service; read on every dial, so a reload takes effect at once. */
 export interface DialerDeps {
   readonly cfg: ServiceConfig;
   readonly set: BackendSet;

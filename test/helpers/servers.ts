@@ -36,13 +36,13 @@ export function echoServer(t: TestContext): Promise<number> {
 }
 
 /** HTTP server that names itself in the body and in `x-backend`. */
-export function httpServer(t: TestContext, name: string): Promise<number> {
+export function httpServer(t: TestContext, name: string, keepAliveMs = 100): Promise<number> {
   const server = createHttpServer((req, res) => {
     req.resume();
     res.setHeader('x-backend', name);
     res.end(name);
   });
-  server.keepAliveTimeout = 100;
+  server.keepAliveTimeout = keepAliveMs;
   return listen(t, server as unknown as Server);
 }
 

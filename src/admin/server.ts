@@ -1,0 +1,224 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { HostPort } from '../config/address.js';
+import { LbError } from '../errors.js';
+import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
+import type { Logger } from '../logger.js';
+import { createRegistry } from './metrics.js';
+import { STATUS_PAGE } from './status-page.js';
+import { backendView, servicesView } from './views.js';
+
+export interface AdminOptions {
+  listen: HostPort;
+  /** When set, write calls need `Authorization: Bearer <token>`. */
+  token: string | null;
+  /** Re-reads the config and applies it; rejects with the reason when the file is invalid. */
+  reload: (() => Promise<ReloadSummary>) | null;
+  log: Logger;
+}
+
+const MAX_BODY = 4096;
+const BACKEND_ROUTE =
+  /^\/api\/services\/([^/]+)\/backends\/([^/]+)\/(drain|enable|disable|weight)$/;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The admin server (node:http, loopback by default): Prometheus metrics, a
+ * JSON API to read and change backend state, a health endpoint, reload, and
+ * the live status page.
+ */
+export class AdminServer {
+  private readonly server: Server;
+  private readonly registry: Registry;
+
+  constructor(
+    private readonly lb: LoadBalancer,
+    private readonly opts: AdminOptions,
+  ) {
+    this.registry = createRegistry(lb);
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => this.fail(res, err));
+    });
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  start(): Promise<void> {
+    const { host, port, address } = this.opts.listen;
+    if (!isLoopback(host)) {
+      this.opts.log.warn(
+        { listen: address },
+        'admin server bound to a non-loopback address: anyone who can reach it can change backends',
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new LbError(
+            'LB_ERR_LISTEN',
+            `admin listen ${address}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
+          ),
+        ),
+      );
+      this.server.listen(port, host, () => {
+        this.server.removeAllListeners('error');
+        this.server.on('error', (err) => this.opts.log.error({ err }, 'admin server error'));
+        resolve();
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.closeAllConnections();
+      this.server.close(() => resolve());
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && path === '/')
+      return this.send(res, 200, STATUS_PAGE, 'text/html; charset=utf-8');
+    if (method === 'GET' && path === '/metrics') {
+      return this.send(res, 200, await this.registry.metrics(), this.registry.contentType);
+    }
+    if (method === 'GET' && path === '/api/services')
+      return this.json(res, 200, servicesView(this.lb));
+    if (method === 'GET' && path === '/healthz') return this.healthz(res);
+    if (path === '/api/reload') {
+      if (method !== 'POST') throw new HttpError(405, 'use POST');
+      this.authorize(req);
+      if (!this.opts.reload)
+        throw new HttpError(501, 'reload needs a config file (run from the command line)');
+      try {
+        return this.json(res, 200, { reloaded: true, ...(await this.opts.reload()) });
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message);
+      }
+    }
+    const m = BACKEND_ROUTE.exec(path);
+    if (m)
+      return this.backendAction(
+        req,
+        res,
+        decodeURIComponent(m[1] as string),
+        decodeURIComponent(m[2] as string),
+        m[3] as string,
+      );
+    throw new HttpError(404, `no such endpoint: ${method} ${path}`);
+  }
+
+  private async backendAction(
+    req: IncomingMessage,
+    res: ServerResponse,
+    svcName: string,
+    addr: string,
+    action: string,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const want = action === 'weight' ? 'PUT' : 'POST';
+    if (method !== want) throw new HttpError(405, `use ${want}`);
+    this.authorize(req);
+    const svc = this.lb.allServices.find((s) => s.name === svcName);
+    if (!svc) throw new HttpError(404, `no service ${svcName}`);
+    let b: ReturnType<LoadBalancer['drainBackend']>;
+    try {
+      if (action === 'drain') b = this.lb.drainBackend(svcName, addr);
+      else if (action === 'enable') b = this.lb.enableBackend(svcName, addr);
+      else if (action === 'disable') b = this.lb.disableBackend(svcName, addr);
+      else b = this.lb.setWeight(svcName, addr, parseWeight(await readBody(req)));
+    } catch (err) {
+      if (err instanceof LbError && err.code === 'LB_ERR_UNKNOWN_BACKEND')
+        throw new HttpError(404, err.message);
+      if (err instanceof LbError && err.code === 'LB_ERR_STATE')
+        throw new HttpError(400, err.message);
+      throw err;
+    }
+    this.opts.log.info({ service: svcName, backend: b.address, action }, 'admin: backend changed');
+    this.json(res, 200, { service: svcName, backend: backendView(svc, b) });
+  }
+
+  private healthz(res: ServerResponse): void {
+    const failing = this.lb.allServices.filter((s) => !s.set.anyHealthy).map((s) => s.name);
+    this.json(res, failing.length === 0 ? 200 : 503, { ok: failing.length === 0, failing });
+  }
+
+  private authorize(req: IncomingMessage): void {
+    const token = this.opts.token;
+    if (token === null) return;
+    if (req.headers.authorization !== `Bearer ${token}`)
+      throw new HttpError(401, 'missing or wrong bearer token');
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    this.send(res, status, `${JSON.stringify(body)}\n`, 'application/json');
+  }
+
+  private send(res: ServerResponse, status: number, body: string, type: string): void {
+    res.writeHead(status, {
+      'content-type': type,
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    const status = err instanceof HttpError ? err.status : 500;
+    if (status === 500) this.opts.log.error({ err }, 'admin request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.json(res, status, { error: (err as Error).message });
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      body += d;
+      if (body.length > MAX_BODY) {
+        reject(new HttpError(413, 'body too large'));
+        req.destroy();
+      }
+    });
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
+
+/** `{"weight": 3}` or a bare `3`. */
+function parseWeight(body: string): number {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    throw new HttpError(400, 'body must be JSON: {"weight": N}');
+  }
+  const w = typeof v === 'object' && v !== null ? (v as { weight?: unknown }).weight : v;
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > 1_000_000) {
+    throw new HttpError(400, 'weight must be a whole number from 1 to 1000000');
+  }
+  return w;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

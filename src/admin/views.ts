@@ -1,0 +1,72 @@
+import type { Backend } from '../backend/backend.js';
+import type { LoadBalancer } from '../load-balancer.js';
+import type { Service } from '../service.js';
+
+export interface BackendView {
+  address: string;
+  state: Backend['state'];
+  /** Why it is not up: the health verdict, or the operator's action. */
+  reason: string | null;
+  weight: number;
+  backup: boolean;
+  active: number;
+  sessionsTotal: number;
+  dialFailuresTotal: number;
+  bytesToBackend: number;
+  bytesFromBackend: number;
+  poolIdle: number;
+  lastCheck: { ok: boolean; detail: string; latencyMs: number; at: string } | null;
+}
+
+export function backendView(svc: Service, b: Backend): BackendView {
+  const reason =
+    b.state === 'disabled'
+      ? 'disabled by operator'
+      : b.state === 'draining'
+        ? 'drained by operator'
+        : b.healthy
+          ? null
+          : b.downReason;
+  return {
+    address: b.address,
+    state: b.state,
+    reason,
+    weight: b.weight,
+    backup: b.backup,
+    active: b.active,
+    sessionsTotal: b.sessionsTotal,
+    dialFailuresTotal: b.dialFailuresTotal,
+    bytesToBackend: b.bytesToBackend,
+    bytesFromBackend: b.bytesFromBackend,
+    poolIdle: svc.pool.idleFor(b),
+    lastCheck: b.lastCheck
+      ? {
+          ...b.lastCheck,
+          latencyMs: Math.round(b.lastCheck.latencyMs * 100) / 100,
+          at: new Date(b.lastCheck.at).toISOString(),
+        }
+      : null,
+  };
+}
+
+export function serviceView(svc: Service) {
+  const a = svc.address();
+  return {
+    name: svc.name,
+    listen: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    balance: svc.cfg.balance,
+    health: svc.cfg.health.kind,
+    activeSessions: svc.activeSessions,
+    counters: { ...svc.counters },
+    pool: {
+      hits: svc.pool.counters.hits,
+      misses: svc.pool.counters.misses,
+      idle: svc.pool.idleCount,
+    },
+    backends: svc.set.all.map((b) => backendView(svc, b)),
+  };
+}
+
+export function servicesView(lb: LoadBalancer) {
+  return { services: lb.allServices.map(serviceView) };
+}

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { AdminServer } from '../src/admin/server.js';
+import { createLogger } from '../src/logger.js';
+import { httpGet, httpServer, startLb, svc } from './helpers/servers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+test('status page: a real browser shows a drained backend within 2 s, and a screenshot is saved', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    // CI installs Debian's chromium (.ci/run); on a developer machine without it, say so instead of failing.
+    assert.notEqual(process.env.CI, 'true', `${CHROMIUM} is missing in CI`);
+    t.skip(`${CHROMIUM} not installed (apt-get install chromium)`);
+    return;
+  }
+  const ports = [await httpServer(t, 'a'), await httpServer(t, 'b'), await httpServer(t, 'c')];
+  const lb = await startLb(
+    t,
+    svc(
+      ports.map((p) => `127.0.0.1:${p}`),
+      { health: { kind: 'tcp', interval: '1s' } },
+    ),
+  );
+  const admin = new AdminServer(lb, {
+    listen: { host: '127.0.0.1', port: 0, address: '127.0.0.1:0' },
+    token: null,
+    reload: null,
+    log: createLogger('silent'),
+  });
+  await admin.start();
+  t.after(() => admin.close());
+  const base = `http://127.0.0.1:${admin.address().port}`;
+  for (let i = 0; i < 9; i++) await httpGet(lb.address('web').port);
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1000, height: 420 } });
+  await page.goto(base);
+  const drainedRow = `[data-service="web"] tr[data-backend="127.0.0.1:${ports[1]}"] .state`;
+  await page.waitForSelector(`${drainedRow}.up`, { timeout: 5000 });
+  assert.equal(await page.locator('[data-service="web"] tbody tr').count(), 3);
+
+  const r = await fetch(`${base}/api/services/web/backends/127.0.0.1:${ports[1]}/drain`, {
+    method: 'POST',
+  });
+  assert.equal(r.status, 200);
+  const start = Date.now();
+  await page.waitForSelector(`${drainedRow}.draining`, { timeout: 2000 });
+  assert.ok(Date.now() - start <= 2000);
+  assert.equal(await page.locator(drainedRow).textContent(), 'draining');
+
+  const out = join(root, 'test-results');
+  mkdirSync(out, { recursive: true });
+  await page.screenshot({ path: join(out, 'status-page.png') });
+  assert.ok(existsSync(join(out, 'status-page.png')));
+});
