@@ -1,4 +1,4 @@
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, BlockList, isIPv6, type Socket } from 'node:net';
 import type { BackendSetOptions } from './backend/backend-set.js';
 import { BackendSet } from './backend/backend-set.js';
 import { createStrategy, type StrategyOptions } from './balancer/index.js';
@@ -12,6 +12,9 @@ import { WarmPool } from './pool/warm-pool.js';
 import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { Listener, type ListenerHost } from './proxy/listener.js';
 import { Session, type SessionHost } from './proxy/session.js';
+import { SourceLimiter } from './proxy/source-limits.js';
+
+function noop(): void {}
 
 /** Plain counters, read by metrics at scrape time. */
 export interface ServiceCounters {
@@ -25,6 +28,10 @@ export interface ServiceCounters {
   /** Sessions that had to wait for a backend slot. */
   queued: number;
   refusedNoBackend: number;
+  /** An untrusted PROXY sender, or a header missing, malformed or late. */
+  refusedProxy: number;
+  refusedSourceConnections: number;
+  refusedSourceRate: number;
   connectFailed: number;
   retries: number;
   bytesFromClients: number;
@@ -53,6 +60,9 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     refusedQueueTimeout: 0,
     queued: 0,
     refusedNoBackend: 0,
+    refusedProxy: 0,
+    refusedSourceConnections: 0,
+    refusedSourceRate: 0,
     connectFailed: 0,
     retries: 0,
     bytesFromClients: 0,
@@ -76,6 +86,10 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   private waiting: Session[] = [];
   private queueTimer: NodeJS.Timeout | null = null;
   private readonly strategyOpts: StrategyOptions;
+  private trustedList = new BlockList();
+  private trustedFor: readonly string[] = [];
+  private limiter = new SourceLimiter(0, 0);
+  private sweepTimer: NodeJS.Timeout;
 
   constructor(
     cfg: ServiceConfig,
@@ -100,6 +114,8 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     this.health = new HealthChecker(cfg.health, this.set, this.log);
     this.dialer = new Dialer(this);
     this.listener = new Listener(cfg.listen, this, this.log);
+    this.sweepTimer = setInterval(() => this.limiter.sweep(performance.now()), 10_000);
+    this.sweepTimer.unref();
   }
 
   private createPool(cfg: ServiceConfig): WarmPool {
@@ -182,6 +198,65 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     return this.cfg.idleTimeoutMs;
   }
 
+  get maxLifetimeMs(): number {
+    return this.cfg.maxLifetimeMs;
+  }
+
+  get acceptProxy(): boolean {
+    return this.cfg.acceptProxy;
+  }
+
+  get sendProxy(): 'v1' | 'v2' | null {
+    return this.cfg.sendProxy;
+  }
+
+  /** Trusted PROXY-header senders, rebuilt when the config changes. */
+  private trusted(): BlockList {
+    if (this.trustedFor !== this.cfg.trustedProxies) {
+      this.trustedList = new BlockList();
+      for (const c of this.cfg.trustedProxies) {
+        const [addr, prefix] = c.split('/') as [string, string];
+        this.trustedList.addSubnet(addr, Number(prefix), isIPv6(addr) ? 'ipv6' : 'ipv4');
+      }
+      this.trustedFor = this.cfg.trustedProxies;
+    }
+    return this.trustedList;
+  }
+
+  /** Per-source limits, rebuilt when the config changes (counts restart from zero). */
+  private sourceLimiter(): SourceLimiter {
+    const c = this.cfg;
+    if (
+      this.limiter.maxConnections !== c.maxConnectionsPerSource ||
+      this.limiter.maxRate !== c.maxRatePerSource
+    ) {
+      this.limiter = new SourceLimiter(c.maxConnectionsPerSource, c.maxRatePerSource);
+    }
+    return this.limiter;
+  }
+
+  admit(s: Session): void {
+    const limiter = this.sourceLimiter();
+    if (limiter.enabled) {
+      const verdict = limiter.acquire(s.ctx.clientIp, performance.now());
+      if (verdict !== 'ok') {
+        if (verdict === 'connections') this.counters.refusedSourceConnections++;
+        else this.counters.refusedSourceRate++;
+        this.log.debug({ client: s.ctx.clientIp, limit: verdict }, 'refused: per-source limit');
+        s.refuse('refused-limit');
+        return;
+      }
+      s.sourceHeld = true;
+      s.sourceLimiter = limiter;
+    }
+    this.dial(s);
+  }
+
+  proxyHeaderFailed(s: Session, reason: string): void {
+    this.counters.refusedProxy++;
+    this.log.debug({ client: s.client.remoteAddress, reason }, 'refused: PROXY header');
+  }
+
   async start(): Promise<void> {
     await this.listener.start();
     this.health.start();
@@ -197,6 +272,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   /** Stops accepting, probing and pooling; open sessions carry on. */
   stopAccepting(): void {
     this.listener.stop();
+    clearInterval(this.sweepTimer);
     if (this.queueTimer) clearInterval(this.queueTimer);
     this.queueTimer = null;
     this.health.stop();
@@ -216,6 +292,16 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
 
   accept(client: Socket): void {
     this.counters.accepted++;
+    if (this.cfg.acceptProxy) {
+      const ip = client.remoteAddress ?? '';
+      if (!this.trusted().check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')) {
+        client.on('error', noop);
+        this.counters.refusedProxy++;
+        this.log.debug({ client: ip }, 'refused: not a trusted PROXY sender');
+        client.destroy();
+        return;
+      }
+    }
     const s = new Session(this, client);
     this.sessions.add(s);
     s.start();
@@ -331,6 +417,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
 
   sessionEnded(s: Session): void {
     this.sessions.delete(s);
+    if (s.sourceHeld) s.sourceLimiter?.release(s.ctx.clientIp);
     const now = performance.now();
     if (s.readyAt > 0) this.sessionDuration.observe((now - s.acceptedAt) / 1000);
     if (this.accessLog) this.writeAccessLog(s, now);

@@ -105,6 +105,12 @@ export function createRegistry(lb: LoadBalancer): Registry {
         },
         { value: s.counters.refusedNoBackend, labels: { service: s.name, reason: 'no-backend' } },
         { value: s.counters.connectFailed, labels: { service: s.name, reason: 'connect-failed' } },
+        { value: s.counters.refusedProxy, labels: { service: s.name, reason: 'proxy-header' } },
+        {
+          value: s.counters.refusedSourceConnections,
+          labels: { service: s.name, reason: 'source-connections' },
+        },
+        { value: s.counters.refusedSourceRate, labels: { service: s.name, reason: 'source-rate' } },
       ]),
     ),
     new ScrapeMetric(

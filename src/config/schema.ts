@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/index.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, parseHostPort } from './address.js';
@@ -48,6 +49,18 @@ export interface ServiceConfig {
   readonly retryDelayMs: number;
   readonly maxConnections: number;
   readonly allDown: AllDownPolicy;
+  /** Sessions older than this are closed, busy or not (0: off). Defeats slowloris-style trickles. */
+  readonly maxLifetimeMs: number;
+  /** Write a PROXY protocol header to the backend before the client's bytes. */
+  readonly sendProxy: 'v1' | 'v2' | null;
+  /** Expect a PROXY protocol header (v1 or v2) from clients in trusted_proxies; refuse everyone else. */
+  readonly acceptProxy: boolean;
+  /** CIDRs ("10.0.0.0/8", "127.0.0.1", "::1/128") allowed to send PROXY headers. */
+  readonly trustedProxies: readonly string[];
+  /** Open sessions per client address (0: no limit). */
+  readonly maxConnectionsPerSource: number;
+  /** New sessions a second per client address (0: no limit). */
+  readonly maxRatePerSource: number;
   /** Clients that may wait for a backend slot when every backend is at its cap (0: refuse at once). */
   readonly queueSize: number;
   readonly queueTimeoutMs: number;
@@ -110,6 +123,12 @@ const SERVICE_KEYS = [
   'all_down',
   'queue_size',
   'queue_timeout',
+  'max_lifetime',
+  'send_proxy',
+  'accept_proxy',
+  'trusted_proxies',
+  'max_connections_per_source',
+  'max_rate_per_source',
   'health',
   'pool',
 ];
@@ -257,6 +276,30 @@ function hostPort(v: unknown, path: string, p: Problems, minPort = 1): HostPort 
   return r;
 }
 
+/** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
+function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
+  if (v === undefined) return Object.freeze([]);
+  if (!Array.isArray(v)) {
+    p.add(path, `expected an array of CIDRs such as ["10.0.0.0/8"], got ${describe(v)}`);
+    return Object.freeze([]);
+  }
+  const out: string[] = [];
+  v.forEach((c, i) => {
+    const m = typeof c === 'string' ? /^([^/]+)(?:\/(\d{1,3}))?$/.exec(c) : null;
+    const fam = m ? isIP(m[1] as string) : 0;
+    const prefix = m?.[2] === undefined ? (fam === 6 ? 128 : 32) : Number(m[2]);
+    if (!m || fam === 0 || prefix > (fam === 6 ? 128 : 32)) {
+      p.add(
+        `${path}[${i}]`,
+        `expected a CIDR such as "10.0.0.0/8" or "::1/128", got ${describe(c)}`,
+      );
+      return;
+    }
+    out.push(`${m[1]}/${prefix}`);
+  });
+  return Object.freeze(out);
+}
+
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
@@ -393,6 +436,21 @@ function parseService(
       p,
     ),
     allDown: oneOf(raw.all_down, `${path}.all_down`, DEFAULTS.allDown, ALL_DOWN_POLICIES, p),
+    maxLifetimeMs: duration(raw.max_lifetime, `${path}.max_lifetime`, 0, p),
+    sendProxy:
+      raw.send_proxy === undefined
+        ? null
+        : oneOf(raw.send_proxy, `${path}.send_proxy`, 'v1', ['v1', 'v2'] as const, p),
+    acceptProxy: boolean(raw.accept_proxy, `${path}.accept_proxy`, false, p),
+    trustedProxies: cidrs(raw.trusted_proxies, `${path}.trusted_proxies`, p),
+    maxConnectionsPerSource: integer(
+      raw.max_connections_per_source,
+      `${path}.max_connections_per_source`,
+      0,
+      0,
+      p,
+    ),
+    maxRatePerSource: integer(raw.max_rate_per_source, `${path}.max_rate_per_source`, 0, 0, p),
     queueSize: integer(raw.queue_size, `${path}.queue_size`, DEFAULTS.queueSize, 0, p),
     queueTimeoutMs: duration(
       raw.queue_timeout,
@@ -404,6 +462,12 @@ function parseService(
     health: parseHealth(raw.health, `${path}.health`, p),
     pool: parsePool(raw.pool, `${path}.pool`, p),
   };
+  if (svc.acceptProxy && svc.trustedProxies.length === 0) {
+    p.add(
+      `${path}.trusted_proxies`,
+      'accept_proxy = true needs the addresses allowed to send headers, e.g. ["10.0.0.0/8"]',
+    );
+  }
   return listen ? Object.freeze(svc) : undefined;
 }
 

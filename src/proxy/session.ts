@@ -4,6 +4,17 @@ import type { BackendSet } from '../backend/backend-set.js';
 import type { PickContext } from '../balancer/strategy.js';
 import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
+import {
+  addressesOf,
+  encodeV1,
+  encodeV2,
+  type ProxyAddresses,
+  parseProxyHeader,
+} from './proxy-protocol.js';
+import type { SourceLimiter } from './source-limits.js';
+
+/** A client that must send a PROXY header gets this long to send all of it. */
+export const PROXY_HEADER_TIMEOUT_MS = 3000;
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -13,12 +24,21 @@ export type TerminationCause =
   | 'connect-failed'
   | 'refused-no-backend'
   | 'refused-limit'
+  | 'refused-proxy'
+  | 'max-lifetime'
   | 'shutdown'
   | 'error';
 
 export interface SessionHost {
   readonly set: BackendSet;
   readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+  readonly acceptProxy: boolean;
+  readonly sendProxy: 'v1' | 'v2' | null;
+  /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
+  admit(s: Session): void;
+  /** A PROXY header was missing, malformed or late. */
+  proxyHeaderFailed(s: Session, reason: string): void;
   dial(s: Session): void;
   /** The backend leg is ready; `poolHit` says whether it came warm from the pool. */
   sessionReady(s: Session, poolHit: boolean): void;
@@ -58,6 +78,15 @@ export class Session {
   poolHit = false;
   /** Set after a pooled socket failed: further attempts dial fresh. */
   noPool = false;
+  /** The client's addresses from its PROXY header, when the service accepts them. */
+  proxied: ProxyAddresses | null = null;
+  /** This session counts against its source's per-source limits (in this limiter). */
+  sourceHeld = false;
+  sourceLimiter: SourceLimiter | null = null;
+
+  private headerBytes = 0;
+  private lifeTimer: NodeJS.Timeout | null = null;
+  private headerCleanup: (() => void) | null = null;
 
   private clientClosed = false;
   private backendClosed = false;
@@ -86,7 +115,50 @@ export class Session {
   }
 
   start(): void {
-    this.host.dial(this);
+    if (this.host.acceptProxy) this.readProxyHeader();
+    else this.host.admit(this);
+  }
+
+  /** Reads the client's PROXY header (v1 or v2) before anything else; the rest of its bytes stay queued. */
+  private readProxyHeader(): void {
+    let buf: Buffer = Buffer.alloc(0);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      this.client.removeListener('data', onData);
+      this.client.removeListener('end', onEnd);
+      this.headerCleanup = null;
+    };
+    const fail = (reason: string): void => {
+      cleanup();
+      this.host.proxyHeaderFailed(this, reason);
+      this.refuse('refused-proxy');
+    };
+    const onData = (d: Buffer): void => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      const r = parseProxyHeader(buf);
+      if (r.state === 'more') return;
+      if (r.state === 'error') {
+        fail(r.reason);
+        return;
+      }
+      cleanup();
+      this.client.pause();
+      if (r.consumed < buf.length) this.client.unshift(buf.subarray(r.consumed));
+      if (r.header.addresses) {
+        this.proxied = r.header.addresses;
+        this.ctx.clientIp = r.header.addresses.srcAddr;
+      }
+      this.host.admit(this);
+    };
+    const onEnd = (): void => fail('closed before a complete PROXY header');
+    const timer = setTimeout(
+      () => fail(`no complete PROXY header within ${PROXY_HEADER_TIMEOUT_MS} ms`),
+      PROXY_HEADER_TIMEOUT_MS,
+    );
+    timer.unref();
+    this.headerCleanup = cleanup;
+    this.client.on('data', onData);
+    this.client.once('end', onEnd);
   }
 
   /**
@@ -114,6 +186,24 @@ export class Session {
       this.client.on('drain', this.onClientDrain);
       this.client.setTimeout(idle);
       if (idle > 0) this.client.once('timeout', this.onTimeout);
+    }
+    if (this.host.sendProxy) {
+      // Written at hand-over, not at connect, so a warm socket never carries another client's header.
+      const a =
+        this.proxied ??
+        addressesOf(
+          this.client.remoteAddress,
+          this.client.remotePort,
+          this.client.localAddress,
+          this.client.localPort,
+        );
+      const header = this.host.sendProxy === 'v2' ? encodeV2(a) : encodeV1(a);
+      this.headerBytes = header.length;
+      sock.write(header);
+    }
+    if (this.lifeTimer === null && this.host.maxLifetimeMs > 0) {
+      const left = Math.max(0, this.host.maxLifetimeMs - (performance.now() - this.acceptedAt));
+      this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this, this.poolHit);
@@ -157,7 +247,7 @@ export class Session {
   private redialIfUntouched(): boolean {
     const b = this.backend;
     if (!this.poolHit || !b || this.closed || this.client.readableEnded) return false;
-    if (b.bytesRead !== 0 || b.bytesWritten !== 0) return false;
+    if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
     b.removeListener('data', this.onBackendData);
     b.removeListener('drain', this.onBackendDrain);
     this.client.removeListener('data', this.onClientData);
@@ -190,6 +280,12 @@ export class Session {
 
   private onClientDrain(): void {
     this.backend?.resume();
+  }
+
+  private onLifetime(): void {
+    this.cause ??= 'max-lifetime';
+    this.client.destroy();
+    this.backend?.destroy();
   }
 
   private onTimeout(): void {
@@ -226,6 +322,7 @@ export class Session {
   private onClientClose(hadError: boolean): void {
     this.clientClosed = true;
     this.closed = true;
+    this.headerCleanup?.();
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
@@ -253,6 +350,7 @@ export class Session {
     if (this.ended || !this.clientClosed || (this.backend !== null && !this.backendClosed)) return;
     this.ended = true;
     this.closed = true;
+    if (this.lifeTimer) clearTimeout(this.lifeTimer);
     const b = this.backend;
     if (b && this.target) this.host.set.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
     this.host.sessionEnded(this);
