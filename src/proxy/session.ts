@@ -309,14 +309,14 @@ export class Session {
     this.cause ??= 'error';
     // A reset from the client is passed on as a reset, so the backend sees an abort, not a clean end.
     const b = this.backend;
-    if (b && !b.destroyed) b.resetAndDestroy();
+    if (b) abort(b);
   }
 
   private onBackendError(): void {
     if (this.redialIfUntouched()) return;
     this.cause ??= 'error';
     // The client must not mistake a truncated reply for a complete one: reset, never FIN.
-    if (!this.client.destroyed) this.client.resetAndDestroy();
+    abort(this.client);
   }
 
   private onClientClose(hadError: boolean): void {
@@ -355,4 +355,17 @@ export class Session {
     if (b && this.target) this.host.set.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
     this.host.sessionEnded(this);
   }
+}
+
+/**
+ * Closes a socket with a reset, so the peer sees an abort rather than a clean
+ * end. Once our side has sent its FIN, libuv refuses the reset (EINVAL while
+ * shutting down) and Node then never closes the handle: the descriptor leaks
+ * and 'close' never fires. Found by the random-churn fault test. Such a socket
+ * gets a plain destroy.
+ */
+export function abort(sock: Socket): void {
+  if (sock.destroyed) return;
+  if (sock.writableEnded || sock.connecting) sock.destroy();
+  else sock.resetAndDestroy();
 }
