@@ -159,6 +159,8 @@ export class Session {
     this.headerCleanup = cleanup;
     this.client.on('data', onData);
     this.client.once('end', onEnd);
+    // Accepted paused (readableFlowing = false): a 'data' listener alone does not start reading.
+    this.client.resume();
   }
 
   /**
