@@ -2,11 +2,14 @@
  * Bench backends, in their own process so they do not share a core's event
  * loop with the balancer: N HTTP servers on 127.0.0.1:0, each answering a
  * small fixed body. Prints the ports as one JSON line, then serves until killed.
+ * `node backend-server.js N [PORT...]`.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const n = Number(process.argv[2] ?? 3);
+/** Optional fixed ports (argv[3..]), so a soak can kill a backend and restart it on the same port. */
+const fixed = process.argv.slice(3).map(Number);
 const body = Buffer.from('hello from a bench backend\n');
 const ports: number[] = [];
 for (let i = 0; i < n; i++) {
@@ -16,7 +19,7 @@ for (let i = 0; i < n; i++) {
     res.end(body);
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', 511, r));
+  await new Promise<void>((r) => server.listen(fixed[i] ?? 0, '127.0.0.1', 511, r));
   ports.push((server.address() as AddressInfo).port);
 }
 process.stdout.write(`${JSON.stringify({ ports })}\n`);

@@ -4,6 +4,7 @@
  * then answers 'stats' requests with counters and the accept-to-ready
  * histograms read straight from the balancer.
  */
+import { readdirSync } from 'node:fs';
 import { parseConfig } from '../src/config/schema.js';
 import type { Histogram } from '../src/histogram.js';
 import { LoadBalancer } from '../src/load-balancer.js';
@@ -28,6 +29,14 @@ process.on('message', (m: { type: string }) => {
     type: 'stats',
     counters: svc.counters,
     pool: svc.pool.counters,
+    backends: svc.set.all.map((b) => ({
+      address: b.address,
+      active: b.active,
+      up: b.healthy,
+      aborted: b.sessionsAbortedTotal,
+    })),
+    rss: process.memoryUsage().rss,
+    fds: readdirSync('/proc/self/fd').length,
     hit: snap(svc.connectLatency.hit),
     miss: snap(svc.connectLatency.miss),
   });

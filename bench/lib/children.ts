@@ -30,6 +30,9 @@ export interface HistogramSnapshot {
 
 export interface LbStats {
   counters: Record<string, number>;
+  backends: { address: string; active: number; up: boolean; aborted: number }[];
+  rss: number;
+  fds: number;
   pool: { hits: number; misses: number; refills: number };
   hit: HistogramSnapshot;
   miss: HistogramSnapshot;

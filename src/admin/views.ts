@@ -12,6 +12,7 @@ export interface BackendView {
   active: number;
   sessionsTotal: number;
   dialFailuresTotal: number;
+  sessionsAbortedTotal: number;
   bytesToBackend: number;
   bytesFromBackend: number;
   poolIdle: number;
@@ -36,6 +37,7 @@ export function backendView(svc: Service, b: Backend): BackendView {
     active: b.active,
     sessionsTotal: b.sessionsTotal,
     dialFailuresTotal: b.dialFailuresTotal,
+    sessionsAbortedTotal: b.sessionsAbortedTotal,
     bytesToBackend: b.bytesToBackend,
     bytesFromBackend: b.bytesFromBackend,
     poolIdle: svc.pool.idleFor(b),

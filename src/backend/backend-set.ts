@@ -228,6 +228,11 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.active--;
   }
 
+  /** An open session was cut by an error or reset on b's side. */
+  sessionAborted(b: Backend): void {
+    b.sessionsAbortedTotal++;
+  }
+
   /** The reserved session is spliced to `b`. */
   sessionOpened(b: Backend): void {
     b.sessionsTotal++;

@@ -46,6 +46,8 @@ export class Backend {
   active = 0;
   sessionsTotal = 0;
   dialFailuresTotal = 0;
+  /** Sessions cut by an error or reset on the backend's side (a crash, a kill). */
+  sessionsAbortedTotal = 0;
   /** Bytes read from the backend / written to it, counted at session close. */
   bytesFromBackend = 0;
   bytesToBackend = 0;

@@ -316,6 +316,7 @@ export class Session {
 
   private onBackendError(): void {
     if (this.redialIfUntouched()) return;
+    if (this.target && this.cause === null) this.host.set.sessionAborted(this.target);
     this.cause ??= 'error';
     // The client must not mistake a truncated reply for a complete one: reset, never FIN.
     abort(this.client);
