@@ -10,7 +10,8 @@ export type LbErrorCode =
   | 'LB_ERR_UNKNOWN_SERVICE'
   | 'LB_ERR_UNKNOWN_BACKEND'
   | 'LB_ERR_DUPLICATE_BACKEND'
-  | 'LB_ERR_STATE';
+  | 'LB_ERR_STATE'
+  | 'LB_ERR_ABORTED';
 
 export class LbError extends Error {
   readonly code: LbErrorCode;

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
 import type { StrategyOptions } from './balancer/index.js';
 import { parseHostPort } from './config/address.js';
@@ -194,6 +194,17 @@ export class LoadBalancer {
     const b = svc.set.add(cfg);
     svc.health.watch(b);
     return b;
+  }
+
+  /**
+   * A connected socket to one of the service's backends, chosen by its
+   * strategy: a warm pooled socket when there is one, else a fresh connect,
+   * retried with backoff on another backend like a client session. Counted in
+   * the same metrics. Rejects with LbError (LB_ERR_DIAL, LB_ERR_NO_BACKEND,
+   * LB_ERR_UNKNOWN_SERVICE, LB_ERR_ABORTED). The socket is the caller's.
+   */
+  connect(service: string, opts: { signal?: AbortSignal } = {}): Promise<Socket> {
+    return this.service(service).connect(opts.signal);
   }
 
   /** Runs one round of health probes on every service now; resolves when all verdicts are in. */

@@ -4,12 +4,13 @@ import { BackendSet } from './backend/backend-set.js';
 import { createStrategy, type StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
 import type { ServiceConfig } from './config/schema.js';
-import type { LbError } from './errors.js';
+import { LbError } from './errors.js';
 import { HealthChecker } from './health/checker.js';
 import { CONNECT_BUCKETS, Histogram } from './histogram.js';
 import type { Logger } from './logger.js';
 import { WarmPool } from './pool/warm-pool.js';
-import { Dialer, type DialerDeps } from './proxy/dialer.js';
+import { Dialer, type DialerDeps, type DialTarget } from './proxy/dialer.js';
+import { EmbeddedDial } from './proxy/embedded-dial.js';
 import { Listener, type ListenerHost } from './proxy/listener.js';
 import { Session, type SessionHost } from './proxy/session.js';
 import { SourceLimiter } from './proxy/source-limits.js';
@@ -27,6 +28,8 @@ export interface ServiceCounters {
   refusedQueueTimeout: number;
   /** Sessions that had to wait for a backend slot. */
   queued: number;
+  /** Backend sockets handed out by LoadBalancer.connect(). */
+  embedded: number;
   refusedNoBackend: number;
   /** An untrusted PROXY sender, or a header missing, malformed or late. */
   refusedProxy: number;
@@ -59,6 +62,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     refusedQueueFull: 0,
     refusedQueueTimeout: 0,
     queued: 0,
+    embedded: 0,
     refusedNoBackend: 0,
     refusedProxy: 0,
     refusedSourceConnections: 0,
@@ -165,6 +169,14 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
       this.pool = this.createPool(next);
       this.pool.start();
     }
+  }
+
+  /** A connected socket to a backend, dialled as a client session would be (see LoadBalancer.connect). */
+  connect(signal?: AbortSignal): Promise<Socket> {
+    const d = new EmbeddedDial(this.set, signal);
+    this.counters.embedded++;
+    this.dialer.dial(d);
+    return d.result;
   }
 
   /** [log] access turned on or off by a reload. */
@@ -363,7 +375,14 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   }
 
   /** Every candidate is at its cap: wait for a slot, FIFO, bounded by queue_size and queue_timeout. */
-  unavailable(s: Session): void {
+  unavailable(s: DialTarget): void {
+    if (!(s instanceof Session)) {
+      // An embedded connect() does not queue: the caller decides whether to wait.
+      s.dialFailed(
+        new LbError('LB_ERR_NO_BACKEND', `service ${this.name}: every backend is at its limit`),
+      );
+      return;
+    }
     if (s.queuedAt === 0) {
       if (this.waiting.length >= this.cfg.queueSize) {
         this.counters.refusedQueueFull++;

@@ -1,12 +1,28 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
-import type { Strategy } from '../balancer/strategy.js';
+import type { PickContext, Strategy } from '../balancer/strategy.js';
 import type { ServiceConfig } from '../config/schema.js';
+import type { LbError } from '../errors.js';
 import { DialError, NoBackendError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { WarmPool } from '../pool/warm-pool.js';
-import type { Session } from './session.js';
+import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
+
+/**
+ * What the dialer needs from whoever wants a backend socket: a client Session,
+ * or an embedded `LoadBalancer.connect()` call.
+ */
+export interface DialTarget {
+  readonly closed: boolean;
+  readonly ctx: PickContext & { tried: Backend[] };
+  readonly attempts: { backend: string; cause: string }[];
+  reserved: Backend | null;
+  pending: Socket | null;
+  retryTimer: NodeJS.Timeout | null;
+  noPool: boolean;
+  attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void;
+  dialFailed(err: LbError): void;
+}
 
 /** What the dialer reads from its service; read on every dial, so a reload takes effect at once. */
 export interface DialerDeps {
@@ -18,7 +34,7 @@ export interface DialerDeps {
   /** Plain counter, read at scrape time. */
   readonly counters: { retries: number };
   /** Every candidate is at its max_connections or max_rate: the session waits for a slot. */
-  unavailable(s: Session): void;
+  unavailable(s: DialTarget): void;
 }
 
 /** The error text of a failed connect, short enough for a log line: "ECONNREFUSED", "connect timeout 2000ms". */
@@ -36,7 +52,7 @@ export function dialCause(err: Error | undefined, timeoutMs: number): string {
 export class Dialer {
   constructor(private readonly deps: DialerDeps) {}
 
-  dial(s: Session): void {
+  dial(s: DialTarget): void {
     if (s.closed) return;
     const now = performance.now();
     s.ctx.now = now;
@@ -61,12 +77,12 @@ export class Dialer {
   }
 
   /** A pooled socket failed untouched after checkout: dial again, fresh; counts as a retry. */
-  redial(s: Session): void {
+  redial(s: DialTarget): void {
     this.deps.counters.retries++;
     this.dial(s);
   }
 
-  private connect(s: Session, b: Backend): void {
+  private connect(s: DialTarget, b: Backend): void {
     const timeoutMs = this.deps.cfg.connectTimeoutMs;
     const sock = connect({
       host: b.host,
@@ -101,7 +117,7 @@ export class Dialer {
   }
 
   /** Records the failure, then retries with backoff or gives up. */
-  private failed(s: Session, b: Backend, cause: string): void {
+  private failed(s: DialTarget, b: Backend, cause: string): void {
     if (s.reserved === b) {
       this.deps.set.release(b);
       s.reserved = null;
