@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend } from '../src/backend/backend.js';
-import { BackendSet } from '../src/backend/backend-set.js';
+import type { BackendSet } from '../src/backend/backend-set.js';
 import { createStrategy, type StrategyName } from '../src/balancer/index.js';
 import { IpHash } from '../src/balancer/ip-hash.js';
 import type { PickContext, Strategy } from '../src/balancer/strategy.js';
 import type { AllDownPolicy } from '../src/config/schema.js';
-import { backendConfig, seeded, setFrom } from './helpers/backends.js';
+import { backendConfig, seeded, setFrom, setOf } from './helpers/backends.js';
 
 interface Row {
   strategy: StrategyName;
@@ -285,10 +285,7 @@ test('round-robin: a weight change takes effect on the next pick', () => {
 
 /** Shares of 100,000 picks; `open` keeps that many sessions open at random, as live traffic does. */
 function shares(strategy: StrategyName, weights: number[], open = 0, clientIps = false): number[] {
-  const set = new BackendSet(
-    weights.map((w, i) => backendConfig(9000 + i, { weight: w })),
-    { allDown: 'try-all', fall: 1, rise: 1, passiveOnly: false, trialBackoffMs: 1000 },
-  );
+  const set = setOf(weights.map((w, i) => backendConfig(9000 + i, { weight: w })));
   const rng = seeded(7);
   const s = wire(strategy, set, seeded(99));
   const counts = weights.map(() => 0);
@@ -335,10 +332,7 @@ test('distribution: 100,000 picks follow the weights within 2 % (round-robin, ra
 });
 
 function maglev(ports: number[], weights?: number[]): IpHash {
-  const set = new BackendSet(
-    ports.map((p, i) => backendConfig(p, { weight: weights?.[i] ?? 1 })),
-    { allDown: 'try-all', fall: 1, rise: 1, passiveOnly: false, trialBackoffMs: 1000 },
-  );
+  const set = setOf(ports.map((p, i) => backendConfig(p, { weight: weights?.[i] ?? 1 })));
   const m = new IpHash();
   m.update(set.candidates);
   return m;
@@ -398,13 +392,7 @@ test('maglev: config order does not matter, so separate balancers agree', async 
 });
 
 test('slow start: effective weight ramps from 10 % to full after coming back up', () => {
-  const set = new BackendSet([backendConfig(9000, { slowStartMs: 10_000 }), backendConfig(9001)], {
-    allDown: 'try-all',
-    fall: 1,
-    rise: 1,
-    passiveOnly: false,
-    trialBackoffMs: 1000,
-  });
+  const set = setOf([backendConfig(9000, { slowStartMs: 10_000 }), backendConfig(9001)]);
   const [a] = set.all as [Backend];
   const rr = wire('round-robin', set);
   set.markDown(a, 'test');
@@ -422,13 +410,7 @@ test('slow start: effective weight ramps from 10 % to full after coming back up'
 });
 
 test('max_rate: at most N new sessions a second per backend', () => {
-  const set = new BackendSet([backendConfig(9000, { maxRate: 10 }), backendConfig(9001)], {
-    allDown: 'try-all',
-    fall: 1,
-    rise: 1,
-    passiveOnly: false,
-    trialBackoffMs: 1000,
-  });
+  const set = setOf([backendConfig(9000, { maxRate: 10 }), backendConfig(9001)]);
   const rr = wire('least-connections', set);
   const [a] = set.all as [Backend];
   const ctx: PickContext = { clientIp: '', tried: [], now: 0 };

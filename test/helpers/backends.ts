@@ -57,6 +57,17 @@ export function backendConfig(port: number, extra: Partial<BackendConfig> = {}):
   };
 }
 
+/** A BackendSet over these backend configs with test defaults (try-all, fall and rise of 1). */
+export function setOf(configs: BackendConfig[]): BackendSet {
+  return new BackendSet(configs, {
+    allDown: 'try-all',
+    fall: 1,
+    rise: 1,
+    passiveOnly: false,
+    trialBackoffMs: 1000,
+  });
+}
+
 /** mulberry32: a small seeded PRNG, so random-two tests are repeatable. */
 export function seeded(seed: number): () => number {
   let a = seed >>> 0;
