@@ -22,19 +22,6 @@ export class Histogram {
     this.count++;
     this.sum += seconds;
   }
-
-  /** The q-quantile (0..1), as the upper bound of the bucket that holds it; NaN when empty. */
-  quantile(q: number): number {
-    if (this.count === 0) return Number.NaN;
-    const rank = q * this.count;
-    let seen = 0;
-    for (let i = 0; i < this.counts.length; i++) {
-      seen += this.counts[i] as number;
-      if (seen >= rank)
-        return i < this.bounds.length ? (this.bounds[i] as number) : Number.POSITIVE_INFINITY;
-    }
-    return Number.POSITIVE_INFINITY;
-  }
 }
 
 /** Accept-to-backend-ready buckets: 25 µs to 5 s. */

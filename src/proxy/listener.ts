@@ -57,10 +57,6 @@ export class Listener {
     return this.server.address() as AddressInfo;
   }
 
-  get listening(): boolean {
-    return this.server.listening;
-  }
-
   /** Stops accepting; open sessions are not touched (server.close() would wait for them all). */
   stop(): void {
     if (this.server.listening) this.server.close();
