@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { main } from '../examples/embedded.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LoadBalancer } from '../src/load-balancer.js';
-import { bannerServer, httpServer, refusedPort, startLb, svc, waitFor } from './helpers/servers.js';
+import { httpServer, readBytes, refusedPort, scriptedServer, startLb, svc, waitFor } from './helpers/servers.js';
 
 const addr = (port: number): string => `127.0.0.1:${port}`;
 
@@ -15,7 +15,11 @@ test('embedded: the README example runs: addBackend x3, connect, HTTP request, h
 });
 
 test('embedded: connect() takes a warm socket, keeps early bytes first, retries past a dead backend, counts', async (t) => {
-  const banner = await bannerServer(t, 'HELLO\r\n');
+  // A server-first backend that keeps the connection open (a FIN would rightly evict it from the pool).
+  const banner = await scriptedServer(t, (sock) => {
+    sock.write('HELLO\r\n');
+    sock.resume();
+  });
   const dead = await refusedPort();
   const lb = await startLb(
     t,
@@ -26,10 +30,7 @@ test('embedded: connect() takes a warm socket, keeps early bytes first, retries 
   // Round-robin tries the dead backend first for one of these; the caller never sees it.
   for (let i = 0; i < 2; i++) {
     const sock = await lb.connect('web');
-    const chunks: Buffer[] = [];
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    await new Promise((r) => sock.once('end', r));
-    assert.equal(Buffer.concat(chunks).toString(), 'HELLO\r\n');
+    assert.equal((await readBytes(sock, 7)).toString(), 'HELLO\r\n');
     sock.destroy();
   }
   assert.ok(s.pool.counters.hits >= 1);

@@ -359,7 +359,7 @@ test('fault: slowloris, 1,000 clients trickling a byte every idle_timeout − ε
   const took = Date.now() - start;
   for (const tm of timers) clearInterval(tm);
   for (const c of clients) c.destroy();
-  assert.ok(took >= 2000 && took < 5000, `closed after ${took} ms`);
+  assert.ok(took >= 2000 && took < 8000, `closed after ${took} ms`);
   await waitFor(() => lb.service('web').activeSessions === 0, 3000, 'sessions to end');
   await waitFor(() => fdCount() <= fd0, 5000, 'fds back');
 });
