@@ -332,7 +332,7 @@ test('fault: 10,000 dials to a refused port and to a blackhole: descriptors flat
     // Each client is answered within its dial deadline plus scheduling slack on a loaded 2-core machine.
     const deadline = target === hole ? 150 : 1000;
     assert.ok(
-      slowest < deadline + 1500,
+      slowest < deadline + 3000,
       `slowest client waited ${slowest} ms (deadline ${deadline} ms)`,
     );
     await lb.close(0);
