@@ -141,7 +141,7 @@ async function demo(opts: RunOpts): Promise<void> {
   }
   const first = config.services[0];
   process.stderr.write(
-    `demo: ${servers.length} backends up; try: curl http://${first?.listen.address ?? '127.0.0.1:8080'}/  (Ctrl-C stops)\n`,
+    `demo: ${servers.length} backends up; try: curl http://${first?.listen.address ?? '127.0.0.1:8080'}/${config.admin ? `  status page: http://${config.admin.listen.address}/` : ''}  (Ctrl-C stops)\n`,
   );
   await run(opts, servers);
 }
