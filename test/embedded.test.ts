@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { main } from '../examples/embedded.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LoadBalancer } from '../src/load-balancer.js';
-import { httpServer, readBytes, refusedPort, scriptedServer, startLb, svc, waitFor } from './helpers/servers.js';
+import {
+  httpServer,
+  readBytes,
+  refusedPort,
+  scriptedServer,
+  startLb,
+  svc,
+  waitFor,
+} from './helpers/servers.js';
 
 const addr = (port: number): string => `127.0.0.1:${port}`;
 
