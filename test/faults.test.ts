@@ -55,8 +55,9 @@ test('fault: a backend that resets mid-stream closes the client within 1 s; the 
   });
   const faulty = await faultProxy(t, be, { kind: 'reset_peer', afterBytes: 20_000 });
   const good = await httpServer(t, 'good');
-  const lb = await startLb(t, svc([addr(faulty), addr(good)]));
-  const port = lb.address('web').port;
+  const port = await refusedPort();
+  const lb = await childLb(t, childToml(port, [faulty, good]));
+  const fd0 = fdsOf(lb.pid);
   const c = await openClient(port);
   const start = Date.now();
   c.resume();
@@ -69,6 +70,8 @@ test('fault: a backend that resets mid-stream closes the client within 1 s; the 
     await httpGet(port).catch(() => 'reset'),
   ]);
   assert.ok(bodies.has('good'));
+  await waitFor(() => fdsOf(lb.pid) <= fd0, 3000, 'balancer descriptors back to baseline');
+  assert.equal(lb.proc.exitCode, null, 'no crash');
 });
 
 test('fault: a client that vanishes (RST) mid-stream: the backend socket is destroyed, nothing left in CLOSE_WAIT', async (t) => {
@@ -78,15 +81,17 @@ test('fault: a client that vanishes (RST) mid-stream: the backend socket is dest
     s.write(Buffer.alloc(1024 * 1024, 2));
     s.resume();
   });
-  const lb = await startLb(t, svc([addr(be)]));
-  const port = lb.address('web').port;
+  const port = await refusedPort();
+  const lb = await childLb(t, childToml(port, [be]));
+  const fd0 = fdsOf(lb.pid);
   const c = await openClient(port);
   await readBytes(c, 1000);
   const closed = new Promise((r) => (backendSock as Socket).once('close', r));
   c.resetAndDestroy();
   await closed;
-  await waitFor(() => lb.service('web').activeSessions === 0, 2000, 'session end');
   await waitFor(() => closeWaitCount([port, be]) === 0, 2000, 'no CLOSE_WAIT');
+  await waitFor(() => fdsOf(lb.pid) <= fd0, 3000, 'balancer descriptors back to baseline');
+  assert.equal(lb.proc.exitCode, null, 'no crash');
 });
 
 /** Streams `total` bytes of a seeded pattern with backpressure; resolves with its SHA-256. */
@@ -125,6 +130,7 @@ for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
     const lbPort = await refusedPort();
     const lb = await childLb(t, childToml(lbPort, [be]));
     const rss0 = rssOf(lb.pid);
+    const fd0 = fdsOf(lb.pid);
     const c = await openClient(lbPort);
     await waitFor(() => backendSide !== undefined, 3000, 'backend accept');
     const b = backendSide as Socket;
@@ -148,6 +154,8 @@ for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
     );
     c.destroy();
     b.destroy();
+    await waitFor(() => fdsOf(lb.pid) <= fd0, 3000, 'balancer descriptors back to baseline');
+    assert.equal(lb.proc.exitCode, null, 'no crash');
   });
 }
 
@@ -162,8 +170,10 @@ test('fault: half-close each way through a slicer, with the last bytes after the
     });
   });
   const sliced = await faultProxy(t, be, { kind: 'slicer', size: 7 });
-  const lb = await startLb(t, svc([addr(sliced)]));
-  const c = await openClient(lb.address('web').port);
+  const port = await refusedPort();
+  const lb = await childLb(t, childToml(port, [sliced]));
+  const fd0 = fdsOf(lb.pid);
+  const c = await openClient(port);
   const reading = readAll(c);
   c.end('request-then-FIN');
   const all = await reading;
@@ -173,6 +183,7 @@ test('fault: half-close each way through a slicer, with the last bytes after the
     'every byte the backend sent after the client FIN arrived',
   );
   c.destroy();
+  await waitFor(() => fdsOf(lb.pid) <= fd0, 3000, 'balancer descriptors back to baseline');
 });
 
 test('fault: backends that close right after accept, time out, or throttle: clients get a prompt answer, no crash', async (t) => {
