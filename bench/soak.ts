@@ -8,13 +8,12 @@
  * killed backend at that moment), with the balancer's RSS and descriptors at
  * start and end. Not part of CI.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { startLb } from './lib/children.js';
+import { startBackends, startLb } from './lib/children.js';
 import { freePort } from './lib/net.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,13 +22,9 @@ const minutes = i > 0 ? Number(process.argv[i + 1]) : 10;
 const seconds = Math.round(minutes * 60);
 
 const ports = [await freePort(), await freePort(), await freePort()];
-async function startBackend(port: number): Promise<ChildProcess> {
-  const p = fork(join(here, 'backend-server.js'), ['1', String(port)], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  await once(p.stdout as NodeJS.ReadableStream, 'data');
-  return p;
-}
+/** One backend process per port, so one can be killed and restarted on the same port. */
+const startBackend = async (port: number): Promise<ChildProcess> =>
+  (await startBackends(1, [port])).proc;
 const backends = await Promise.all(ports.map(startBackend));
 
 const lb = await startLb({

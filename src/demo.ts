@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { isIP } from 'node:net';
+import { isLoopback } from './config/address.js';
 import type { Config } from './config/schema.js';
 
 /**
@@ -39,10 +39,4 @@ export async function startDemoBackends(config: Config): Promise<Server[]> {
     }
   }
   return servers;
-}
-
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1';
 }

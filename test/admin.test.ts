@@ -7,6 +7,7 @@ import { LbError } from '../src/errors.js';
 import { LoadBalancer } from '../src/load-balancer.js';
 import { createLogger } from '../src/logger.js';
 import {
+  addr,
   echoServer,
   httpGet,
   httpServer,
@@ -16,8 +17,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 async function startAdmin(
   t: Parameters<typeof startLb>[0],

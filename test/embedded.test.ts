@@ -4,6 +4,7 @@ import { main } from '../examples/embedded.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LoadBalancer } from '../src/load-balancer.js';
 import {
+  addr,
   httpServer,
   readBytes,
   refusedPort,
@@ -12,8 +13,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 test('embedded: the README example runs: addBackend x3, connect, HTTP request, health check, cleanup', async (t) => {
   const ports = [await httpServer(t, 'a'), await httpServer(t, 'b'), await httpServer(t, 'c')];

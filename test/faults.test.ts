@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { CLI, tempConfig } from './helpers/cli.js';
 import { closeAfterAccept, closeWaitCount, faultProxy, fdsOf, rssOf } from './helpers/faults.js';
 import {
+  addr,
   blackhole,
   echoServer,
   fdCount,
@@ -22,8 +23,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 /** Runs the CLI on a config in a child process, optionally under `ulimit -n`; resolves when it listens. */
 async function childLb(t: Parameters<typeof startLb>[0], toml: string, ulimit?: number) {

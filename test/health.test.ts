@@ -9,6 +9,7 @@ import { httpProbe } from '../src/health/http-probe.js';
 import { tcpProbe } from '../src/health/tcp-probe.js';
 import { backendConfig } from './helpers/backends.js';
 import {
+  addr,
   blackhole,
   httpGet,
   httpServer,
@@ -19,8 +20,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 function namedHttp(name: string, status = 200): HttpServer {
   return createHttpServer((req, res) => {

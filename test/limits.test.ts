@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import {
+  addr,
   type echoServer,
   openClient,
   readAll,
@@ -12,8 +13,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 /** A backend that echoes and counts the sessions open on it. */
 async function countingEcho(t: Parameters<typeof echoServer>[0]) {

@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
-import { listen, startLb, svc } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
+import { addr, listen, startLb, svc } from './helpers/servers.js';
 
 test('pass-through: HTTP/2 with prior knowledge, 200 concurrent streams on one connection', async (t) => {
   const server = createH2Server();

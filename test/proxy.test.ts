@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import {
+  addr,
   bannerServer,
   blackhole,
   echoServer,
@@ -20,8 +21,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 test('echo through the balancer', async (t) => {
   const be = await echoServer(t);

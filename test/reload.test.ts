@@ -7,6 +7,7 @@ import autocannon from 'autocannon';
 import { parseConfig } from '../src/config/schema.js';
 import { spawnCli, tempConfig } from './helpers/cli.js';
 import {
+  addr,
   echoServer,
   httpGet,
   httpServer,
@@ -18,7 +19,6 @@ import {
   waitFor,
 } from './helpers/servers.js';
 
-const addr = (port: number): string => `127.0.0.1:${port}`;
 const cfgOf = (raw: Record<string, unknown>) =>
   parseConfig(raw, { source: '<test>', allowEphemeralListen: true });
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { waitForPort } from '../bench/lib/net.js';
 import { parseToml } from '../src/config/load.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LbError } from '../src/errors.js';
@@ -18,6 +19,7 @@ import {
 } from '../src/proxy/proxy-protocol.js';
 import { runCli, tempConfig } from './helpers/cli.js';
 import {
+  addr,
   openClient,
   readAll,
   refusedPort,
@@ -26,8 +28,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const addr = (port: number): string => `127.0.0.1:${port}`;
 
 /** A backend that reads a PROXY header and answers with the client address it names. */
 async function proxyAwareBackend(t: Parameters<typeof startLb>[0]) {
@@ -99,18 +99,7 @@ http { access_log off; client_body_temp_path ${dir}/cb; proxy_temp_path ${dir}/p
   );
   const proc = spawn(nginx, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
   t.after(() => proc.kill('SIGKILL'));
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1');
-      c.once('connect', () => {
-        c.destroy();
-        r(true);
-      });
-      c.once('error', () => r(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForPort(port);
   for (const version of ['v1', 'v2']) {
     const lb = await startLb(t, svc([addr(port)], { send_proxy: version }));
     const c = await clientFrom(lb.address('web').port, '127.0.0.5');

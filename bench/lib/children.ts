@@ -5,9 +5,15 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Starts the bench backends in their own process; resolves with their ports. */
-export async function startBackends(n: number): Promise<{ proc: ChildProcess; ports: number[] }> {
-  const proc = fork(join(here, '..', 'backend-server.js'), [String(n)], {
+/**
+ * Starts `n` bench HTTP backends in their own process (on `fixedPorts` when
+ * given, so a soak can restart one on the same port); resolves with their ports.
+ */
+export async function startBackends(
+  n: number,
+  fixedPorts: number[] = [],
+): Promise<{ proc: ChildProcess; ports: number[] }> {
+  const proc = fork(join(here, '..', 'backend-server.js'), [String(n), ...fixedPorts.map(String)], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const [line] = (await once(proc.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];

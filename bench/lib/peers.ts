@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startLb } from './children.js';
+import { startBackends, startLb } from './children.js';
 import { onPath } from './load.js';
 import { freePort, waitForPort } from './net.js';
 
@@ -109,16 +109,7 @@ export function haproxy(): Target | null {
           '',
         ].join('\n'),
       );
-      const proc = spawn(bin, ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
-      await waitForPort(port);
-      return {
-        port,
-        pid: proc.pid as number,
-        stop: async () => {
-          await stopChild(proc);
-          cleanup();
-        },
-      };
+      return spawnPeer(bin, ['-f', cfg, '-db'], port, cleanup);
     },
   };
 }
@@ -144,7 +135,17 @@ async function startNginx(body: string, port: number, withStream: boolean): Prom
       body,
     ].join('\n'),
   );
-  const proc = spawn(bin, ['-c', cfg, '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return spawnPeer(bin, ['-c', cfg, '-p', dir], port, cleanup);
+}
+
+/** Runs a peer binary in the foreground until it listens on `port`; stopping it removes its temp dir. */
+async function spawnPeer(
+  bin: string,
+  args: string[],
+  port: number,
+  cleanup: () => void,
+): Promise<Running> {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForPort(port);
   return {
     port,
@@ -214,11 +215,7 @@ export async function startHttpBackends(): Promise<{
       },
     };
   }
-  const proc = fork(join(here, '..', 'backend-server.js'), ['3'], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  const [line] = (await once(proc.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
-  const ports = (JSON.parse(line.toString()) as { ports: number[] }).ports;
+  const { proc, ports } = await startBackends(3);
   return { kind: 'node:http (1 process)', ports, stop: () => stopChild(proc) };
 }
 

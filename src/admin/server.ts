@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { HostPort } from '../config/address.js';
+import { type HostPort, isLoopback } from '../config/address.js';
 import { LbError } from '../errors.js';
 import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
@@ -217,8 +217,4 @@ function parseWeight(body: string): number {
     throw new HttpError(400, 'weight must be a whole number from 1 to 1000000');
   }
   return w;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 export interface HostPort {
   /** Host as written, without IPv6 brackets: an IP literal or a DNS name resolved at dial time. */
@@ -50,6 +50,12 @@ export function parseHostPort(value: unknown, minPort = 1): HostPort | { error: 
     return { error: `port must be ${minPort}-65535, got ${portText} in ${JSON.stringify(value)}` };
   }
   return { host, port, address: formatHostPort(host, port) };
+}
+
+/** 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIPv4(host) && host.startsWith('127.');
 }
 
 export function formatHostPort(host: string, port: number): string {

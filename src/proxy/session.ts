@@ -285,15 +285,11 @@ export class Session {
   }
 
   private onLifetime(): void {
-    this.cause ??= 'max-lifetime';
-    this.client.destroy();
-    this.backend?.destroy();
+    this.destroy('max-lifetime');
   }
 
   private onTimeout(): void {
-    this.cause ??= 'idle-timeout';
-    this.client.destroy();
-    this.backend?.destroy();
+    this.destroy('idle-timeout');
   }
 
   private onClientEnd(): void {

@@ -8,6 +8,9 @@ import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/schema.js';
 import { LoadBalancer } from '../../src/load-balancer.js';
 
+/** "127.0.0.1:PORT", as configs name a loopback backend. */
+export const addr = (port: number): string => `127.0.0.1:${port}`;
+
 export type Closer = () => Promise<void> | void;
 
 /** Listens on 127.0.0.1:0 and registers cleanup with the test. */
