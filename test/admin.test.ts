@@ -128,6 +128,13 @@ test('admin: /api/services, backend write calls, errors as JSON with the right s
   assert.equal(disabled.json().backend.state, 'disabled');
   const enabled = await call('POST', `/api/services/web/backends/${addr(a)}/enable`);
   assert.equal(enabled.json().backend.state, 'up');
+  // Disabled alone (not also drained): still out of rotation.
+  await call('POST', `/api/services/web/backends/${addr(a)}/disable`);
+  for (let i = 0; i < 3; i++) assert.equal(await httpGet(lb.address('web').port), 'b');
+  await call('POST', `/api/services/web/backends/${addr(a)}/enable`);
+  const both = new Set<string>();
+  for (let i = 0; i < 4; i++) both.add(await httpGet(lb.address('web').port));
+  assert.deepEqual([...both].sort(), ['a', 'b']);
   const w = await call('PUT', `/api/services/web/backends/${addr(b)}/weight`, '{"weight": 4}');
   assert.deepEqual([w.status, w.json().backend.weight], [200, 4]);
 

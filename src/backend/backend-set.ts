@@ -300,7 +300,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
 
   private recompute(): void {
     const usable = (b: Backend): boolean =>
-      !b.draining && (b.healthy || (b.halfOpen && !b.trialInFlight));
+      !b.draining && !b.disabled && (b.healthy || (b.halfOpen && !b.trialInFlight));
     let c = this.list.filter((b) => usable(b) && !b.backup);
     if (c.length === 0) c = this.list.filter((b) => usable(b) && b.backup);
     if (c.length === 0 && this.opts.allDown === 'try-all')
