@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { AdminServer } from './admin/server.js';
+import { ClusterPrimary } from './cluster/primary.js';
 import { loadConfig } from './config/load.js';
 import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
 import { startDemoBackends } from './demo.js';
@@ -45,13 +46,18 @@ function load(file: string): Config {
 
 async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   const config = load(opts.config);
-  const logger = createLogger(opts.logLevel ?? config.log.level);
-  const lb = new LoadBalancer(config, { logger });
+  const logLevel = opts.logLevel ?? config.log.level;
+  const logger = createLogger(logLevel);
+  // workers > 1: this process is the primary; lb is its control plane (probes, state, no listeners).
+  const primary =
+    config.process.workers > 1 ? new ClusterPrimary(config, { logger, logLevel }) : null;
+  const lb = primary ? primary.lb : new LoadBalancer(config, { logger });
+  const runner: { close(timeoutMs?: number): Promise<void> } = primary ?? lb;
   try {
-    await lb.start();
+    await (primary ?? lb).start();
   } catch (err) {
     for (const s of demoServers) s.close();
-    if (err instanceof LbError && err.code === 'LB_ERR_LISTEN') fail(EXIT_RUNTIME, err.message);
+    if (err instanceof LbError) fail(EXIT_RUNTIME, err.message);
     throw err;
   }
   const reload = async (): Promise<ReloadSummary> => {
@@ -59,7 +65,10 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     if (JSON.stringify(next.admin) !== JSON.stringify(lb.config.admin)) {
       logger.warn('reload: [admin] changes take effect at the next restart');
     }
-    return lb.reload(next);
+    if (next.process.workers !== lb.config.process.workers) {
+      logger.warn('reload: [process] workers changes take effect at the next restart');
+    }
+    return primary ? primary.reload(next) : lb.reload(next);
   };
   let admin: AdminServer | null = null;
   if (config.admin) {
@@ -68,11 +77,12 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       token: config.admin.token,
       reload,
       log: logger.child({ component: 'admin' }),
+      cluster: primary,
     });
     try {
       await admin.start();
     } catch (err) {
-      await lb.close(0);
+      await runner.close(0);
       fail(EXIT_RUNTIME, (err as Error).message);
     }
   }
@@ -81,6 +91,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       config: opts.config,
       services: lb.serviceNames,
       admin: config.admin?.listen.address,
+      workers: config.process.workers,
       version,
     },
     'blitz-lb started',
@@ -90,7 +101,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: closing open sessions now');
-      void lb.close(0);
+      void runner.close(0);
       return;
     }
     stopping = true;
@@ -99,7 +110,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       'stopping: no new sessions, draining',
     );
     for (const s of demoServers) s.close();
-    void Promise.all([lb.close(), admin?.close()]).then(() => {
+    void Promise.all([runner.close(), admin?.close()]).then(() => {
       logger.info('stopped');
       logger.flush();
       process.exitCode = EXIT_OK;
@@ -128,6 +139,7 @@ function check(opts: RunOpts): void {
       out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
   }
   if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
+  out.push(`process: workers ${config.process.workers}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

@@ -5,13 +5,24 @@ import { parseHostPort } from './config/address.js';
 import type { BackendConfig, Config, ServiceConfig } from './config/schema.js';
 import { LbError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
-import { Service } from './service.js';
+import { Service, type ServiceOptions, type ServiceRole } from './service.js';
 
 export interface LoadBalancerOptions {
   /** Root logger; components take children of it. Silent when omitted. */
   logger?: Logger;
   /** Randomness for random-two (uniform in [0, 1)); a test passes a seeded one. */
   rng?: () => number;
+  /**
+   * Set by the cluster code (src/cluster/): "control" in the primary, "serve"
+   * in workers. Leave unset to run everything in this process.
+   */
+  role?: ServiceRole;
+  /** "serve" role: where each service's dial outcomes go. */
+  follower?: ServiceOptions['follower'];
+  /** Called whenever a service's backend set changes. */
+  onBackendsChanged?: ServiceOptions['onBackendsChanged'];
+  /** "serve" role: this worker's number (1..N), for per-worker metrics. */
+  workerSlot?: number;
 }
 
 export interface ReloadSummary {
@@ -36,11 +47,14 @@ export interface AddBackendOptions {
 export class LoadBalancer {
   /** The config in force (replaced by a successful reload). */
   config: Config;
+  readonly role: ServiceRole;
+  /** 1..N in a cluster worker; 0 otherwise. */
+  readonly workerSlot: number;
   private readonly log: Logger;
   private readonly services = new Map<string, Service>();
   /** Services removed by a reload, kept until their open sessions end. */
   private readonly retiring = new Set<Service>();
-  private readonly serviceOpts: { strategy: StrategyOptions; accessLog: boolean };
+  private readonly serviceOpts: ServiceOptions & { strategy: StrategyOptions; accessLog: boolean };
   private started = false;
   private closing: Promise<void> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
@@ -48,9 +62,17 @@ export class LoadBalancer {
   constructor(config: Config, opts: LoadBalancerOptions = {}) {
     this.config = config;
     this.log = opts.logger ?? silentLogger();
+    this.role = opts.role ?? 'single';
+    this.workerSlot = opts.workerSlot ?? 0;
     this.serviceOpts = {
-      strategy: opts.rng ? { rng: opts.rng } : {},
+      strategy: {
+        ...(opts.rng ? { rng: opts.rng } : {}),
+        ...(opts.workerSlot ? { phase: opts.workerSlot - 1 } : {}),
+      },
       accessLog: config.log.access,
+      role: this.role,
+      follower: opts.follower,
+      onBackendsChanged: opts.onBackendsChanged,
     };
     for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
   }
@@ -132,13 +154,22 @@ export class LoadBalancer {
    * (default `process.shutdown_timeout`), then destroys the rest.
    */
   close(timeoutMs = this.config.process.shutdownTimeoutMs): Promise<void> {
-    this.closing ??= this.doClose(timeoutMs);
+    if (this.closing) {
+      // A second request with no grace (a second signal): end what is still open now.
+      if (timeoutMs === 0) for (const svc of this.everyService()) svc.destroySessions();
+      return this.closing;
+    }
+    this.closing = this.doClose(timeoutMs);
     return this.closing;
+  }
+
+  private everyService(): Service[] {
+    return [...this.services.values(), ...this.retiring];
   }
 
   private async doClose(timeoutMs: number): Promise<void> {
     await this.reloading;
-    const svcs = [...this.services.values(), ...this.retiring];
+    const svcs = this.everyService();
     for (const svc of svcs) svc.stopAccepting();
     const open = svcs.reduce((n, s) => n + s.activeSessions, 0);
     if (open > 0) this.log.info({ open, timeoutMs }, 'draining open sessions');
@@ -209,7 +240,9 @@ export class LoadBalancer {
 
   /** Runs one round of health probes on every service now; resolves when all verdicts are in. */
   async performHealthCheck(): Promise<void> {
-    await Promise.all([...this.services.values()].map((s) => s.health.checkAll()));
+    await Promise.all(
+      [...this.services.values()].filter((s) => s.probes).map((s) => s.health.checkAll()),
+    );
   }
 
   /** Reaps idle pooled sockets older than idle_ttl now (refill replaces them). Also runs on a timer. */

@@ -1,5 +1,5 @@
 import { type AddressInfo, BlockList, isIPv6, type Socket } from 'node:net';
-import type { BackendSetOptions } from './backend/backend-set.js';
+import type { BackendSetOptions, Follower } from './backend/backend-set.js';
 import { BackendSet } from './backend/backend-set.js';
 import { createStrategy, type StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
@@ -41,6 +41,24 @@ export interface ServiceCounters {
   bytesToClients: number;
 }
 
+/**
+ * What a Service does in its process. "single": everything. With workers, the
+ * primary's services are "control" (health probes and backend state, no
+ * listener, no pool) and each worker's are "serve" (listener, sessions and
+ * pool, with health verdicts taken from the primary).
+ */
+export type ServiceRole = 'single' | 'serve' | 'control';
+
+export interface ServiceOptions {
+  strategy?: StrategyOptions;
+  accessLog?: boolean;
+  role?: ServiceRole;
+  /** "serve" role: where dial outcomes go (the primary). */
+  follower?: (service: string) => Follower;
+  /** Called whenever the backend set changes (the primary broadcasts state). */
+  onBackendsChanged?: (svc: Service) => void;
+}
+
 /** Session lengths: 1 ms to 1 h. */
 const SESSION_BUCKETS = Object.freeze([0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]);
 
@@ -80,6 +98,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   /** Accept to close, for sessions that reached a backend. */
   readonly sessionDuration = new Histogram(SESSION_BUCKETS);
   readonly log: Logger;
+  readonly role: ServiceRole;
   private accessLog: Logger | null;
   private readonly rootLog: Logger;
   private readonly sessions = new Set<Session>();
@@ -95,13 +114,10 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   private limiter = new SourceLimiter(0, 0);
   private sweepTimer: NodeJS.Timeout;
 
-  constructor(
-    cfg: ServiceConfig,
-    log: Logger,
-    opts: { strategy?: StrategyOptions; accessLog?: boolean } = {},
-  ) {
+  constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
     this.cfg = cfg;
+    this.role = opts.role ?? 'single';
     this.strategyOpts = opts.strategy ?? {};
     this.rootLog = log;
     this.log = log.child({ service: cfg.name });
@@ -110,10 +126,17 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     this.strategy = createStrategy(cfg.balance, this.strategyOpts);
     this.strategy.update(this.set.candidates);
     this.set.on('change', (c) => this.strategy.update(c));
-    this.set.on('down', (b, reason) =>
-      this.log.warn({ backend: b.address, reason }, 'backend down'),
-    );
-    this.set.on('up', (b) => this.log.info({ backend: b.address }, 'backend up'));
+    if (this.role === 'serve') {
+      // The primary decides and logs health; this process only follows.
+      if (opts.follower) this.set.follow(opts.follower(cfg.name));
+    } else {
+      this.set.on('down', (b, reason) =>
+        this.log.warn({ backend: b.address, reason }, 'backend down'),
+      );
+      this.set.on('up', (b) => this.log.info({ backend: b.address }, 'backend up'));
+    }
+    const changed = opts.onBackendsChanged;
+    if (changed) this.set.on('change', () => changed(this));
     this.pool = this.createPool(cfg);
     this.health = new HealthChecker(cfg.health, this.set, this.log);
     this.dialer = new Dialer(this);
@@ -140,7 +163,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
    */
   async applyConfig(next: ServiceConfig): Promise<void> {
     const prev = this.cfg;
-    if (next.listen.address !== prev.listen.address) {
+    if (next.listen.address !== prev.listen.address && this.role !== 'control') {
       // Bind the new address before letting the old one go, so a failure leaves the old one serving.
       const listener = new Listener(next.listen, this, this.log);
       await listener.start();
@@ -162,12 +185,12 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     if (!sameJson(next.health, prev.health)) {
       this.health.stop();
       this.health = new HealthChecker(next.health, this.set, this.log);
-      this.health.start();
+      if (this.probes) this.health.start();
     }
     if (!sameJson(next.pool, prev.pool) || next.connectTimeoutMs !== prev.connectTimeoutMs) {
       this.pool.close();
       this.pool = this.createPool(next);
-      this.pool.start();
+      if (this.serves) this.pool.start();
     }
   }
 
@@ -269,9 +292,20 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
     this.log.debug({ client: s.client.remoteAddress, reason }, 'refused: PROXY header');
   }
 
+  /** This process runs the health probes (not a cluster worker). */
+  get probes(): boolean {
+    return this.role !== 'serve';
+  }
+
+  /** This process accepts clients and keeps the warm pool (not the cluster primary). */
+  get serves(): boolean {
+    return this.role !== 'control';
+  }
+
   async start(): Promise<void> {
-    await this.listener.start();
-    this.health.start();
+    if (this.serves) await this.listener.start();
+    if (this.probes) this.health.start();
+    if (!this.serves) return;
     this.pool.start();
     const a = this.address();
     this.log.info({ listen: `${a.address}:${a.port}` }, 'listening');

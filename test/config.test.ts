@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig, parseToml } from '../src/config/load.js';
 import { parseConfig } from '../src/config/schema.js';
 import { runCli, tempConfig } from './helpers/cli.js';
 
 const EVERY_KEY = `
 [process]
 shutdown_timeout = "15s"
+workers = 3
 
 [log]
 level = "debug"
@@ -58,6 +60,7 @@ max_retries = 1
 test('a file with every key parses to the values written, defaults filled in', (t) => {
   const c = loadConfig(tempConfig(t, EVERY_KEY));
   assert.equal(c.process.shutdownTimeoutMs, 15_000);
+  assert.equal(c.process.workers, 3);
   assert.deepEqual(c.log, { level: 'debug', access: true });
   assert.equal(c.admin?.listen.address, '127.0.0.1:9900');
   const [web, db] = c.services;
@@ -270,4 +273,22 @@ test('usage errors exit 2; --version exits 0', () => {
   const v = runCli(['--version']);
   assert.equal(v.status, 0);
   assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+});
+
+test('[process] workers: 1 by default, "auto" is the core count, anything else a clear error', () => {
+  const svc = '[services.web]\nlisten = "127.0.0.1:8080"\nbackends = ["127.0.0.1:9001"]\n';
+  const parse = (proc: string) =>
+    parseConfig(parseToml(`${proc}\n${svc}`, 'c.toml'), { source: 'c.toml' });
+  assert.equal(parse('').process.workers, 1);
+  assert.equal(parse('[process]\nworkers = "auto"').process.workers, availableParallelism());
+  assert.throws(() => parse('[process]\nworkers = 0'), /process\.workers: must be 1-256, got 0/);
+  assert.throws(
+    () => parse('[process]\nworkers = 2.5'),
+    /process\.workers: expected a whole number/,
+  );
+  assert.throws(
+    () => parse('[process]\nworkers = "many"'),
+    /process\.workers: expected a whole number or "auto", got "many"/,
+  );
+  assert.throws(() => parse('[process]\nworker = 2'), /did you mean "workers"/);
 });

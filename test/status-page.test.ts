@@ -1,23 +1,48 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AdminServer } from '../src/admin/server.js';
 import { createLogger } from '../src/logger.js';
-import { httpGet, httpServer, startLb, svc } from './helpers/servers.js';
+import { runBalancer } from './helpers/cluster.js';
+import {
+  addr,
+  echoServer,
+  httpGet,
+  httpServer,
+  openClient,
+  startLb,
+  svc,
+} from './helpers/servers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BROWSER_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** False (and the test skipped) where chromium is missing outside CI. */
+function haveChromium(t: TestContext): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  // CI installs Debian's chromium (.ci/run); on a developer machine without it, say so instead of failing.
+  assert.notEqual(process.env.CI, 'true', `${CHROMIUM} is missing in CI`);
+  t.skip(`${CHROMIUM} not installed (apt-get install chromium)`);
+  return false;
+}
 
 test('status page: a real browser shows a drained backend within 2 s, and a screenshot is saved', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    // CI installs Debian's chromium (.ci/run); on a developer machine without it, say so instead of failing.
-    assert.notEqual(process.env.CI, 'true', `${CHROMIUM} is missing in CI`);
-    t.skip(`${CHROMIUM} not installed (apt-get install chromium)`);
-    return;
-  }
+  if (!haveChromium(t)) return;
   const ports = [await httpServer(t, 'a'), await httpServer(t, 'b'), await httpServer(t, 'c')];
   const lb = await startLb(
     t,
@@ -37,19 +62,7 @@ test('status page: a real browser shows a drained backend within 2 s, and a scre
   const base = `http://127.0.0.1:${admin.address().port}`;
   for (let i = 0; i < 9; i++) await httpGet(lb.address('web').port);
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1000, height: 420 } });
   await page.goto(base);
@@ -70,4 +83,41 @@ test('status page: a real browser shows a drained backend within 2 s, and a scre
   mkdirSync(out, { recursive: true });
   await page.screenshot({ path: join(out, 'status-page.png') });
   assert.ok(existsSync(join(out, 'status-page.png')));
+});
+
+test('status page with workers = 2: totals and each worker’s open sessions', async (t) => {
+  if (!haveChromium(t)) return;
+  const be = await echoServer(t);
+  const lb = await runBalancer(
+    t,
+    (port, adminPort) => `
+[process]
+workers = 2
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[services.web]
+listen = "127.0.0.1:${port}"
+backends = ["${addr(be)}"]
+`,
+  );
+  const clients: Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const c = await openClient(lb.port);
+    c.write('x');
+    await once(c, 'data');
+    clients.push(c);
+  }
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1000, height: 420 } });
+  await page.goto(`http://127.0.0.1:${lb.adminPort}/`);
+  await page.waitForSelector('[data-service="web"] .workers [data-worker="2"]', { timeout: 5000 });
+  const text = (await page.locator('[data-service="web"] .workers').textContent()) ?? '';
+  const per = [...text.matchAll(/#(\d) (\d+)/g)].map((m) => Number(m[2]));
+  assert.equal(per.length, 2);
+  assert.equal((per[0] ?? 0) + (per[1] ?? 0), 4, text);
+  assert.equal(await page.locator('[data-service="web"] .stats b').first().textContent(), '4');
 });

@@ -14,7 +14,16 @@ interface MetricValue {
   help: string;
   type: 'counter' | 'gauge' | 'histogram';
   values: Sample[];
+  /** How prom-client's AggregatorRegistry combines workers' values (see src/cluster/). */
   aggregator: 'sum';
+}
+
+/** A metric read at scrape time, for callers that add their own (the cluster primary). */
+export interface ExtraMetric {
+  name: string;
+  help: string;
+  type: MetricValue['type'];
+  read: () => Sample[];
 }
 
 /**
@@ -57,10 +66,41 @@ export function histogramSamples(name: string, h: Histogram, labels: Labels): Sa
 
 const P = 'blitz_lb_';
 
-/** The registry behind GET /metrics: blitz_lb_* read from live counters, plus Node's process metrics. */
-export function createRegistry(lb: LoadBalancer): Registry {
+/**
+ * The registry behind GET /metrics: blitz_lb_* read from live counters, plus
+ * Node's process metrics. With workers, each worker's registry holds the
+ * traffic metrics and the primary's holds backend_up (its verdicts are the
+ * ones in force) and `extra`; the primary sums them all (cluster/primary.ts),
+ * so no value is counted twice.
+ */
+export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] = []): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: P });
+  const metrics = [
+    ...(lb.role === 'control' ? [] : trafficMetrics(lb)),
+    ...(lb.role === 'serve' ? [] : [backendUp(lb)]),
+    ...extra.map((m) => new ScrapeMetric(m.name, m.help, m.type, m.read)),
+  ];
+  for (const m of metrics) registry.registerMetric(m as never);
+  return registry;
+}
+
+function backendUp(lb: LoadBalancer): ScrapeMetric {
+  return new ScrapeMetric(
+    `${P}backend_up`,
+    '1 while the backend is healthy and in rotation.',
+    'gauge',
+    () =>
+      lb.allServices.flatMap((s) =>
+        s.set.all.map((b) => ({
+          value: b.state === 'up' ? 1 : 0,
+          labels: { service: s.name, backend: b.address },
+        })),
+      ),
+  );
+}
+
+function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
   const services = (): Service[] => lb.allServices;
   const perService = (f: (s: Service) => number) => () =>
     services().map((s) => ({ value: f(s), labels: { service: s.name } }));
@@ -146,12 +186,6 @@ export function createRegistry(lb: LoadBalancer): Registry {
       ),
     ),
     new ScrapeMetric(
-      `${P}backend_up`,
-      '1 while the backend is healthy and in rotation.',
-      'gauge',
-      perBackend((_s, b) => (b.state === 'up' ? 1 : 0)),
-    ),
-    new ScrapeMetric(
       `${P}pool_idle`,
       'Idle pre-opened connections.',
       'gauge',
@@ -203,6 +237,17 @@ export function createRegistry(lb: LoadBalancer): Registry {
       ),
     ),
   ];
-  for (const m of metrics) registry.registerMetric(m as never);
-  return registry;
+  if (lb.workerSlot > 0) {
+    const worker = String(lb.workerSlot);
+    metrics.push(
+      new ScrapeMetric(
+        `${P}worker_active_sessions`,
+        'Open sessions in each worker process.',
+        'gauge',
+        () =>
+          services().map((s) => ({ value: s.activeSessions, labels: { service: s.name, worker } })),
+      ),
+    );
+  }
+  return metrics;
 }

@@ -7,7 +7,7 @@ import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
 import { createRegistry } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
-import { backendView, servicesView } from './views.js';
+import { backendView, servicesView, type serviceView } from './views.js';
 
 export interface AdminOptions {
   listen: HostPort;
@@ -16,6 +16,14 @@ export interface AdminOptions {
   /** Re-reads the config and applies it; rejects with the reason when the file is invalid. */
   reload: (() => Promise<ReloadSummary>) | null;
   log: Logger;
+  /** With workers: views and metrics gathered from every process (see cluster/primary.ts). */
+  cluster?: AdminCluster | null;
+}
+
+/** What the admin server needs from a cluster primary. Backend actions still go to the LoadBalancer. */
+export interface AdminCluster {
+  servicesView(): Promise<unknown>;
+  metrics(): Promise<{ body: string; contentType: string }>;
 }
 
 const MAX_BODY = 4096;
@@ -38,13 +46,13 @@ class HttpError extends Error {
  */
 export class AdminServer {
   private readonly server: Server;
-  private readonly registry: Registry;
+  private readonly registry: Registry | null;
 
   constructor(
     private readonly lb: LoadBalancer,
     private readonly opts: AdminOptions,
   ) {
-    this.registry = createRegistry(lb);
+    this.registry = opts.cluster ? null : createRegistry(lb);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err));
     });
@@ -94,10 +102,15 @@ export class AdminServer {
     if (method === 'GET' && path === '/')
       return this.send(res, 200, STATUS_PAGE, 'text/html; charset=utf-8');
     if (method === 'GET' && path === '/metrics') {
-      return this.send(res, 200, await this.registry.metrics(), this.registry.contentType);
+      const m = this.opts.cluster
+        ? await this.opts.cluster.metrics()
+        : {
+            body: await (this.registry as Registry).metrics(),
+            contentType: (this.registry as Registry).contentType,
+          };
+      return this.send(res, 200, m.body, m.contentType);
     }
-    if (method === 'GET' && path === '/api/services')
-      return this.json(res, 200, servicesView(this.lb));
+    if (method === 'GET' && path === '/api/services') return this.json(res, 200, await this.view());
     if (method === 'GET' && path === '/healthz') return this.healthz(res);
     if (path === '/api/reload') {
       if (method !== 'POST') throw new HttpError(405, 'use POST');
@@ -149,7 +162,21 @@ export class AdminServer {
       throw err;
     }
     this.opts.log.info({ service: svcName, backend: b.address, action }, 'admin: backend changed');
-    this.json(res, 200, { service: svcName, backend: backendView(svc, b) });
+    let view: unknown = backendView(svc, b);
+    if (this.opts.cluster) {
+      // Traffic figures live in the workers: answer with the summed view.
+      const all = (await this.view()) as { services: ReturnType<typeof serviceView>[] };
+      view = all.services
+        .find((s) => s.name === svcName)
+        ?.backends.find((x) => x.address === b.address);
+    }
+    this.json(res, 200, { service: svcName, backend: view });
+  }
+
+  private view(): Promise<unknown> {
+    return this.opts.cluster
+      ? this.opts.cluster.servicesView()
+      : Promise.resolve(servicesView(this.lb));
   }
 
   private healthz(res: ServerResponse): void {

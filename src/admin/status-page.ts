@@ -2,7 +2,7 @@
  * The status page: plain HTML, CSS and JS served by the admin server, with
  * no build step and nothing fetched from elsewhere. It polls /api/services
  * every second and draws one card per service, a backend table with state
- * colours, and a sessions/s sparkline.
+ * colours, a sessions/s sparkline, and with workers each one's open sessions.
  */
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
@@ -60,6 +60,7 @@ function spark(rates) {
   return '<svg class="spark" viewBox="0 0 160 32"><polyline points="' + pts + '"/></svg>';
 }
 function card(s) {
+  // With workers, s.workers lists each worker's open sessions (totals are summed by the primary).
   const rates = rateSeries(s.name, s.counters.accepted);
   const rate = rates.length ? rates[rates.length - 1] : 0;
   const rows = s.backends.map((b) =>
@@ -73,6 +74,7 @@ function card(s) {
     '<div class="stats"><span><b>' + s.activeSessions + '</b>active</span><span><b class="rate">' + rate.toFixed(1) + '</b>sessions/s</span>' +
     '<span><b>' + s.counters.accepted + '</b>accepted</span><span><b>' + (s.counters.refusedLimit + s.counters.refusedNoBackend + s.counters.connectFailed + s.counters.refusedQueueFull + s.counters.refusedQueueTimeout) + '</b>refused</span>' +
     '<span><b>' + s.pool.hits + ' / ' + s.pool.misses + '</b>pool hit / miss</span></div>' +
+    (s.workers ? '<div class="meta workers">active per worker: ' + s.workers.map((w) => '<span data-worker="' + w.worker + '">#' + w.worker + ' ' + w.activeSessions + '</span>').join(' · ') + '</div>' : '') +
     '<table><thead><tr><th>backend</th><th>state</th><th>weight</th><th>active</th><th>sessions</th><th>pool</th><th>last check</th></tr></thead><tbody>' + rows + '</tbody></table></section>';
 }
 async function refresh() {

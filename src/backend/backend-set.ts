@@ -31,6 +31,26 @@ export interface BackendSetOptions {
 const MAX_TRIAL_BACKOFF_MS = 60_000;
 
 /**
+ * A cluster worker's set follows the primary's: it reports what its dials see
+ * and takes health verdicts from `applyState`, never deciding them itself.
+ */
+export interface Follower {
+  dialFailed(b: Backend, cause: string): void;
+  dialSucceeded(b: Backend): void;
+}
+
+/** What the primary tells each worker about one backend. */
+export interface BackendState {
+  address: string;
+  healthy: boolean;
+  halfOpen: boolean;
+  draining: boolean;
+  disabled: boolean;
+  weight: number;
+  downReason: string | null;
+}
+
+/**
  * The only owner of backend state: health, draining, weights and counters.
  * Probes, dials and the pool report to it; it decides, and emits on change only.
  *
@@ -43,12 +63,63 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   private list: Backend[] = [];
   private cands: readonly Backend[] = [];
   private readonly opts: BackendSetOptions;
+  private follower: Follower | null = null;
 
   constructor(configs: readonly BackendConfig[], opts: BackendSetOptions) {
     super();
     this.opts = opts;
     for (const c of configs) this.list.push(new Backend(c));
     this.recompute();
+  }
+
+  /** Hands health decisions to a primary (cluster worker): dials are reported, verdicts arrive by applyState. */
+  follow(f: Follower): void {
+    this.follower = f;
+  }
+
+  /** The primary's view of every backend. */
+  snapshot(): BackendState[] {
+    return this.list.map((b) => ({
+      address: b.address,
+      healthy: b.healthy,
+      halfOpen: b.halfOpen,
+      draining: b.draining,
+      disabled: b.disabled,
+      weight: b.weight,
+      downReason: b.downReason,
+    }));
+  }
+
+  /**
+   * Takes the primary's verdicts. Returns the backends that became disabled
+   * here (the caller ends their sessions). Unknown addresses are ignored: a
+   * backend the primary has and this set does not yet is added by a reload.
+   */
+  applyState(states: readonly BackendState[]): Backend[] {
+    const disabled: Backend[] = [];
+    const went: [Backend, boolean][] = [];
+    const now = performance.now();
+    for (const st of states) {
+      const b = this.get(st.address);
+      if (!b) continue;
+      if (st.healthy && !b.healthy) b.upSince = now;
+      if (st.healthy !== b.healthy) went.push([b, st.healthy]);
+      if (st.disabled && !b.disabled) disabled.push(b);
+      b.healthy = st.healthy;
+      b.downReason = st.downReason;
+      if (st.halfOpen !== b.halfOpen) b.trialInFlight = false;
+      b.halfOpen = st.halfOpen;
+      b.draining = st.draining;
+      b.disabled = st.disabled;
+      b.weight = st.weight;
+    }
+    this.recompute();
+    // The pool listens for these (refill on up, drop idle sockets on down).
+    for (const [b, up] of went) {
+      if (up) this.emit('up', b);
+      else this.emit('down', b, b.downReason ?? 'down');
+    }
+    return disabled;
   }
 
   get all(): readonly Backend[] {
@@ -177,6 +248,12 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
    * brings back a backend that active probes hold down.
    */
   reportDialSuccess(b: Backend): void {
+    if (this.follower) {
+      // Only news is sent: the end of a failure streak, or a half-open trial's success.
+      if (b.consecutiveFailures > 0 || b.halfOpen) this.follower.dialSucceeded(b);
+      b.consecutiveFailures = 0;
+      return;
+    }
     b.consecutiveFailures = 0;
     if (b.halfOpen) {
       this.clearTrial(b);
@@ -187,6 +264,11 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
   recordDialFailure(b: Backend, cause: string): void {
     b.dialFailuresTotal++;
+    if (this.follower) {
+      b.consecutiveFailures++;
+      if (!b.removed) this.follower.dialFailed(b, cause);
+      return;
+    }
     b.consecutiveSuccesses = 0;
     b.consecutiveFailures++;
     if (b.removed) return;

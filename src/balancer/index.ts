@@ -9,10 +9,16 @@ export type { PickContext, Strategy } from './strategy.js';
 export interface StrategyOptions {
   /** Randomness for random-two; Math.random unless a test seeds it. */
   rng?: Rng;
+  /**
+   * Round-robin's starting point (a cluster worker's number). Each worker
+   * runs its own rotation; without a phase, N workers that each take one
+   * connection would all send it to the first backend.
+   */
+  phase?: number;
 }
 
 const FACTORIES = {
-  'round-robin': (): Strategy => new RoundRobin(),
+  'round-robin': (o: StrategyOptions): Strategy => new RoundRobin(o.phase),
   'least-connections': (): Strategy => new LeastConnections(),
   'random-two': (o: StrategyOptions): Strategy => new RandomTwo(o.rng),
   'ip-hash': (): Strategy => new IpHash(),

@@ -10,9 +10,15 @@ export class RoundRobin implements Strategy {
   private cands: readonly Backend[] = [];
   private current = new Float64Array(0);
 
+  /** `phase`: which candidate wins the first tie (see StrategyOptions.phase). */
+  constructor(private readonly phase = 0) {}
+
   update(candidates: readonly Backend[]): void {
     this.cands = candidates;
     this.current = new Float64Array(candidates.length);
+    // A head start far below any weight: it only breaks the first tie.
+    if (this.phase > 0 && candidates.length > 0)
+      this.current[this.phase % candidates.length] = 1e-6;
   }
 
   pick(ctx: PickContext): Backend | undefined {

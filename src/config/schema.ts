@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/index.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, parseHostPort } from './address.js';
@@ -71,7 +72,11 @@ export interface ServiceConfig {
 export interface Config {
   /** Where the config came from, for messages ("config.toml", "<inline>"). */
   readonly source: string;
-  readonly process: { readonly shutdownTimeoutMs: number };
+  readonly process: {
+    readonly shutdownTimeoutMs: number;
+    /** Worker processes (node:cluster); 1 runs everything in one process. "auto" is resolved to the core count. */
+    readonly workers: number;
+  };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly admin: { readonly listen: HostPort; readonly token: string | null } | null;
   readonly services: readonly ServiceConfig[];
@@ -108,7 +113,8 @@ export const DEFAULTS = Object.freeze({
 });
 
 const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
-const PROCESS_KEYS = ['shutdown_timeout'];
+const PROCESS_KEYS = ['shutdown_timeout', 'workers'];
+const MAX_WORKERS = 256;
 const LOG_KEYS = ['level', 'access'];
 const ADMIN_KEYS = ['listen', 'token'];
 const SERVICE_KEYS = [
@@ -237,6 +243,16 @@ function integer(
     return dflt;
   }
   return v;
+}
+
+/** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
+function workers(v: unknown, p: Problems): number {
+  if (v === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
+  if (typeof v === 'string') {
+    p.add('process.workers', `expected a whole number or "auto", got ${describe(v)}`);
+    return 1;
+  }
+  return integer(v, 'process.workers', 1, 1, p, MAX_WORKERS);
 }
 
 function boolean(v: unknown, path: string, dflt: boolean, p: Problems): boolean {
@@ -549,6 +565,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
         DEFAULTS.shutdownTimeoutMs,
         p,
       ),
+      workers: workers(proc.workers, p),
     }),
     log: Object.freeze({
       level: oneOf(log.level, 'log.level', DEFAULTS.logLevel, LOG_LEVELS, p),

@@ -1,0 +1,34 @@
+import type { BackendState } from '../backend/backend-set.js';
+import type { Config, LogLevel } from '../config/schema.js';
+
+/** Every backend's state, per service: the primary's verdicts, sent on each change. */
+export type StateMap = Record<string, BackendState[]>;
+
+/** Primary → worker. */
+export type ToWorker =
+  | { t: 'init'; slot: number; config: Config; logLevel: LogLevel; state: StateMap }
+  | { t: 'state'; services: StateMap }
+  | { t: 'reload'; id: number; config: Config }
+  | { t: 'query'; id: number; what: 'view' | 'metrics' }
+  /** Drain for up to timeoutMs (0: close every session now), then exit. */
+  | { t: 'stop'; timeoutMs: number };
+
+/** Worker → primary. */
+export type FromWorker =
+  /**
+   * The worker listens for messages now. Sent first: a message that arrives
+   * before an ES module worker has attached its listener is dropped, so the
+   * primary waits for this before sending `init`.
+   */
+  | { t: 'hello' }
+  | { t: 'ready' }
+  /** The worker could not start (a listen address in use); it exits after sending this. */
+  | { t: 'fatal'; message: string }
+  /** A dial outcome, the passive health signal the primary's BackendSet decides on. */
+  | { t: 'dial'; service: string; backend: string; ok: boolean; cause: string }
+  | { t: 'reply'; id: number; ok: true; data: unknown }
+  | { t: 'reply'; id: number; ok: false; error: string };
+
+export function isFromWorker(m: unknown): m is FromWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}

@@ -1,0 +1,78 @@
+import { type BackendView, backendView, type serviceView } from '../admin/views.js';
+import type { LoadBalancer } from '../load-balancer.js';
+
+type ServiceView = ReturnType<typeof serviceView>;
+
+/** One worker's answer to a view query (see ClusterWorker). */
+export interface WorkerView {
+  worker: number;
+  pid: number;
+  services: ServiceView[];
+}
+
+/** The slots the primary manages, for the `workers` list of /api/services. */
+export interface WorkerStatus {
+  worker: number;
+  pid: number | null;
+  state: 'starting' | 'up' | 'restarting' | 'stopping';
+  restarts: number;
+}
+
+/** Traffic figures that are per process and add up across workers. */
+const BACKEND_SUMS = [
+  'active',
+  'sessionsTotal',
+  'dialFailuresTotal',
+  'sessionsAbortedTotal',
+  'bytesToBackend',
+  'bytesFromBackend',
+  'poolIdle',
+] as const;
+
+/**
+ * /api/services for a cluster: backend state (up, down, drain, weight, last
+ * probe) from the primary, which decides it; traffic summed over the workers
+ * that answered; and each worker's open sessions per service.
+ */
+export function clusterView(control: LoadBalancer, views: WorkerView[], workers: WorkerStatus[]) {
+  const services = control.allServices.map((svc) => {
+    const parts = views.flatMap((v) => {
+      const s = v.services.find((x) => x.name === svc.name);
+      return s ? [{ worker: v.worker, pid: v.pid, s }] : [];
+    });
+    const counters = { ...svc.counters };
+    for (const k of Object.keys(counters) as (keyof typeof counters)[]) {
+      counters[k] = parts.reduce((n, p) => n + (p.s.counters[k] ?? 0), 0);
+    }
+    const sum = (f: (s: ServiceView) => number): number => parts.reduce((n, p) => n + f(p.s), 0);
+    return {
+      name: svc.name,
+      listen: parts[0]?.s.listen ?? svc.cfg.listen.address,
+      balance: svc.cfg.balance,
+      health: svc.cfg.health.kind,
+      activeSessions: sum((s) => s.activeSessions),
+      counters,
+      pool: {
+        hits: sum((s) => s.pool.hits),
+        misses: sum((s) => s.pool.misses),
+        idle: sum((s) => s.pool.idle),
+      },
+      workers: parts.map((p) => ({
+        worker: p.worker,
+        pid: p.pid,
+        activeSessions: p.s.activeSessions,
+      })),
+      backends: svc.set.all.map((b) => {
+        const v: BackendView = backendView(svc, b);
+        for (const k of BACKEND_SUMS) {
+          v[k] = parts.reduce(
+            (n, p) => n + (p.s.backends.find((x) => x.address === b.address)?.[k] ?? 0),
+            0,
+          );
+        }
+        return v;
+      }),
+    };
+  });
+  return { services, workers };
+}

@@ -1,0 +1,125 @@
+import type { Registry } from 'prom-client';
+import { createRegistry } from '../admin/metrics.js';
+import { servicesView } from '../admin/views.js';
+import { LoadBalancer } from '../load-balancer.js';
+import { createLogger, type Logger } from '../logger.js';
+import type { FromWorker, StateMap, ToWorker } from './messages.js';
+import { workerShare } from './share.js';
+
+/**
+ * A cluster worker (forked by ClusterPrimary, started by worker-main.ts): it
+ * runs the listeners, sessions and warm pools of every service, takes
+ * backend health from the primary, and reports its dial outcomes back.
+ * It never reads the config file and never probes.
+ */
+export class ClusterWorker {
+  private lb: LoadBalancer | null = null;
+  private registry: Registry | null = null;
+  private log: Logger | null = null;
+  private stopping: Promise<void> | null = null;
+  /** Workers running (fixed until a restart of the whole balancer), for the share of each limit. */
+  private workers = 1;
+
+  /** Wires the IPC channel and signals; the primary's `init` message does the rest. */
+  attach(): void {
+    process.on('message', (m: ToWorker) => {
+      this.onMessage(m).catch((err: Error) => {
+        this.log?.error({ err }, 'worker: message handling failed');
+      });
+    });
+    // SIGHUP is the primary's (a terminal hang-up reaches the whole group; the default would kill us).
+    process.on('SIGHUP', () => {});
+    // Ctrl-C reaches every process of the group: drain as the primary asks anyway.
+    process.on('SIGINT', () => void this.stop(undefined));
+    process.on('SIGTERM', () => void this.stop(undefined));
+    // The primary is gone: nobody can restart us or change state; drain and leave.
+    process.on('disconnect', () => void this.stop(undefined));
+    this.send({ t: 'hello' });
+  }
+
+  private send(m: FromWorker): void {
+    if (process.connected) process.send?.(m);
+  }
+
+  private async onMessage(m: ToWorker): Promise<void> {
+    switch (m.t) {
+      case 'init':
+        return this.init(m.slot, m);
+      case 'state':
+        this.applyState(m.services);
+        return;
+      case 'reload':
+        return this.reply(m.id, async () =>
+          (this.lb as LoadBalancer).reload(workerShare(m.config, this.workers)),
+        );
+      case 'query':
+        return this.reply(m.id, async () => {
+          const lb = this.lb as LoadBalancer;
+          if (m.what === 'view') return { pid: process.pid, ...servicesView(lb) };
+          this.registry ??= createRegistry(lb);
+          return this.registry.getMetricsAsJSON();
+        });
+      case 'stop':
+        return this.stop(m.timeoutMs);
+    }
+  }
+
+  private async init(slot: number, m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
+    this.log = createLogger(m.logLevel).child({ worker: slot });
+    this.workers = m.config.process.workers;
+    const lb = new LoadBalancer(workerShare(m.config, this.workers), {
+      logger: this.log,
+      role: 'serve',
+      workerSlot: slot,
+      follower: (service) => ({
+        dialFailed: (b, cause) =>
+          this.send({ t: 'dial', service, backend: b.address, ok: false, cause }),
+        dialSucceeded: (b) =>
+          this.send({ t: 'dial', service, backend: b.address, ok: true, cause: '' }),
+      }),
+    });
+    this.lb = lb;
+    this.applyState(m.state);
+    try {
+      await lb.start();
+    } catch (err) {
+      this.send({ t: 'fatal', message: (err as Error).message });
+      this.log.flush();
+      process.exit(1);
+    }
+    this.send({ t: 'ready' });
+  }
+
+  private applyState(map: StateMap): void {
+    const lb = this.lb;
+    if (!lb) return;
+    for (const [name, states] of Object.entries(map)) {
+      const svc = lb.allServices.find((s) => s.name === name);
+      if (!svc) continue;
+      for (const b of svc.set.applyState(states)) svc.endSessionsOn(b.address);
+    }
+  }
+
+  private async reply(id: number, f: () => Promise<unknown>): Promise<void> {
+    try {
+      this.send({ t: 'reply', id, ok: true, data: await f() });
+    } catch (err) {
+      this.send({ t: 'reply', id, ok: false, error: (err as Error).message });
+    }
+  }
+
+  /** Drains (timeoutMs undefined: the configured shutdown_timeout; 0: now), then exits 0. */
+  private stop(timeoutMs: number | undefined): Promise<void> {
+    const lb = this.lb;
+    if (!lb) process.exit(0);
+    if (this.stopping) {
+      if (timeoutMs === 0) void lb.close(0);
+      return this.stopping;
+    }
+    this.stopping = lb.close(timeoutMs).then(() => {
+      this.log?.flush();
+      process.exit(0);
+    });
+    return this.stopping;
+  }
+}

@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
+import {
+  addr,
+  echoServer,
+  httpGet,
+  httpServer,
+  listen,
+  openClient,
+  readBytes,
+  refusedPort,
+  waitFor,
+} from './helpers/servers.js';
+
+/** Polls an async condition (the admin API) every 50 ms for up to 5 s. */
+async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+interface BackendView {
+  address: string;
+  state: string;
+  reason: string | null;
+  sessionsTotal: number;
+}
+interface ServiceView {
+  name: string;
+  activeSessions: number;
+  counters: { accepted: number };
+  workers: { worker: number; pid: number; activeSessions: number }[];
+  backends: BackendView[];
+}
+interface ApiView {
+  services: ServiceView[];
+  workers: { worker: number; pid: number | null; state: string; restarts: number }[];
+}
+
+const api = async (lb: RunningCli): Promise<ApiView> =>
+  (await lb.admin('/api/services')).body as ApiView;
+
+/** A config with two workers and one service "web" in front of `backends`. */
+function clusterToml(
+  backends: string[],
+  extra = '',
+  health = 'health = { kind = "tcp", interval = "100ms" }',
+) {
+  return (port: number, adminPort: number): string => `
+[process]
+workers = 2
+shutdown_timeout = "5s"
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[services.web]
+listen = "127.0.0.1:${port}"
+${health}
+${extra}
+backends = [ ${backends.map((b) => `{ address = "${b}" }`).join(', ')} ]
+`;
+}
+
+/** Opens `n` sessions to an echo backend and proves each is spliced. */
+async function openSessions(port: number, n: number): Promise<Socket[]> {
+  const out: Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await openClient(port);
+    c.write(`s${i}`);
+    assert.equal((await readBytes(c, `s${i}`.length)).toString(), `s${i}`);
+    out.push(c);
+  }
+  return out;
+}
+
+test('workers = 2: both workers take sessions; /api/services and /metrics add them up and break them down per worker', async (t) => {
+  const be = await echoServer(t);
+  const lb = await runBalancer(t, clusterToml([addr(be)]));
+  const clients = await openSessions(lb.port, 8);
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  const view = await api(lb);
+  const web = view.services[0] as ServiceView;
+  assert.equal(web.activeSessions, 8);
+  assert.equal(web.counters.accepted, 8);
+  assert.equal(web.backends[0]?.state, 'up');
+  assert.equal(web.workers.length, 2);
+  assert.equal(
+    web.workers.reduce((n, w) => n + w.activeSessions, 0),
+    8,
+  );
+  for (const w of web.workers) assert.ok(w.activeSessions > 0, `worker ${w.worker} took sessions`);
+  assert.deepEqual(
+    view.workers.map((w) => [w.worker, w.state, w.restarts]),
+    [
+      [1, 'up', 0],
+      [2, 'up', 0],
+    ],
+  );
+  const m = (await lb.admin('/metrics')).text;
+  assert.equal(sample(m, 'blitz_lb_accepted_total{service="web"}'), 8);
+  assert.equal(sample(m, 'blitz_lb_active_sessions{service="web"}'), 8);
+  assert.equal(sample(m, 'blitz_lb_workers'), 2);
+  assert.equal(sample(m, `blitz_lb_backend_up{service="web",backend="${addr(be)}"}`), 1);
+  const perWorker = [1, 2].map(
+    (w) => sample(m, `blitz_lb_worker_active_sessions{service="web",worker="${w}"}`) ?? -1,
+  );
+  assert.equal(perWorker[0] + perWorker[1], 8);
+  assert.ok(perWorker.every((n) => n > 0));
+});
+
+test('workers = 2: health probes run once, in the primary, not once per worker', async (t) => {
+  let probes = 0;
+  const server = createHttpServer((req, res) => {
+    if (req.url === '/health') probes++;
+    res.end('ok');
+  });
+  const be = await listen(t, server as unknown as Server);
+  const lb = await runBalancer(
+    t,
+    clusterToml([addr(be)], '', 'health = { kind = "http", path = "/health", interval = "100ms" }'),
+  );
+  const before = probes;
+  const start = Date.now();
+  await new Promise((r) => setTimeout(r, 1500));
+  const rounds = (Date.now() - start) / 100;
+  const seen = probes - before;
+  // One prober: about `rounds` probes (±10 % jitter). One per worker would be twice that.
+  assert.ok(seen >= rounds * 0.6 && seen <= rounds * 1.4, `${seen} probes in ${rounds} intervals`);
+  assert.equal((await api(lb)).services[0]?.backends[0]?.state, 'up');
+});
+
+test('workers = 2: a probe verdict and an operator drain in the primary reach every worker', async (t) => {
+  let aHealthy = true;
+  const a = createHttpServer((req, res) => {
+    if (req.url === '/health') res.statusCode = aHealthy ? 200 : 503;
+    res.end('a');
+  });
+  const aPort = await listen(t, a as unknown as Server);
+  const bPort = await httpServer(t, 'b');
+  const lb = await runBalancer(
+    t,
+    clusterToml(
+      [addr(aPort), addr(bPort)],
+      '',
+      'health = { kind = "http", path = "/health", interval = "100ms", fall = 1, rise = 1 }',
+    ),
+  );
+  const spread = async (): Promise<Set<string>> => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) seen.add(await httpGet(lb.port));
+    return seen;
+  };
+  assert.deepEqual([...(await spread())].sort(), ['a', 'b']);
+  // A answers traffic but fails its probe: only the primary probes, so only its verdict can stop the workers.
+  aHealthy = false;
+  const state = async (): Promise<string | undefined> =>
+    (await api(lb)).services[0]?.backends.find((x) => x.address === addr(aPort))?.state;
+  await until(async () => (await state()) === 'down', 'the probe verdict');
+  assert.deepEqual([...(await spread())], ['b']);
+  aHealthy = true;
+  await until(async () => (await state()) === 'up', 'the backend to come back');
+  assert.deepEqual([...(await spread())].sort(), ['a', 'b']);
+  // An operator drain through the admin API.
+  const r = await lb.admin(`/api/services/web/backends/${addr(aPort)}/drain`, { method: 'POST' });
+  assert.equal(r.status, 200);
+  assert.equal((r.body as { backend: BackendView }).backend.state, 'draining');
+  assert.deepEqual([...(await spread())], ['b']);
+});
+
+test('workers = 2: dial failures seen by workers take a backend down in the primary (health kind "none")', async (t) => {
+  const dead = await refusedPort();
+  const be = await echoServer(t);
+  const lb = await runBalancer(
+    t,
+    clusterToml(
+      [addr(dead), addr(be)],
+      'pool = { min_idle = 0, max_idle = 0 }',
+      'health = { kind = "none", fall = 2 }',
+    ),
+  );
+  const clients = await openSessions(lb.port, 6);
+  for (const c of clients) c.destroy();
+  const view = await api(lb);
+  const d = view.services[0]?.backends.find((x) => x.address === addr(dead));
+  assert.equal(d?.state, 'down');
+  assert.match(d?.reason ?? '', /^dial: /);
+});
+
+test('workers = 2: a worker killed with SIGKILL is logged and restarted; the other serves meanwhile', async (t) => {
+  const be = await httpServer(t, 'b');
+  const lb = await runBalancer(t, clusterToml([addr(be)]));
+  const before = await api(lb);
+  const victim = before.workers[0]?.pid as number;
+  process.kill(victim, 'SIGKILL');
+  await waitFor(
+    () => lb.logs().some((l) => l.msg?.toString().startsWith('worker died') === true),
+    5000,
+    'the primary to log the death',
+  );
+  const died = lb.logs().find((l) => l.msg?.toString().startsWith('worker died'));
+  assert.equal(died?.workerPid, victim);
+  assert.equal(died?.signal, 'SIGKILL');
+  for (let i = 0; i < 10; i++) assert.equal(await httpGet(lb.port), 'b');
+  await waitFor(() => lb.logs().filter((l) => l.msg === 'worker up').length === 3, 5000, 'restart');
+  const after = await api(lb);
+  assert.equal(after.workers[0]?.state, 'up');
+  assert.equal(after.workers[0]?.restarts, 1);
+  assert.notEqual(after.workers[0]?.pid, victim);
+  assert.equal(after.workers[1]?.pid, before.workers[1]?.pid, 'the other worker was left alone');
+  const m = (await lb.admin('/metrics')).text;
+  assert.equal(sample(m, 'blitz_lb_worker_restarts_total{worker="1"}'), 1);
+  for (let i = 0; i < 6; i++) assert.equal(await httpGet(lb.port), 'b');
+});
+
+test('workers = 2: SIGHUP reads the file once, in the primary, and every worker applies it; a bad file changes nothing', async (t) => {
+  const a = await httpServer(t, 'a');
+  const b = await httpServer(t, 'b');
+  const toml = clusterToml([addr(a)]);
+  const lb = await runBalancer(t, toml);
+  writeFileSync(lb.file, clusterToml([addr(a), addr(b)])(lb.port, lb.adminPort));
+  lb.child.proc.kill('SIGHUP');
+  await waitFor(
+    () => lb.logs().filter((l) => l.msg === 'config reloaded').length === 3,
+    5000,
+    'the primary and both workers to apply the reload',
+  );
+  const reloads = lb.logs().filter((l) => l.msg === 'config reloaded');
+  assert.deepEqual(reloads.map((l) => l.worker ?? 0).sort(), [0, 1, 2]);
+  const seen = new Set<string>();
+  for (let i = 0; i < 12; i++) seen.add(await httpGet(lb.port));
+  assert.deepEqual([...seen].sort(), ['a', 'b']);
+  const web = (await api(lb)).services[0] as ServiceView;
+  assert.equal(web.backends.length, 2);
+  writeFileSync(lb.file, 'this is = = not toml');
+  lb.child.proc.kill('SIGHUP');
+  await waitFor(
+    () => lb.logs().some((l) => l.msg === 'reload failed; the old config keeps running'),
+    5000,
+    'the failed reload',
+  );
+  assert.equal(lb.logs().filter((l) => l.msg === 'config reloaded').length, 3);
+  assert.equal(((await api(lb)).services[0] as ServiceView).backends.length, 2);
+});
+
+test('workers = 2: SIGTERM drains every worker: no new sessions, open ones finish, exit 0', async (t) => {
+  const be = await echoServer(t);
+  const lb = await runBalancer(t, clusterToml([addr(be)]));
+  const clients = await openSessions(lb.port, 4);
+  const web = (await api(lb)).services[0] as ServiceView;
+  assert.ok(
+    web.workers.every((w) => w.activeSessions > 0),
+    'sessions open on both workers',
+  );
+  lb.child.proc.kill('SIGTERM');
+  const refused = async (): Promise<boolean> => {
+    const c = connect({ port: lb.port, host: '127.0.0.1' });
+    try {
+      await once(c, 'connect');
+      c.destroy();
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  await until(refused, 'the listeners to close');
+  for (const [i, c] of clients.entries()) {
+    c.write(`after${i}`);
+    assert.equal((await readBytes(c, `after${i}`.length)).toString(), `after${i}`);
+    c.end();
+  }
+  assert.equal(await lb.child.exited, 0);
+});
+
+test('workers = 2: a listen address in use stops the start with one clear line, exit 1', async (t) => {
+  const taken = await listen(t, createServer());
+  const be = await echoServer(t);
+  await assert.rejects(
+    runBalancer(t, (_port, adminPort) => clusterToml([addr(be)])(taken, adminPort)),
+    new RegExp(`listen 127\\.0\\.0\\.1:${taken}: address already in use`),
+  );
+});
