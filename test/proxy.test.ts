@@ -250,3 +250,22 @@ test('after 2,000 sessions the open descriptors return to baseline', async (t) =
   );
   assert.equal(lb.service('web').counters.accepted, 2000);
 });
+
+test('close(0) during a graceful close (a second signal) ends the open sessions now', async (t) => {
+  const be = await echoServer(t);
+  const lb = await startLb(t, svc([addr(be)]));
+  const c = await openClient(lb.address('web').port);
+  c.write('x');
+  await readBytes(c, 1);
+  const graceful = lb.close(60_000);
+  await waitFor(() => lb.service('web').activeSessions === 1, 1000, 'the session to stay open');
+  const ended = new Promise((r) => {
+    c.once('end', r);
+    c.once('close', r);
+  });
+  const start = Date.now();
+  await lb.close(0);
+  await graceful;
+  await ended;
+  assert.ok(Date.now() - start < 2000, 'not left to the 60 s deadline');
+});
