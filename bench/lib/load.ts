@@ -19,6 +19,8 @@ export interface LoadSpec {
   seconds: number;
   /** A new connection per request (Connection: close). */
   churn: boolean;
+  /** Keep-alive on wrk too (its one C thread leaves more CPU to a multi-process balancer). */
+  wrk?: boolean;
 }
 
 export function onPath(cmd: string): string | null {
@@ -40,7 +42,7 @@ export function onPath(cmd: string): string | null {
  * so with autocannon churn latency is reported as NaN and only req/s counts.
  */
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const wrk = spec.churn ? onPath('wrk') : null;
+  const wrk = spec.churn || spec.wrk ? onPath('wrk') : null;
   if (wrk) return runWrk(wrk, spec);
   const r = await autocannon({
     url: spec.url,
@@ -65,8 +67,7 @@ function runWrk(wrk: string, spec: LoadSpec): Promise<LoadResult> {
     `-c${spec.connections}`,
     `-d${spec.seconds}s`,
     '--latency',
-    '-H',
-    'Connection: close',
+    ...(spec.churn ? ['-H', 'Connection: close'] : []),
     spec.url,
   ];
   return new Promise((resolve, reject) => {
@@ -92,8 +93,11 @@ function runWrk(wrk: string, spec: LoadSpec): Promise<LoadResult> {
         requests,
         p50: ms('50%'),
         p99: ms('99%'),
-        // wrk counts the server's close after each response as a read error under churn; connect and timeout are real.
-        errors: sock ? Number(sock[1]) + Number(sock[4]) : 0,
+        // wrk counts the server's close after each response as a read error under churn; connect and
+        // timeout are real, and with keep-alive so are read and write errors.
+        errors: sock
+          ? Number(sock[1]) + Number(sock[4]) + (spec.churn ? 0 : Number(sock[2]) + Number(sock[3]))
+          : 0,
         non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
       });
     });

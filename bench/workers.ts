@@ -1,0 +1,247 @@
+/**
+ * `npm run bench:workers`: the balancer run from the CLI with workers = 1 and
+ * workers = 2 under both node:cluster accept policies (SCHED_RR: the primary
+ * accepts and hands each socket to a worker over IPC; SCHED_NONE: every
+ * worker accepts on the shared socket and the kernel picks), under
+ * keep-alive and churn load from wrk. Rounds are interleaved; medians are
+ * reported as ratios against workers = 1 from the same run, with CPU per
+ * request over the whole process tree and each process's share of it.
+ *
+ *   node dist/bench/workers.js [--seconds 8] [--rounds 3]
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runLoad } from './lib/load.js';
+import { freePort, waitForPort } from './lib/net.js';
+import { startHttpBackends } from './lib/peers.js';
+import { cpuMs, median } from './lib/proc.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CLI = join(here, '..', 'src', 'cli.js');
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const seconds = Number(values.seconds);
+const rounds = Number(values.rounds);
+
+interface Variant {
+  name: string;
+  workers: number;
+  policy: 'rr' | 'none' | null;
+}
+const VARIANTS: Variant[] = [
+  { name: 'workers = 1', workers: 1, policy: null },
+  { name: 'workers = 2, SCHED_RR', workers: 2, policy: 'rr' },
+  { name: 'workers = 2, SCHED_NONE', workers: 2, policy: 'none' },
+];
+
+interface Sample {
+  rps: number;
+  errors: number;
+  /** CPU µs per request, all balancer processes together. */
+  cpuUs: number;
+  /** Share of the balancer's CPU per process: primary first, then workers by pid. */
+  split: number[];
+  /** Keep-alive only: open sessions per worker mid-run. */
+  perWorker: number[];
+}
+
+/** Direct children of `pid` (the cluster workers), from /proc. */
+function children(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+async function startBalancer(
+  v: Variant,
+  backends: number[],
+  dir: string,
+): Promise<{ port: number; admin: number; proc: ChildProcess; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const admin = await freePort();
+  const file = join(dir, `${v.workers}-${v.policy}.toml`);
+  writeFileSync(
+    file,
+    [
+      '[process]',
+      `workers = ${v.workers}`,
+      'shutdown_timeout = "1s"',
+      '[log]',
+      'level = "warn"',
+      '[admin]',
+      `listen = "127.0.0.1:${admin}"`,
+      '[services.bench]',
+      `listen = "127.0.0.1:${port}"`,
+      'max_connections = 50000',
+      `backends = [${backends.map((p) => `"127.0.0.1:${p}"`).join(', ')}]`,
+    ].join('\n'),
+  );
+  const env = { ...process.env };
+  if (v.policy) env.NODE_CLUSTER_SCHED_POLICY = v.policy;
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', file], {
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort(port);
+  await waitForPort(admin);
+  return {
+    port,
+    admin,
+    proc,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function perWorkerSessions(admin: number): Promise<number[]> {
+  const r = await fetch(`http://127.0.0.1:${admin}/api/services`);
+  const body = (await r.json()) as {
+    services: { activeSessions: number; workers?: { activeSessions: number }[] }[];
+  };
+  const s = body.services[0];
+  return s?.workers ? s.workers.map((w) => w.activeSessions) : [s?.activeSessions ?? 0];
+}
+
+async function measure(
+  v: Variant,
+  backends: number[],
+  dir: string,
+  churn: boolean,
+): Promise<Sample> {
+  const lb = await startBalancer(v, backends, dir);
+  try {
+    const pid = lb.proc.pid as number;
+    // Warm up (JIT, pools), then measure.
+    await runLoad({
+      url: `http://127.0.0.1:${lb.port}/`,
+      connections: 20,
+      seconds: 1,
+      churn,
+      wrk: true,
+    });
+    const pids = [pid, ...children(pid)];
+    const cpu0 = pids.map(cpuMs);
+    let perWorker: number[] = [];
+    const mid = churn
+      ? null
+      : new Promise<void>((resolve) =>
+          setTimeout(
+            async () => {
+              perWorker = await perWorkerSessions(lb.admin).catch(() => []);
+              resolve();
+            },
+            (seconds * 1000) / 2,
+          ),
+        );
+    const out = await runLoad({
+      url: `http://127.0.0.1:${lb.port}/`,
+      connections: churn ? 50 : 100,
+      seconds,
+      churn,
+      wrk: true,
+    });
+    await mid;
+    const used = pids.map((p, i) => cpuMs(p) - (cpu0[i] as number));
+    const total = used.reduce((a, b) => a + b, 0);
+    return {
+      rps: out.rps,
+      errors: out.errors + out.non2xx,
+      cpuUs: out.requests > 0 ? (total * 1000) / out.requests : Number.NaN,
+      split: used.map((u) => (total > 0 ? u / total : 0)),
+      perWorker,
+    };
+  } finally {
+    await lb.stop();
+  }
+}
+
+const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const pct = (x: number): string => `${Math.round(x * 100)} %`;
+
+async function main(): Promise<void> {
+  const backends = await startHttpBackends();
+  const dir = mkdtempSync(join(tmpdir(), 'blitz-workers-'));
+  const results: Record<string, Record<string, Sample[]>> = { 'keep-alive': {}, churn: {} };
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const scenario of ['keep-alive', 'churn'] as const) {
+        for (const v of VARIANTS) {
+          const s = await measure(v, backends.ports, dir, scenario === 'churn');
+          const byVariant = results[scenario] as Record<string, Sample[]>;
+          byVariant[v.name] = [...(byVariant[v.name] ?? []), s];
+          process.stderr.write(
+            `round ${round} ${scenario} ${v.name}: ${Math.round(s.rps)} req/s, ${fmt(s.cpuUs, 1)} µs CPU/req, split ${s.split.map(pct).join(' / ')}${s.perWorker.length ? `, sessions per worker ${s.perWorker.join(' / ')}` : ''}, errors ${s.errors}\n`,
+          );
+        }
+      }
+    }
+  } finally {
+    await backends.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const lines = [
+    `# blitz-lb workers bench`,
+    '',
+    `${new Date().toISOString()}, node ${process.version}, ${rounds} rounds × ${seconds} s, wrk -t1, backends: ${backends.kind}. Medians; ratios against workers = 1 in the same run.`,
+    '',
+    '| scenario | variant | req/s | vs 1 worker | CPU µs/req | CPU split (primary / workers) | sessions per worker, each round | errors |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const summary: Record<string, unknown> = {};
+  for (const [scenario, byVariant] of Object.entries(results)) {
+    const base = median((byVariant['workers = 1'] ?? []).map((s) => s.rps));
+    for (const v of VARIANTS) {
+      const ss = byVariant[v.name] ?? [];
+      const rps = median(ss.map((s) => s.rps));
+      const cpu = median(ss.map((s) => s.cpuUs));
+      const width = Math.max(...ss.map((s) => s.split.length));
+      const split = Array.from({ length: width }, (_, i) => median(ss.map((s) => s.split[i] ?? 0)));
+      const per = ss.filter((s) => s.perWorker.length > 0).map((s) => s.perWorker.join('/'));
+      const errors = ss.reduce((n, s) => n + s.errors, 0);
+      lines.push(
+        `| ${scenario} | ${v.name} | ${Math.round(rps)} | ${fmt(rps / base)}x | ${fmt(cpu, 1)} | ${split.map(pct).join(' / ')} | ${per.join(', ') || '–'} | ${errors} |`,
+      );
+      summary[`${scenario} / ${v.name}`] = {
+        rps,
+        vsOne: rps / base,
+        cpuUs: cpu,
+        split,
+        perWorker: per,
+        errors,
+      };
+    }
+  }
+  const md = `${lines.join('\n')}\n`;
+  process.stdout.write(md);
+  const out = join(here, '..', '..', 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(
+    join(out, 'workers.json'),
+    `${JSON.stringify({ seconds, rounds, summary, results }, null, 2)}\n`,
+  );
+  writeFileSync(join(here, '..', '..', 'bench', 'WORKERS.md'), md);
+}
+
+await main();
