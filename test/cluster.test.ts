@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
@@ -297,4 +297,25 @@ test('workers = 2: a listen address in use stops the start with one clear line, 
     runBalancer(t, (_port, adminPort) => clusterToml([addr(be)])(taken, adminPort)),
     new RegExp(`listen 127\\.0\\.0\\.1:${taken}: address already in use`),
   );
+});
+
+test('workers = 2: when the primary is killed, the workers exit too: nothing serves unmanaged', async (t) => {
+  const be = await echoServer(t);
+  const lb = await runBalancer(t, clusterToml([addr(be)]));
+  const pids = (await api(lb)).workers.map((w) => w.pid as number);
+  assert.equal(pids.length, 2);
+  // Gone, or a zombie waiting for whoever inherited it to reap it.
+  const alive = (pid: number): boolean => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  t.after(() => {
+    for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+  });
+  lb.child.proc.kill('SIGKILL');
+  await waitFor(() => pids.every((p) => !alive(p)), 8000, 'the orphaned workers to exit');
 });

@@ -32,8 +32,9 @@ export class ClusterWorker {
     // Ctrl-C reaches every process of the group: drain as the primary asks anyway.
     process.on('SIGINT', () => void this.stop(undefined));
     process.on('SIGTERM', () => void this.stop(undefined));
-    // The primary is gone: nobody can restart us or change state; drain and leave.
-    process.on('disconnect', () => void this.stop(undefined));
+    // No 'disconnect' handler: if the primary dies, Node's cluster code exits the worker at
+    // once (see nodejs/node test/parallel/test-cluster-worker-forced-exit.js), so nothing
+    // serves without a primary.
     this.send({ t: 'hello' });
   }
 
