@@ -166,6 +166,12 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       perBackend((_s, b) => b.dialFailuresTotal),
     ),
     new ScrapeMetric(
+      `${P}backend_aborts_total`,
+      'Open sessions cut by a reset or error on the backend side.',
+      'counter',
+      perBackend((_s, b) => b.sessionsAbortedTotal),
+    ),
+    new ScrapeMetric(
       `${P}retries_total`,
       'Dial attempts after the first, per service.',
       'counter',
