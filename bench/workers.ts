@@ -7,7 +7,10 @@
  * reported as ratios against workers = 1 from the same run, with CPU per
  * request over the whole process tree and each process's share of it.
  *
- *   node dist/bench/workers.js [--seconds 8] [--rounds 3]
+ *   node dist/bench/workers.js [--seconds 8] [--rounds 3] [--quick]
+ *
+ * --quick (CI): one round of 1 s, checks that every figure came out and that
+ * no request failed, and writes only results/workers-quick.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,12 +28,14 @@ const CLI = join(here, '..', 'src', 'cli.js');
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '8' },
-    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const seconds = Number(values.seconds);
-const rounds = Number(values.rounds);
+const quick = values.quick === true;
+const seconds = Number(values.seconds ?? (quick ? 1 : 8));
+const rounds = Number(values.rounds ?? (quick ? 1 : 3));
 
 interface Variant {
   name: string;
@@ -238,10 +243,20 @@ async function main(): Promise<void> {
   const out = join(here, '..', '..', 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(
-    join(out, 'workers.json'),
+    join(out, quick ? 'workers-quick.json' : 'workers.json'),
     `${JSON.stringify({ seconds, rounds, summary, results }, null, 2)}\n`,
   );
-  writeFileSync(join(here, '..', '..', 'bench', 'WORKERS.md'), md);
+  if (!quick) writeFileSync(join(here, '..', '..', 'bench', 'WORKERS.md'), md);
+  const bad = Object.entries(summary).filter(([, v]) => {
+    const f = v as { rps: number; cpuUs: number; errors: number };
+    return !(f.rps > 0 && f.cpuUs > 0 && f.errors === 0);
+  });
+  if (bad.length > 0) {
+    process.stderr.write(
+      `bench:workers: missing figures or errors in ${bad.map(([k]) => k).join(', ')}\n`,
+    );
+    process.exitCode = 1;
+  }
 }
 
 await main();

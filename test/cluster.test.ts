@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
+import { type RunningCli, runBalancer, sample, twoWorkers } from './helpers/cluster.js';
 import {
   addr,
   echoServer,
@@ -53,18 +53,7 @@ function clusterToml(
   extra = '',
   health = 'health = { kind = "tcp", interval = "100ms" }',
 ) {
-  return (port: number, adminPort: number): string => `
-[process]
-workers = 2
-shutdown_timeout = "5s"
-[admin]
-listen = "127.0.0.1:${adminPort}"
-[services.web]
-listen = "127.0.0.1:${port}"
-${health}
-${extra}
-backends = [ ${backends.map((b) => `{ address = "${b}" }`).join(', ')} ]
-`;
+  return twoWorkers(backends, [health, extra]);
 }
 
 /**
@@ -318,4 +307,34 @@ test('workers = 2: when the primary is killed, the workers exit too: nothing ser
   });
   lb.child.proc.kill('SIGKILL');
   await waitFor(() => pids.every((p) => !alive(p)), 8000, 'the orphaned workers to exit');
+});
+
+test('workers = 2: a reload the workers cannot apply (new listen address in use) leaves the old config everywhere', async (t) => {
+  const a = await httpServer(t, 'a');
+  const b = await httpServer(t, 'b');
+  const taken = await listen(t, createServer());
+  const lb = await runBalancer(t, clusterToml([addr(a)]));
+  writeFileSync(
+    lb.file,
+    `${clusterToml([addr(a), addr(b)])(lb.port, lb.adminPort)}
+[services.other]
+listen = "127.0.0.1:${taken}"
+backends = ["${addr(b)}"]
+`,
+  );
+  const r = await lb.admin('/api/reload', { method: 'POST' });
+  assert.equal(r.status, 400);
+  assert.match(
+    (r.body as { error: string }).error,
+    new RegExp(
+      `worker [12]: listen 127\\.0\\.0\\.1:${taken}: address already in use.*the old config stays in force`,
+    ),
+  );
+  const view = await api(lb);
+  assert.deepEqual(
+    view.services.map((s) => [s.name, s.backends.map((x) => x.address)]),
+    [['web', [addr(a)]]],
+  );
+  for (let i = 0; i < 6; i++)
+    assert.equal(await httpGet(lb.port), 'a', 'b was rolled back in the workers');
 });

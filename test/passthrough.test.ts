@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
-import { runBalancer } from './helpers/cluster.js';
+import { runBalancer, twoWorkers } from './helpers/cluster.js';
 import { addr, listen, startLb, svc } from './helpers/servers.js';
 
 type Mode = 'one process' | 'workers = 2';
@@ -27,19 +27,7 @@ async function front(
       accepted: async () => lb.service('web').counters.accepted,
     };
   }
-  const lb = await runBalancer(
-    t,
-    (port, adminPort) => `
-[process]
-workers = 2
-[admin]
-listen = "127.0.0.1:${adminPort}"
-[services.web]
-listen = "127.0.0.1:${port}"
-pool = { min_idle = 1 }
-backends = ["${backend}"]
-`,
-  );
+  const lb = await runBalancer(t, twoWorkers([backend], ['pool = { min_idle = 1 }']));
   return {
     port: lb.port,
     accepted: async () =>

@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { waitForPort } from '../bench/lib/net.js';
-import { runBalancer } from './helpers/cluster.js';
+import { runBalancer, twoWorkers } from './helpers/cluster.js';
 import { refusedPort } from './helpers/servers.js';
 
 const run = promisify(execFile);
@@ -57,18 +57,7 @@ test('pass-through (workers = 2): redis-benchmark, pipelined 16 deep, against a 
   );
   t.after(() => redis.kill('SIGKILL'));
   await waitForPort(redisPort);
-  const lb = await runBalancer(
-    t,
-    (port, adminPort) => `
-[process]
-workers = 2
-[admin]
-listen = "127.0.0.1:${adminPort}"
-[services.redis]
-listen = "127.0.0.1:${port}"
-backends = ["127.0.0.1:${redisPort}"]
-`,
-  );
+  const lb = await runBalancer(t, twoWorkers([`127.0.0.1:${redisPort}`], [], 'redis'));
   const via = await benchmark(lb.port, 'set,get,incr,lpush');
   assert.deepEqual([...via.keys()], ['SET', 'GET', 'INCR', 'LPUSH']);
   for (const [name, rps] of via) assert.ok(rps > 0, `${name}: ${rps} requests/s`);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AdminServer } from '../src/admin/server.js';
 import { createLogger } from '../src/logger.js';
-import { runBalancer } from './helpers/cluster.js';
+import { runBalancer, twoWorkers } from './helpers/cluster.js';
 import {
   addr,
   echoServer,
@@ -88,18 +88,7 @@ test('status page: a real browser shows a drained backend within 2 s, and a scre
 test('status page with workers = 2: totals and each worker’s open sessions', async (t) => {
   if (!haveChromium(t)) return;
   const be = await echoServer(t);
-  const lb = await runBalancer(
-    t,
-    (port, adminPort) => `
-[process]
-workers = 2
-[admin]
-listen = "127.0.0.1:${adminPort}"
-[services.web]
-listen = "127.0.0.1:${port}"
-backends = ["${addr(be)}"]
-`,
-  );
+  const lb = await runBalancer(t, twoWorkers([addr(be)]));
   const clients: Socket[] = [];
   for (let i = 0; i < 4; i++) {
     const c = await openClient(lb.port);

@@ -24,6 +24,8 @@ interface Slot {
   n: number;
   worker: Worker | null;
   state: WorkerStatus['state'];
+  /** The running worker has been sent its config (so it must also be sent each reload). */
+  configured: boolean;
   restarts: number;
   /** Consecutive deaths within STABLE_MS of starting. */
   quickDeaths: number;
@@ -62,6 +64,7 @@ export class ClusterPrimary implements AdminCluster {
   private stopping = false;
   private closing: Promise<void> | null = null;
   private stateQueued = false;
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, opts: { logger: Logger; logLevel: LogLevel }) {
     this.log = opts.logger;
@@ -75,6 +78,7 @@ export class ClusterPrimary implements AdminCluster {
       n: i + 1,
       worker: null,
       state: 'starting' as const,
+      configured: false,
       restarts: 0,
       quickDeaths: 0,
       startedAt: 0,
@@ -118,12 +122,14 @@ export class ClusterPrimary implements AdminCluster {
     const w = cluster.fork({ BLITZ_LB_WORKER: String(s.n) });
     s.worker = w;
     s.state = 'starting';
+    s.configured = false;
     s.startedAt = performance.now();
     return new Promise((resolve, reject) => {
       let settled = false;
       w.on('message', (m: unknown) => {
         if (!isFromWorker(m)) return;
         if (m.t === 'hello') {
+          s.configured = true;
           this.post(w, {
             t: 'init',
             slot: s.n,
@@ -249,20 +255,40 @@ export class ClusterPrimary implements AdminCluster {
 
   /**
    * Applies a config read once here: the primary's own services first
-   * (backends, probes), then every worker's (listeners, pools). Rejects
-   * naming the workers that failed; those keep their old config.
+   * (backends, probes), then every worker's (listeners, pools). Reloads run
+   * one at a time. If a worker cannot apply it (a new listen address in use),
+   * the primary and the workers that did apply it go back to the config in
+   * force, and the error names the failing workers.
    */
-  async reload(next: Config): Promise<ReloadSummary> {
+  reload(next: Config): Promise<ReloadSummary> {
+    const run = this.reloading.then(() => this.doReload(next));
+    this.reloading = run.catch(() => {});
+    return run;
+  }
+
+  private async doReload(next: Config): Promise<ReloadSummary> {
+    const prev = this.lb.config;
     const summary = await this.lb.reload(next);
-    const slots = this.upSlots;
-    const results = await Promise.allSettled(
-      slots.map((s) => this.request(s, { t: 'reload', config: next }, RELOAD_TIMEOUT_MS)),
-    );
-    this.queueState();
+    // Starting workers too: one sent the old config just before this reload must not keep it.
+    const slots = this.slots.filter((s) => s.worker && s.configured);
+    const apply = (targets: Slot[], config: Config) =>
+      Promise.allSettled(
+        targets.map((s) => this.request(s, { t: 'reload', config }, RELOAD_TIMEOUT_MS)),
+      );
+    const results = await apply(slots, next);
     const failed = results.flatMap((r, i) =>
       r.status === 'rejected' ? [`worker ${slots[i]?.n}: ${(r.reason as Error).message}`] : [],
     );
-    if (failed.length > 0) throw new LbError('LB_ERR_STATE', `reload: ${failed.join('; ')}`);
+    if (failed.length > 0) {
+      await this.lb.reload(prev);
+      await apply(
+        slots.filter((_, i) => results[i]?.status === 'fulfilled'),
+        prev,
+      );
+    }
+    this.queueState();
+    if (failed.length > 0)
+      throw new LbError('LB_ERR_STATE', `${failed.join('; ')}; the old config stays in force`);
     return summary;
   }
 

@@ -65,3 +65,25 @@ export function sample(metrics: string, name: string): number | undefined {
   const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
+
+/**
+ * A config for runBalancer: two workers, an admin server, and one service
+ * (default "web") in front of `backends`; `lines` go into the service table.
+ */
+export function twoWorkers(
+  backends: string[],
+  lines: string[] = [],
+  service = 'web',
+): (port: number, adminPort: number) => string {
+  return (port, adminPort) => `
+[process]
+workers = 2
+shutdown_timeout = "5s"
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[services.${service}]
+listen = "127.0.0.1:${port}"
+${lines.join('\n')}
+backends = [ ${backends.map((b) => `"${b}"`).join(', ')} ]
+`;
+}
