@@ -36,7 +36,7 @@ interface ServiceView {
   name: string;
   activeSessions: number;
   counters: { accepted: number };
-  workers: { worker: number; pid: number; activeSessions: number }[];
+  workers: { worker: number; pid: number; activeSessions: number; accepted: number }[];
   backends: BackendView[];
 }
 interface ApiView {
@@ -199,11 +199,22 @@ test('workers = 2: dial failures seen by workers take a backend down in the prim
   assert.match(d?.reason ?? '', /^dial: /);
 });
 
-test('workers = 2: a worker killed with SIGKILL is logged and restarted; the other serves meanwhile', async (t) => {
+test('workers = 2: a worker killed with SIGKILL is logged and restarted; the other serves meanwhile; totals do not go back', async (t) => {
   const be = await httpServer(t, 'b');
   const lb = await runBalancer(t, clusterToml([addr(be)]));
+  // Traffic until one worker has counted some: its totals must outlive it.
+  let sent = 0;
+  let web = (await api(lb)).services[0] as ServiceView;
+  while (!web.workers.some((w) => w.accepted >= 3)) {
+    assert.equal(await httpGet(lb.port), 'b');
+    sent++;
+    web = (await api(lb)).services[0] as ServiceView;
+  }
+  await lb.admin('/metrics');
   const before = await api(lb);
-  const victim = before.workers[0]?.pid as number;
+  const victimSlot = web.workers.find((w) => w.accepted >= 3) as ServiceView['workers'][number];
+  const victim = victimSlot.pid;
+  const other = before.workers.find((w) => w.pid !== victim);
   process.kill(victim, 'SIGKILL');
   await waitFor(
     () => lb.logs().some((l) => l.msg?.toString().startsWith('worker died') === true),
@@ -216,13 +227,22 @@ test('workers = 2: a worker killed with SIGKILL is logged and restarted; the oth
   for (let i = 0; i < 10; i++) assert.equal(await httpGet(lb.port), 'b');
   await waitFor(() => lb.logs().filter((l) => l.msg === 'worker up').length === 3, 5000, 'restart');
   const after = await api(lb);
-  assert.equal(after.workers[0]?.state, 'up');
-  assert.equal(after.workers[0]?.restarts, 1);
-  assert.notEqual(after.workers[0]?.pid, victim);
-  assert.equal(after.workers[1]?.pid, before.workers[1]?.pid, 'the other worker was left alone');
-  const m = (await lb.admin('/metrics')).text;
-  assert.equal(sample(m, 'blitz_lb_worker_restarts_total{worker="1"}'), 1);
+  const slot = after.workers.find((w) => w.worker === victimSlot.worker);
+  assert.equal(slot?.state, 'up');
+  assert.equal(slot?.restarts, 1);
+  assert.notEqual(slot?.pid, victim);
+  assert.equal(
+    after.workers.find((w) => w.pid === other?.pid)?.restarts,
+    0,
+    'the other was left alone',
+  );
   for (let i = 0; i < 6; i++) assert.equal(await httpGet(lb.port), 'b');
+  const total = sent + 10 + 6;
+  assert.equal(((await api(lb)).services[0] as ServiceView).counters.accepted, total);
+  const m = (await lb.admin('/metrics')).text;
+  assert.equal(sample(m, `blitz_lb_worker_restarts_total{worker="${victimSlot.worker}"}`), 1);
+  assert.equal(sample(m, 'blitz_lb_accepted_total{service="web"}'), total);
+  assert.equal(sample(m, `blitz_lb_sessions_total{service="web",backend="${addr(be)}"}`), total);
 });
 
 test('workers = 2: SIGHUP reads the file once, in the primary, and every worker applies it; a bad file changes nothing', async (t) => {
@@ -337,4 +357,24 @@ backends = ["${addr(b)}"]
   );
   for (let i = 0; i < 6; i++)
     assert.equal(await httpGet(lb.port), 'a', 'b was rolled back in the workers');
+});
+
+test('workers = 2: a worker that keeps dying is restarted after 100, 200, 400 ms', async (t) => {
+  const be = await echoServer(t);
+  const lb = await runBalancer(t, clusterToml([addr(be)]));
+  const upLogs = (): Record<string, unknown>[] =>
+    lb.logs().filter((l) => l.msg === 'worker up' && l.worker === 1);
+  for (let i = 0; i < 3; i++) {
+    const ups = upLogs();
+    process.kill(ups[ups.length - 1]?.workerPid as number, 'SIGKILL');
+    await waitFor(() => upLogs().length === ups.length + 1, 5000, `restart ${i + 1}`);
+  }
+  const delays = lb
+    .logs()
+    .filter((l) => l.msg?.toString().startsWith('worker died'))
+    .map((l) => l.restartInMs);
+  assert.deepEqual(delays, [100, 200, 400]);
+  const view = await api(lb);
+  assert.equal(view.workers[0]?.restarts, 3);
+  assert.equal(view.workers[1]?.restarts, 0);
 });

@@ -8,7 +8,7 @@ import { LbError } from '../errors.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
 import { type FromWorker, isFromWorker, type StateMap, type ToWorker } from './messages.js';
-import { clusterView, type WorkerStatus, type WorkerView } from './views.js';
+import { clusterView, retireView, type WorkerStatus, type WorkerView } from './views.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 const QUERY_TIMEOUT_MS = 2_000;
@@ -40,6 +40,14 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** What a worker last reported, kept so its running totals outlive it. */
+interface LastSeen {
+  view: WorkerView | null;
+  metrics: MetricsJson | null;
+}
+
 type Query = { t: 'reload'; config: Config } | { t: 'query'; what: 'view' | 'metrics' };
 
 /**
@@ -65,6 +73,9 @@ export class ClusterPrimary implements AdminCluster {
   private closing: Promise<void> | null = null;
   private stateQueued = false;
   private reloading: Promise<unknown> = Promise.resolve();
+  private readonly lastSeen = new WeakMap<Worker, LastSeen>();
+  private retiredView: WorkerView | null = null;
+  private retiredMetrics: Promise<MetricsJson | null> = Promise.resolve(null);
 
   constructor(config: Config, opts: { logger: Logger; logLevel: LogLevel }) {
     this.log = opts.logger;
@@ -167,6 +178,7 @@ export class ClusterPrimary implements AdminCluster {
   private onExit(s: Slot, w: Worker, code: number | null, signal: string | null): void {
     if (s.worker !== w) return;
     s.worker = null;
+    this.retire(w);
     if (this.stopping || !this.started) return;
     const lived = performance.now() - s.startedAt;
     s.quickDeaths = lived >= STABLE_MS ? 1 : s.quickDeaths + 1;
@@ -337,27 +349,73 @@ export class ClusterPrimary implements AdminCluster {
     }));
   }
 
-  async servicesView(): Promise<unknown> {
-    const slots = this.upSlots;
+  /** Asks every worker that is up; answers from workers that died meanwhile are dropped. */
+  private async queryAll(
+    what: 'view' | 'metrics',
+  ): Promise<{ slot: Slot; w: Worker; value: unknown }[]> {
+    const asked = this.upSlots.map((s) => ({ slot: s, w: s.worker as Worker }));
     const replies = await Promise.allSettled(
-      slots.map((s) => this.request(s, { t: 'query', what: 'view' }, QUERY_TIMEOUT_MS)),
+      asked.map((a) => this.request(a.slot, { t: 'query', what }, QUERY_TIMEOUT_MS)),
     );
-    const views: WorkerView[] = [];
-    replies.forEach((r, i) => {
-      if (r.status === 'fulfilled')
-        views.push({ worker: (slots[i] as Slot).n, ...(r.value as Omit<WorkerView, 'worker'>) });
+    return asked.flatMap((a, i) => {
+      const r = replies[i];
+      return r?.status === 'fulfilled' && !a.w.isDead() ? [{ ...a, value: r.value }] : [];
     });
+  }
+
+  private lastSeenOf(w: Worker): LastSeen {
+    let seen = this.lastSeen.get(w);
+    if (!seen) {
+      seen = { view: null, metrics: null };
+      this.lastSeen.set(w, seen);
+    }
+    return seen;
+  }
+
+  /**
+   * A worker died: what it last reported of its running totals joins those
+   * of earlier dead workers, so summed counters do not go backwards (what it
+   * counted after its last report is lost).
+   */
+  private retire(w: Worker): void {
+    const seen = this.lastSeen.get(w);
+    if (!seen) return;
+    this.lastSeen.delete(w);
+    if (seen.view) this.retiredView = retireView(seen.view, this.retiredView);
+    const m = seen.metrics;
+    if (!m) return;
+    // prom-client's types call `type` an enum; at run time it is the string ("counter", …).
+    const totals = m.filter((x) => ['counter', 'histogram'].includes(x.type as unknown as string));
+    const before = this.retiredMetrics;
+    this.retiredMetrics = before.then((prev) =>
+      AggregatorRegistry.aggregate([...(prev ? [prev] : []), totals]).getMetricsAsJSON(),
+    );
+  }
+
+  async servicesView(): Promise<unknown> {
+    const views: WorkerView[] = [];
+    for (const r of await this.queryAll('view')) {
+      const v = { worker: r.slot.n, ...(r.value as Omit<WorkerView, 'worker'>) };
+      this.lastSeenOf(r.w).view = v;
+      views.push(v);
+    }
+    if (this.retiredView) views.push(this.retiredView);
     return clusterView(this.lb, views, this.status());
   }
 
-  /** Every worker's registry and the primary's, summed by prom-client's AggregatorRegistry. */
+  /**
+   * Every worker's registry and the primary's, summed by prom-client's
+   * AggregatorRegistry, plus the last totals of workers that died.
+   */
   async metrics(): Promise<{ body: string; contentType: string }> {
-    const replies = await Promise.allSettled(
-      this.upSlots.map((s) => this.request(s, { t: 'query', what: 'metrics' }, QUERY_TIMEOUT_MS)),
-    );
-    const parts = [await this.registry.getMetricsAsJSON()];
-    for (const r of replies)
-      if (r.status === 'fulfilled') parts.push(r.value as (typeof parts)[number]);
+    const parts: MetricsJson[] = [await this.registry.getMetricsAsJSON()];
+    for (const r of await this.queryAll('metrics')) {
+      const m = r.value as MetricsJson;
+      this.lastSeenOf(r.w).metrics = m;
+      parts.push(m);
+    }
+    const retired = await this.retiredMetrics;
+    if (retired) parts.push(retired);
     const reg = AggregatorRegistry.aggregate(parts);
     return { body: await reg.metrics(), contentType: reg.contentType };
   }

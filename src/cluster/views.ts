@@ -3,7 +3,7 @@ import type { LoadBalancer } from '../load-balancer.js';
 
 type ServiceView = ReturnType<typeof serviceView>;
 
-/** One worker's answer to a view query (see ClusterWorker). */
+/** One worker's answer to a view query (see ClusterWorker); worker 0 holds dead workers' totals. */
 export interface WorkerView {
   worker: number;
   pid: number;
@@ -40,6 +40,7 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
       const s = v.services.find((x) => x.name === svc.name);
       return s ? [{ worker: v.worker, pid: v.pid, s }] : [];
     });
+    const live = parts.filter((p) => p.worker > 0);
     const counters = { ...svc.counters };
     for (const k of Object.keys(counters) as (keyof typeof counters)[]) {
       counters[k] = parts.reduce((n, p) => n + (p.s.counters[k] ?? 0), 0);
@@ -47,7 +48,7 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
     const sum = (f: (s: ServiceView) => number): number => parts.reduce((n, p) => n + f(p.s), 0);
     return {
       name: svc.name,
-      listen: parts[0]?.s.listen ?? svc.cfg.listen.address,
+      listen: live[0]?.s.listen ?? svc.cfg.listen.address,
       balance: svc.cfg.balance,
       health: svc.cfg.health.kind,
       activeSessions: sum((s) => s.activeSessions),
@@ -57,10 +58,11 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
         misses: sum((s) => s.pool.misses),
         idle: sum((s) => s.pool.idle),
       },
-      workers: parts.map((p) => ({
+      workers: live.map((p) => ({
         worker: p.worker,
         pid: p.pid,
         activeSessions: p.s.activeSessions,
+        accepted: p.s.counters.accepted,
       })),
       backends: svc.set.all.map((b) => {
         const v: BackendView = backendView(svc, b);
@@ -75,4 +77,45 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
     };
   });
   return { services, workers };
+}
+
+/** Per-process figures that are levels, not running totals: they leave with a dead worker. */
+const BACKEND_GAUGES = ['active', 'poolIdle'] as const;
+
+/**
+ * Folds a dead worker's last view into the running totals of dead workers
+ * (worker 0), so summed counters never go backwards when a worker is
+ * restarted; its open sessions and idle sockets went with it.
+ */
+export function retireView(dead: WorkerView, prev: WorkerView | null): WorkerView {
+  const services = new Map<string, ServiceView>();
+  for (const v of [prev, dead]) {
+    for (const s of v?.services ?? []) {
+      const into = services.get(s.name);
+      if (!into) {
+        services.set(s.name, {
+          ...s,
+          activeSessions: 0,
+          counters: { ...s.counters },
+          pool: { ...s.pool, idle: 0 },
+          backends: s.backends.map((b) => ({ ...b, active: 0, poolIdle: 0 })),
+        });
+        continue;
+      }
+      for (const k of Object.keys(into.counters) as (keyof ServiceView['counters'])[])
+        into.counters[k] += s.counters[k] ?? 0;
+      into.pool.hits += s.pool.hits;
+      into.pool.misses += s.pool.misses;
+      for (const b of s.backends) {
+        const ib = into.backends.find((x) => x.address === b.address);
+        if (!ib) {
+          into.backends.push({ ...b, active: 0, poolIdle: 0 });
+          continue;
+        }
+        for (const k of BACKEND_SUMS)
+          if (!(BACKEND_GAUGES as readonly string[]).includes(k)) ib[k] += b[k];
+      }
+    }
+  }
+  return { worker: 0, pid: 0, services: [...services.values()] };
 }
