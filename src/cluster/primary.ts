@@ -68,7 +68,6 @@ export class ClusterPrimary implements AdminCluster {
   private readonly pending = new Map<number, Pending>();
   private readonly registry: Registry;
   private nextId = 1;
-  private started = false;
   private stopping = false;
   private closing: Promise<void> | null = null;
   private stateQueued = false;
@@ -115,8 +114,8 @@ export class ClusterPrimary implements AdminCluster {
   async start(): Promise<void> {
     // Accept policy: SCHED_NONE unless NODE_CLUSTER_SCHED_POLICY says otherwise. With SCHED_RR
     // the primary accepts every connection and passes it over IPC: measured here (README,
-    // "Workers") it took a fifth of the CPU under churn and cut churn to 0.74x of one worker,
-    // where SCHED_NONE gave 1.24x. Node reads the variable itself when cluster loads.
+    // "Workers"; bench/WORKERS.md) it took a fifth of the CPU under churn and cut churn to
+    // 0.69x of one worker, where SCHED_NONE gave 1.11x. Node reads the variable itself.
     if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_MAIN, args: [] });
     await this.lb.start();
@@ -126,11 +125,10 @@ export class ClusterPrimary implements AdminCluster {
       await this.close(0);
       throw err;
     }
-    this.started = true;
   }
 
   private spawn(s: Slot): Promise<void> {
-    const w = cluster.fork({ BLITZ_LB_WORKER: String(s.n) });
+    const w = cluster.fork();
     s.worker = w;
     s.state = 'starting';
     s.configured = false;
@@ -179,7 +177,9 @@ export class ClusterPrimary implements AdminCluster {
     if (s.worker !== w) return;
     s.worker = null;
     this.retire(w);
-    if (this.stopping || !this.started) return;
+    // During start too: a worker that died after saying ready is restarted; if start fails,
+    // close() clears the timer.
+    if (this.stopping) return;
     const lived = performance.now() - s.startedAt;
     s.quickDeaths = lived >= STABLE_MS ? 1 : s.quickDeaths + 1;
     const delay = Math.min(RESTART_MIN_MS * 2 ** (s.quickDeaths - 1), RESTART_MAX_MS);
