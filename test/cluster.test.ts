@@ -378,3 +378,27 @@ test('workers = 2: a worker that keeps dying is restarted after 100, 200, 400 ms
   assert.equal(view.workers[0]?.restarts, 3);
   assert.equal(view.workers[1]?.restarts, 0);
 });
+
+test('workers = 2: a second SIGTERM during the drain ends open sessions at once', async (t) => {
+  const be = await echoServer(t);
+  const lb = await runBalancer(t, twoWorkers([addr(be)], ['health = { kind = "tcp" }']));
+  const clients = await sessionsOnBothWorkers(lb);
+  const ended = clients.map(
+    (c) =>
+      new Promise((r) => {
+        c.once('end', r);
+        c.once('close', r);
+      }),
+  );
+  lb.child.proc.kill('SIGTERM');
+  await waitFor(
+    () => lb.logs().some((l) => l.msg?.toString().startsWith('stopping')),
+    5000,
+    'drain',
+  );
+  const start = Date.now();
+  lb.child.proc.kill('SIGTERM');
+  await Promise.all(ended);
+  assert.ok(Date.now() - start < 3000, 'cut by the second signal, not the 5 s deadline');
+  assert.equal(await lb.child.exited, 0);
+});

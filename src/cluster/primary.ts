@@ -307,8 +307,9 @@ export class ClusterPrimary implements AdminCluster {
   /** Stops every worker (each drains for up to timeoutMs), then the probes. */
   close(timeoutMs = this.lb.config.process.shutdownTimeoutMs): Promise<void> {
     if (this.closing) {
+      // A second signal: every worker still draining ends its sessions now.
       if (timeoutMs === 0)
-        for (const s of this.upSlots) this.post(s.worker as Worker, { t: 'stop', timeoutMs: 0 });
+        for (const s of this.slots) if (s.worker) this.post(s.worker, { t: 'stop', timeoutMs: 0 });
       return this.closing;
     }
     this.stopping = true;
