@@ -17,6 +17,19 @@ import {
   waitFor,
 } from './helpers/servers.js';
 
+/** Resolves with `p`, or fails the test after `ms` instead of hanging. */
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls an async condition (the admin API) every 50 ms for up to 5 s. */
 async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -398,7 +411,37 @@ test('workers = 2: a second SIGTERM during the drain ends open sessions at once'
   );
   const start = Date.now();
   lb.child.proc.kill('SIGTERM');
-  await Promise.all(ended);
+  await within(10_000, Promise.all(ended), 'the sessions to end');
   assert.ok(Date.now() - start < 3000, 'cut by the second signal, not the 5 s deadline');
   assert.equal(await lb.child.exited, 0);
+});
+
+test('workers = 2: disable through the admin API ends that backend’s sessions in every worker; weight answers with the new weight', async (t) => {
+  const a = await echoServer(t);
+  const lb = await runBalancer(t, clusterToml([addr(a)]));
+  const clients = await sessionsOnBothWorkers(lb);
+  const ended = clients.map(
+    (c) =>
+      new Promise((r) => {
+        c.once('end', r);
+        c.once('close', r);
+      }),
+  );
+  const r = await lb.admin(`/api/services/web/backends/${addr(a)}/disable`, { method: 'POST' });
+  assert.equal(r.status, 200);
+  assert.equal((r.body as { backend: BackendView }).backend.state, 'disabled');
+  await within(5000, Promise.all(ended), 'the disabled backend’s sessions to end');
+  await until(
+    async () => ((await api(lb)).services[0] as ServiceView).activeSessions === 0,
+    'sessions to end',
+  );
+  await lb.admin(`/api/services/web/backends/${addr(a)}/enable`, { method: 'POST' });
+  const w = await lb.admin(`/api/services/web/backends/${addr(a)}/weight`, {
+    method: 'PUT',
+    body: '{"weight": 7}',
+  });
+  assert.equal(w.status, 200);
+  assert.equal((w.body as { backend: { weight: number } }).backend.weight, 7);
+  const again = await openSessions(lb.port, 1);
+  for (const c of again) c.destroy();
 });
