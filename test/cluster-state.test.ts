@@ -25,6 +25,13 @@ test('a worker follows the primary: dial outcomes are reported, never decided lo
     ['fail 9001 ECONNREFUSED', 'fail 9001 ECONNREFUSED', 'ok 9001'],
     'a success is news only after failures',
   );
+  // Down in the primary's verdict (no trial): nothing to report.
+  set.applyState([
+    { ...set.snapshot()[0], healthy: false } as ReturnType<typeof set.snapshot>[number],
+  ]);
+  set.recordDialFailure(a, 'ECONNREFUSED');
+  assert.equal(sent.length, 3);
+  assert.equal(a.dialFailuresTotal, 3);
 });
 
 test('applyState takes the primary’s verdicts, emits up/down for the pool, and names backends newly disabled', () => {

@@ -266,7 +266,9 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.dialFailuresTotal++;
     if (this.follower) {
       b.consecutiveFailures++;
-      if (!b.removed) this.follower.dialFailed(b, cause);
+      // The primary acts on a failure only while the backend is up or on trial: a backend
+      // already down (all_down = "try-all" dials it anyway) would only flood the channel.
+      if (!b.removed && (b.healthy || b.halfOpen)) this.follower.dialFailed(b, cause);
       return;
     }
     b.consecutiveSuccesses = 0;
