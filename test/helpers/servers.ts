@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
@@ -68,14 +68,38 @@ export function scriptedServer(t: TestContext, onConn: (s: Socket) => void): Pro
   return listen(t, server);
 }
 
-/** A port that refuses connections: bound once, then closed. */
+/** The kernel's ephemeral range: where bind(0) and outgoing connects take their ports. */
+const EPHEMERAL_LOW = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+  } catch {
+    return 32768;
+  }
+})();
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port that refuses connections now and stays free: it lies below
+ * the ephemeral range, so no later listen(0) here is given it and no outgoing
+ * connect uses it as its source port. (A port bound on 0 and closed was
+ * handed straight back to the next listen(0): a "dead" backend became the
+ * balancer's own listener, probed itself healthy, and a test hung.) Also
+ * serves as a port for the CLI to listen on.
+ */
 export async function refusedPort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (EPHEMERAL_LOW - 10_000));
+    if (handedOut.has(port)) continue;
+    const c = connect({ port, host: '127.0.0.1' });
+    const refused = await new Promise<boolean>((resolve) => {
+      c.once('connect', () => resolve(false));
+      c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    c.destroy();
+    if (!refused) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /**
