@@ -6,7 +6,15 @@ export type StateMap = Record<string, BackendState[]>;
 
 /** Primary → worker. */
 export type ToWorker =
-  | { t: 'init'; slot: number; config: Config; logLevel: LogLevel; state: StateMap }
+  /** `workers`: how many run now (a reload may name another count, applied at restart). */
+  | {
+      t: 'init';
+      slot: number;
+      workers: number;
+      config: Config;
+      logLevel: LogLevel;
+      state: StateMap;
+    }
   | { t: 'state'; services: StateMap }
   | { t: 'reload'; id: number; config: Config }
   | { t: 'query'; id: number; what: 'view' | 'metrics' }

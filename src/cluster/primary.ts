@@ -142,6 +142,7 @@ export class ClusterPrimary implements AdminCluster {
           this.post(w, {
             t: 'init',
             slot: s.n,
+            workers: this.slots.length,
             config: this.lb.config,
             logLevel: this.logLevel,
             state: this.stateMap(),

@@ -67,7 +67,7 @@ export class ClusterWorker {
 
   private async init(slot: number, m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     this.log = createLogger(m.logLevel).child({ worker: slot });
-    this.workers = m.config.process.workers;
+    this.workers = m.workers;
     const lb = new LoadBalancer(workerShare(m.config, this.workers), {
       logger: this.log,
       role: 'serve',
