@@ -13,7 +13,7 @@
  * no request failed, and writes only results/workers-quick.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { runLoad } from './lib/load.js';
 import { freePort, waitForPort } from './lib/net.js';
 import { startHttpBackends } from './lib/peers.js';
-import { cpuMs, median } from './lib/proc.js';
+import { children, cpuMs, median } from './lib/proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'src', 'cli.js');
@@ -57,22 +57,6 @@ interface Sample {
   split: number[];
   /** Keep-alive only: open sessions per worker mid-run. */
   perWorker: number[];
-}
-
-/** Direct children of `pid` (the cluster workers), from /proc. */
-function children(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out.sort((a, b) => a - b);
 }
 
 async function startBalancer(

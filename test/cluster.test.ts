@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
+import { statFields } from '../bench/lib/proc.js';
 import { type RunningCli, runBalancer, sample, twoWorkers } from './helpers/cluster.js';
 import {
   addr,
   echoServer,
+  ended,
   httpGet,
   httpServer,
   listen,
@@ -28,15 +30,6 @@ async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Polls an async condition (the admin API) every 50 ms for up to 5 s. */
-async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 interface BackendView {
@@ -181,10 +174,10 @@ test('workers = 2: a probe verdict and an operator drain in the primary reach ev
   aHealthy = false;
   const state = async (): Promise<string | undefined> =>
     (await api(lb)).services[0]?.backends.find((x) => x.address === addr(aPort))?.state;
-  await until(async () => (await state()) === 'down', 'the probe verdict');
+  await waitFor(async () => (await state()) === 'down', 5000, 'the probe verdict');
   assert.deepEqual([...(await spread())], ['b']);
   aHealthy = true;
-  await until(async () => (await state()) === 'up', 'the backend to come back');
+  await waitFor(async () => (await state()) === 'up', 5000, 'the backend to come back');
   assert.deepEqual([...(await spread())].sort(), ['a', 'b']);
   // An operator drain through the admin API.
   const r = await lb.admin(`/api/services/web/backends/${addr(aPort)}/drain`, { method: 'POST' });
@@ -303,7 +296,7 @@ test('workers = 2: SIGTERM drains every worker: no new sessions, open ones finis
       return true;
     }
   };
-  await until(refused, 'the listeners to close');
+  await waitFor(refused, 5000, 'the listeners to close');
   for (const [i, c] of clients.entries()) {
     c.write(`after${i}`);
     assert.equal((await readBytes(c, `after${i}`.length)).toString(), `after${i}`);
@@ -329,8 +322,7 @@ test('workers = 2: when the primary is killed, the workers exit too: nothing ser
   // Gone, or a zombie waiting for whoever inherited it to reap it.
   const alive = (pid: number): boolean => {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+      return statFields(pid)[0] !== 'Z';
     } catch {
       return false;
     }
@@ -396,13 +388,7 @@ test('workers = 2: a second SIGTERM during the drain ends open sessions at once'
   const be = await echoServer(t);
   const lb = await runBalancer(t, twoWorkers([addr(be)], ['health = { kind = "tcp" }']));
   const clients = await sessionsOnBothWorkers(lb);
-  const ended = clients.map(
-    (c) =>
-      new Promise((r) => {
-        c.once('end', r);
-        c.once('close', r);
-      }),
-  );
+  const cut = clients.map(ended);
   lb.child.proc.kill('SIGTERM');
   await waitFor(
     () => lb.logs().some((l) => l.msg?.toString().startsWith('stopping')),
@@ -411,37 +397,45 @@ test('workers = 2: a second SIGTERM during the drain ends open sessions at once'
   );
   const start = Date.now();
   lb.child.proc.kill('SIGTERM');
-  await within(10_000, Promise.all(ended), 'the sessions to end');
+  await within(10_000, Promise.all(cut), 'the sessions to end');
   assert.ok(Date.now() - start < 3000, 'cut by the second signal, not the 5 s deadline');
   assert.equal(await lb.child.exited, 0);
 });
 
-test('workers = 2: disable through the admin API ends that backend’s sessions in every worker; weight answers with the new weight', async (t) => {
+test('workers = 2: disable through the admin API ends that backend’s sessions in every worker; enable brings it back', async (t) => {
   const a = await echoServer(t);
   const lb = await runBalancer(t, clusterToml([addr(a)]));
   const clients = await sessionsOnBothWorkers(lb);
-  const ended = clients.map(
-    (c) =>
-      new Promise((r) => {
-        c.once('end', r);
-        c.once('close', r);
-      }),
-  );
+  const cut = clients.map(ended);
   const r = await lb.admin(`/api/services/web/backends/${addr(a)}/disable`, { method: 'POST' });
   assert.equal(r.status, 200);
   assert.equal((r.body as { backend: BackendView }).backend.state, 'disabled');
-  await within(5000, Promise.all(ended), 'the disabled backend’s sessions to end');
-  await until(
+  await within(5000, Promise.all(cut), 'the disabled backend’s sessions to end');
+  await waitFor(
     async () => ((await api(lb)).services[0] as ServiceView).activeSessions === 0,
+    5000,
     'sessions to end',
   );
   await lb.admin(`/api/services/web/backends/${addr(a)}/enable`, { method: 'POST' });
+  // Disabled is out even for all_down = "try-all": a session now proves the workers took the enable.
+  for (const c of await sessionsOnBothWorkers(lb)) c.destroy();
+});
+
+test('workers = 2: a weight set through the admin API reaches every worker', async (t) => {
+  const a = await httpServer(t, 'a');
+  const b = await httpServer(t, 'b');
+  const lb = await runBalancer(t, clusterToml([addr(a), addr(b)]));
   const w = await lb.admin(`/api/services/web/backends/${addr(a)}/weight`, {
     method: 'PUT',
     body: '{"weight": 7}',
   });
   assert.equal(w.status, 200);
   assert.equal((w.body as { backend: { weight: number } }).backend.weight, 7);
-  const again = await openSessions(lb.port, 1);
-  for (const c of again) c.destroy();
+  // Each worker's own rotation sends 7 of every 8 to a; with weights 1:1 it would be half.
+  const counts = { a: 0, b: 0 } as Record<string, number>;
+  for (let i = 0; i < 32; i++) {
+    const name = await httpGet(lb.port);
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  assert.ok((counts.a ?? 0) >= 24, `a ${counts.a}, b ${counts.b}`);
 });

@@ -8,6 +8,7 @@ import {
   bannerServer,
   blackhole,
   echoServer,
+  ended,
   fdCount,
   httpGet,
   httpServer,
@@ -259,13 +260,10 @@ test('close(0) during a graceful close (a second signal) ends the open sessions 
   await readBytes(c, 1);
   const graceful = lb.close(60_000);
   await waitFor(() => lb.service('web').activeSessions === 1, 1000, 'the session to stay open');
-  const ended = new Promise((r) => {
-    c.once('end', r);
-    c.once('close', r);
-  });
+  const cut = ended(c);
   const start = Date.now();
   await lb.close(0);
   await graceful;
-  await ended;
+  await cut;
   assert.ok(Date.now() - start < 2000, 'not left to the 60 s deadline');
 });

@@ -20,6 +20,7 @@ import {
 import { runCli, tempConfig } from './helpers/cli.js';
 import {
   addr,
+  ended,
   openClient,
   readAll,
   refusedPort,
@@ -156,7 +157,7 @@ test('accept_proxy: an untrusted source, a malformed header, a partial one and n
   const s = lb.service('web');
   const refusedNow = async (c: Socket): Promise<void> => {
     c.resume();
-    await new Promise((r) => c.once('end', r).once('close', r));
+    await ended(c);
     c.destroy();
   };
   await refusedNow(await clientFrom(port, '127.0.0.9'));

@@ -1,13 +1,20 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second for /proc/PID/stat (getconf CLK_TCK; 100 on Linux everywhere we run). */
 const CLK_TCK = 100;
 
+/**
+ * /proc/PID/stat from the field after the command name (which may itself hold
+ * spaces: it ends at the last ')'): [0] state, [1] ppid, … [11] utime, [12] stime.
+ */
+export function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** User + system CPU time of a process, in milliseconds, from /proc/PID/stat. */
 export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which may itself hold spaces: it ends at the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return ((utime + stime) * 1000) / CLK_TCK;
@@ -25,4 +32,18 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Direct children of `pid` (the cluster workers), from /proc. */
+export function children(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (Number(statFields(d)[1]) === pid) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out.sort((a, b) => a - b);
 }

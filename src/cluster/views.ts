@@ -18,16 +18,16 @@ export interface WorkerStatus {
   restarts: number;
 }
 
-/** Traffic figures that are per process and add up across workers. */
-const BACKEND_SUMS = [
-  'active',
+/** Per-process running totals: they add up across workers and outlive a dead one. */
+const BACKEND_TOTALS = [
   'sessionsTotal',
   'dialFailuresTotal',
   'sessionsAbortedTotal',
   'bytesToBackend',
   'bytesFromBackend',
-  'poolIdle',
 ] as const;
+/** Per-process levels: they add up across live workers and leave with a dead one. */
+const BACKEND_GAUGES = ['active', 'poolIdle'] as const;
 
 /**
  * /api/services for a cluster: backend state (up, down, drain, weight, last
@@ -66,7 +66,7 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
       })),
       backends: svc.set.all.map((b) => {
         const v: BackendView = backendView(svc, b);
-        for (const k of BACKEND_SUMS) {
+        for (const k of [...BACKEND_TOTALS, ...BACKEND_GAUGES]) {
           v[k] = parts.reduce(
             (n, p) => n + (p.s.backends.find((x) => x.address === b.address)?.[k] ?? 0),
             0,
@@ -78,9 +78,6 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
   });
   return { services, workers };
 }
-
-/** Per-process figures that are levels, not running totals: they leave with a dead worker. */
-const BACKEND_GAUGES = ['active', 'poolIdle'] as const;
 
 /**
  * Folds a dead worker's last view into the running totals of dead workers
@@ -98,7 +95,7 @@ export function retireView(dead: WorkerView, prev: WorkerView | null): WorkerVie
           activeSessions: 0,
           counters: { ...s.counters },
           pool: { ...s.pool, idle: 0 },
-          backends: s.backends.map((b) => ({ ...b, active: 0, poolIdle: 0 })),
+          backends: s.backends.map(withoutLevels),
         });
         continue;
       }
@@ -108,14 +105,16 @@ export function retireView(dead: WorkerView, prev: WorkerView | null): WorkerVie
       into.pool.misses += s.pool.misses;
       for (const b of s.backends) {
         const ib = into.backends.find((x) => x.address === b.address);
-        if (!ib) {
-          into.backends.push({ ...b, active: 0, poolIdle: 0 });
-          continue;
-        }
-        for (const k of BACKEND_SUMS)
-          if (!(BACKEND_GAUGES as readonly string[]).includes(k)) ib[k] += b[k];
+        if (!ib) into.backends.push(withoutLevels(b));
+        else for (const k of BACKEND_TOTALS) ib[k] += b[k];
       }
     }
   }
   return { worker: 0, pid: 0, services: [...services.values()] };
+}
+
+function withoutLevels(b: BackendView): BackendView {
+  const out = { ...b };
+  for (const k of BACKEND_GAUGES) out[k] = 0;
+  return out;
 }

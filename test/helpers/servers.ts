@@ -200,13 +200,28 @@ export function readBytes(s: Socket, n: number): Promise<Buffer> {
   });
 }
 
-/** Polls a condition until it holds or `ms` passes: for state that emits no event (fd counts). */
-export async function waitFor(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+/**
+ * Polls a condition until it holds or `ms` passes: for state that emits no
+ * event (fd counts, or the admin API, which `cond` may await).
+ */
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  ms = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms}ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Resolves when the peer ends the socket (FIN) or it closes (reset, destroy). */
+export function ended(c: Socket): Promise<void> {
+  return new Promise((r) => {
+    c.once('end', () => r());
+    c.once('close', () => r());
+  });
 }
 
 export function fdCount(): number {
