@@ -29,7 +29,7 @@ process.on('message', (m: { type: string }) => {
     type: 'stats',
     counters: svc.counters,
     pool: svc.pool.counters,
-    backends: svc.set.all.map((b) => ({
+    backends: svc.backends.all.map((b) => ({
       address: b.address,
       active: b.active,
       up: b.healthy,
@@ -37,8 +37,8 @@ process.on('message', (m: { type: string }) => {
     })),
     rss: process.memoryUsage().rss,
     fds: readdirSync('/proc/self/fd').length,
-    hit: snap(svc.connectLatency.hit),
-    miss: snap(svc.connectLatency.miss),
+    hit: snap(svc.stats.connectLatency.hit),
+    miss: snap(svc.stats.connectLatency.miss),
   });
 });
 process.on('disconnect', () => {

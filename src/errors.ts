@@ -11,6 +11,8 @@ export type LbErrorCode =
   | 'LB_ERR_UNKNOWN_BACKEND'
   | 'LB_ERR_DUPLICATE_BACKEND'
   | 'LB_ERR_STATE'
+  | 'LB_ERR_INVALID_ARGUMENT'
+  | 'LB_ERR_LIMIT'
   | 'LB_ERR_ABORTED';
 
 export class LbError extends Error {
@@ -41,8 +43,8 @@ export class ListenError extends LbError {
 
 /** No backend could be chosen for a session (all down with all_down = "refuse", or none configured). */
 export class NoBackendError extends LbError {
-  constructor(service: string) {
-    super('LB_ERR_NO_BACKEND', `service ${service}: no backend available`);
+  constructor(service: string, why = 'no backend available') {
+    super('LB_ERR_NO_BACKEND', `service ${service}: ${why}`);
   }
 }
 
@@ -56,5 +58,27 @@ export class DialError extends LbError {
       `service ${service}: all ${attempts.length} dial attempts failed: ${detail}`,
     );
     this.attempts = attempts;
+  }
+}
+
+/** A bad argument to the library or admin API (a weight of 0, a negative max_rate…). */
+export class InvalidArgumentError extends LbError {
+  constructor(message: string) {
+    super('LB_ERR_INVALID_ARGUMENT', message);
+  }
+}
+
+/** Every backend is at its cap, and the session could not wait for a slot: the queue was full, or the wait ran out. */
+export class LimitError extends LbError {
+  constructor(
+    service: string,
+    readonly limit: 'queue-full' | 'queue-timeout',
+  ) {
+    super(
+      'LB_ERR_LIMIT',
+      limit === 'queue-full'
+        ? `service ${service}: every backend is at its limit and the wait queue is full`
+        : `service ${service}: no backend slot came free within queue_timeout`,
+    );
   }
 }

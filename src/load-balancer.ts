@@ -1,8 +1,11 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
 import type { StrategyOptions } from './balancer/index.js';
+import type { Clock } from './clock.js';
 import { parseHostPort } from './config/address.js';
-import type { BackendConfig, Config, ServiceConfig } from './config/schema.js';
+import { type BackendOptions, backendFromOptions } from './config/backend-settings.js';
+import { sameConfig } from './config/same.js';
+import type { Config, ServiceConfig } from './config/schema.js';
 import { LbError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Service, type ServiceOptions, type ServiceRole } from './service.js';
@@ -12,6 +15,8 @@ export interface LoadBalancerOptions {
   logger?: Logger;
   /** Randomness for random-two (uniform in [0, 1)); a test passes a seeded one. */
   rng?: () => number;
+  /** Monotonic milliseconds (performance.now() by default); a test passes one it can move. */
+  clock?: Clock;
   /**
    * Set by the cluster code (src/cluster/): "control" in the primary, "serve"
    * in workers. Leave unset to run everything in this process.
@@ -31,14 +36,7 @@ export interface ReloadSummary {
   changed: string[];
 }
 
-export interface AddBackendOptions {
-  weight?: number;
-  backup?: boolean;
-  maxConnections?: number;
-  maxRate?: number;
-  /** Milliseconds. */
-  slowStart?: number;
-}
+export type AddBackendOptions = BackendOptions;
 
 /**
  * The library's entry point: owns one Service per [services.NAME].
@@ -71,6 +69,7 @@ export class LoadBalancer {
       },
       accessLog: config.log.access,
       role: this.role,
+      clock: opts.clock,
       follower: opts.follower,
       onBackendsChanged: opts.onBackendsChanged,
     };
@@ -139,7 +138,7 @@ export class LoadBalancer {
       const svc = this.services.get(cfg.name) as Service;
       if (summary.added.includes(cfg.name)) continue;
       svc.setAccessLog(next.log.access);
-      if (JSON.stringify(cfg) === JSON.stringify(svc.cfg)) continue;
+      if (sameConfig(cfg, svc.cfg)) continue;
       await svc.applyConfig(cfg);
       summary.changed.push(cfg.name);
     }
@@ -203,28 +202,13 @@ export class LoadBalancer {
     return [...this.services.keys()];
   }
 
-  /** Adds a backend at run time; it takes traffic at once. */
+  /**
+   * Adds a backend at run time; it takes traffic at once. Its settings are
+   * checked as the config file's are (LB_ERR_INVALID_ARGUMENT names each bad one).
+   */
   addBackend(service: string, address: string, opts: AddBackendOptions = {}): Backend {
-    const hp = parseHostPort(address);
-    if ('error' in hp) throw new LbError('LB_ERR_CONFIG', `backend address: ${hp.error}`);
-    const weight = opts.weight ?? 1;
-    if (!Number.isInteger(weight) || weight < 1)
-      throw new LbError(
-        'LB_ERR_CONFIG',
-        `weight must be a whole number of 1 or more, got ${weight}`,
-      );
-    const cfg: BackendConfig = {
-      ...hp,
-      weight,
-      backup: opts.backup ?? false,
-      maxConnections: opts.maxConnections ?? 0,
-      maxRate: opts.maxRate ?? 0,
-      slowStartMs: opts.slowStart ?? 0,
-    };
-    const svc = this.service(service);
-    const b = svc.set.add(cfg);
-    svc.health.watch(b);
-    return b;
+    const cfg = backendFromOptions(address, opts);
+    return this.service(service).addBackend(cfg);
   }
 
   /**
@@ -234,45 +218,38 @@ export class LoadBalancer {
    * the same metrics. Rejects with LbError (LB_ERR_DIAL, LB_ERR_NO_BACKEND,
    * LB_ERR_UNKNOWN_SERVICE, LB_ERR_ABORTED). The socket is the caller's.
    */
-  connect(service: string, opts: { signal?: AbortSignal } = {}): Promise<Socket> {
-    return this.service(service).connect(opts.signal);
+  connect(service: string, opts: { signal?: AbortSignal; key?: string } = {}): Promise<Socket> {
+    return this.service(service).connect(opts);
   }
 
   /** Runs one round of health probes on every service now; resolves when all verdicts are in. */
   async performHealthCheck(): Promise<void> {
-    await Promise.all(
-      [...this.services.values()].filter((s) => s.probes).map((s) => s.health.checkAll()),
-    );
+    await Promise.all([...this.services.values()].map((s) => s.probeNow()));
   }
 
   /** Reaps idle pooled sockets older than idle_ttl now (refill replaces them). Also runs on a timer. */
   cleanupConnections(): void {
-    for (const s of this.services.values()) s.pool.reap();
+    for (const s of this.services.values()) s.reapPool();
   }
 
   /** Changes a backend's weight now; strategies rebuild at once. */
   setWeight(service: string, address: string, weight: number): Backend {
-    return this.service(service).set.setWeight(canonical(address), weight);
+    return this.service(service).setWeight(canonical(address), weight);
   }
 
   /** Takes a backend out for maintenance: out of rotation, warm pool closed, its open sessions ended now. */
   disableBackend(service: string, address: string): Backend {
-    const svc = this.service(service);
-    const b = svc.set.setDisabled(canonical(address), true);
-    svc.endSessionsOn(b.address);
-    return b;
+    return this.service(service).disableBackend(canonical(address));
   }
 
   /** Drains a backend: no new sessions go to it; its open sessions continue to their end. */
   drainBackend(service: string, address: string): Backend {
-    return this.service(service).set.setDraining(canonical(address), true);
+    return this.service(service).drainBackend(canonical(address));
   }
 
   /** Ends a drain or a disable: the backend takes new sessions again (if healthy). */
   enableBackend(service: string, address: string): Backend {
-    const set = this.service(service).set;
-    set.setDisabled(canonical(address), false);
-    return set.setDraining(canonical(address), false);
+    return this.service(service).enableBackend(canonical(address));
   }
 
   /** Every service in service order, for the admin API and metrics. */
@@ -282,7 +259,7 @@ export class LoadBalancer {
 
   /** Removes a backend: no new sessions go to it; its open sessions run to their end. */
   removeBackend(service: string, address: string): void {
-    this.service(service).set.remove(canonical(address));
+    this.service(service).removeBackend(canonical(address));
   }
 }
 

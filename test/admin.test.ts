@@ -173,7 +173,7 @@ test('admin: /healthz is 200 while every service has a healthy backend, else 503
   const { call } = await startAdmin(t, lb);
   assert.equal((await call('GET', '/healthz')).status, 200);
   const s = lb.service('web');
-  s.set.markDown(s.set.all[0] as never, 'test');
+  s.backends.markDown(s.backends.all[0] as never, 'test');
   const r = await call('GET', '/healthz');
   assert.equal(r.status, 503);
   assert.deepEqual(r.json().failing, ['web']);

@@ -7,13 +7,12 @@ import { parseConfig } from '../src/config/schema.js';
 import { backendConfig, setOf } from './helpers/backends.js';
 
 test('a worker follows the primary: dial outcomes are reported, never decided locally', () => {
-  const set = setOf([backendConfig(9001), backendConfig(9002)]);
-  const [a] = set.all as [Backend, Backend];
   const sent: string[] = [];
-  set.follow({
+  const set = setOf([backendConfig(9001), backendConfig(9002)], {
     dialFailed: (b, cause) => sent.push(`fail ${b.port} ${cause}`),
     dialSucceeded: (b) => sent.push(`ok ${b.port}`),
   });
+  const [a] = set.all as [Backend, Backend];
   set.recordDialFailure(a, 'ECONNREFUSED');
   set.recordDialFailure(a, 'ECONNREFUSED');
   assert.equal(a.healthy, true, 'fall = 1, but only the primary may take it down');

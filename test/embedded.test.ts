@@ -33,7 +33,7 @@ test('embedded: connect() takes a warm socket, keeps early bytes first, retries 
     svc([addr(dead), addr(banner)], { pool: { min_idle: 1, max_idle: 1 } }),
   );
   const s = lb.service('web');
-  await waitFor(() => s.pool.idleFor(s.set.get(addr(banner)) as never) === 1, 3000, 'pool');
+  await waitFor(() => s.pool.idleFor(s.backends.get(addr(banner)) as never) === 1, 3000, 'pool');
   // Round-robin tries the dead backend first for one of these; the caller never sees it.
   for (let i = 0; i < 2; i++) {
     const sock = await lb.connect('web');
@@ -42,7 +42,7 @@ test('embedded: connect() takes a warm socket, keeps early bytes first, retries 
   }
   assert.ok(s.pool.counters.hits >= 1);
   assert.equal(s.counters.embedded, 2);
-  assert.equal(s.set.get(addr(banner))?.sessionsTotal, 2);
+  assert.equal(s.backends.get(addr(banner))?.sessionsTotal, 2);
 });
 
 test('embedded: errors carry LB_ERR_* codes (all dials fail, unknown service, aborted)', async (t) => {

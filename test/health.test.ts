@@ -41,11 +41,11 @@ test('health: a dead backend is down after the first probe at start (init-state 
     svc([addr(dead), addr(live)], { health: { kind: 'tcp', interval: '10s', fall: 3 } }),
   );
   const s = lb.service('web');
-  const deadB = s.set.get(addr(dead)) as Backend;
-  if (deadB.healthy) await once(s.set, 'down');
+  const deadB = s.backends.get(addr(dead)) as Backend;
+  if (deadB.healthy) await once(s.backends, 'down');
   assert.equal(deadB.healthy, false);
   assert.match(deadB.downReason ?? '', /probe: ECONNREFUSED/);
-  assert.equal(s.set.get(addr(live))?.healthy, true);
+  assert.equal(s.backends.get(addr(live))?.healthy, true);
 });
 
 test('health: killed backend is down after `fall` probes and gets no sessions; restarted, back after `rise`', async (t) => {
@@ -59,12 +59,12 @@ test('health: killed backend is down after `fall` probes and gets no sessions; r
     }),
   );
   const s = lb.service('web');
-  const bb = s.set.get(addr(b)) as Backend;
+  const bb = s.backends.get(addr(b)) as Backend;
   await waitFor(() => bb.lastCheck?.ok === true, 3000, 'first good probe');
 
   bServer.closeAllConnections();
   bServer.close();
-  const [downB] = (await once(s.set, 'down')) as [Backend];
+  const [downB] = (await once(s.backends, 'down')) as [Backend];
   assert.equal(downB, bb);
   assert.equal(bb.consecutiveFailures, 2, 'down exactly at the fall-th failed probe');
   const port = lb.address('web').port;
@@ -77,7 +77,7 @@ test('health: killed backend is down after `fall` probes and gets no sessions; r
     again.close();
   });
   await once(again, 'listening');
-  const [upB] = (await once(s.set, 'up')) as [Backend];
+  const [upB] = (await once(s.backends, 'up')) as [Backend];
   assert.equal(upB, bb);
   assert.equal(bb.consecutiveSuccesses, 3, 'up exactly at the rise-th good probe');
   const seen = new Set<string>();
@@ -98,8 +98,8 @@ test('health: an HTTP probe marks down on a 500', async (t) => {
     t,
     svc([addr(bad), addr(good)], { health: { kind: 'http', path: '/health', interval: '100ms' } }),
   );
-  const bb = lb.service('web').set.get(addr(bad)) as Backend;
-  if (bb.healthy) await once(lb.service('web').set, 'down');
+  const bb = lb.service('web').backends.get(addr(bad)) as Backend;
+  if (bb.healthy) await once(lb.service('web').backends, 'down');
   assert.equal(bb.downReason, 'probe: HTTP 500');
 });
 
@@ -121,7 +121,7 @@ test('health: a blackholed TCP probe times out at health.timeout', async (t) => 
   const start = Date.now();
   const r = await tcpProbe(backendAt(hole), 300);
   const took = Date.now() - start;
-  assert.deepEqual([r.ok, r.detail], [false, 'timeout 300ms']);
+  assert.deepEqual([r.ok, r.detail], [false, 'connect timeout 300ms']);
   assert.ok(took >= 290 && took < 1500, `took ${took}ms`);
 });
 
@@ -133,9 +133,9 @@ test('health: passive failures open the circuit (kind none); a half-open trial c
     svc([addr(flaky), addr(live)], { health: { kind: 'none', interval: '300ms', fall: 2 } }),
   );
   const s = lb.service('web');
-  const fb = s.set.get(addr(flaky)) as Backend;
+  const fb = s.backends.get(addr(flaky)) as Backend;
   const port = lb.address('web').port;
-  const down = once(s.set, 'down');
+  const down = once(s.backends, 'down');
   while (fb.healthy)
     assert.equal(await httpGet(port), 'live', 'failed dials are retried on the live backend');
   await down;
@@ -167,7 +167,7 @@ test('health: a failed half-open trial re-opens the circuit with a longer wait',
     svc([addr(dead), addr(live)], { health: { kind: 'none', interval: '200ms', fall: 1 } }),
   );
   const s = lb.service('web');
-  const db = s.set.get(addr(dead)) as Backend;
+  const db = s.backends.get(addr(dead)) as Backend;
   const port = lb.address('web').port;
   while (db.healthy) await httpGet(port);
   assert.equal(db.trialBackoffMs, 200);
@@ -189,8 +189,8 @@ test('health: all down with try-all dials anyway and serves', async (t) => {
     }),
   );
   const s = lb.service('web');
-  const ab = s.set.get(addr(a)) as Backend;
-  if (ab.healthy) await once(s.set, 'down');
+  const ab = s.backends.get(addr(a)) as Backend;
+  if (ab.healthy) await once(s.backends, 'down');
   assert.equal(await httpGet(lb.address('web').port), 'a');
 });
 
@@ -204,8 +204,8 @@ test('health: all down with refuse closes the client at once', async (t) => {
     }),
   );
   const s = lb.service('web');
-  const ab = s.set.get(addr(a)) as Backend;
-  if (ab.healthy) await once(s.set, 'down');
+  const ab = s.backends.get(addr(a)) as Backend;
+  if (ab.healthy) await once(s.backends, 'down');
   const c = await openClient(lb.address('web').port);
   c.resume();
   await once(c, 'end');
@@ -216,7 +216,7 @@ test('health: all down with refuse closes the client at once', async (t) => {
 test('health: performHealthCheck runs a round now', async (t) => {
   const a = await listen(t, namedHttp('a') as unknown as Server);
   const lb = await startLb(t, svc([addr(a)], { health: { kind: 'tcp', interval: '1h' } }));
-  const b = lb.service('web').set.get(addr(a)) as Backend;
+  const b = lb.service('web').backends.get(addr(a)) as Backend;
   await waitFor(() => b.lastCheck !== null, 3000, 'first probe');
   const first = b.lastCheck?.at ?? 0;
   await new Promise((r) => setTimeout(r, 5));

@@ -42,7 +42,7 @@ test('pool: min_idle sockets are pre-opened to each backend at start', async (t)
   c.destroy();
   assert.equal(s.pool.counters.hits, 1);
   assert.equal(s.pool.counters.misses, 0);
-  assert.equal(s.connectLatency.hit.count, 1);
+  assert.equal(s.stats.connectLatency.hit.count, 1);
 });
 
 test('pool: a socket the backend closed while idle is evicted, never handed out; the client is served', async (t) => {
@@ -143,7 +143,7 @@ test('pool: with min_idle = 0 nothing is pre-opened', async (t) => {
   c.destroy();
   assert.equal(be.accepted(), 1, 'only the session itself connected');
   assert.equal(lb.service('web').pool.idleCount, 0);
-  assert.equal(lb.service('web').connectLatency.miss.count, 1);
+  assert.equal(lb.service('web').stats.connectLatency.miss.count, 1);
 });
 
 test('pool: a down backend keeps no pool; it refills when the backend is back', async (t) => {
@@ -151,12 +151,12 @@ test('pool: a down backend keeps no pool; it refills when the backend is back', 
   const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 2 } }));
   const s = lb.service('web');
   await waitFor(() => s.pool.idleCount === 2, 3000, 'pool to fill');
-  const b = s.set.all[0];
+  const b = s.backends.all[0];
   assert.ok(b);
-  s.set.markDown(b, 'test');
+  s.backends.markDown(b, 'test');
   assert.equal(s.pool.idleCount, 0);
   assert.equal(s.pool.counters.evictions['backend-down'], 2);
-  s.set.markUp(b);
+  s.backends.markUp(b);
   await waitFor(() => s.pool.idleCount === 2, 3000, 'refill after up');
 });
 

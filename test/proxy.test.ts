@@ -143,7 +143,7 @@ test('a refused first backend: served by the next', async (t) => {
   const lb = await startLb(t, svc([addr(dead), addr(live)]));
   const port = lb.address('web').port;
   for (let i = 0; i < 4; i++) assert.equal(await httpGet(port), 'live');
-  const deadB = lb.service('web').set.get(addr(dead));
+  const deadB = lb.service('web').backends.get(addr(dead));
   assert.ok(
     deadB && deadB.dialFailuresTotal >= 1,
     'the refusal is recorded against the dead backend',
@@ -160,7 +160,7 @@ test('a blackholed dial fails over after connect_timeout', async (t) => {
   const took = Date.now() - start;
   assert.ok(took >= 280, `failover came after the deadline, not before (${took}ms)`);
   assert.ok(took < 2000, `failover came promptly after the deadline (${took}ms)`);
-  const b = lb.service('web').set.get(addr(hole));
+  const b = lb.service('web').backends.get(addr(hole));
   assert.equal(b?.dialFailuresTotal, 1);
 });
 
@@ -175,7 +175,8 @@ test('every attempt failing closes the client promptly', async (t) => {
   assert.equal(s.counters.connectFailed, 1);
   assert.equal(s.counters.retries, 2);
   assert.equal(
-    (s.set.get(addr(a))?.dialFailuresTotal ?? 0) + (s.set.get(addr(b))?.dialFailuresTotal ?? 0),
+    (s.backends.get(addr(a))?.dialFailuresTotal ?? 0) +
+      (s.backends.get(addr(b))?.dialFailuresTotal ?? 0),
     3,
   );
 });

@@ -33,12 +33,12 @@ test('reload: backends added, removed and re-weighted in place; health, pools an
   const lb = await startLb(t, base);
   const s = lb.service('web');
   await waitFor(
-    () => s.pool.idleCount === 2 && s.set.all.every((x) => x.lastCheck !== null),
+    () => s.pool.idleCount === 2 && s.backends.all.every((x) => x.lastCheck !== null),
     3000,
     'pool and first probes',
   );
-  const bObj = s.set.get(addr(b));
-  const aCheck = s.set.get(addr(a))?.lastCheck;
+  const bObj = s.backends.get(addr(b));
+  const aCheck = s.backends.get(addr(a))?.lastCheck;
   const port = lb.address('web').port;
   // An open session on b, which the reload removes.
   let onB: Socket | undefined;
@@ -46,7 +46,7 @@ test('reload: backends added, removed and re-weighted in place; health, pools an
     const cl = await openClient(port);
     cl.write('x');
     await readBytes(cl, 1);
-    if (s.set.get(addr(b))?.active === 1) onB = cl;
+    if (s.backends.get(addr(b))?.active === 1) onB = cl;
     else cl.destroy();
   }
   assert.ok(onB, 'a session landed on b');
@@ -62,15 +62,15 @@ test('reload: backends added, removed and re-weighted in place; health, pools an
   });
   const summary = await lb.reload(next);
   assert.deepEqual(summary, { added: [], removed: [], changed: ['web'] });
-  assert.equal(s.set.get(addr(a))?.weight, 3);
+  assert.equal(s.backends.get(addr(a))?.weight, 3);
   assert.equal(
-    s.set.get(addr(a))?.lastCheck,
+    s.backends.get(addr(a))?.lastCheck,
     aCheck,
     'health state of an unchanged backend is kept',
   );
-  assert.equal(s.set.get(addr(b)), undefined);
+  assert.equal(s.backends.get(addr(b)), undefined);
   assert.ok(bObj?.removed);
-  assert.ok(s.set.get(addr(c)));
+  assert.ok(s.backends.get(addr(c)));
   assert.equal(
     s.pool.counters.refills - refillsBefore <= 1,
     true,
@@ -224,7 +224,7 @@ test('drain during load: no new sessions go to the backend; its open session fin
     const cl = await openClient(port);
     cl.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await readBytes(cl, 10);
-    if (s.set.get(addr(b))?.active === 1) long = cl;
+    if (s.backends.get(addr(b))?.active === 1) long = cl;
     else cl.destroy();
   }
   const load = autocannon({
@@ -236,13 +236,13 @@ test('drain during load: no new sessions go to the backend; its open session fin
   await new Promise((r) => setTimeout(r, 500));
   lb.drainBackend('web', addr(b));
   // Dials already under way when the drain came may still land; wait for them, then count.
-  const bb = s.set.get(addr(b));
+  const bb = s.backends.get(addr(b));
   await waitFor(() => bb?.active === 1, 2000, 'in-flight dials to settle');
   const atDrain = bb?.sessionsTotal ?? 0;
   const r = await load;
   assert.equal(r.errors + r.non2xx, 0);
   assert.equal(bb?.sessionsTotal, atDrain, 'no new session after the drain');
-  assert.ok((s.set.get(addr(c))?.sessionsTotal ?? 0) > 50, 'the other backend took the load');
+  assert.ok((s.backends.get(addr(c))?.sessionsTotal ?? 0) > 50, 'the other backend took the load');
   long.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   const [data] = (await once(long, 'data')) as [Buffer];
   assert.match(data.toString(), /^HTTP\/1\.1 200/);

@@ -173,7 +173,7 @@ test('accept_proxy: an untrusted source, a malformed header, a partial one and n
   await refusedNow(silent);
   assert.ok(Date.now() - t0 >= 2900, 'the 3 s header deadline');
   assert.equal(s.counters.refusedProxy, 4);
-  assert.equal(s.set.all[0]?.sessionsTotal, 0, 'no refused client reached a backend');
+  assert.equal(s.backends.all[0]?.sessionsTotal, 0, 'no refused client reached a backend');
 });
 
 test('PROXY header parser: random bytes never throw; valid headers round-trip (fast-check)', () => {

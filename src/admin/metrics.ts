@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Backend } from '../backend/backend.js';
 import type { Histogram } from '../histogram.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
@@ -85,175 +86,196 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   return registry;
 }
 
+/** One metric: name (without the prefix), help, type, and how to read its samples at scrape time. */
+type Row = readonly [name: string, help: string, type: MetricValue['type'], read: () => Sample[]];
+
 function backendUp(lb: LoadBalancer): ScrapeMetric {
   return new ScrapeMetric(
     `${P}backend_up`,
     '1 while the backend is healthy and in rotation.',
     'gauge',
-    () =>
-      lb.allServices.flatMap((s) =>
-        s.set.all.map((b) => ({
-          value: b.state === 'up' ? 1 : 0,
-          labels: { service: s.name, backend: b.address },
-        })),
-      ),
+    perBackend(lb, (_s, b) => (b.state === 'up' ? 1 : 0)),
   );
 }
 
-function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
-  const services = (): Service[] => lb.allServices;
-  const perService = (f: (s: Service) => number) => () =>
-    services().map((s) => ({ value: f(s), labels: { service: s.name } }));
-  const perBackend =
-    (f: (s: Service, b: Service['set']['all'][number]) => number) => (): Sample[] =>
-      services().flatMap((s) =>
-        s.set.all.map((b) => ({ value: f(s, b), labels: { service: s.name, backend: b.address } })),
-      );
+function perService(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
+  return () => lb.allServices.map((s) => ({ value: f(s), labels: { service: s.name } }));
+}
 
-  const metrics = [
-    new ScrapeMetric(
-      `${P}sessions_total`,
+function perBackend(lb: LoadBalancer, f: (s: Service, b: Backend) => number): () => Sample[] {
+  return () =>
+    lb.allServices.flatMap((s) =>
+      s.backends.all.map((b) => ({
+        value: f(s, b),
+        labels: { service: s.name, backend: b.address },
+      })),
+    );
+}
+
+/** One sample per service and label value: `[label value, read]` pairs. */
+function perServiceBy(
+  lb: LoadBalancer,
+  label: string,
+  parts: readonly (readonly [string, (s: Service) => number])[],
+): () => Sample[] {
+  return () =>
+    lb.allServices.flatMap((s) =>
+      parts.map(([v, f]) => ({ value: f(s), labels: { service: s.name, [label]: v } })),
+    );
+}
+
+function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
+  const c = (s: Service) => s.counters;
+  const rows: Row[] = [
+    [
+      'sessions_total',
       'Sessions spliced to a backend.',
       'counter',
-      perBackend((_s, b) => b.sessionsTotal),
-    ),
-    new ScrapeMetric(
-      `${P}accepted_total`,
+      perBackend(lb, (_s, b) => b.sessionsTotal),
+    ],
+    [
+      'accepted_total',
       'Client connections accepted.',
       'counter',
-      perService((s) => s.counters.accepted),
-    ),
-    new ScrapeMetric(
-      `${P}active_sessions`,
+      perService(lb, (s) => c(s).accepted),
+    ],
+    [
+      'active_sessions',
       'Open sessions (client connections not yet closed).',
       'gauge',
-      () => [...services().map((s) => ({ value: s.activeSessions, labels: { service: s.name } }))],
-    ),
-    new ScrapeMetric(
-      `${P}backend_active_sessions`,
+      perService(lb, (s) => s.activeSessions),
+    ],
+    [
+      'backend_active_sessions',
       'Open sessions on each backend.',
       'gauge',
-      perBackend((_s, b) => b.active),
-    ),
-    new ScrapeMetric(`${P}refused_total`, 'Clients turned away, by reason.', 'counter', () =>
-      services().flatMap((s) => [
-        { value: s.counters.refusedLimit, labels: { service: s.name, reason: 'max-connections' } },
-        { value: s.counters.refusedQueueFull, labels: { service: s.name, reason: 'queue-full' } },
-        {
-          value: s.counters.refusedQueueTimeout,
-          labels: { service: s.name, reason: 'queue-timeout' },
-        },
-        { value: s.counters.refusedNoBackend, labels: { service: s.name, reason: 'no-backend' } },
-        { value: s.counters.connectFailed, labels: { service: s.name, reason: 'connect-failed' } },
-        { value: s.counters.refusedProxy, labels: { service: s.name, reason: 'proxy-header' } },
-        {
-          value: s.counters.refusedSourceConnections,
-          labels: { service: s.name, reason: 'source-connections' },
-        },
-        { value: s.counters.refusedSourceRate, labels: { service: s.name, reason: 'source-rate' } },
+      perBackend(lb, (_s, b) => b.active),
+    ],
+    [
+      'refused_total',
+      'Clients turned away, by reason.',
+      'counter',
+      perServiceBy(lb, 'reason', [
+        ['max-connections', (s) => c(s).refusedLimit],
+        ['queue-full', (s) => c(s).refusedQueueFull],
+        ['queue-timeout', (s) => c(s).refusedQueueTimeout],
+        ['no-backend', (s) => c(s).refusedNoBackend],
+        ['connect-failed', (s) => c(s).connectFailed],
+        ['proxy-header', (s) => c(s).refusedProxy],
+        ['source-connections', (s) => c(s).refusedSourceConnections],
+        ['source-rate', (s) => c(s).refusedSourceRate],
       ]),
-    ),
-    new ScrapeMetric(
-      `${P}queued_total`,
+    ],
+    [
+      'queued_total',
       'Sessions that waited for a backend slot.',
       'counter',
-      perService((s) => s.counters.queued),
-    ),
-    new ScrapeMetric(
-      `${P}dial_failures_total`,
+      perService(lb, (s) => c(s).queued),
+    ],
+    [
+      'dial_failures_total',
       'Failed backend connects (live dials and pool refills).',
       'counter',
-      perBackend((_s, b) => b.dialFailuresTotal),
-    ),
-    new ScrapeMetric(
-      `${P}backend_aborts_total`,
+      perBackend(lb, (_s, b) => b.dialFailuresTotal),
+    ],
+    [
+      'backend_aborts_total',
       'Open sessions cut by a reset or error on the backend side.',
       'counter',
-      perBackend((_s, b) => b.sessionsAbortedTotal),
-    ),
-    new ScrapeMetric(
-      `${P}retries_total`,
+      perBackend(lb, (_s, b) => b.sessionsAbortedTotal),
+    ],
+    [
+      'retries_total',
       'Dial attempts after the first, per service.',
       'counter',
-      perService((s) => s.counters.retries),
-    ),
-    new ScrapeMetric(`${P}bytes_total`, 'Bytes carried, counted at session close.', 'counter', () =>
-      services().flatMap((s) =>
-        s.set.all.flatMap((b) => [
-          {
-            value: b.bytesToBackend,
-            labels: { service: s.name, backend: b.address, direction: 'to-backend' },
-          },
-          {
-            value: b.bytesFromBackend,
-            labels: { service: s.name, backend: b.address, direction: 'from-backend' },
-          },
-        ]),
-      ),
-    ),
-    new ScrapeMetric(
-      `${P}pool_idle`,
+      perService(lb, (s) => c(s).retries),
+    ],
+    [
+      'bytes_total',
+      'Bytes carried, counted at session close.',
+      'counter',
+      () =>
+        lb.allServices.flatMap((s) =>
+          s.backends.all.flatMap((b) => [
+            {
+              value: b.bytesToBackend,
+              labels: { service: s.name, backend: b.address, direction: 'to-backend' },
+            },
+            {
+              value: b.bytesFromBackend,
+              labels: { service: s.name, backend: b.address, direction: 'from-backend' },
+            },
+          ]),
+        ),
+    ],
+    [
+      'pool_idle',
       'Idle pre-opened connections.',
       'gauge',
-      perBackend((s, b) => s.pool.idleFor(b)),
-    ),
-    new ScrapeMetric(
-      `${P}pool_hits_total`,
+      perBackend(lb, (s, b) => s.pool.idleFor(b)),
+    ],
+    [
+      'pool_hits_total',
       'Sessions given a warm pooled connection.',
       'counter',
-      perService((s) => s.pool.counters.hits),
-    ),
-    new ScrapeMetric(
-      `${P}pool_misses_total`,
+      perService(lb, (s) => s.pool.counters.hits),
+    ],
+    [
+      'pool_misses_total',
       'Sessions that found the pool empty and dialled.',
       'counter',
-      perService((s) => s.pool.counters.misses),
-    ),
-    new ScrapeMetric(
-      `${P}pool_evictions_total`,
+      perService(lb, (s) => s.pool.counters.misses),
+    ],
+    [
+      'pool_evictions_total',
       'Idle pooled connections closed, by cause.',
       'counter',
       () =>
-        services().flatMap((s) =>
+        lb.allServices.flatMap((s) =>
           Object.entries(s.pool.counters.evictions).map(([cause, value]) => ({
             value,
             labels: { service: s.name, cause },
           })),
         ),
-    ),
-    new ScrapeMetric(
-      `${P}connect_seconds`,
+    ],
+    [
+      'connect_seconds',
       'Accept to backend-ready, by pool hit or miss.',
       'histogram',
       () =>
-        services().flatMap((s) => [
-          ...histogramSamples(`${P}connect_seconds`, s.connectLatency.hit, {
+        lb.allServices.flatMap((s) => [
+          ...histogramSamples(`${P}connect_seconds`, s.stats.connectLatency.hit, {
             service: s.name,
             pool: 'hit',
           }),
-          ...histogramSamples(`${P}connect_seconds`, s.connectLatency.miss, {
+          ...histogramSamples(`${P}connect_seconds`, s.stats.connectLatency.miss, {
             service: s.name,
             pool: 'miss',
           }),
         ]),
-    ),
-    new ScrapeMetric(`${P}session_seconds`, 'Session length, accept to close.', 'histogram', () =>
-      services().flatMap((s) =>
-        histogramSamples(`${P}session_seconds`, s.sessionDuration, { service: s.name }),
-      ),
-    ),
+    ],
+    [
+      'session_seconds',
+      'Session length, accept to close.',
+      'histogram',
+      () =>
+        lb.allServices.flatMap((s) =>
+          histogramSamples(`${P}session_seconds`, s.stats.sessionDuration, { service: s.name }),
+        ),
+    ],
   ];
   if (lb.workerSlot > 0) {
     const worker = String(lb.workerSlot);
-    metrics.push(
-      new ScrapeMetric(
-        `${P}worker_active_sessions`,
-        'Open sessions in each worker process.',
-        'gauge',
-        () =>
-          services().map((s) => ({ value: s.activeSessions, labels: { service: s.name, worker } })),
-      ),
-    );
+    rows.push([
+      'worker_active_sessions',
+      'Open sessions in each worker process.',
+      'gauge',
+      () =>
+        lb.allServices.map((s) => ({
+          value: s.activeSessions,
+          labels: { service: s.name, worker },
+        })),
+    ]);
   }
-  return metrics;
+  return rows.map(([name, help, type, read]) => new ScrapeMetric(`${P}${name}`, help, type, read));
 }

@@ -1,13 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { Backend } from '../backend/backend.js';
 import { type HostPort, isLoopback } from '../config/address.js';
 import { LbError } from '../errors.js';
 import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
 import { createRegistry } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
-import { backendView, servicesView, type serviceView } from './views.js';
+import { backendView, type ServiceView, servicesView } from './views.js';
 
 export interface AdminOptions {
   listen: HostPort;
@@ -148,7 +149,7 @@ export class AdminServer {
     this.authorize(req);
     const svc = this.lb.allServices.find((s) => s.name === svcName);
     if (!svc) throw new HttpError(404, `no service ${svcName}`);
-    let b: ReturnType<LoadBalancer['drainBackend']>;
+    let b: Backend;
     try {
       if (action === 'drain') b = this.lb.drainBackend(svcName, addr);
       else if (action === 'enable') b = this.lb.enableBackend(svcName, addr);
@@ -157,7 +158,7 @@ export class AdminServer {
     } catch (err) {
       if (err instanceof LbError && err.code === 'LB_ERR_UNKNOWN_BACKEND')
         throw new HttpError(404, err.message);
-      if (err instanceof LbError && err.code === 'LB_ERR_STATE')
+      if (err instanceof LbError && err.code === 'LB_ERR_INVALID_ARGUMENT')
         throw new HttpError(400, err.message);
       throw err;
     }
@@ -165,7 +166,7 @@ export class AdminServer {
     let view: unknown = backendView(svc, b);
     if (this.opts.cluster) {
       // Traffic figures live in the workers: answer with the summed view.
-      const all = (await this.view()) as { services: ReturnType<typeof serviceView>[] };
+      const all = (await this.view()) as { services: ServiceView[] };
       view = all.services
         .find((s) => s.name === svcName)
         ?.backends.find((x) => x.address === b.address);
@@ -180,7 +181,7 @@ export class AdminServer {
   }
 
   private healthz(res: ServerResponse): void {
-    const failing = this.lb.allServices.filter((s) => !s.set.anyHealthy).map((s) => s.name);
+    const failing = this.lb.allServices.filter((s) => !s.backends.anyHealthy).map((s) => s.name);
     this.json(res, failing.length === 0 ? 200 : 503, { ok: failing.length === 0, failing });
   }
 
@@ -231,7 +232,7 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-/** `{"weight": 3}` or a bare `3`. */
+/** `{"weight": 3}` or a bare `3`; the value is checked by the one backend validator (BackendSet.setWeight). */
 function parseWeight(body: string): number {
   let v: unknown;
   try {
@@ -239,9 +240,5 @@ function parseWeight(body: string): number {
   } catch {
     throw new HttpError(400, 'body must be JSON: {"weight": N}');
   }
-  const w = typeof v === 'object' && v !== null ? (v as { weight?: unknown }).weight : v;
-  if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > 1_000_000) {
-    throw new HttpError(400, 'weight must be a whole number from 1 to 1000000');
-  }
-  return w;
+  return (typeof v === 'object' && v !== null ? (v as { weight?: unknown }).weight : v) as number;
 }

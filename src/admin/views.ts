@@ -51,7 +51,18 @@ export function backendView(svc: Service, b: Backend): BackendView {
   };
 }
 
-export function serviceView(svc: Service) {
+export interface ServiceView {
+  name: string;
+  listen: string;
+  balance: string;
+  health: string;
+  activeSessions: number;
+  counters: Service['counters'];
+  pool: { hits: number; misses: number; idle: number };
+  backends: BackendView[];
+}
+
+export function serviceView(svc: Service): ServiceView {
   const a = svc.address();
   return {
     name: svc.name,
@@ -65,10 +76,10 @@ export function serviceView(svc: Service) {
       misses: svc.pool.counters.misses,
       idle: svc.pool.idleCount,
     },
-    backends: svc.set.all.map((b) => backendView(svc, b)),
+    backends: svc.backends.all.map((b) => backendView(svc, b)),
   };
 }
 
-export function servicesView(lb: LoadBalancer) {
+export function servicesView(lb: LoadBalancer): { services: ServiceView[] } {
   return { services: lb.allServices.map(serviceView) };
 }

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { AllDownPolicy, BackendConfig } from '../config/schema.js';
+import { type Clock, monotonicClock } from '../clock.js';
+import { checkWeight } from '../config/backend-settings.js';
+import type { AllDownPolicy, BackendConfig, ServiceConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import { Backend, rateTokensAt } from './backend.js';
 
@@ -8,8 +10,10 @@ export interface BackendSetEvents {
   up: [backend: Backend];
   /** A backend went down; `reason` says why. */
   down: [backend: Backend, reason: string];
-  /** The list of candidates that strategies pick from changed. */
+  /** The candidates that strategies pick from, or a weight among them, changed: strategies rebuild. */
   change: [candidates: readonly Backend[]];
+  /** Some backend's state changed (health, trial, drain, disable, weight, membership): the pool and the cluster follow. */
+  state: [];
   /** A backend left the set (removed at run time). */
   removed: [backend: Backend];
 }
@@ -28,6 +32,17 @@ export interface BackendSetOptions {
   trialBackoffMs: number;
 }
 
+/** A service's settings for its backend set. */
+export function setOptionsOf(cfg: ServiceConfig): BackendSetOptions {
+  return {
+    allDown: cfg.allDown,
+    fall: cfg.health.fall,
+    rise: cfg.health.rise,
+    passiveOnly: cfg.health.kind === 'none',
+    trialBackoffMs: cfg.health.intervalMs,
+  };
+}
+
 const MAX_TRIAL_BACKOFF_MS = 60_000;
 
 /**
@@ -37,6 +52,29 @@ const MAX_TRIAL_BACKOFF_MS = 60_000;
 export interface Follower {
   dialFailed(b: Backend, cause: string): void;
   dialSucceeded(b: Backend): void;
+}
+
+/** Who judges live dial outcomes: this set (rise/fall, circuit), or a primary it follows. */
+interface DialJudge {
+  failed(b: Backend, cause: string): void;
+  succeeded(b: Backend): void;
+}
+
+/** Only news goes to the primary: its own rise/fall and circuit logic decide. */
+function reportTo(f: Follower): DialJudge {
+  return {
+    failed(b, cause) {
+      b.consecutiveFailures++;
+      // The primary acts on a failure only while the backend is up or on trial: a backend
+      // already down (all_down = "try-all" dials it anyway) would only flood the channel.
+      if (!b.removed && (b.healthy || b.halfOpen)) f.dialFailed(b, cause);
+    },
+    succeeded(b) {
+      // The end of a failure streak, or a half-open trial's success.
+      if (b.consecutiveFailures > 0 || b.halfOpen) f.dialSucceeded(b);
+      b.consecutiveFailures = 0;
+    },
+  };
 }
 
 /** What the primary tells each worker about one backend. */
@@ -62,19 +100,34 @@ export interface BackendState {
 export class BackendSet extends EventEmitter<BackendSetEvents> {
   private list: Backend[] = [];
   private cands: readonly Backend[] = [];
+  /** The candidates' weights when `change` was last emitted. */
+  private candWeights: number[] = [];
   private readonly opts: BackendSetOptions;
-  private follower: Follower | null = null;
+  private readonly judge: DialJudge;
 
-  constructor(configs: readonly BackendConfig[], opts: BackendSetOptions) {
+  /**
+   * `follower`: hand health decisions to a primary (a cluster worker): dials
+   * are reported to it, and its verdicts arrive by applyState.
+   */
+  private readonly clock: Clock;
+
+  constructor(
+    configs: readonly BackendConfig[],
+    opts: BackendSetOptions,
+    deps: { clock?: Clock; follower?: Follower | null } = {},
+  ) {
     super();
-    this.opts = opts;
+    this.clock = deps.clock ?? monotonicClock;
+    const follower = deps.follower ?? null;
+    this.opts = { ...opts };
     for (const c of configs) this.list.push(new Backend(c));
-    this.recompute();
-  }
-
-  /** Hands health decisions to a primary (cluster worker): dials are reported, verdicts arrive by applyState. */
-  follow(f: Follower): void {
-    this.follower = f;
+    this.judge = follower
+      ? reportTo(follower)
+      : {
+          failed: (b, cause) => this.judgeFailure(b, cause),
+          succeeded: (b) => this.judgeSuccess(b),
+        };
+    this.refreshCandidates();
   }
 
   /** The primary's view of every backend. */
@@ -98,11 +151,12 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   applyState(states: readonly BackendState[]): Backend[] {
     const disabled: Backend[] = [];
     const went: [Backend, boolean][] = [];
-    const now = performance.now();
+    let changed = false;
     for (const st of states) {
       const b = this.get(st.address);
-      if (!b) continue;
-      if (st.healthy && !b.healthy) b.upSince = now;
+      if (!b || sameState(b, st)) continue;
+      changed = true;
+      if (st.healthy && !b.healthy) b.upSince = this.clock.now();
       if (st.healthy !== b.healthy) went.push([b, st.healthy]);
       if (st.disabled && !b.disabled) disabled.push(b);
       b.healthy = st.healthy;
@@ -113,7 +167,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       b.disabled = st.disabled;
       b.weight = st.weight;
     }
-    this.recompute();
+    if (changed) this.commit();
     // The pool listens for these (refill on up, drop idle sockets on down).
     for (const [b, up] of went) {
       if (up) this.emit('up', b);
@@ -151,7 +205,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     }
     const b = new Backend(cfg);
     this.list.push(b);
-    this.recompute();
+    this.commit();
     return b;
   }
 
@@ -161,21 +215,19 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.draining = true;
     this.clearTrial(b);
     this.list = this.list.filter((x) => x !== b);
-    this.recompute();
+    this.commit();
     this.emit('removed', b);
     return b;
   }
 
+  /** Throws LB_ERR_INVALID_ARGUMENT for a weight outside 1..1,000,000 (the config file's rule). */
   setWeight(address: string, weight: number): Backend {
-    if (!Number.isInteger(weight) || weight < 1) {
-      throw new LbError(
-        'LB_ERR_STATE',
-        `weight must be a whole number of 1 or more, got ${weight}`,
-      );
-    }
+    const w = checkWeight(weight);
     const b = this.require(address);
-    b.weight = weight;
-    this.recompute();
+    if (b.weight !== w) {
+      b.weight = w;
+      this.commit();
+    }
     return b;
   }
 
@@ -183,7 +235,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const b = this.require(address);
     if (b.draining !== draining) {
       b.draining = draining;
-      this.recompute();
+      this.commit();
     }
     return b;
   }
@@ -193,7 +245,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const b = this.require(address);
     if (b.disabled !== disabled) {
       b.disabled = disabled;
-      this.recompute();
+      this.commit();
     }
     return b;
   }
@@ -213,14 +265,14 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       b.rateTokens = cfg.maxRate;
     }
     b.slowStartMs = cfg.slowStartMs;
-    if (changed) this.recompute();
+    if (changed) this.commit();
     return b;
   }
 
   /** New fall/rise/circuit settings from a reload. */
   setOptions(opts: BackendSetOptions): void {
     Object.assign(this.opts, opts);
-    this.recompute();
+    this.refreshCandidates();
   }
 
   /** An active probe's verdict. */
@@ -248,12 +300,16 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
    * brings back a backend that active probes hold down.
    */
   reportDialSuccess(b: Backend): void {
-    if (this.follower) {
-      // Only news is sent: the end of a failure streak, or a half-open trial's success.
-      if (b.consecutiveFailures > 0 || b.halfOpen) this.follower.dialSucceeded(b);
-      b.consecutiveFailures = 0;
-      return;
-    }
+    this.judge.succeeded(b);
+  }
+
+  /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
+  recordDialFailure(b: Backend, cause: string): void {
+    b.dialFailuresTotal++;
+    this.judge.failed(b, cause);
+  }
+
+  private judgeSuccess(b: Backend): void {
     b.consecutiveFailures = 0;
     if (b.halfOpen) {
       this.clearTrial(b);
@@ -261,16 +317,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     }
   }
 
-  /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
-  recordDialFailure(b: Backend, cause: string): void {
-    b.dialFailuresTotal++;
-    if (this.follower) {
-      b.consecutiveFailures++;
-      // The primary acts on a failure only while the backend is up or on trial: a backend
-      // already down (all_down = "try-all" dials it anyway) would only flood the channel.
-      if (!b.removed && (b.healthy || b.halfOpen)) this.follower.dialFailed(b, cause);
-      return;
-    }
+  private judgeFailure(b: Backend, cause: string): void {
     b.consecutiveSuccesses = 0;
     b.consecutiveFailures++;
     if (b.removed) return;
@@ -281,7 +328,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       b.trialBackoffMs = Math.min(b.trialBackoffMs * 2, MAX_TRIAL_BACKOFF_MS);
       b.downReason = `dial: ${cause}`;
       this.scheduleTrial(b);
-      this.recompute();
+      this.commit();
       return;
     }
     if (b.healthy && b.consecutiveFailures >= this.opts.fall) this.markDown(b, `dial: ${cause}`);
@@ -291,7 +338,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   beginTrial(b: Backend): void {
     if (!b.halfOpen || b.trialInFlight) return;
     b.trialInFlight = true;
-    this.recompute();
+    this.commit();
   }
 
   /**
@@ -337,7 +384,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       b.trialBackoffMs = this.opts.trialBackoffMs;
       this.scheduleTrial(b);
     }
-    this.recompute();
+    this.commit();
     this.emit('down', b, reason);
   }
 
@@ -346,9 +393,9 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = true;
     b.downReason = null;
     b.consecutiveFailures = 0;
-    b.upSince = performance.now();
+    b.upSince = this.clock.now();
     this.clearTrial(b);
-    this.recompute();
+    this.commit();
     this.emit('up', b);
   }
 
@@ -364,7 +411,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       if (b.healthy || b.removed) return;
       b.halfOpen = true;
       b.trialInFlight = false;
-      this.recompute();
+      this.commit();
     }, b.trialBackoffMs);
     b.trialTimer.unref();
   }
@@ -382,14 +429,52 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return b;
   }
 
-  private recompute(): void {
+  /** A backend's state changed: everyone who follows state hears it, strategies only if their input moved. */
+  private commit(): void {
+    this.refreshCandidates();
+    this.emit('state');
+  }
+
+  /**
+   * Recomputes the candidates and emits `change` only when the list or a
+   * weight in it really changed (HAProxy's srv_update_status returns early in
+   * the same way), so a no-op reload or broadcast costs no Maglev rebuild and
+   * keeps round-robin's place.
+   */
+  private refreshCandidates(): void {
     const usable = (b: Backend): boolean =>
       !b.draining && !b.disabled && (b.healthy || (b.halfOpen && !b.trialInFlight));
     let c = this.list.filter((b) => usable(b) && !b.backup);
     if (c.length === 0) c = this.list.filter((b) => usable(b) && b.backup);
     if (c.length === 0 && this.opts.allDown === 'try-all')
       c = this.list.filter((b) => !b.draining && !b.disabled);
+    if (sameCandidates(c, this.cands, this.candWeights)) return;
     this.cands = Object.freeze(c);
+    this.candWeights = c.map((b) => b.weight);
     this.emit('change', this.cands);
   }
+}
+
+function sameCandidates(
+  next: readonly Backend[],
+  prev: readonly Backend[],
+  weights: readonly number[],
+): boolean {
+  if (next.length !== prev.length) return false;
+  for (let i = 0; i < next.length; i++) {
+    const b = next[i] as Backend;
+    if (b !== prev[i] || b.weight !== weights[i]) return false;
+  }
+  return true;
+}
+
+function sameState(b: Backend, st: BackendState): boolean {
+  return (
+    b.healthy === st.healthy &&
+    b.halfOpen === st.halfOpen &&
+    b.draining === st.draining &&
+    b.disabled === st.disabled &&
+    b.weight === st.weight &&
+    b.downReason === st.downReason
+  );
 }

@@ -37,9 +37,9 @@ export class Backend {
   trialBackoffMs = 0;
   trialTimer: NodeJS.Timeout | null = null;
 
-  /** performance.now() when it last came back up; slow start ramps from here. 0: never down. */
+  /** Clock ms when it last came back up; slow start ramps from here. 0: never down. */
   upSince = 0;
-  /** max_rate token bucket: tokens at `rateAt` (performance.now() ms). */
+  /** max_rate token bucket: tokens at `rateAt` (clock ms). */
   rateTokens = 0;
   rateAt = 0;
 

@@ -1,9 +1,11 @@
 import { IpHash } from './ip-hash.js';
 import { LeastConnections } from './least-connections.js';
+import type { StrategyName } from './names.js';
 import { RandomTwo, type Rng } from './random-two.js';
 import { RoundRobin } from './round-robin.js';
 import type { Strategy } from './strategy.js';
 
+export { STRATEGY_NAMES, type StrategyName } from './names.js';
 export type { PickContext, Strategy } from './strategy.js';
 
 export interface StrategyOptions {
@@ -17,15 +19,13 @@ export interface StrategyOptions {
   phase?: number;
 }
 
-const FACTORIES = {
-  'round-robin': (o: StrategyOptions): Strategy => new RoundRobin(o.phase),
-  'least-connections': (): Strategy => new LeastConnections(),
-  'random-two': (o: StrategyOptions): Strategy => new RandomTwo(o.rng),
-  'ip-hash': (): Strategy => new IpHash(),
-} as const;
-
-export type StrategyName = keyof typeof FACTORIES;
-export const STRATEGY_NAMES = Object.freeze(Object.keys(FACTORIES) as StrategyName[]);
+/** One factory per name: the type makes the compiler reject a strategy name without one. */
+const FACTORIES: { readonly [K in StrategyName]: (o: StrategyOptions) => Strategy } = {
+  'round-robin': (o) => new RoundRobin(o.phase),
+  'least-connections': () => new LeastConnections(),
+  'random-two': (o) => new RandomTwo(o.rng),
+  'ip-hash': () => new IpHash(),
+};
 
 export function createStrategy(name: StrategyName, opts: StrategyOptions = {}): Strategy {
   return FACTORIES[name](opts);

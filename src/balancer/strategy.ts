@@ -6,7 +6,7 @@ export interface PickContext {
   clientIp: string;
   /** Backends this session already tried; skipped while an untried candidate exists. */
   readonly tried: readonly Backend[];
-  /** performance.now() at the pick, for slow start and max_rate. */
+  /** Clock ms (monotonic) at the pick, for slow start and max_rate. */
   now: number;
 }
 

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { createRegistry } from '../admin/metrics.js';
 import type { AdminCluster } from '../admin/server.js';
+import { type Clock, monotonicClock } from '../clock.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
@@ -76,11 +77,15 @@ export class ClusterPrimary implements AdminCluster {
   private retiredView: WorkerView | null = null;
   private retiredMetrics: Promise<MetricsJson | null> = Promise.resolve(null);
 
-  constructor(config: Config, opts: { logger: Logger; logLevel: LogLevel }) {
+  private readonly clock: Clock;
+
+  constructor(config: Config, opts: { logger: Logger; logLevel: LogLevel; clock?: Clock }) {
     this.log = opts.logger;
     this.logLevel = opts.logLevel;
+    this.clock = opts.clock ?? monotonicClock;
     this.lb = new LoadBalancer(config, {
       logger: opts.logger,
+      clock: this.clock,
       role: 'control',
       onBackendsChanged: () => this.queueState(),
     });
@@ -132,7 +137,7 @@ export class ClusterPrimary implements AdminCluster {
     s.worker = w;
     s.state = 'starting';
     s.configured = false;
-    s.startedAt = performance.now();
+    s.startedAt = this.clock.now();
     return new Promise((resolve, reject) => {
       let settled = false;
       w.on('message', (m: unknown) => {
@@ -181,7 +186,7 @@ export class ClusterPrimary implements AdminCluster {
     // During start too: a worker that died after saying ready is restarted; if start fails,
     // close() clears the timer.
     if (this.stopping) return;
-    const lived = performance.now() - s.startedAt;
+    const lived = this.clock.now() - s.startedAt;
     s.quickDeaths = lived >= STABLE_MS ? 1 : s.quickDeaths + 1;
     const delay = Math.min(RESTART_MIN_MS * 2 ** (s.quickDeaths - 1), RESTART_MAX_MS);
     s.restarts++;
@@ -201,10 +206,10 @@ export class ClusterPrimary implements AdminCluster {
   private onMessage(m: FromWorker): void {
     if (m.t === 'dial') {
       const svc = this.lb.allServices.find((x) => x.name === m.service);
-      const b = svc?.set.get(m.backend);
+      const b = svc?.backends.get(m.backend);
       if (!svc || !b) return;
-      if (m.ok) svc.set.reportDialSuccess(b);
-      else svc.set.recordDialFailure(b, m.cause);
+      if (m.ok) svc.backends.reportDialSuccess(b);
+      else svc.backends.recordDialFailure(b, m.cause);
     } else if (m.t === 'reply') {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -252,7 +257,7 @@ export class ClusterPrimary implements AdminCluster {
   }
 
   private stateMap(): StateMap {
-    return Object.fromEntries(this.lb.allServices.map((s) => [s.name, s.set.snapshot()]));
+    return Object.fromEntries(this.lb.allServices.map((s) => [s.name, s.backends.snapshot()]));
   }
 
   /** Coalesces a burst of backend changes into one broadcast, sent after the current tick. */

@@ -1,7 +1,5 @@
-import { type BackendView, backendView, type serviceView } from '../admin/views.js';
+import { type BackendView, backendView, type ServiceView } from '../admin/views.js';
 import type { LoadBalancer } from '../load-balancer.js';
-
-type ServiceView = ReturnType<typeof serviceView>;
 
 /** One worker's answer to a view query (see ClusterWorker); worker 0 holds dead workers' totals. */
 export interface WorkerView {
@@ -64,7 +62,7 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
         activeSessions: p.s.activeSessions,
         accepted: p.s.counters.accepted,
       })),
-      backends: svc.set.all.map((b) => {
+      backends: svc.backends.all.map((b) => {
         const v: BackendView = backendView(svc, b);
         for (const k of [...BACKEND_TOTALS, ...BACKEND_GAUGES]) {
           v[k] = parts.reduce(

@@ -97,7 +97,7 @@ export class ClusterWorker {
     for (const [name, states] of Object.entries(map)) {
       const svc = lb.allServices.find((s) => s.name === name);
       if (!svc) continue;
-      for (const b of svc.set.applyState(states)) svc.endSessionsOn(b.address);
+      svc.applyBackendState(states);
     }
   }
 

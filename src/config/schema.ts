@@ -1,9 +1,22 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { STRATEGY_NAMES, type StrategyName } from '../balancer/index.js';
+import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
-import { type HostPort, parseHostPort } from './address.js';
-import { describe, parseDuration } from './duration.js';
+import type { HostPort } from './address.js';
+import { parseBackend } from './backend-settings.js';
+import { describe } from './duration.js';
+import {
+  boolean,
+  checkKeys,
+  duration,
+  hostPort,
+  integer,
+  isTable,
+  oneOf,
+  Problems,
+  type Table,
+  table,
+} from './fields.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -140,110 +153,6 @@ const SERVICE_KEYS = [
 ];
 const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
-const BACKEND_KEYS = ['address', 'weight', 'backup', 'max_connections', 'max_rate', 'slow_start'];
-
-type Table = Record<string, unknown>;
-
-function isTable(v: unknown): v is Table {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-/** Collects every problem so an operator fixes a file in one pass, not one error per run. */
-class Problems {
-  readonly list: string[] = [];
-  constructor(private readonly source: string) {}
-  add(path: string, message: string): void {
-    this.list.push(`${this.source}: ${path}: ${message}`);
-  }
-}
-
-export function editDistance(a: string, b: string): number {
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0] as number;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j] as number;
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      prev[j] = Math.min(up + 1, (prev[j - 1] as number) + 1, diag + cost);
-      diag = up;
-    }
-  }
-  return prev[b.length] as number;
-}
-
-function closest(key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  const k = key.toLowerCase().replaceAll('-', '_');
-  for (const cand of known) {
-    const d = editDistance(k, cand);
-    if (d < bestD) {
-      bestD = d;
-      best = cand;
-    }
-  }
-  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
-}
-
-function checkKeys(t: Table, known: readonly string[], path: string, p: Problems): void {
-  for (const key of Object.keys(t)) {
-    if (known.includes(key)) continue;
-    const near = closest(key, known);
-    const where = path ? `${path}.${key}` : key;
-    p.add(
-      where,
-      `unknown key${near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`}`,
-    );
-  }
-}
-
-function table(v: unknown, path: string, p: Problems): Table {
-  if (v === undefined) return {};
-  if (isTable(v)) return v;
-  p.add(path, `expected a table, got ${describe(v)}`);
-  return {};
-}
-
-function duration(v: unknown, path: string, dflt: number, p: Problems, min = 0): number {
-  if (v === undefined) return dflt;
-  const r = parseDuration(v);
-  if (typeof r !== 'number') {
-    p.add(path, r.error);
-    return dflt;
-  }
-  if (r < min) {
-    p.add(path, `must be at least ${min}ms, got ${describe(v)}`);
-    return dflt;
-  }
-  return r;
-}
-
-function integer(
-  v: unknown,
-  path: string,
-  dflt: number,
-  min: number,
-  p: Problems,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v)) {
-    p.add(path, `expected a whole number, got ${describe(v)}`);
-    return dflt;
-  }
-  if (v < min || v > max) {
-    p.add(
-      path,
-      max === Number.MAX_SAFE_INTEGER
-        ? `must be ${min} or more, got ${v}`
-        : `must be ${min}-${max}, got ${v}`,
-    );
-    return dflt;
-  }
-  return v;
-}
 
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
 function workers(v: unknown, p: Problems): number {
@@ -253,43 +162,6 @@ function workers(v: unknown, p: Problems): number {
     return 1;
   }
   return integer(v, 'process.workers', 1, 1, p, MAX_WORKERS);
-}
-
-function boolean(v: unknown, path: string, dflt: boolean, p: Problems): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') {
-    p.add(path, `expected true or false, got ${describe(v)}`);
-    return dflt;
-  }
-  return v;
-}
-
-function oneOf<T extends string>(
-  v: unknown,
-  path: string,
-  dflt: T,
-  allowed: readonly T[],
-  p: Problems,
-): T {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !allowed.includes(v as T)) {
-    const near = typeof v === 'string' ? closest(v, allowed) : undefined;
-    p.add(
-      path,
-      `expected one of ${allowed.join(' | ')}, got ${describe(v)}${near ? `; did you mean "${near}"?` : ''}`,
-    );
-    return dflt;
-  }
-  return v as T;
-}
-
-function hostPort(v: unknown, path: string, p: Problems, minPort = 1): HostPort | undefined {
-  const r = parseHostPort(v, minPort);
-  if ('error' in r) {
-    p.add(path, r.error);
-    return undefined;
-  }
-  return r;
 }
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
@@ -363,39 +235,6 @@ function parsePool(v: unknown, path: string, p: Problems): PoolConfig {
     maxIdle,
     idleTtlMs: duration(t.idle_ttl, `${path}.idle_ttl`, d.idleTtlMs, p, 1),
   });
-}
-
-const BACKEND_DEFAULTS = {
-  weight: 1,
-  backup: false,
-  maxConnections: 0,
-  maxRate: 0,
-  slowStartMs: 0,
-};
-
-function parseBackend(v: unknown, path: string, p: Problems): BackendConfig | undefined {
-  if (typeof v === 'string') {
-    const hp = hostPort(v, path, p);
-    return hp && Object.freeze({ ...hp, ...BACKEND_DEFAULTS });
-  }
-  if (!isTable(v)) {
-    p.add(path, `expected "host:port" or a table with address, got ${describe(v)}`);
-    return undefined;
-  }
-  checkKeys(v, BACKEND_KEYS, path, p);
-  if (v.address === undefined) {
-    p.add(`${path}.address`, 'missing; every backend needs an address "host:port"');
-    return undefined;
-  }
-  const hp = hostPort(v.address, `${path}.address`, p);
-  const cfg = {
-    weight: integer(v.weight, `${path}.weight`, 1, 1, p, 1_000_000),
-    backup: boolean(v.backup, `${path}.backup`, false, p),
-    maxConnections: integer(v.max_connections, `${path}.max_connections`, 0, 0, p),
-    maxRate: integer(v.max_rate, `${path}.max_rate`, 0, 0, p),
-    slowStartMs: duration(v.slow_start, `${path}.slow_start`, 0, p),
-  };
-  return hp && Object.freeze({ ...hp, ...cfg });
 }
 
 function parseService(

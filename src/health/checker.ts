@@ -1,5 +1,6 @@
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
+import { type Clock, monotonicClock } from '../clock.js';
 import type { HealthConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
 import { httpProbe } from './http-probe.js';
@@ -25,6 +26,7 @@ export class HealthChecker {
     private readonly cfg: HealthConfig,
     private readonly set: BackendSet,
     private readonly log: Logger,
+    private readonly clock: Clock = monotonicClock,
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -93,7 +95,7 @@ export class HealthChecker {
 
   private runProbe(b: Backend): Promise<ProbeResult> {
     return this.cfg.kind === 'http'
-      ? httpProbe(b, this.cfg.path, this.cfg.timeoutMs)
-      : tcpProbe(b, this.cfg.timeoutMs);
+      ? httpProbe(b, this.cfg.path, this.cfg.timeoutMs, this.clock)
+      : tcpProbe(b, this.cfg.timeoutMs, this.clock);
   }
 }

@@ -1,13 +1,19 @@
 import { request } from 'node:http';
 import type { Backend } from '../backend/backend.js';
+import { type Clock, monotonicClock } from '../clock.js';
 import type { ProbeResult } from './tcp-probe.js';
 
 /**
  * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within
  * `timeoutMs` (the whole exchange, headers and body).
  */
-export function httpProbe(b: Backend, path: string, timeoutMs: number): Promise<ProbeResult> {
-  const start = performance.now();
+export function httpProbe(
+  b: Backend,
+  path: string,
+  timeoutMs: number,
+  clock: Clock = monotonicClock,
+): Promise<ProbeResult> {
+  const start = clock.now();
   return new Promise((resolve) => {
     let done = false;
     const req = request({
@@ -24,7 +30,7 @@ export function httpProbe(b: Backend, path: string, timeoutMs: number): Promise<
       done = true;
       clearTimeout(timer);
       req.destroy();
-      resolve({ ok, detail, latencyMs: performance.now() - start });
+      resolve({ ok, detail, latencyMs: clock.now() - start });
     }
     req.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
     req.on('response', (res) => {

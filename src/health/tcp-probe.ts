@@ -1,26 +1,25 @@
-import { connect } from 'node:net';
 import type { Backend } from '../backend/backend.js';
+import { type Clock, monotonicClock } from '../clock.js';
+import { connectTo } from '../proxy/connect.js';
 
 export interface ProbeResult {
   ok: boolean;
-  /** "connected", "HTTP 503", "ECONNREFUSED", "timeout 2000ms"… */
+  /** "connected", "HTTP 503", "ECONNREFUSED", "connect timeout 2000ms"… */
   detail: string;
   latencyMs: number;
 }
 
 /** TCP probe: connect, then close. Healthy if the connect completes within `timeoutMs`. */
-export function tcpProbe(b: Backend, timeoutMs: number): Promise<ProbeResult> {
-  const start = performance.now();
+export function tcpProbe(
+  b: Backend,
+  timeoutMs: number,
+  clock: Clock = monotonicClock,
+): Promise<ProbeResult> {
+  const start = clock.now();
   return new Promise((resolve) => {
-    const sock = connect({ host: b.host, port: b.port });
-    const timer = setTimeout(() => finish(false, `timeout ${timeoutMs}ms`), timeoutMs);
-    function finish(ok: boolean, detail: string): void {
-      clearTimeout(timer);
-      sock.removeAllListeners('connect');
+    connectTo(b, timeoutMs, (cause, sock) => {
       sock.destroy();
-      resolve({ ok, detail, latencyMs: performance.now() - start });
-    }
-    sock.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
-    sock.once('connect', () => finish(true, 'connected'));
+      resolve({ ok: cause === null, detail: cause ?? 'connected', latencyMs: clock.now() - start });
+    });
   });
 }

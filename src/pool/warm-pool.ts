@@ -1,8 +1,10 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
+import type { Clock } from '../clock.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
+import { connectTo } from '../proxy/connect.js';
 
 /** Bytes a backend may send to an idle pooled socket (a greeting) before we give up on it. */
 export const MAX_EARLY_BYTES = 64 * 1024;
@@ -25,11 +27,18 @@ export interface PoolCounters {
   evictions: Record<EvictionCause, number>;
 }
 
+/** What the admin API, metrics and tests may read of a pool. */
+export interface PoolStats {
+  readonly counters: PoolCounters;
+  readonly idleCount: number;
+  idleFor(b: Backend): number;
+}
+
 /** A connected socket waiting in a pool, with what the backend sent it so far. */
 export class PooledSocket {
   readonly early: Buffer[] = [];
   earlyBytes = 0;
-  /** Listeners bound once per socket; removed by `release` when a session takes it. */
+  /** Listeners bound once per socket; removed by `detach` when a session takes it. */
   readonly onData: (chunk: Buffer) => void;
   readonly onEnd: () => void;
   readonly onError: () => void;
@@ -81,7 +90,7 @@ class BackendPool {
  * - `idle_ttl` bounds an idle socket's age, so a backend's or middlebox's own
  *   idle timeout never hands a client a dead socket.
  */
-export class WarmPool {
+export class WarmPool implements PoolStats {
   readonly counters: PoolCounters = {
     hits: 0,
     misses: 0,
@@ -94,20 +103,21 @@ export class WarmPool {
   private closed = false;
   private readonly onUp = (b: Backend): void => this.ensure(b);
   private readonly onGone = (b: Backend): void => this.drop(b, 'backend-down');
-  private readonly onChange = (): void => this.syncEligibility();
+  private readonly onState = (): void => this.syncEligibility();
 
   constructor(
     private readonly cfg: PoolConfig,
-    private readonly set: BackendSet,
+    private readonly backends: BackendSet,
     private readonly connectTimeoutMs: number,
     private readonly refillBaseMs: number,
     private readonly log: Logger,
+    private readonly clock: Clock,
   ) {
     if (cfg.minIdle === 0) return;
-    set.on('up', this.onUp);
-    set.on('down', this.onGone);
-    set.on('removed', this.onGone);
-    set.on('change', this.onChange);
+    backends.on('up', this.onUp);
+    backends.on('down', this.onGone);
+    backends.on('removed', this.onGone);
+    backends.on('state', this.onState);
     // Reap often enough that no socket outlives idle_ttl by more than a quarter of it.
     this.reaper = setInterval(
       () => this.reap(),
@@ -123,7 +133,7 @@ export class WarmPool {
   /** Fills every eligible backend's pool; call once the service starts. */
   start(): void {
     if (!this.enabled) return;
-    for (const b of this.set.all) this.ensure(b);
+    for (const b of this.backends.all) this.ensure(b);
   }
 
   /** Idle sockets held now, across backends. */
@@ -139,7 +149,7 @@ export class WarmPool {
 
   /**
    * A live idle socket to `b`, or null (a miss). The caller owns the socket
-   * and must attach its own listeners before calling `release(ps)`.
+   * and must attach its own listeners before calling `detach(ps)`.
    */
   take(b: Backend): PooledSocket | null {
     if (!this.enabled) return null;
@@ -166,7 +176,7 @@ export class WarmPool {
   }
 
   /** Detaches the pool's listeners from a taken socket; the caller's are already on it. */
-  release(ps: PooledSocket): void {
+  detach(ps: PooledSocket): void {
     const s = ps.socket;
     s.removeListener('data', ps.onData);
     s.removeListener('end', ps.onEnd);
@@ -176,7 +186,7 @@ export class WarmPool {
 
   /** Closes idle sockets older than idle_ttl (they are replaced by refill), and shrinks burst targets. */
   reap(): void {
-    const cutoff = Date.now() - this.cfg.idleTtlMs;
+    const cutoff = this.clock.now() - this.cfg.idleTtlMs;
     for (const p of this.pools.values()) {
       for (let i = p.idle.length - 1; i >= 0; i--) {
         const ps = p.idle[i] as PooledSocket;
@@ -191,10 +201,10 @@ export class WarmPool {
   /** Closes every idle socket and stops refilling; the pool is done. */
   close(): void {
     this.closed = true;
-    this.set.off('up', this.onUp);
-    this.set.off('down', this.onGone);
-    this.set.off('removed', this.onGone);
-    this.set.off('change', this.onChange);
+    this.backends.off('up', this.onUp);
+    this.backends.off('down', this.onGone);
+    this.backends.off('removed', this.onGone);
+    this.backends.off('state', this.onState);
     if (this.reaper) clearInterval(this.reaper);
     for (const b of [...this.pools.keys()]) this.drop(b, 'shutdown');
   }
@@ -214,7 +224,7 @@ export class WarmPool {
   }
 
   private syncEligibility(): void {
-    for (const b of this.set.all) {
+    for (const b of this.backends.all) {
       if (this.eligible(b)) this.ensure(b);
       else if (this.pools.has(b)) this.drop(b, 'backend-down');
     }
@@ -239,57 +249,46 @@ export class WarmPool {
   }
 
   private open(p: BackendPool): void {
-    const b = p.backend;
     p.connecting++;
-    const sock = connect({
-      host: b.host,
-      port: b.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      timeout: this.connectTimeoutMs,
+    connectTo(p.backend, this.connectTimeoutMs, (cause, sock) => {
+      p.connecting--;
+      if (cause === null) this.opened(p, sock);
+      else this.refillFailed(p, cause);
     });
-    const fail = (err?: Error): void => {
-      sock.removeAllListeners('connect');
-      sock.removeAllListeners('timeout');
+  }
+
+  private opened(p: BackendPool, sock: Socket): void {
+    if (p.closed) {
       sock.destroy();
-      p.connecting--;
-      this.counters.refillFailures++;
-      const cause = err
-        ? ((err as NodeJS.ErrnoException).code ?? err.message)
-        : `connect timeout ${this.connectTimeoutMs}ms`;
-      this.set.recordDialFailure(b, `pool refill: ${cause}`);
-      if (p.closed || p.retryTimer) return;
-      p.backoffMs =
-        p.backoffMs === 0 ? this.refillBaseMs : Math.min(p.backoffMs * 2, MAX_REFILL_BACKOFF_MS);
-      this.log.debug({ backend: b.address, cause, retryInMs: p.backoffMs }, 'pool refill failed');
-      p.retryTimer = setTimeout(() => {
-        p.retryTimer = null;
-        this.refill(p);
-      }, p.backoffMs);
-      p.retryTimer.unref();
-    };
-    sock.on('error', fail);
-    sock.once('timeout', () => fail());
-    sock.once('connect', () => {
-      sock.removeListener('error', fail);
-      sock.removeAllListeners('timeout');
-      sock.setTimeout(0);
-      p.connecting--;
-      if (p.closed) {
-        sock.destroy();
-        return;
-      }
-      p.backoffMs = 0;
-      this.counters.refills++;
-      this.set.reportDialSuccess(b);
-      const ps = new PooledSocket(sock, b, Date.now(), (x, cause) => this.evict(p, x, cause));
-      sock.on('data', ps.onData);
-      sock.once('end', ps.onEnd);
-      sock.on('error', ps.onError);
-      sock.once('close', ps.onEnd);
-      p.idle.push(ps);
+      return;
+    }
+    p.backoffMs = 0;
+    this.counters.refills++;
+    this.backends.reportDialSuccess(p.backend);
+    const ps = new PooledSocket(sock, p.backend, this.clock.now(), (x, c) => this.evict(p, x, c));
+    sock.on('data', ps.onData);
+    sock.once('end', ps.onEnd);
+    sock.on('error', ps.onError);
+    sock.once('close', ps.onEnd);
+    p.idle.push(ps);
+    this.refill(p);
+  }
+
+  private refillFailed(p: BackendPool, cause: string): void {
+    this.counters.refillFailures++;
+    this.backends.recordDialFailure(p.backend, `pool refill: ${cause}`);
+    if (p.closed || p.retryTimer) return;
+    p.backoffMs =
+      p.backoffMs === 0 ? this.refillBaseMs : Math.min(p.backoffMs * 2, MAX_REFILL_BACKOFF_MS);
+    this.log.debug(
+      { backend: p.backend.address, cause, retryInMs: p.backoffMs },
+      'pool refill failed',
+    );
+    p.retryTimer = setTimeout(() => {
+      p.retryTimer = null;
       this.refill(p);
-    });
+    }, p.backoffMs);
+    p.retryTimer.unref();
   }
 
   private evict(p: BackendPool, ps: PooledSocket, cause: EvictionCause): void {

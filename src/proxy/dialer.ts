@@ -1,142 +1,141 @@
-import { connect, type Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
-import type { PickContext, Strategy } from '../balancer/strategy.js';
+import type { Strategy } from '../balancer/strategy.js';
+import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
-import type { LbError } from '../errors.js';
-import { DialError, NoBackendError } from '../errors.js';
+import { DialError, type LbError, NoBackendError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
-
-/**
- * What the dialer needs from whoever wants a backend socket: a client Session,
- * or an embedded `LoadBalancer.connect()` call.
- */
-export interface DialTarget {
-  readonly closed: boolean;
-  readonly ctx: PickContext & { tried: Backend[] };
-  readonly attempts: { backend: string; cause: string }[];
-  reserved: Backend | null;
-  pending: Socket | null;
-  retryTimer: NodeJS.Timeout | null;
-  noPool: boolean;
-  attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void;
-  dialFailed(err: LbError): void;
-}
+import { connectTo } from './connect.js';
+import { type AttemptOwner, DialAttempt, type DialRequester } from './dial-attempt.js';
 
 /** What the dialer reads from its service; read on every dial, so a reload takes effect at once. */
 export interface DialerDeps {
   readonly cfg: ServiceConfig;
-  readonly set: BackendSet;
+  readonly backends: BackendSet;
   readonly strategy: Strategy;
   readonly log: Logger;
   readonly pool: WarmPool;
+  readonly clock: Clock;
   /** Plain counter, read at scrape time. */
   readonly counters: { retries: number };
-  /** Every candidate is at its max_connections or max_rate: the session waits for a slot. */
-  unavailable(s: DialTarget): void;
-}
-
-/** The error text of a failed connect, short enough for a log line: "ECONNREFUSED", "connect timeout 2000ms". */
-export function dialCause(err: Error | undefined, timeoutMs: number): string {
-  if (!err) return `connect timeout ${timeoutMs}ms`;
-  return (err as NodeJS.ErrnoException).code ?? err.message;
+  /** Every candidate is at its max_connections or max_rate: the attempt waits for a slot, or fails. */
+  unavailable(a: DialAttempt): void;
+  /** An attempt left (cancelled, or served from the queue): its queue place, if any, is free. */
+  leftQueue(a: DialAttempt): void;
 }
 
 /**
- * Gets a session its backend socket: picks a backend, connects with a
- * deadline, and on failure retries on a backend not yet tried, backing off
- * retry_delay, 2x, 4x... Retries happen only here, before any client byte was
- * written to a backend (house rule 8).
+ * Gets a requester its backend socket: picks a backend, takes a warm socket
+ * or connects with a deadline, and on failure retries on a backend not yet
+ * tried, backing off retry_delay, 2x, 4x... Retries happen only here, before
+ * any client byte was written to a backend (house rule 8). Each request is a
+ * DialAttempt that this class creates and alone changes.
  */
-export class Dialer {
+export class Dialer implements AttemptOwner {
   constructor(private readonly deps: DialerDeps) {}
 
-  dial(s: DialTarget): void {
-    if (s.closed) return;
-    const now = performance.now();
-    s.ctx.now = now;
-    const b = this.deps.strategy.pick(s.ctx);
+  /** Starts serving `req`; the attempt is what the requester cancels if it leaves. */
+  begin(req: DialRequester, clientIp: string, canWait: boolean): DialAttempt {
+    const a = new DialAttempt(this, req, clientIp, canWait);
+    this.run(a);
+    return a;
+  }
+
+  /** One pick and dial (or a place in the queue). Also how the wait queue retries an attempt. */
+  run(a: DialAttempt): void {
+    if (a.done) return;
+    const d = this.deps;
+    const now = d.clock.now();
+    a.now = now;
+    const b = d.strategy.pick(a);
     if (!b) {
-      if (this.deps.set.candidates.length > 0) this.deps.unavailable(s);
-      else s.dialFailed(new NoBackendError(this.deps.cfg.name));
+      if (d.backends.candidates.length > 0) d.unavailable(a);
+      else this.fail(a, new NoBackendError(d.cfg.name));
       return;
     }
-    this.deps.set.reserve(b, now);
-    s.reserved = b;
-    s.ctx.tried.push(b);
-    if (b.halfOpen) this.deps.set.beginTrial(b);
-    const pooled = s.noPool ? null : this.deps.pool.take(b);
+    d.backends.reserve(b, now);
+    a.reserved = b;
+    a.tried.push(b);
+    if (b.halfOpen) d.backends.beginTrial(b);
+    const pooled = a.noPool ? null : d.pool.take(b);
     if (pooled) {
-      // Our listeners go on before the pool's come off: the socket is never without an 'error' listener.
-      s.attach(pooled.socket, b, pooled);
-      this.deps.pool.release(pooled);
+      // The requester's listeners go on before the pool's come off: never without an 'error' listener.
+      this.handOver(a, b, pooled);
+      d.pool.detach(pooled);
       return;
     }
-    this.connect(s, b);
+    this.connect(a, b);
   }
 
-  /** A pooled socket failed untouched after checkout: dial again, fresh; counts as a retry. */
-  redial(s: DialTarget): void {
+  /** A warm socket failed untouched after checkout: dial again, fresh; counts as a retry. */
+  redial(a: DialAttempt): void {
+    a.done = false;
+    a.noPool = true;
     this.deps.counters.retries++;
-    this.dial(s);
+    this.run(a);
   }
 
-  private connect(s: DialTarget, b: Backend): void {
-    const timeoutMs = this.deps.cfg.connectTimeoutMs;
-    const sock = connect({
-      host: b.host,
-      port: b.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      timeout: timeoutMs,
-    });
-    s.pending = sock;
-    const onFail = (err?: Error): void => {
-      sock.removeListener('connect', onConnect);
-      sock.removeListener('timeout', onTimeout);
-      sock.destroy();
-      if (s.pending === sock) s.pending = null;
-      this.failed(s, b, dialCause(err, timeoutMs));
-    };
-    const onTimeout = (): void => onFail();
-    const onConnect = (): void => {
-      sock.removeListener('error', onFail);
-      sock.removeListener('timeout', onTimeout);
-      s.pending = null;
-      if (s.closed) {
-        sock.destroy();
+  cancel(a: DialAttempt): void {
+    a.done = true;
+    if (a.retryTimer) clearTimeout(a.retryTimer);
+    a.retryTimer = null;
+    a.pending?.destroy();
+    a.pending = null;
+    this.unreserve(a);
+    if (a.queuedAt !== 0) this.deps.leftQueue(a);
+  }
+
+  /** Tells the requester it failed (no backend, every retry failed, or the wait for a slot ended). */
+  fail(a: DialAttempt, err: LbError): void {
+    a.done = true;
+    a.requester.dialFailed(a, err);
+  }
+
+  private handOver(a: DialAttempt, b: Backend, pooled: PooledSocket | null): void {
+    const sock = pooled ? pooled.socket : a.pending;
+    a.reserved = null;
+    a.pending = null;
+    a.done = true;
+    // Never null: a fresh dial hands over its connected `pending` socket.
+    a.requester.dialed(a, sock as NonNullable<typeof sock>, b, pooled);
+  }
+
+  private connect(a: DialAttempt, b: Backend): void {
+    a.pending = connectTo(b, this.deps.cfg.connectTimeoutMs, (cause) => {
+      if (cause !== null) {
+        a.pending = null;
+        this.failed(a, b, cause);
         return;
       }
-      this.deps.set.reportDialSuccess(b);
-      s.attach(sock, b, null);
-    };
-    sock.on('error', onFail);
-    sock.once('timeout', onTimeout);
-    sock.once('connect', onConnect);
+      this.deps.backends.reportDialSuccess(b);
+      this.handOver(a, b, null);
+    });
+  }
+
+  private unreserve(a: DialAttempt): void {
+    if (a.reserved) this.deps.backends.release(a.reserved);
+    a.reserved = null;
   }
 
   /** Records the failure, then retries with backoff or gives up. */
-  private failed(s: DialTarget, b: Backend, cause: string): void {
-    if (s.reserved === b) {
-      this.deps.set.release(b);
-      s.reserved = null;
-    }
-    this.deps.set.recordDialFailure(b, cause);
-    s.attempts.push({ backend: b.address, cause });
-    if (s.closed) return;
+  private failed(a: DialAttempt, b: Backend, cause: string): void {
+    if (a.reserved === b) this.unreserve(a);
+    this.deps.backends.recordDialFailure(b, cause);
+    a.failures.push({ backend: b.address, cause });
+    if (a.done) return;
     const { maxRetries, retryDelayMs, name } = this.deps.cfg;
-    const failures = s.attempts.length;
+    const failures = a.failures.length;
     if (failures > maxRetries) {
-      s.dialFailed(new DialError(name, s.attempts));
+      this.fail(a, new DialError(name, a.failures));
       return;
     }
     const delay = retryDelayMs * 2 ** (failures - 1);
     this.deps.log.debug({ backend: b.address, cause, retryInMs: delay }, 'dial failed; retrying');
-    s.retryTimer = setTimeout(() => {
-      s.retryTimer = null;
+    a.retryTimer = setTimeout(() => {
+      a.retryTimer = null;
       this.deps.counters.retries++;
-      this.dial(s);
+      this.run(a);
     }, delay);
   }
 }

@@ -1,45 +1,55 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
-import type { PickContext } from '../balancer/strategy.js';
 import { LbError } from '../errors.js';
+import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
-import type { DialTarget } from './dialer.js';
+import type { DialAttempt, DialRequester } from './dial-attempt.js';
+import type { Dialer } from './dialer.js';
 
 /**
  * One `LoadBalancer.connect()` call: the same dial as a client session gets
  * (strategy pick, warm socket or fresh connect, retries with backoff on
  * another backend), ending in a connected socket handed to the caller instead
  * of a splice. The socket counts as a session on its backend until it closes.
+ * An abort cancels the attempt; the abort listener goes once the dial settles,
+ * so a signal shared by many calls does not collect them.
  */
-export class EmbeddedDial implements DialTarget {
-  closed = false;
-  readonly ctx: PickContext & { tried: Backend[] } = { clientIp: '', tried: [], now: 0 };
-  readonly attempts: { backend: string; cause: string }[] = [];
-  reserved: Backend | null = null;
-  pending: Socket | null = null;
-  retryTimer: NodeJS.Timeout | null = null;
-  noPool = false;
+export class EmbeddedDial implements DialRequester {
   readonly result: Promise<Socket>;
   private resolve!: (s: Socket) => void;
   private reject!: (e: Error) => void;
+  private attempt: DialAttempt | null = null;
+  private settled = false;
+  private readonly onAbort = (): void => {
+    if (this.settled) return;
+    this.settle();
+    this.attempt?.cancel();
+    this.reject(new LbError('LB_ERR_ABORTED', 'connect aborted'));
+  };
 
   constructor(
-    private readonly set: BackendSet,
-    signal?: AbortSignal,
+    private readonly backends: BackendSet,
+    dialer: Dialer,
+    clientKey: string,
+    private readonly signal?: AbortSignal,
   ) {
     this.result = new Promise((res, rej) => {
       this.resolve = res;
       this.reject = rej;
     });
-    if (signal?.aborted) this.abort();
-    else signal?.addEventListener('abort', () => this.abort(), { once: true });
+    if (signal?.aborted) {
+      this.onAbort();
+      return;
+    }
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    const a = dialer.begin(this, clientKey, false);
+    if (!this.settled) this.attempt = a;
   }
 
-  attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void {
-    this.reserved = null;
-    this.closed = true;
-    this.set.sessionOpened(target);
+  dialed(_a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+    this.settle();
+    this.backends.sessionOpened(target);
     // Held until the caller reads, and bytes the backend sent to a warm socket come first. A stream
     // paused on purpose is not resumed by a 'data' listener, so the first one resumes it here, as a
     // fresh socket would behave.
@@ -54,24 +64,20 @@ export class EmbeddedDial implements DialTarget {
     sock.setTimeout(0);
     // Never an unhandled 'error': the caller's own listeners still see every error.
     sock.on('error', noop);
-    sock.once('close', () => this.set.sessionClosed(target, sock.bytesRead, sock.bytesWritten));
+    sock.once('close', () =>
+      this.backends.sessionClosed(target, sock.bytesRead, sock.bytesWritten),
+    );
     this.resolve(sock);
   }
 
-  dialFailed(err: LbError): void {
-    this.closed = true;
+  dialFailed(_a: DialAttempt, err: LbError): void {
+    this.settle();
     this.reject(err);
   }
 
-  private abort(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.pending?.destroy();
-    if (this.reserved) this.set.release(this.reserved);
-    this.reserved = null;
-    this.reject(new LbError('LB_ERR_ABORTED', 'connect aborted'));
+  private settle(): void {
+    this.settled = true;
+    this.attempt = null;
+    this.signal?.removeEventListener('abort', this.onAbort);
   }
 }
-
-function noop(): void {}

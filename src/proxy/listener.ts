@@ -1,12 +1,14 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { Clock } from '../clock.js';
 import type { HostPort } from '../config/address.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { noop } from '../noop.js';
 
 export interface ListenerHost {
   /** Open sessions of this service, for the max_connections check. */
   readonly activeSessions: number;
-  readonly maxConnections: number;
+  readonly cfg: { readonly maxConnections: number };
   /** A new client, paused, with an 'error' listener not yet attached. */
   accept(client: Socket): void;
   /** A client turned away at the limit. */
@@ -24,12 +26,13 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
 /** One service's listening socket: accept, enforce max_connections, hand off. */
 export class Listener {
   private readonly server: Server;
-  private lastAcceptErrorLog = 0;
+  private lastAcceptErrorLog = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly listen: HostPort,
     private readonly host: ListenerHost,
     private readonly log: Logger,
+    private readonly clock: Clock,
   ) {
     // pauseOnConnect: the client is not read until its backend is ready, so nothing is buffered meanwhile.
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) =>
@@ -63,7 +66,7 @@ export class Listener {
   }
 
   private onConnection(client: Socket): void {
-    if (this.host.activeSessions >= this.host.maxConnections) {
+    if (this.host.activeSessions >= this.host.cfg.maxConnections) {
       client.on('error', noop);
       this.host.refused(client);
       client.destroy();
@@ -73,11 +76,9 @@ export class Listener {
   }
 
   private onAcceptError(err: Error): void {
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - this.lastAcceptErrorLog < 1000) return;
     this.lastAcceptErrorLog = now;
     this.log.error({ err, listen: this.listen.address }, 'accept failed');
   }
 }
-
-function noop(): void {}

@@ -1,9 +1,11 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
-import type { PickContext } from '../balancer/strategy.js';
+import type { Clock } from '../clock.js';
+import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
+import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import {
   addressesOf,
   encodeV1,
@@ -29,24 +31,27 @@ export type TerminationCause =
   | 'shutdown'
   | 'error';
 
+/** The service keys a session reads. */
+export type SessionConfig = Pick<
+  ServiceConfig,
+  'idleTimeoutMs' | 'maxLifetimeMs' | 'acceptProxy' | 'sendProxy'
+>;
+
 export interface SessionHost {
-  readonly set: BackendSet;
-  readonly idleTimeoutMs: number;
-  readonly maxLifetimeMs: number;
-  readonly acceptProxy: boolean;
-  readonly sendProxy: 'v1' | 'v2' | null;
+  readonly backends: BackendSet;
+  readonly clock: Clock;
+  /** Read at each use, so a reload applies to sessions that start after it. */
+  readonly cfg: SessionConfig;
   /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
   admit(s: Session): void;
   /** A PROXY header was missing, malformed or late. */
   proxyHeaderFailed(s: Session, reason: string): void;
-  dial(s: Session): void;
-  /** The backend leg is ready; `poolHit` says whether it came warm from the pool. */
-  sessionReady(s: Session, poolHit: boolean): void;
-  /** A pooled socket died before carrying a byte: the session dials again, fresh. */
-  pooledSocketFailed(s: Session): void;
+  /** The backend leg is ready (s.poolHit says whether it came warm from the pool). */
+  sessionReady(s: Session): void;
   /** Called once, when both legs are closed. */
   sessionEnded(s: Session): void;
-  dialGaveUp(s: Session, err: LbError): void;
+  /** The dial ended without a backend; the session closes. */
+  dialFailed(s: Session, err: LbError): void;
 }
 
 /**
@@ -56,32 +61,23 @@ export interface SessionHost {
  * side becomes a FIN on the other (half-close carried, allowHalfOpen), a reset
  * on one side becomes a reset on the other, and an idle deadline ends both.
  */
-export class Session {
+export class Session implements DialRequester {
   readonly client: Socket;
+  /** The client's address: the socket's, or the one its PROXY header gave. Keys ip-hash and per-source limits. */
+  clientIp: string;
   backend: Socket | null = null;
   target: Backend | null = null;
-  /** The backend picked for the dial under way; holds one of its slots until attach or failure. */
-  reserved: Backend | null = null;
-  /** When the session joined the service's wait queue (performance.now() ms); 0 when not queued. */
-  queuedAt = 0;
-  /** A connect in flight, so a client that leaves can abort it. */
-  pending: Socket | null = null;
-  retryTimer: NodeJS.Timeout | null = null;
-  readonly ctx: PickContext & { tried: Backend[] };
-  readonly attempts: { backend: string; cause: string }[] = [];
-  /** performance.now() at accept and when the backend leg was ready (ms). */
-  readonly acceptedAt = performance.now();
+  /** The dial for this session, once admitted: cancelled if the client leaves first, kept for the access log. */
+  attempt: DialAttempt | null = null;
+  /** Clock ms at accept and when the backend leg was ready. */
+  readonly acceptedAt: number;
   readyAt = 0;
   cause: TerminationCause | null = null;
-  closed = false;
   /** The backend leg came from the warm pool. */
   poolHit = false;
-  /** Set after a pooled socket failed: further attempts dial fresh. */
-  noPool = false;
   /** The client's addresses from its PROXY header, when the service accepts them. */
   proxied: ProxyAddresses | null = null;
-  /** This session counts against its source's per-source limits (in this limiter). */
-  sourceHeld = false;
+  /** The per-source limiter this session counts in, released when it ends; null when no limit applies. */
   sourceLimiter: SourceLimiter | null = null;
 
   private headerBytes = 0;
@@ -98,7 +94,8 @@ export class Session {
     client: Socket,
   ) {
     this.client = client;
-    this.ctx = { clientIp: client.remoteAddress ?? '', tried: [], now: 0 };
+    this.clientIp = client.remoteAddress ?? '';
+    this.acceptedAt = host.clock.now();
     this.onClientError = this.onClientError.bind(this);
     this.onClientClose = this.onClientClose.bind(this);
     this.onClientEnd = this.onClientEnd.bind(this);
@@ -115,7 +112,7 @@ export class Session {
   }
 
   start(): void {
-    if (this.host.acceptProxy) this.readProxyHeader();
+    if (this.host.cfg.acceptProxy) this.readProxyHeader();
     else this.host.admit(this);
   }
 
@@ -146,7 +143,7 @@ export class Session {
       if (r.consumed < buf.length) this.client.unshift(buf.subarray(r.consumed));
       if (r.header.addresses) {
         this.proxied = r.header.addresses;
-        this.ctx.clientIp = r.header.addresses.srcAddr;
+        this.clientIp = r.header.addresses.srcAddr;
       }
       this.host.admit(this);
     };
@@ -163,23 +160,28 @@ export class Session {
     this.client.resume();
   }
 
+  /** True once the client leg has closed: nothing more is started for this session. */
+  get closed(): boolean {
+    return this.clientClosed;
+  }
+
   /**
    * The dialer has a connected backend socket for us: splice. A pooled socket
    * brings the bytes its backend sent while it waited; they reach the client
    * first, in order.
    */
-  attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void {
-    this.reserved = null;
+  dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+    this.attempt = a;
     this.backend = sock;
     this.target = target;
     this.poolHit = pooled !== null;
-    this.readyAt = performance.now();
-    this.host.set.sessionOpened(target);
+    this.readyAt = this.host.clock.now();
+    this.host.backends.sessionOpened(target);
     sock.on('error', this.onBackendError);
     sock.once('close', this.onBackendClose);
     sock.once('end', this.onBackendEnd);
     sock.on('drain', this.onBackendDrain);
-    const idle = this.host.idleTimeoutMs;
+    const idle = this.host.cfg.idleTimeoutMs;
     sock.setTimeout(idle);
     if (idle > 0) sock.once('timeout', this.onTimeout);
     if (!this.clientWired) {
@@ -189,7 +191,7 @@ export class Session {
       this.client.setTimeout(idle);
       if (idle > 0) this.client.once('timeout', this.onTimeout);
     }
-    if (this.host.sendProxy) {
+    if (this.host.cfg.sendProxy) {
       // Written at hand-over, not at connect, so a warm socket never carries another client's header.
       const a =
         this.proxied ??
@@ -199,16 +201,16 @@ export class Session {
           this.client.localAddress,
           this.client.localPort,
         );
-      const header = this.host.sendProxy === 'v2' ? encodeV2(a) : encodeV1(a);
+      const header = this.host.cfg.sendProxy === 'v2' ? encodeV2(a) : encodeV1(a);
       this.headerBytes = header.length;
       sock.write(header);
     }
-    if (this.lifeTimer === null && this.host.maxLifetimeMs > 0) {
-      const left = Math.max(0, this.host.maxLifetimeMs - (performance.now() - this.acceptedAt));
+    if (this.lifeTimer === null && this.host.cfg.maxLifetimeMs > 0) {
+      const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
       this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
-    this.host.sessionReady(this, this.poolHit);
+    this.host.sessionReady(this);
     // Our own data handlers rather than pipe(): one bound method per direction, no per-chunk
     // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
     // untouched can be swapped out before its FIN reaches the client.
@@ -219,17 +221,23 @@ export class Session {
     if (this.client.readableEnded) sock.end();
   }
 
-  /** Turned away before any backend: `cause` says why (limits, queue). */
+  /** Turned away before any backend: `cause` says why (limits, PROXY header). */
   refuse(cause: TerminationCause): void {
-    if (this.closed) return;
+    if (this.clientClosed) return;
     this.cause = cause;
     this.client.destroy();
   }
 
-  dialFailed(err: LbError): void {
-    if (this.closed) return;
-    this.cause = err.code === 'LB_ERR_NO_BACKEND' ? 'refused-no-backend' : 'connect-failed';
-    this.host.dialGaveUp(this, err);
+  dialFailed(a: DialAttempt, err: LbError): void {
+    this.attempt = a;
+    if (this.clientClosed) return;
+    this.cause =
+      err.code === 'LB_ERR_NO_BACKEND'
+        ? 'refused-no-backend'
+        : err.code === 'LB_ERR_LIMIT'
+          ? 'refused-limit'
+          : 'connect-failed';
+    this.host.dialFailed(this, err);
     this.client.destroy();
   }
 
@@ -248,7 +256,8 @@ export class Session {
    */
   private redialIfUntouched(): boolean {
     const b = this.backend;
-    if (!this.poolHit || !b || this.closed || this.client.readableEnded) return false;
+    const a = this.attempt;
+    if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
     b.removeListener('data', this.onBackendData);
     b.removeListener('drain', this.onBackendDrain);
@@ -258,12 +267,11 @@ export class Session {
     b.removeListener('end', this.onBackendEnd);
     b.removeListener('timeout', this.onTimeout);
     b.destroy();
-    if (this.target) this.host.set.sessionClosed(this.target, 0, 0);
+    if (this.target) this.host.backends.sessionClosed(this.target, 0, 0);
     this.backend = null;
     this.target = null;
     this.poolHit = false;
-    this.noPool = true;
-    this.host.pooledSocketFailed(this);
+    a.redialFresh();
     return true;
   }
 
@@ -312,7 +320,7 @@ export class Session {
 
   private onBackendError(): void {
     if (this.redialIfUntouched()) return;
-    if (this.target && this.cause === null) this.host.set.sessionAborted(this.target);
+    if (this.target && this.cause === null) this.host.backends.sessionAborted(this.target);
     this.cause ??= 'error';
     // The client must not mistake a truncated reply for a complete one: reset, never FIN.
     abort(this.client);
@@ -320,20 +328,8 @@ export class Session {
 
   private onClientClose(hadError: boolean): void {
     this.clientClosed = true;
-    this.closed = true;
     this.headerCleanup?.();
-    if (this.retryTimer) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = null;
-    }
-    if (this.pending) {
-      this.pending.destroy();
-      this.pending = null;
-    }
-    if (this.reserved) {
-      this.host.set.release(this.reserved);
-      this.reserved = null;
-    }
+    this.attempt?.cancel();
     // A clean close leaves the backend leg to flush what it still holds; an abort takes it down.
     if (hadError && this.backend && !this.backend.destroyed) this.backend.destroy();
     this.maybeEnd();
@@ -348,10 +344,10 @@ export class Session {
   private maybeEnd(): void {
     if (this.ended || !this.clientClosed || (this.backend !== null && !this.backendClosed)) return;
     this.ended = true;
-    this.closed = true;
     if (this.lifeTimer) clearTimeout(this.lifeTimer);
     const b = this.backend;
-    if (b && this.target) this.host.set.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
+    if (b && this.target)
+      this.host.backends.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
     this.host.sessionEnded(this);
   }
 }

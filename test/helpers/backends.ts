@@ -1,4 +1,4 @@
-import { BackendSet } from '../../src/backend/backend-set.js';
+import { BackendSet, type Follower } from '../../src/backend/backend-set.js';
 import type { AllDownPolicy, BackendConfig } from '../../src/config/schema.js';
 
 /**
@@ -58,14 +58,12 @@ export function backendConfig(port: number, extra: Partial<BackendConfig> = {}):
 }
 
 /** A BackendSet over these backend configs with test defaults (try-all, fall and rise of 1). */
-export function setOf(configs: BackendConfig[]): BackendSet {
-  return new BackendSet(configs, {
-    allDown: 'try-all',
-    fall: 1,
-    rise: 1,
-    passiveOnly: false,
-    trialBackoffMs: 1000,
-  });
+export function setOf(configs: BackendConfig[], follower: Follower | null = null): BackendSet {
+  return new BackendSet(
+    configs,
+    { allDown: 'try-all', fall: 1, rise: 1, passiveOnly: false, trialBackoffMs: 1000 },
+    { follower },
+  );
 }
 
 /** mulberry32: a small seeded PRNG, so random-two tests are repeatable. */

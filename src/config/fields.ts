@@ -1,0 +1,148 @@
+import { type HostPort, parseHostPort } from './address.js';
+import { describe, parseDuration } from './duration.js';
+
+/**
+ * The checks every config value goes through: types, ranges, known keys
+ * (with the closest one suggested). Each reports into Problems and returns a
+ * usable default, so one pass finds every problem in a file.
+ */
+
+export type Table = Record<string, unknown>;
+
+export function isTable(v: unknown): v is Table {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Collects every problem so an operator fixes a file in one pass, not one error per run. */
+export class Problems {
+  readonly list: string[] = [];
+  constructor(private readonly source: string) {}
+  add(path: string, message: string): void {
+    this.list.push(`${this.source}: ${path}: ${message}`);
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] as number;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j] as number;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      prev[j] = Math.min(up + 1, (prev[j - 1] as number) + 1, diag + cost);
+      diag = up;
+    }
+  }
+  return prev[b.length] as number;
+}
+
+export function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  const k = key.toLowerCase().replaceAll('-', '_');
+  for (const cand of known) {
+    const d = editDistance(k, cand);
+    if (d < bestD) {
+      bestD = d;
+      best = cand;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+export function checkKeys(t: Table, known: readonly string[], path: string, p: Problems): void {
+  for (const key of Object.keys(t)) {
+    if (known.includes(key)) continue;
+    const near = closest(key, known);
+    const where = path ? `${path}.${key}` : key;
+    p.add(
+      where,
+      `unknown key${near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`}`,
+    );
+  }
+}
+
+export function table(v: unknown, path: string, p: Problems): Table {
+  if (v === undefined) return {};
+  if (isTable(v)) return v;
+  p.add(path, `expected a table, got ${describe(v)}`);
+  return {};
+}
+
+export function duration(v: unknown, path: string, dflt: number, p: Problems, min = 0): number {
+  if (v === undefined) return dflt;
+  const r = parseDuration(v);
+  if (typeof r !== 'number') {
+    p.add(path, r.error);
+    return dflt;
+  }
+  if (r < min) {
+    p.add(path, `must be at least ${min}ms, got ${describe(v)}`);
+    return dflt;
+  }
+  return r;
+}
+
+export function integer(
+  v: unknown,
+  path: string,
+  dflt: number,
+  min: number,
+  p: Problems,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    p.add(path, `expected a whole number, got ${describe(v)}`);
+    return dflt;
+  }
+  if (v < min || v > max) {
+    p.add(
+      path,
+      max === Number.MAX_SAFE_INTEGER
+        ? `must be ${min} or more, got ${v}`
+        : `must be ${min}-${max}, got ${v}`,
+    );
+    return dflt;
+  }
+  return v;
+}
+
+export function boolean(v: unknown, path: string, dflt: boolean, p: Problems): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') {
+    p.add(path, `expected true or false, got ${describe(v)}`);
+    return dflt;
+  }
+  return v;
+}
+
+export function oneOf<T extends string>(
+  v: unknown,
+  path: string,
+  dflt: T,
+  allowed: readonly T[],
+  p: Problems,
+): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !allowed.includes(v as T)) {
+    const near = typeof v === 'string' ? closest(v, allowed) : undefined;
+    p.add(
+      path,
+      `expected one of ${allowed.join(' | ')}, got ${describe(v)}${near ? `; did you mean "${near}"?` : ''}`,
+    );
+    return dflt;
+  }
+  return v as T;
+}
+
+export function hostPort(v: unknown, path: string, p: Problems, minPort = 1): HostPort | undefined {
+  const r = parseHostPort(v, minPort);
+  if ('error' in r) {
+    p.add(path, r.error);
+    return undefined;
+  }
+  return r;
+}

@@ -1,0 +1,153 @@
+import type { Socket } from 'node:net';
+import type { LbError, LimitError } from '../errors.js';
+import { CONNECT_BUCKETS, Histogram } from '../histogram.js';
+import type { Logger } from '../logger.js';
+import type { Session } from './session.js';
+
+/** Plain counters, read by metrics at scrape time. */
+export interface ServiceCounters {
+  accepted: number;
+  /** Turned away at the service's max_connections. */
+  refusedLimit: number;
+  /** Every backend at its cap and the wait queue full. */
+  refusedQueueFull: number;
+  /** Waited queue_timeout for a backend slot without getting one. */
+  refusedQueueTimeout: number;
+  /** Sessions that had to wait for a backend slot. */
+  queued: number;
+  /** Backend sockets handed out by LoadBalancer.connect(). */
+  embedded: number;
+  refusedNoBackend: number;
+  /** An untrusted PROXY sender, or a header missing, malformed or late. */
+  refusedProxy: number;
+  refusedSourceConnections: number;
+  refusedSourceRate: number;
+  connectFailed: number;
+  retries: number;
+  bytesFromClients: number;
+  bytesToClients: number;
+}
+
+/** Session lengths: 1 ms to 1 h. */
+const SESSION_BUCKETS = Object.freeze([0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]);
+
+/**
+ * One service's session bookkeeping: counters, latency histograms, why
+ * clients were refused, and the access-log line. Plain numbers bumped on the
+ * hot path, read by metrics and the admin API at scrape time.
+ */
+export class SessionAccounting {
+  readonly counters: ServiceCounters = {
+    accepted: 0,
+    refusedLimit: 0,
+    refusedQueueFull: 0,
+    refusedQueueTimeout: 0,
+    queued: 0,
+    embedded: 0,
+    refusedNoBackend: 0,
+    refusedProxy: 0,
+    refusedSourceConnections: 0,
+    refusedSourceRate: 0,
+    connectFailed: 0,
+    retries: 0,
+    bytesFromClients: 0,
+    bytesToClients: 0,
+  };
+  /** Accept to backend-ready, split by whether the backend leg came warm from the pool. */
+  readonly connectLatency = {
+    hit: new Histogram(CONNECT_BUCKETS),
+    miss: new Histogram(CONNECT_BUCKETS),
+  };
+  /** Accept to close, for sessions that reached a backend. */
+  readonly sessionDuration = new Histogram(SESSION_BUCKETS);
+  private accessLog: Logger | null = null;
+
+  constructor(
+    private readonly log: Logger,
+    accessLog: boolean,
+  ) {
+    this.setAccessLog(accessLog);
+  }
+
+  /** [log] access turned on or off by a reload. */
+  setAccessLog(on: boolean): void {
+    if (on && !this.accessLog) this.accessLog = this.log.child({ log: 'access' });
+    if (!on) this.accessLog = null;
+  }
+
+  /** Turned away at the service's max_connections, before a session existed. */
+  refusedAtLimit(client: Socket): void {
+    this.counters.refusedLimit++;
+    this.log.debug({ client: client.remoteAddress }, 'refused: max_connections reached');
+    this.accessLog?.info({
+      client: `${client.remoteAddress}:${client.remotePort}`,
+      backend: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      ms: 0,
+      cause: 'refused-limit',
+    });
+  }
+
+  refusedSource(ip: string, limit: 'connections' | 'rate'): void {
+    if (limit === 'connections') this.counters.refusedSourceConnections++;
+    else this.counters.refusedSourceRate++;
+    this.log.debug({ client: ip, limit }, 'refused: per-source limit');
+  }
+
+  refusedProxy(ip: string | undefined, reason: string): void {
+    this.counters.refusedProxy++;
+    this.log.debug({ client: ip, reason }, 'refused: PROXY header');
+  }
+
+  /** A session's dial ended without a backend. */
+  dialFailed(s: Session, err: LbError): void {
+    if (err.code === 'LB_ERR_LIMIT') {
+      if ((err as LimitError).limit === 'queue-full') this.counters.refusedQueueFull++;
+      else this.counters.refusedQueueTimeout++;
+      this.log.debug(
+        { client: s.clientIp, limit: (err as LimitError).limit },
+        'refused: every backend at its limit',
+      );
+      return;
+    }
+    if (err.code === 'LB_ERR_NO_BACKEND') this.counters.refusedNoBackend++;
+    else this.counters.connectFailed++;
+    this.log.warn(
+      { client: s.clientIp, err: err.message, attempts: s.attempt?.failures ?? [] },
+      'session refused: no backend reachable',
+    );
+  }
+
+  ready(s: Session): void {
+    const seconds = (s.readyAt - s.acceptedAt) / 1000;
+    (s.poolHit ? this.connectLatency.hit : this.connectLatency.miss).observe(seconds);
+  }
+
+  ended(s: Session, now: number): void {
+    if (s.readyAt > 0) this.sessionDuration.observe((now - s.acceptedAt) / 1000);
+    if (this.accessLog) this.writeAccessLog(this.accessLog, s, now);
+    this.counters.bytesFromClients += s.client.bytesRead;
+    this.counters.bytesToClients += s.client.bytesWritten;
+  }
+
+  /** One line per closed session, with a termination cause from a fixed set. */
+  private writeAccessLog(log: Logger, s: Session, now: number): void {
+    const c = s.client;
+    const b = s.backend;
+    const a = s.attempt;
+    log.info({
+      client: `${s.clientIp}:${c.remotePort ?? ''}`,
+      backend: s.target?.address ?? a?.failures[a.failures.length - 1]?.backend ?? null,
+      bytesIn: c.bytesRead,
+      bytesOut: c.bytesWritten,
+      backendBytesIn: b?.bytesRead ?? 0,
+      backendBytesOut: b?.bytesWritten ?? 0,
+      ms: Math.round(now - s.acceptedAt),
+      connectMs: s.readyAt > 0 ? Math.round((s.readyAt - s.acceptedAt) * 1000) / 1000 : null,
+      pool: s.readyAt > 0 ? (s.poolHit ? 'hit' : 'miss') : null,
+      retries: Math.max(0, (a?.tried.length ?? 0) - 1),
+      cause: s.cause ?? 'client-closed',
+    });
+  }
+}

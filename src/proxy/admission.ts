@@ -1,0 +1,71 @@
+import { BlockList, isIPv6 } from 'node:net';
+import type { Clock } from '../clock.js';
+import { SourceLimiter, type SourceVerdict } from './source-limits.js';
+
+/** The service keys admission reads. */
+export interface AdmissionConfig {
+  readonly trustedProxies: readonly string[];
+  readonly maxConnectionsPerSource: number;
+  readonly maxRatePerSource: number;
+}
+
+/** Forget quiet sources this often. */
+const SWEEP_MS = 10_000;
+
+/**
+ * Who may connect to one service: the PROXY-header senders it trusts and the
+ * per-source limits. Rebuilt in place by `configure` on a reload; a session
+ * keeps the limiter it was counted in, so its release always goes to the
+ * right one.
+ */
+export class Admission {
+  private trusted = new BlockList();
+  private trustedFor: readonly string[] | null = null;
+  private limiter = new SourceLimiter(0, 0);
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    cfg: AdmissionConfig,
+    private readonly clock: Clock,
+  ) {
+    this.configure(cfg);
+    this.sweeper = setInterval(() => this.limiter.sweep(this.clock.now()), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** A changed trust list is rebuilt; changed limits start a new limiter (counts restart from zero). */
+  configure(cfg: AdmissionConfig): void {
+    if (this.trustedFor !== cfg.trustedProxies) {
+      this.trusted = new BlockList();
+      for (const c of cfg.trustedProxies) {
+        const [addr, prefix] = c.split('/') as [string, string];
+        this.trusted.addSubnet(addr, Number(prefix), isIPv6(addr) ? 'ipv6' : 'ipv4');
+      }
+      this.trustedFor = cfg.trustedProxies;
+    }
+    const l = this.limiter;
+    if (l.maxConnections !== cfg.maxConnectionsPerSource || l.maxRate !== cfg.maxRatePerSource)
+      this.limiter = new SourceLimiter(cfg.maxConnectionsPerSource, cfg.maxRatePerSource);
+  }
+
+  /** May this peer send a PROXY header (accept_proxy services refuse everyone else)? */
+  trustedSender(ip: string): boolean {
+    return this.trusted.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+  }
+
+  /**
+   * Counts a new session from `ip` against the per-source limits: the limiter
+   * to release it from when it ends (null when no limit is set), or which
+   * limit refused it.
+   */
+  lease(ip: string): SourceLimiter | null | Exclude<SourceVerdict, 'ok'> {
+    const l = this.limiter;
+    if (!l.enabled) return null;
+    const verdict = l.acquire(ip, this.clock.now());
+    return verdict === 'ok' ? l : verdict;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}

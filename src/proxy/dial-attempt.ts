@@ -1,0 +1,73 @@
+import type { Socket } from 'node:net';
+import type { Backend } from '../backend/backend.js';
+import type { PickContext } from '../balancer/strategy.js';
+import type { LbError } from '../errors.js';
+import type { PooledSocket } from '../pool/warm-pool.js';
+
+/**
+ * Whoever asked for a backend socket (a client Session, or an embedded
+ * `LoadBalancer.connect()`): told once, with a socket or with why not.
+ */
+export interface DialRequester {
+  /** A connected socket to `target`; `pooled` when it came warm from the pool, with what its backend sent so far. */
+  dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void;
+  /** No backend could be picked, every dial failed, or the wait for a slot ended. */
+  dialFailed(a: DialAttempt, err: LbError): void;
+}
+
+/** What the dialer does for an attempt it owns. */
+export interface AttemptOwner {
+  cancel(a: DialAttempt): void;
+  redial(a: DialAttempt): void;
+}
+
+export interface DialFailure {
+  backend: string;
+  cause: string;
+}
+
+/**
+ * One request for a backend socket and everything the dialer keeps while it
+ * is served: the backends tried, the failures, the slot reserved, the connect
+ * in flight, the backoff timer, its place in the wait queue. The Dialer
+ * creates and changes it; the requester holds it only to `cancel()` (its
+ * client left) or to `redialFresh()`. It is also the strategy's PickContext,
+ * so a dial allocates nothing more per pick.
+ */
+export class DialAttempt implements PickContext {
+  clientIp: string;
+  now = 0;
+  readonly tried: Backend[] = [];
+  readonly failures: DialFailure[] = [];
+  /** The backend picked for the dial under way; holds one of its slots until the socket is handed over or fails. */
+  reserved: Backend | null = null;
+  /** A connect in flight. */
+  pending: Socket | null = null;
+  retryTimer: NodeJS.Timeout | null = null;
+  /** Set after a pooled socket failed: further attempts dial fresh. */
+  noPool = false;
+  /** When it joined the service's wait queue (clock ms); 0 when not queued. */
+  queuedAt = 0;
+  /** Settled (socket handed over, or failure told) or cancelled: nothing more happens to it. */
+  done = false;
+
+  constructor(
+    private readonly owner: AttemptOwner,
+    readonly requester: DialRequester,
+    clientIp: string,
+    /** May join the service's wait queue when every backend is at its cap (sessions may; connect() does not). */
+    readonly canWait: boolean,
+  ) {
+    this.clientIp = clientIp;
+  }
+
+  /** The requester is gone: stop dialling, free the slot and the queue place now. */
+  cancel(): void {
+    if (!this.done) this.owner.cancel(this);
+  }
+
+  /** The socket handed over was a warm one that died before carrying a byte: dial again, fresh. */
+  redialFresh(): void {
+    this.owner.redial(this);
+  }
+}
