@@ -1,6 +1,7 @@
 export { type AdminOptions, AdminServer } from './admin/server.js';
 export { Backend } from './backend/backend.js';
 export { BackendSet } from './backend/backend-set.js';
+export type { Clock } from './clock.js';
 export { loadConfig, parseToml } from './config/load.js';
 export type {
   BackendConfig,

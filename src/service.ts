@@ -11,18 +11,17 @@ import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
 import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
-import { type LbError, NoBackendError } from './errors.js';
+import { NoBackendError } from './errors.js';
 import { HealthChecker } from './health/checker.js';
 import type { Logger } from './logger.js';
-import { noop } from './noop.js';
 import { WarmPool } from './pool/warm-pool.js';
 import { type ServiceCounters, SessionAccounting } from './proxy/accounting.js';
 import { Admission } from './proxy/admission.js';
 import type { DialAttempt } from './proxy/dial-attempt.js';
 import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { EmbeddedDial } from './proxy/embedded-dial.js';
-import { Listener, type ListenerHost } from './proxy/listener.js';
-import { Session, type SessionHost } from './proxy/session.js';
+import { Listener } from './proxy/listener.js';
+import { OpenSessions } from './proxy/sessions.js';
 import { WaitQueue } from './proxy/wait-queue.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
@@ -52,7 +51,7 @@ export interface ServiceOptions {
  * to change its backends. `applyConfig` changes all of that in place on a
  * reload without touching open sessions.
  */
-export class Service implements ListenerHost, SessionHost, DialerDeps {
+export class Service implements DialerDeps {
   readonly name: string;
   cfg: ServiceConfig;
   readonly backends: BackendSet;
@@ -64,12 +63,11 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   private warmPool: WarmPool;
   private health: HealthChecker;
   private listener: Listener;
-  private readonly sessions = new Set<Session>();
-  private readonly dialer: Dialer;
-  private readonly queue: WaitQueue;
-  private readonly admission: Admission;
+  private readonly sessions: OpenSessions;
+  readonly dialer: Dialer;
+  readonly queue: WaitQueue;
+  readonly admission: Admission;
   private readonly strategyOpts: StrategyOptions;
-  private drainWaiters: (() => void)[] = [];
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -109,7 +107,8 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
       queueSize,
       queueTimeoutMs,
     );
-    this.listener = new Listener(cfg.listen, this, this.log, this.clock);
+    this.sessions = new OpenSessions(this);
+    this.listener = new Listener(cfg.listen, this.sessions, this.log, this.clock);
   }
 
   private createPool(cfg: ServiceConfig): WarmPool {
@@ -161,7 +160,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
 
   /** Binds the new address before letting the old one go, so a failure leaves the old one serving. */
   private async rebind(next: ServiceConfig): Promise<void> {
-    const listener = new Listener(next.listen, this, this.log, this.clock);
+    const listener = new Listener(next.listen, this.sessions, this.log, this.clock);
     await listener.start();
     this.listener.stop();
     this.listener = listener;
@@ -219,14 +218,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
 
   /** Ends the open sessions on one backend now (an operator disabled it). */
   endSessionsOn(address: string): number {
-    let n = 0;
-    for (const s of this.sessions) {
-      if (s.target?.address === address || s.attempt?.reserved?.address === address) {
-        s.destroy('shutdown');
-        n++;
-      }
-    }
-    return n;
+    return this.sessions.endOn(address);
   }
 
   /** Runs one round of probes now; resolves when all verdicts are in. */
@@ -259,7 +251,7 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
   }
 
   get activeSessions(): number {
-    return this.sessions.size;
+    return this.sessions.activeSessions;
   }
 
   /** This process runs the health probes (not a cluster worker). */
@@ -297,55 +289,14 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
 
   /** Resolves when every open session has ended. */
   drained(): Promise<void> {
-    if (this.sessions.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return this.sessions.drained();
   }
 
   destroySessions(): void {
-    for (const s of this.sessions) s.destroy('shutdown');
+    this.sessions.destroyAll();
   }
 
-  // Listener, session, dialer and queue hooks: accept → admission → session → dial attempt.
-
-  accept(client: Socket): void {
-    this.stats.counters.accepted++;
-    if (this.cfg.acceptProxy && !this.admission.trustedSender(client.remoteAddress ?? '')) {
-      client.on('error', noop);
-      this.stats.refusedProxy(client.remoteAddress, 'not a trusted PROXY sender');
-      client.destroy();
-      return;
-    }
-    const s = new Session(this, client);
-    this.sessions.add(s);
-    s.start();
-  }
-
-  refused(client: Socket): void {
-    this.stats.refusedAtLimit(client);
-  }
-
-  admit(s: Session): void {
-    const lease = this.admission.lease(s.clientIp);
-    if (typeof lease === 'string') {
-      this.stats.refusedSource(s.clientIp, lease);
-      s.refuse('refused-limit');
-      return;
-    }
-    s.sourceLimiter = lease;
-    s.attempt = this.dialer.begin(s, s.clientIp, true);
-  }
-
-  proxyHeaderFailed(s: Session, reason: string): void {
-    this.stats.refusedProxy(s.client.remoteAddress, reason);
-  }
-
-  sessionReady(s: Session): void {
-    this.stats.ready(s);
-  }
-
-  dialFailed(s: Session, err: LbError): void {
-    this.stats.dialFailed(s, err);
-  }
+  // Dialer hooks: every candidate at its cap, and an attempt that leaves the queue.
 
   /** Every candidate is at its cap: a session waits for a slot; an embedded connect() fails (its caller decides). */
   unavailable(a: DialAttempt): void {
@@ -355,17 +306,5 @@ export class Service implements ListenerHost, SessionHost, DialerDeps {
 
   leftQueue(a: DialAttempt): void {
     this.queue.remove(a);
-  }
-
-  sessionEnded(s: Session): void {
-    this.sessions.delete(s);
-    s.sourceLimiter?.release(s.clientIp);
-    this.stats.ended(s, this.clock.now());
-    if (this.queue.length > 0) this.queue.serve();
-    if (this.sessions.size === 0 && this.drainWaiters.length > 0) {
-      const w = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const f of w) f();
-    }
   }
 }

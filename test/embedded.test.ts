@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { main } from '../examples/embedded.js';
 import { parseConfig } from '../src/config/schema.js';
@@ -61,4 +62,43 @@ test('embedded: errors carry LB_ERR_* codes (all dials fail, unknown service, ab
   setTimeout(() => ctl.abort(), 50);
   await assert.rejects(p, { code: 'LB_ERR_ABORTED' });
   await idle.close(0);
+});
+
+test('embedded: on an ip-hash service, connect({ key }) is hashed like a client address', async (t) => {
+  const ports = [await httpServer(t, 'a'), await httpServer(t, 'b'), await httpServer(t, 'c')];
+  const lb = await startLb(t, svc(ports.map(addr), { balance: 'ip-hash' }));
+  const landed = async (key: string): Promise<number> => {
+    const sock = await lb.connect('web', { key });
+    const port = sock.remotePort as number;
+    sock.destroy();
+    return port;
+  };
+  const seen = new Set<number>();
+  for (let i = 0; i < 24; i++) seen.add(await landed(`tenant-${i}`));
+  assert.equal(seen.size, 3, 'different keys spread over the backends');
+  const first = await landed('tenant-7');
+  for (let i = 0; i < 5; i++) assert.equal(await landed('tenant-7'), first, 'one key, one backend');
+});
+
+test('embedded: a signal shared by many connect() calls keeps no listener once each settles', async (t) => {
+  const a = await httpServer(t, 'a');
+  const dead = await refusedPort();
+  const lb = await startLb(t, svc([addr(a)]));
+  const ctl = new AbortController();
+  const warnings: Error[] = [];
+  const onWarning = (w: Error): void => {
+    warnings.push(w);
+  };
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  for (let i = 0; i < 40; i++) (await lb.connect('web', { signal: ctl.signal })).destroy();
+  const failing = await startLb(t, svc([addr(dead)], { max_retries: 0 }));
+  for (let i = 0; i < 20; i++)
+    await assert.rejects(failing.connect('web', { signal: ctl.signal }), { code: 'LB_ERR_DIAL' });
+  assert.equal(EventEmitter.getEventListeners(ctl.signal, 'abort').length, 0);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    warnings.filter((w) => w.name === 'MaxListenersExceededWarning'),
+    [],
+  );
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
+import type { LbError } from '../src/errors.js';
 import {
   addr,
   type echoServer,
@@ -165,4 +166,26 @@ test('setWeight through the API changes the share at once', async (t) => {
   assert.throws(() => lb.setWeight('web', addr(a.port), 0), { code: 'LB_ERR_INVALID_ARGUMENT' });
   assert.throws(() => lb.setWeight('web', '127.0.0.1:1', 2), { code: 'LB_ERR_UNKNOWN_BACKEND' });
   assert.throws(() => lb.drainBackend('nope', addr(a.port)), { code: 'LB_ERR_UNKNOWN_SERVICE' });
+});
+
+test('addBackend checks its settings as the config file does, and adds nothing on a bad one', async (t) => {
+  const a = await countingEcho(t);
+  const lb = await startLb(t, svc([addr(a.port)]));
+  const cases: [Parameters<typeof lb.addBackend>[2], string][] = [
+    [{ maxRate: -1 }, 'max_rate'],
+    [{ maxConnections: 1.5 }, 'max_connections'],
+    [{ slowStart: -5 }, 'slow_start'],
+    [{ weight: 0 }, 'weight'],
+  ];
+  for (const [opts, field] of cases) {
+    assert.throws(
+      () => lb.addBackend('web', '127.0.0.1:1', opts),
+      (err: LbError) => err.code === 'LB_ERR_INVALID_ARGUMENT' && err.message.includes(field),
+      field,
+    );
+  }
+  assert.throws(() => lb.addBackend('web', '127.0.0.1', {}), { code: 'LB_ERR_INVALID_ARGUMENT' });
+  assert.equal(lb.service('web').backends.all.length, 1, 'nothing was half-added');
+  lb.addBackend('web', '127.0.0.1:1', { maxRate: 5, slowStart: 100 });
+  assert.equal(lb.service('web').backends.all.length, 2);
 });

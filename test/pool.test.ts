@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
+import { ManualClock } from './helpers/backends.js';
 import {
   addr,
   echoServer,
@@ -195,4 +196,22 @@ test('pool: shutdown closes idle sockets at once', async (t) => {
   await lb.close(1000);
   assert.equal(s.pool.idleCount, 0);
   await Promise.all(be.sockets.map((x) => (x.readableEnded ? Promise.resolve() : once(x, 'end'))));
+});
+
+test('pool: idle_ttl is measured on the clock passed in, so moving it ages idle sockets', async (t) => {
+  const be = await trackedEcho(t);
+  const clock = new ManualClock();
+  const lb = await startLb(
+    t,
+    svc([addr(be.port)], { pool: { min_idle: 2, max_idle: 2, idle_ttl: '1h' } }),
+    { clock },
+  );
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 2, 3000, 'pool to fill');
+  lb.cleanupConnections();
+  assert.equal(s.pool.counters.evictions.expired, 0, 'nothing is an hour old yet');
+  clock.advance(3_600_001);
+  lb.cleanupConnections();
+  assert.equal(s.pool.counters.evictions.expired, 2, 'both idle sockets past idle_ttl');
+  await waitFor(() => s.pool.idleCount === 2 && be.accepted() === 4, 3000, 'replacement');
 });

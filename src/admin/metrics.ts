@@ -71,7 +71,7 @@ const P = 'blitz_lb_';
  * The registry behind GET /metrics: blitz_lb_* read from live counters, plus
  * Node's process metrics. With workers, each worker's registry holds the
  * traffic metrics and the primary's holds backend_up (its verdicts are the
- * ones in force) and `extra`; the primary sums them all (cluster/primary.ts),
+ * ones in force) and `extra`; the primary sums them all (cluster/reports.ts),
  * so no value is counted twice.
  */
 export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] = []): Registry {

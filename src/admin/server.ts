@@ -17,7 +17,7 @@ export interface AdminOptions {
   /** Re-reads the config and applies it; rejects with the reason when the file is invalid. */
   reload: (() => Promise<ReloadSummary>) | null;
   log: Logger;
-  /** With workers: views and metrics gathered from every process (see cluster/primary.ts). */
+  /** With workers: views and metrics gathered from every process (see cluster/reports.ts). */
   cluster?: AdminCluster | null;
 }
 

@@ -4,6 +4,18 @@ import { checkWeight } from '../config/backend-settings.js';
 import type { AllDownPolicy, BackendConfig, ServiceConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import { Backend, rateTokensAt } from './backend.js';
+import { candidatesOf, sameCandidates } from './candidates.js';
+import {
+  type BackendState,
+  type DialJudge,
+  type Follower,
+  reportTo,
+  sameState,
+  stateOf,
+} from './follow.js';
+import { LocalVerdicts } from './verdicts.js';
+
+export type { BackendState, Follower } from './follow.js';
 
 export interface BackendSetEvents {
   /** A backend became healthy again. */
@@ -43,51 +55,6 @@ export function setOptionsOf(cfg: ServiceConfig): BackendSetOptions {
   };
 }
 
-const MAX_TRIAL_BACKOFF_MS = 60_000;
-
-/**
- * A cluster worker's set follows the primary's: it reports what its dials see
- * and takes health verdicts from `applyState`, never deciding them itself.
- */
-export interface Follower {
-  dialFailed(b: Backend, cause: string): void;
-  dialSucceeded(b: Backend): void;
-}
-
-/** Who judges live dial outcomes: this set (rise/fall, circuit), or a primary it follows. */
-interface DialJudge {
-  failed(b: Backend, cause: string): void;
-  succeeded(b: Backend): void;
-}
-
-/** Only news goes to the primary: its own rise/fall and circuit logic decide. */
-function reportTo(f: Follower): DialJudge {
-  return {
-    failed(b, cause) {
-      b.consecutiveFailures++;
-      // The primary acts on a failure only while the backend is up or on trial: a backend
-      // already down (all_down = "try-all" dials it anyway) would only flood the channel.
-      if (!b.removed && (b.healthy || b.halfOpen)) f.dialFailed(b, cause);
-    },
-    succeeded(b) {
-      // The end of a failure streak, or a half-open trial's success.
-      if (b.consecutiveFailures > 0 || b.halfOpen) f.dialSucceeded(b);
-      b.consecutiveFailures = 0;
-    },
-  };
-}
-
-/** What the primary tells each worker about one backend. */
-export interface BackendState {
-  address: string;
-  healthy: boolean;
-  halfOpen: boolean;
-  draining: boolean;
-  disabled: boolean;
-  weight: number;
-  downReason: string | null;
-}
-
 /**
  * The only owner of backend state: health, draining, weights and counters.
  * Probes, dials and the pool report to it; it decides, and emits on change only.
@@ -104,13 +71,13 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   private candWeights: number[] = [];
   private readonly opts: BackendSetOptions;
   private readonly judge: DialJudge;
+  private readonly verdicts: LocalVerdicts;
+  private readonly clock: Clock;
 
   /**
    * `follower`: hand health decisions to a primary (a cluster worker): dials
    * are reported to it, and its verdicts arrive by applyState.
    */
-  private readonly clock: Clock;
-
   constructor(
     configs: readonly BackendConfig[],
     opts: BackendSetOptions,
@@ -121,26 +88,18 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const follower = deps.follower ?? null;
     this.opts = { ...opts };
     for (const c of configs) this.list.push(new Backend(c));
-    this.judge = follower
-      ? reportTo(follower)
-      : {
-          failed: (b, cause) => this.judgeFailure(b, cause),
-          succeeded: (b) => this.judgeSuccess(b),
-        };
+    this.verdicts = new LocalVerdicts(this.opts, {
+      markUp: (b) => this.markUp(b),
+      markDown: (b, reason) => this.markDown(b, reason),
+      changed: () => this.commit(),
+    });
+    this.judge = follower ? reportTo(follower) : this.verdicts;
     this.refreshCandidates();
   }
 
   /** The primary's view of every backend. */
   snapshot(): BackendState[] {
-    return this.list.map((b) => ({
-      address: b.address,
-      healthy: b.healthy,
-      halfOpen: b.halfOpen,
-      draining: b.draining,
-      disabled: b.disabled,
-      weight: b.weight,
-      downReason: b.downReason,
-    }));
+    return this.list.map(stateOf);
   }
 
   /**
@@ -180,12 +139,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return this.list;
   }
 
-  /**
-   * What strategies pick from: healthy (or half-open, trial not yet taken)
-   * primaries that are not draining; if none, such backups; if none and
-   * all_down = "try-all", every backend not draining (a health verdict can be
-   * stale, a dial is cheap); else nothing.
-   */
+  /** What strategies pick from (see candidatesOf). */
   get candidates(): readonly Backend[] {
     return this.cands;
   }
@@ -213,7 +167,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const b = this.require(address);
     b.removed = true;
     b.draining = true;
-    this.clearTrial(b);
+    this.verdicts.clearTrial(b);
     this.list = this.list.filter((x) => x !== b);
     this.commit();
     this.emit('removed', b);
@@ -279,19 +233,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   reportProbe(b: Backend, ok: boolean, detail: string, latencyMs: number): void {
     const first = b.lastCheck === null;
     b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
-    if (b.removed) return;
-    if (ok) {
-      b.consecutiveFailures = 0;
-      if (b.healthy) return;
-      b.consecutiveSuccesses++;
-      if (b.consecutiveSuccesses >= this.opts.rise) this.markUp(b);
-      return;
-    }
-    b.consecutiveSuccesses = 0;
-    b.consecutiveFailures++;
-    if (b.healthy && (first || b.consecutiveFailures >= this.opts.fall)) {
-      this.markDown(b, `probe: ${detail}`);
-    }
+    if (!b.removed) this.verdicts.probe(b, ok, detail, first);
   }
 
   /**
@@ -307,31 +249,6 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   recordDialFailure(b: Backend, cause: string): void {
     b.dialFailuresTotal++;
     this.judge.failed(b, cause);
-  }
-
-  private judgeSuccess(b: Backend): void {
-    b.consecutiveFailures = 0;
-    if (b.halfOpen) {
-      this.clearTrial(b);
-      this.markUp(b);
-    }
-  }
-
-  private judgeFailure(b: Backend, cause: string): void {
-    b.consecutiveSuccesses = 0;
-    b.consecutiveFailures++;
-    if (b.removed) return;
-    if (b.halfOpen) {
-      // The trial failed: stay open, wait twice as long for the next one.
-      b.halfOpen = false;
-      b.trialInFlight = false;
-      b.trialBackoffMs = Math.min(b.trialBackoffMs * 2, MAX_TRIAL_BACKOFF_MS);
-      b.downReason = `dial: ${cause}`;
-      this.scheduleTrial(b);
-      this.commit();
-      return;
-    }
-    if (b.healthy && b.consecutiveFailures >= this.opts.fall) this.markDown(b, `dial: ${cause}`);
   }
 
   /** The dialer picked a half-open backend: it is the one trial; keep others off it until the verdict. */
@@ -380,10 +297,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = false;
     b.downReason = reason;
     b.consecutiveSuccesses = 0;
-    if (this.opts.passiveOnly) {
-      b.trialBackoffMs = this.opts.trialBackoffMs;
-      this.scheduleTrial(b);
-    }
+    if (this.opts.passiveOnly) this.verdicts.openCircuit(b);
     this.commit();
     this.emit('down', b, reason);
   }
@@ -394,33 +308,14 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.downReason = null;
     b.consecutiveFailures = 0;
     b.upSince = this.clock.now();
-    this.clearTrial(b);
+    this.verdicts.clearTrial(b);
     this.commit();
     this.emit('up', b);
   }
 
   /** Stops the half-open timers; the set is being discarded. */
   close(): void {
-    for (const b of this.list) this.clearTrial(b);
-  }
-
-  private scheduleTrial(b: Backend): void {
-    if (b.trialTimer) clearTimeout(b.trialTimer);
-    b.trialTimer = setTimeout(() => {
-      b.trialTimer = null;
-      if (b.healthy || b.removed) return;
-      b.halfOpen = true;
-      b.trialInFlight = false;
-      this.commit();
-    }, b.trialBackoffMs);
-    b.trialTimer.unref();
-  }
-
-  private clearTrial(b: Backend): void {
-    if (b.trialTimer) clearTimeout(b.trialTimer);
-    b.trialTimer = null;
-    b.halfOpen = false;
-    b.trialInFlight = false;
+    for (const b of this.list) this.verdicts.clearTrial(b);
   }
 
   private require(address: string): Backend {
@@ -442,39 +337,10 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
    * keeps round-robin's place.
    */
   private refreshCandidates(): void {
-    const usable = (b: Backend): boolean =>
-      !b.draining && !b.disabled && (b.healthy || (b.halfOpen && !b.trialInFlight));
-    let c = this.list.filter((b) => usable(b) && !b.backup);
-    if (c.length === 0) c = this.list.filter((b) => usable(b) && b.backup);
-    if (c.length === 0 && this.opts.allDown === 'try-all')
-      c = this.list.filter((b) => !b.draining && !b.disabled);
+    const c = candidatesOf(this.list, this.opts.allDown);
     if (sameCandidates(c, this.cands, this.candWeights)) return;
     this.cands = Object.freeze(c);
     this.candWeights = c.map((b) => b.weight);
     this.emit('change', this.cands);
   }
-}
-
-function sameCandidates(
-  next: readonly Backend[],
-  prev: readonly Backend[],
-  weights: readonly number[],
-): boolean {
-  if (next.length !== prev.length) return false;
-  for (let i = 0; i < next.length; i++) {
-    const b = next[i] as Backend;
-    if (b !== prev[i] || b.weight !== weights[i]) return false;
-  }
-  return true;
-}
-
-function sameState(b: Backend, st: BackendState): boolean {
-  return (
-    b.healthy === st.healthy &&
-    b.halfOpen === st.halfOpen &&
-    b.draining === st.draining &&
-    b.disabled === st.disabled &&
-    b.weight === st.weight &&
-    b.downReason === st.downReason
-  );
 }

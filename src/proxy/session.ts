@@ -6,17 +6,9 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
-import {
-  addressesOf,
-  encodeV1,
-  encodeV2,
-  type ProxyAddresses,
-  parseProxyHeader,
-} from './proxy-protocol.js';
+import { readProxyHeader } from './header-reader.js';
+import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-protocol.js';
 import type { SourceLimiter } from './source-limits.js';
-
-/** A client that must send a PROXY header gets this long to send all of it. */
-export const PROXY_HEADER_TIMEOUT_MS = 3000;
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -116,53 +108,21 @@ export class Session implements DialRequester {
     else this.host.admit(this);
   }
 
-  /** Reads the client's PROXY header (v1 or v2) before anything else; the rest of its bytes stay queued. */
+  /** The PROXY header first; the client is admitted once it says who the client is. */
   private readProxyHeader(): void {
-    let buf: Buffer = Buffer.alloc(0);
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      this.client.removeListener('data', onData);
-      this.client.removeListener('end', onEnd);
+    this.headerCleanup = readProxyHeader(this.client, (failure, addresses) => {
       this.headerCleanup = null;
-    };
-    const fail = (reason: string): void => {
-      cleanup();
-      this.host.proxyHeaderFailed(this, reason);
-      this.refuse('refused-proxy');
-    };
-    const onData = (d: Buffer): void => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      const r = parseProxyHeader(buf);
-      if (r.state === 'more') return;
-      if (r.state === 'error') {
-        fail(r.reason);
+      if (failure !== null) {
+        this.host.proxyHeaderFailed(this, failure);
+        this.refuse('refused-proxy');
         return;
       }
-      cleanup();
-      this.client.pause();
-      if (r.consumed < buf.length) this.client.unshift(buf.subarray(r.consumed));
-      if (r.header.addresses) {
-        this.proxied = r.header.addresses;
-        this.clientIp = r.header.addresses.srcAddr;
+      if (addresses) {
+        this.proxied = addresses;
+        this.clientIp = addresses.srcAddr;
       }
       this.host.admit(this);
-    };
-    const onEnd = (): void => fail('closed before a complete PROXY header');
-    const timer = setTimeout(
-      () => fail(`no complete PROXY header within ${PROXY_HEADER_TIMEOUT_MS} ms`),
-      PROXY_HEADER_TIMEOUT_MS,
-    );
-    timer.unref();
-    this.headerCleanup = cleanup;
-    this.client.on('data', onData);
-    this.client.once('end', onEnd);
-    // Accepted paused (readableFlowing = false): a 'data' listener alone does not start reading.
-    this.client.resume();
-  }
-
-  /** True once the client leg has closed: nothing more is started for this session. */
-  get closed(): boolean {
-    return this.clientClosed;
+    });
   }
 
   /**

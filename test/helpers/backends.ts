@@ -77,3 +77,14 @@ export function seeded(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A clock a test moves by hand (see src/clock.ts). */
+export class ManualClock {
+  constructor(private t = 1000) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}

@@ -6,7 +6,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/schema.js';
-import { LoadBalancer } from '../../src/load-balancer.js';
+import { LoadBalancer, type LoadBalancerOptions } from '../../src/load-balancer.js';
 
 /** "127.0.0.1:PORT", as configs name a loopback backend. */
 export const addr = (port: number): string => `127.0.0.1:${port}`;
@@ -136,8 +136,15 @@ export async function blackhole(t: TestContext): Promise<number> {
 }
 
 /** Starts a balancer from a config object (listen ports may be 0); closes it after the test. */
-export async function startLb(t: TestContext, raw: Record<string, unknown>): Promise<LoadBalancer> {
-  const lb = new LoadBalancer(parseConfig(raw, { source: '<test>', allowEphemeralListen: true }));
+export async function startLb(
+  t: TestContext,
+  raw: Record<string, unknown>,
+  opts: LoadBalancerOptions = {},
+): Promise<LoadBalancer> {
+  const lb = new LoadBalancer(
+    parseConfig(raw, { source: '<test>', allowEphemeralListen: true }),
+    opts,
+  );
   await lb.start();
   t.after(() => lb.close(0));
   return lb;

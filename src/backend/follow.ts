@@ -1,0 +1,74 @@
+import type { Backend } from './backend.js';
+
+/*
+ * How a cluster worker's BackendSet follows the primary's. Part of the
+ * backend state owner: BackendSet installs these and alone calls them.
+ */
+
+/**
+ * A cluster worker's set follows the primary's: it reports what its dials see
+ * and takes health verdicts from `applyState`, never deciding them itself.
+ */
+export interface Follower {
+  dialFailed(b: Backend, cause: string): void;
+  dialSucceeded(b: Backend): void;
+}
+
+/** Who judges live dial outcomes: this set (rise/fall, circuit), or a primary it follows. */
+export interface DialJudge {
+  failed(b: Backend, cause: string): void;
+  succeeded(b: Backend): void;
+}
+
+/** Only news goes to the primary: its own rise/fall and circuit logic decide. */
+export function reportTo(f: Follower): DialJudge {
+  return {
+    failed(b, cause) {
+      b.consecutiveFailures++;
+      // The primary acts on a failure only while the backend is up or on trial: a backend
+      // already down (all_down = "try-all" dials it anyway) would only flood the channel.
+      if (!b.removed && (b.healthy || b.halfOpen)) f.dialFailed(b, cause);
+    },
+    succeeded(b) {
+      // The end of a failure streak, or a half-open trial's success.
+      if (b.consecutiveFailures > 0 || b.halfOpen) f.dialSucceeded(b);
+      b.consecutiveFailures = 0;
+    },
+  };
+}
+
+/** The primary's word on one backend (the snapshot it broadcasts). */
+export function stateOf(b: Backend): BackendState {
+  return {
+    address: b.address,
+    healthy: b.healthy,
+    halfOpen: b.halfOpen,
+    draining: b.draining,
+    disabled: b.disabled,
+    weight: b.weight,
+    downReason: b.downReason,
+  };
+}
+
+/** What the primary tells each worker about one backend. */
+export interface BackendState {
+  address: string;
+  healthy: boolean;
+  halfOpen: boolean;
+  draining: boolean;
+  disabled: boolean;
+  weight: number;
+  downReason: string | null;
+}
+
+/** Whether a backend already matches the primary's word on it (applyState skips it then). */
+export function sameState(b: Backend, st: BackendState): boolean {
+  return (
+    b.healthy === st.healthy &&
+    b.halfOpen === st.halfOpen &&
+    b.draining === st.draining &&
+    b.disabled === st.disabled &&
+    b.weight === st.weight &&
+    b.downReason === st.downReason
+  );
+}

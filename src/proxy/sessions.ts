@@ -1,0 +1,124 @@
+import type { Socket } from 'node:net';
+import type { BackendSet } from '../backend/backend-set.js';
+import type { Clock } from '../clock.js';
+import type { ServiceConfig } from '../config/schema.js';
+import type { LbError } from '../errors.js';
+import { noop } from '../noop.js';
+import type { SessionAccounting } from './accounting.js';
+import type { Admission } from './admission.js';
+import type { Dialer } from './dialer.js';
+import type { ListenerHost } from './listener.js';
+import { Session, type SessionHost } from './session.js';
+import type { WaitQueue } from './wait-queue.js';
+
+/** What the sessions of a service share with it. */
+export interface SessionsDeps {
+  /** Read at each use, so a reload applies at once. */
+  readonly cfg: ServiceConfig;
+  readonly backends: BackendSet;
+  readonly clock: Clock;
+  readonly stats: SessionAccounting;
+  readonly admission: Admission;
+  readonly dialer: Dialer;
+  readonly queue: WaitQueue;
+}
+
+/**
+ * The open sessions of one service, from accept to close: the PROXY-sender
+ * check, admission, the dial, the bookkeeping when a session ends (its source
+ * released, its place handed to a waiting one), and draining.
+ */
+export class OpenSessions implements ListenerHost, SessionHost {
+  readonly backends: BackendSet;
+  readonly clock: Clock;
+  private readonly open = new Set<Session>();
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: SessionsDeps) {
+    this.backends = deps.backends;
+    this.clock = deps.clock;
+  }
+
+  get cfg(): ServiceConfig {
+    return this.deps.cfg;
+  }
+
+  get activeSessions(): number {
+    return this.open.size;
+  }
+
+  accept(client: Socket): void {
+    const { stats, admission } = this.deps;
+    stats.counters.accepted++;
+    if (this.cfg.acceptProxy && !admission.trustedSender(client.remoteAddress ?? '')) {
+      client.on('error', noop);
+      stats.refusedProxy(client.remoteAddress, 'not a trusted PROXY sender');
+      client.destroy();
+      return;
+    }
+    const s = new Session(this, client);
+    this.open.add(s);
+    s.start();
+  }
+
+  refused(client: Socket): void {
+    this.deps.stats.refusedAtLimit(client);
+  }
+
+  admit(s: Session): void {
+    const lease = this.deps.admission.lease(s.clientIp);
+    if (typeof lease === 'string') {
+      this.deps.stats.refusedSource(s.clientIp, lease);
+      s.refuse('refused-limit');
+      return;
+    }
+    s.sourceLimiter = lease;
+    s.attempt = this.deps.dialer.begin(s, s.clientIp, true);
+  }
+
+  proxyHeaderFailed(s: Session, reason: string): void {
+    this.deps.stats.refusedProxy(s.client.remoteAddress, reason);
+  }
+
+  sessionReady(s: Session): void {
+    this.deps.stats.ready(s);
+  }
+
+  dialFailed(s: Session, err: LbError): void {
+    this.deps.stats.dialFailed(s, err);
+  }
+
+  sessionEnded(s: Session): void {
+    this.open.delete(s);
+    s.sourceLimiter?.release(s.clientIp);
+    this.deps.stats.ended(s, this.clock.now());
+    if (this.deps.queue.length > 0) this.deps.queue.serve();
+    if (this.open.size === 0 && this.drainWaiters.length > 0) {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** Ends the open sessions on one backend now (an operator disabled it). */
+  endOn(address: string): number {
+    let n = 0;
+    for (const s of this.open) {
+      if (s.target?.address === address || s.attempt?.reserved?.address === address) {
+        s.destroy('shutdown');
+        n++;
+      }
+    }
+    return n;
+  }
+
+  destroyAll(): void {
+    for (const s of this.open) s.destroy('shutdown');
+  }
+
+  /** Resolves when every open session has ended. */
+  drained(): Promise<void> {
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+}
