@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AdminServer } from './admin/server.js';
 import { ClusterPrimary } from './cluster/primary.js';
 import { loadConfig } from './config/load.js';
+import { sameConfig } from './config/same.js';
 import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
 import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
@@ -49,9 +50,13 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   const logLevel = opts.logLevel ?? config.log.level;
   const logger = createLogger(logLevel);
   // workers > 1: this process is the primary; lb is its control plane (probes, state, no listeners).
+  // --log-level wins over the file for good; without it, a reload applies the file's [log] level.
+  const fixedLogLevel = opts.logLevel ?? null;
   const primary =
-    config.process.workers > 1 ? new ClusterPrimary(config, { logger, logLevel }) : null;
-  const lb = primary ? primary.lb : new LoadBalancer(config, { logger });
+    config.process.workers > 1 ? new ClusterPrimary(config, { logger, fixedLogLevel }) : null;
+  const lb = primary
+    ? primary.lb
+    : new LoadBalancer(config, { logger, followConfigLogLevel: fixedLogLevel === null });
   const runner: { close(timeoutMs?: number): Promise<void> } = primary ?? lb;
   try {
     await (primary ?? lb).start();
@@ -62,7 +67,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   }
   const reload = async (): Promise<ReloadSummary> => {
     const next = loadConfig(opts.config);
-    if (JSON.stringify(next.admin) !== JSON.stringify(lb.config.admin)) {
+    if (!sameConfig(next.admin, lb.config.admin)) {
       logger.warn('reload: [admin] changes take effect at the next restart');
     }
     if (next.process.workers !== lb.config.process.workers) {

@@ -1,13 +1,15 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
 import type { StrategyOptions } from './balancer/index.js';
-import type { Clock } from './clock.js';
+import { type Clock, monotonicClock } from './clock.js';
 import { parseHostPort } from './config/address.js';
 import { type BackendOptions, backendFromOptions } from './config/backend-settings.js';
 import { sameConfig } from './config/same.js';
 import type { Config, ServiceConfig } from './config/schema.js';
 import { LbError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
+import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
+import { type ListenerPlan, planListeners } from './reload-plan.js';
 import { Service, type ServiceOptions, type ServiceRole } from './service.js';
 
 export interface LoadBalancerOptions {
@@ -17,6 +19,14 @@ export interface LoadBalancerOptions {
   rng?: () => number;
   /** Monotonic milliseconds (performance.now() by default); a test passes one it can move. */
   clock?: Clock;
+  /** The descriptor reserve (a test passes one with a small limit); by default read from the process. */
+  fds?: FdBudget | null;
+  /**
+   * A reload sets the logger's level from the file's [log] level. Off by
+   * default: a library user's logger (a silent one, say) is theirs; the CLI
+   * turns it on unless --log-level was given, which then wins over the file.
+   */
+  followConfigLogLevel?: boolean;
   /**
    * Set by the cluster code (src/cluster/): "control" in the primary, "serve"
    * in workers. Leave unset to run everything in this process.
@@ -49,6 +59,7 @@ export class LoadBalancer {
   /** 1..N in a cluster worker; 0 otherwise. */
   readonly workerSlot: number;
   private readonly log: Logger;
+  private readonly followConfigLogLevel: boolean;
   private readonly services = new Map<string, Service>();
   /** Services removed by a reload, kept until their open sessions end. */
   private readonly retiring = new Set<Service>();
@@ -60,6 +71,7 @@ export class LoadBalancer {
   constructor(config: Config, opts: LoadBalancerOptions = {}) {
     this.config = config;
     this.log = opts.logger ?? silentLogger();
+    this.followConfigLogLevel = opts.followConfigLogLevel ?? false;
     this.role = opts.role ?? 'single';
     this.workerSlot = opts.workerSlot ?? 0;
     this.serviceOpts = {
@@ -70,6 +82,12 @@ export class LoadBalancer {
       accessLog: config.log.access,
       role: this.role,
       clock: opts.clock,
+      fds:
+        this.role === 'control'
+          ? null
+          : opts.fds === undefined
+            ? new FdBudget(opts.clock ?? monotonicClock)
+            : opts.fds,
       follower: opts.follower,
       onBackendsChanged: opts.onBackendsChanged,
     };
@@ -84,12 +102,25 @@ export class LoadBalancer {
   async start(): Promise<void> {
     if (this.started) throw new LbError('LB_ERR_STATE', 'already started');
     this.started = true;
+    this.warnDescriptors(this.config);
     try {
       for (const svc of this.services.values()) await svc.start();
     } catch (err) {
       for (const svc of this.services.values()) svc.stopAccepting();
       throw err;
     }
+  }
+
+  /** Says so, with the numbers, when the soft descriptor limit is below what the config may hold. */
+  private warnDescriptors(config: Config): void {
+    const fds = this.serviceOpts.fds;
+    if (!fds || fds.limit === null) return;
+    const needed = descriptorsNeeded(config);
+    if (needed <= fds.limit) return;
+    this.log.warn(
+      { limit: fds.limit, needed, reserve: fds.reserve },
+      `open-file limit ${fds.limit} is below the ${needed} descriptors this config may hold (2 per session, pools, probes, admin); new clients are refused within ${fds.reserve} of the limit: raise it (ulimit -n, LimitNOFILE=) or lower max_connections`,
+    );
   }
 
   /**
@@ -108,22 +139,20 @@ export class LoadBalancer {
   private async doReload(next: Config): Promise<ReloadSummary> {
     if (this.closing) throw new LbError('LB_ERR_STATE', 'shutting down');
     const summary: ReloadSummary = { added: [], removed: [], changed: [] };
-    const started: Service[] = [];
+    // 1. Everything that can fail, before anything changes: new services are created (not
+    //    started) and every listen address gets its listener (see planListeners).
+    const added = next.services
+      .filter((c) => !this.services.has(c.name))
+      .map((c) => this.createService(c));
+    let plan: ListenerPlan | null = null;
     try {
-      for (const cfg of next.services) {
-        if (this.services.has(cfg.name)) continue;
-        const svc = this.createService(cfg);
-        if (this.started) await svc.start();
-        started.push(svc);
-      }
+      if (this.started) plan = await planListeners([...this.services.values()], added, next);
     } catch (err) {
-      for (const svc of started) svc.stopAccepting();
+      for (const svc of added) svc.stopAccepting();
       throw err;
     }
-    for (const svc of started) {
-      this.services.set(svc.name, svc);
-      summary.added.push(svc.name);
-    }
+    // 2. Commit: nothing below can fail.
+    if (plan) for (const from of plan.handed.values()) from.giveAwayListener();
     const names = new Set(next.services.map((c) => c.name));
     for (const [name, svc] of this.services) {
       if (names.has(name)) continue;
@@ -135,15 +164,24 @@ export class LoadBalancer {
     }
     this.serviceOpts.accessLog = next.log.access;
     for (const cfg of next.services) {
-      const svc = this.services.get(cfg.name) as Service;
-      if (summary.added.includes(cfg.name)) continue;
+      const svc = this.services.get(cfg.name);
+      if (!svc) continue;
       svc.setAccessLog(next.log.access);
-      if (sameConfig(cfg, svc.cfg)) continue;
-      await svc.applyConfig(cfg);
-      summary.changed.push(cfg.name);
+      // Always applied, changed or not: the file's word on its backends wins on every reload
+      // (weights and settings), while an operator's drain or disable of a listed backend stays.
+      if (!sameConfig(cfg, svc.cfg)) summary.changed.push(cfg.name);
+      svc.applyConfig(cfg, plan?.byName.get(cfg.name) ?? null);
     }
-    this.log.level = next.log.level;
+    for (const svc of added) {
+      this.services.set(svc.name, svc);
+      summary.added.push(svc.name);
+    }
+    // Each start adopts its listener synchronously, before any await lets a client in.
+    if (this.started)
+      await Promise.all(added.map((s) => s.start(plan?.byName.get(s.name) ?? null)));
+    if (this.followConfigLogLevel) this.log.level = next.log.level;
     this.config = next;
+    if (this.started) this.warnDescriptors(next);
     this.log.info(summary, 'config reloaded');
     return summary;
   }

@@ -1,4 +1,4 @@
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, isIPv6, type Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
 import {
   BackendSet,
@@ -13,6 +13,7 @@ import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
 import { NoBackendError } from './errors.js';
 import { HealthChecker } from './health/checker.js';
+import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
 import { WarmPool } from './pool/warm-pool.js';
 import { type ServiceCounters, SessionAccounting } from './proxy/accounting.js';
@@ -20,6 +21,7 @@ import { Admission } from './proxy/admission.js';
 import type { DialAttempt } from './proxy/dial-attempt.js';
 import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { EmbeddedDial } from './proxy/embedded-dial.js';
+import type { FdBudget } from './proxy/fd-budget.js';
 import { Listener } from './proxy/listener.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { WaitQueue } from './proxy/wait-queue.js';
@@ -39,6 +41,8 @@ export interface ServiceOptions {
   accessLog?: boolean;
   role?: ServiceRole;
   clock?: Clock;
+  /** The process's descriptor reserve (LoadBalancer makes one per process). */
+  fds?: FdBudget | null;
   /** "serve" role: where dial outcomes go (the primary). */
   follower?: (service: string) => Follower;
   /** Called whenever a backend's state changes (the primary broadcasts it). */
@@ -60,9 +64,12 @@ export class Service implements DialerDeps {
   readonly log: Logger;
   readonly role: ServiceRole;
   readonly clock: Clock;
+  readonly localErrors: LocalErrors;
+  readonly fds: FdBudget | null;
   private warmPool: WarmPool;
   private health: HealthChecker;
-  private listener: Listener;
+  /** Bound at start (or handed over by a reload); null in the control role and once given away. */
+  private listener: Listener | null = null;
   private readonly sessions: OpenSessions;
   readonly dialer: Dialer;
   readonly queue: WaitQueue;
@@ -76,7 +83,9 @@ export class Service implements DialerDeps {
     this.clock = opts.clock ?? monotonicClock;
     this.strategyOpts = opts.strategy ?? {};
     this.log = log.child({ service: cfg.name });
-    this.stats = new SessionAccounting(this.log, opts.accessLog ?? false);
+    this.localErrors = new LocalErrors(this.log, this.clock);
+    this.fds = opts.fds ?? null;
+    this.stats = new SessionAccounting(this.log, opts.accessLog ?? false, this.clock);
     // A worker follows the primary, which decides and logs health.
     const follower = this.role === 'serve' ? (opts.follower?.(cfg.name) ?? null) : null;
     this.backends = new BackendSet(cfg.backends, setOptionsOf(cfg), {
@@ -108,7 +117,6 @@ export class Service implements DialerDeps {
       queueTimeoutMs,
     );
     this.sessions = new OpenSessions(this);
-    this.listener = new Listener(cfg.listen, this.sessions, this.log, this.clock);
   }
 
   private createPool(cfg: ServiceConfig): WarmPool {
@@ -120,22 +128,24 @@ export class Service implements DialerDeps {
       refillBaseMs,
       this.log,
       this.clock,
+      this.localErrors,
     );
   }
 
   private createHealth(cfg: ServiceConfig): HealthChecker {
-    return new HealthChecker(cfg.health, this.backends, this.log, this.clock);
+    return new HealthChecker(cfg.health, this.backends, this.log, this.clock, this.localErrors);
   }
 
   /**
-   * Applies a reloaded config in place: backends are added, removed and
-   * re-weighted (unchanged ones keep their health and warm pool), and each
-   * part is replaced only where its own settings changed. Open sessions are
-   * never cut.
+   * Applies a reloaded config in place; it cannot fail (whatever can, binding
+   * a listener, LoadBalancer.reload did before). `listener`: the one to
+   * serve from now on, when the listen address changed. Backends follow the
+   * file (see syncBackends), and each other part is replaced only where its
+   * own settings changed. Open sessions are never cut.
    */
-  async applyConfig(next: ServiceConfig): Promise<void> {
+  applyConfig(next: ServiceConfig, listener: Listener | null = null): void {
     const prev = this.cfg;
-    if (next.listen.address !== prev.listen.address && this.serves) await this.rebind(next);
+    if (listener && listener !== this.listener) this.adopt(listener);
     this.cfg = next;
     this.admission.configure(next);
     this.queue.configure(next.queueSize, next.queueTimeoutMs);
@@ -158,12 +168,25 @@ export class Service implements DialerDeps {
     }
   }
 
-  /** Binds the new address before letting the old one go, so a failure leaves the old one serving. */
-  private async rebind(next: ServiceConfig): Promise<void> {
-    const listener = new Listener(next.listen, this.sessions, this.log, this.clock);
-    await listener.start();
-    this.listener.stop();
-    this.listener = listener;
+  /** Binds `listen` for this service without adopting it yet (a reload binds everything first). */
+  async bind(listen: ServiceConfig['listen']): Promise<Listener> {
+    const l = new Listener(listen, this.sessions, this.log, this.clock);
+    await l.start();
+    return l;
+  }
+
+  /** Serves from `l` from now on; the listener it had is closed unless it was given away. */
+  adopt(l: Listener): void {
+    this.listener?.stop();
+    l.handTo(this.sessions);
+    this.listener = l;
+  }
+
+  /** Gives this service's bound listener to another (a reload renamed it, or reused its address). */
+  giveAwayListener(): Listener | null {
+    const l = this.listener;
+    this.listener = null;
+    return l;
   }
 
   private syncBackends(configs: readonly BackendConfig[]): void {
@@ -264,8 +287,9 @@ export class Service implements DialerDeps {
     return this.role !== 'control';
   }
 
-  async start(): Promise<void> {
-    if (this.serves) await this.listener.start();
+  /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
+  async start(listener: Listener | null = null): Promise<void> {
+    if (this.serves) this.adopt(listener ?? (await this.bind(this.cfg.listen)));
     if (this.probes) this.health.start();
     if (!this.serves) return;
     this.warmPool.start();
@@ -273,13 +297,22 @@ export class Service implements DialerDeps {
     this.log.info({ listen: `${a.address}:${a.port}` }, 'listening');
   }
 
+  /** The bound address; the configured one where nothing is bound (the cluster primary). */
   address(): AddressInfo {
-    return this.listener.address();
+    const bound = this.listener?.address();
+    if (bound) return bound;
+    const { host, port } = this.cfg.listen;
+    return { address: host, port, family: isIPv6(host) ? 'IPv6' : 'IPv4' };
+  }
+
+  /** The listener this service serves from now (null in the control role). */
+  get boundListener(): Listener | null {
+    return this.listener;
   }
 
   /** Stops accepting, probing and pooling; open sessions carry on. */
   stopAccepting(): void {
-    this.listener.stop();
+    this.listener?.stop();
     this.admission.close();
     this.queue.close();
     this.health.stop();

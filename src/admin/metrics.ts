@@ -157,6 +157,7 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       'counter',
       perServiceBy(lb, 'reason', [
         ['max-connections', (s) => c(s).refusedLimit],
+        ['descriptors', (s) => c(s).refusedDescriptors],
         ['queue-full', (s) => c(s).refusedQueueFull],
         ['queue-timeout', (s) => c(s).refusedQueueTimeout],
         ['no-backend', (s) => c(s).refusedNoBackend],
@@ -237,6 +238,36 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
             labels: { service: s.name, cause },
           })),
         ),
+    ],
+    [
+      'pool_early_closes_total',
+      'Idle pooled connections the backend closed, reset or flooded before use (refill backs off).',
+      'counter',
+      () =>
+        lb.allServices.flatMap((s) =>
+          Object.entries(s.pool.counters.earlyCloses).map(([cause, value]) => ({
+            value,
+            labels: { service: s.name, cause },
+          })),
+        ),
+    ],
+    [
+      'local_errors_total',
+      'The balancer’s own resource errors (EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL…) on dials, refills and probes; never counted against a backend.',
+      'counter',
+      () =>
+        lb.allServices.flatMap((s) =>
+          Object.entries(s.localErrors.counts).map(([code, value]) => ({
+            value,
+            labels: { service: s.name, code },
+          })),
+        ),
+    ],
+    [
+      'session_errors_total',
+      'Sessions closed because the balancer’s own code threw (logged with the stack).',
+      'counter',
+      perService(lb, (s) => c(s).sessionErrors),
     ],
     [
       'connect_seconds',

@@ -225,8 +225,19 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
 
   /** New fall/rise/circuit settings from a reload. */
   setOptions(opts: BackendSetOptions): void {
+    const wasPassive = this.opts.passiveOnly;
     Object.assign(this.opts, opts);
-    this.refreshCandidates();
+    if (opts.passiveOnly === wasPassive) {
+      this.refreshCandidates();
+      return;
+    }
+    // Probes turned off: a backend already down gets its half-open trials, or it would stay down
+    // for good. Probes turned on: they decide from now; trials end.
+    for (const b of this.list) {
+      if (!opts.passiveOnly) this.verdicts.clearTrial(b);
+      else if (!b.healthy && !b.removed) this.verdicts.openCircuit(b);
+    }
+    this.commit();
   }
 
   /** An active probe's verdict. */

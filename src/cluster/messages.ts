@@ -13,6 +13,8 @@ export type ToWorker =
       workers: number;
       config: Config;
       logLevel: LogLevel;
+      /** Reloads set the level from the file (no --log-level on the command line). */
+      followConfigLogLevel: boolean;
       state: StateMap;
     }
   | { t: 'state'; services: StateMap }

@@ -28,7 +28,7 @@ const RELOAD_TIMEOUT_MS = 15_000;
  */
 export class ClusterPrimary implements AdminCluster {
   readonly lb: LoadBalancer;
-  private readonly logLevel: LogLevel;
+  private readonly fixedLogLevel: LogLevel | null;
   private readonly ipc: WorkerIpc;
   private readonly broadcast: StateBroadcast;
   private readonly slots: WorkerSlots;
@@ -36,8 +36,15 @@ export class ClusterPrimary implements AdminCluster {
   private closing: Promise<void> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
 
-  constructor(config: Config, opts: { logger: Logger; logLevel: LogLevel; clock?: Clock }) {
-    this.logLevel = opts.logLevel;
+  /**
+   * `fixedLogLevel`: --log-level from the command line, which wins over the
+   * file for good; null lets reloads set the level from [log] level.
+   */
+  constructor(
+    config: Config,
+    opts: { logger: Logger; fixedLogLevel: LogLevel | null; clock?: Clock },
+  ) {
+    this.fixedLogLevel = opts.fixedLogLevel;
     const clock = opts.clock ?? monotonicClock;
     this.ipc = new WorkerIpc(opts.logger);
     this.broadcast = new StateBroadcast(
@@ -48,6 +55,7 @@ export class ClusterPrimary implements AdminCluster {
       logger: opts.logger,
       clock,
       role: 'control',
+      followConfigLogLevel: opts.fixedLogLevel === null,
       onBackendsChanged: () => this.broadcast.queue(),
     });
     this.slots = new WorkerSlots(
@@ -56,7 +64,8 @@ export class ClusterPrimary implements AdminCluster {
       {
         initial: () => ({
           config: this.lb.config,
-          logLevel: this.logLevel,
+          logLevel: this.fixedLogLevel ?? this.lb.config.log.level,
+          followConfigLogLevel: this.fixedLogLevel === null,
           state: stateMap(this.lb),
         }),
         dial: (m) => this.onDial(m),

@@ -31,7 +31,12 @@ export interface Slot {
 /** What the slots need from the primary that owns them. */
 export interface SlotHooks {
   /** Read when a worker says hello, so a worker (re)started after a reload gets the config in force. */
-  initial(): { config: Config; logLevel: LogLevel; state: StateMap };
+  initial(): {
+    config: Config;
+    logLevel: LogLevel;
+    followConfigLogLevel: boolean;
+    state: StateMap;
+  };
   /** A worker's dial outcome: the passive health signal the primary's BackendSet decides on. */
   dial(m: Extract<FromWorker, { t: 'dial' }>): void;
   /** A slot's worker died or stopped: what it last reported must outlive it. */

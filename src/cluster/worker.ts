@@ -71,6 +71,7 @@ export class ClusterWorker {
     const lb = new LoadBalancer(workerShare(m.config, this.workers), {
       logger: this.log,
       role: 'serve',
+      followConfigLogLevel: m.followConfigLogLevel,
       workerSlot: slot,
       follower: (service) => ({
         dialFailed: (b, cause) =>

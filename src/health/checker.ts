@@ -2,6 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import { type Clock, monotonicClock } from '../clock.js';
 import type { HealthConfig } from '../config/schema.js';
+import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import { httpProbe } from './http-probe.js';
 import { type ProbeResult, tcpProbe } from './tcp-probe.js';
@@ -27,6 +28,8 @@ export class HealthChecker {
     private readonly set: BackendSet,
     private readonly log: Logger,
     private readonly clock: Clock = monotonicClock,
+    /** The balancer's own resource errors: a probe that hits one gives no verdict. */
+    private readonly localErrors: LocalErrors | null = null,
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -87,6 +90,7 @@ export class HealthChecker {
     const p = this.runProbe(b).then((r) => {
       this.inFlight.delete(b);
       this.log.trace({ backend: b.address, ok: r.ok, detail: r.detail, ms: r.latencyMs }, 'probe');
+      if (!r.ok && this.localErrors?.claim(r.detail, 'probe', b.address)) return;
       this.set.reportProbe(b, r.ok, r.detail, r.latencyMs);
     });
     this.inFlight.set(b, p);

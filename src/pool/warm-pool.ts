@@ -3,20 +3,21 @@ import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import type { Clock } from '../clock.js';
 import type { PoolConfig } from '../config/schema.js';
+import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import { connectTo } from '../proxy/connect.js';
 
-/** Bytes a backend may send to an idle pooled socket (a greeting) before we give up on it. */
-export const MAX_EARLY_BYTES = 64 * 1024;
-const MAX_REFILL_BACKOFF_MS = 30_000;
+import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
 
-export type EvictionCause =
-  | 'closed'
-  | 'error'
-  | 'expired'
-  | 'overflow'
-  | 'backend-down'
-  | 'shutdown';
+/** Young deaths in a row after which a backend's pool stops pre-opening for a while. */
+const SUSPEND_AFTER = 8;
+const SUSPEND_MS = 5 * 60_000;
+
+export type { EvictionCause } from './backend-pool.js';
+export { MAX_EARLY_BYTES, PooledSocket } from './backend-pool.js';
+
+/** Causes of an idle socket's death that, young, say the backend will not keep idle connections. */
+type EarlyCause = 'closed' | 'error' | 'overflow';
 
 /** Plain counters, read by metrics at scrape time. */
 export interface PoolCounters {
@@ -25,6 +26,8 @@ export interface PoolCounters {
   refills: number;
   refillFailures: number;
   evictions: Record<EvictionCause, number>;
+  /** Idle sockets the backend closed, reset or flooded young (see WarmPool); counted as refill failures too. */
+  earlyCloses: Record<EarlyCause, number>;
 }
 
 /** What the admin API, metrics and tests may read of a pool. */
@@ -32,48 +35,6 @@ export interface PoolStats {
   readonly counters: PoolCounters;
   readonly idleCount: number;
   idleFor(b: Backend): number;
-}
-
-/** A connected socket waiting in a pool, with what the backend sent it so far. */
-export class PooledSocket {
-  readonly early: Buffer[] = [];
-  earlyBytes = 0;
-  /** Listeners bound once per socket; removed by `detach` when a session takes it. */
-  readonly onData: (chunk: Buffer) => void;
-  readonly onEnd: () => void;
-  readonly onError: () => void;
-  constructor(
-    readonly socket: Socket,
-    readonly backend: Backend,
-    readonly openedAt: number,
-    evict: (ps: PooledSocket, cause: EvictionCause) => void,
-  ) {
-    this.onData = (chunk) => {
-      this.early.push(chunk);
-      this.earlyBytes += chunk.length;
-      if (this.earlyBytes > MAX_EARLY_BYTES) evict(this, 'overflow');
-    };
-    this.onEnd = () => evict(this, 'closed');
-    this.onError = () => evict(this, 'error');
-  }
-}
-
-/** One backend's idle sockets and refill state. */
-class BackendPool {
-  readonly idle: PooledSocket[] = [];
-  connecting = 0;
-  /** Idle sockets wanted now: min_idle, raised toward max_idle by misses, decaying back. */
-  target: number;
-  missesSinceReap = 0;
-  backoffMs = 0;
-  retryTimer: NodeJS.Timeout | null = null;
-  closed = false;
-  constructor(
-    readonly backend: Backend,
-    minIdle: number,
-  ) {
-    this.target = minIdle;
-  }
 }
 
 /**
@@ -97,6 +58,7 @@ export class WarmPool implements PoolStats {
     refills: 0,
     refillFailures: 0,
     evictions: { closed: 0, error: 0, expired: 0, overflow: 0, 'backend-down': 0, shutdown: 0 },
+    earlyCloses: { closed: 0, error: 0, overflow: 0 },
   };
   private readonly pools = new Map<Backend, BackendPool>();
   private readonly reaper: NodeJS.Timeout | null = null;
@@ -109,9 +71,11 @@ export class WarmPool implements PoolStats {
     private readonly cfg: PoolConfig,
     private readonly backends: BackendSet,
     private readonly connectTimeoutMs: number,
-    private readonly refillBaseMs: number,
+    /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
+    readonly refillBaseMs: number,
     private readonly log: Logger,
     private readonly clock: Clock,
+    private readonly localErrors: LocalErrors,
   ) {
     if (cfg.minIdle === 0) return;
     backends.on('up', this.onUp);
@@ -171,6 +135,7 @@ export class WarmPool implements PoolStats {
       return null;
     }
     this.counters.hits++;
+    p.proven();
     this.refill(p);
     return ps;
   }
@@ -217,7 +182,7 @@ export class WarmPool implements PoolStats {
     if (!this.enabled || !this.eligible(b)) return;
     let p = this.pools.get(b);
     if (!p) {
-      p = new BackendPool(b, this.cfg.minIdle);
+      p = new BackendPool(b, this.cfg.minIdle, this.clock);
       this.pools.set(b, p);
     }
     this.refill(p);
@@ -241,6 +206,14 @@ export class WarmPool implements PoolStats {
 
   private refill(p: BackendPool): void {
     if (p.closed || p.retryTimer) return;
+    if (p.suspendedUntil > 0) {
+      const left = p.suspendedUntil - this.clock.now();
+      if (left > 0) {
+        this.retryIn(p, left);
+        return;
+      }
+      p.suspendedUntil = 0;
+    }
     // While backing off, one attempt at a time; otherwise fill the gap at once.
     const want = p.backoffMs > 0 ? Math.min(1, p.target) : p.target;
     while (p.idle.length + p.connecting < want && p.connecting < (p.backoffMs > 0 ? 1 : want)) {
@@ -262,7 +235,8 @@ export class WarmPool implements PoolStats {
       sock.destroy();
       return;
     }
-    p.backoffMs = 0;
+    // A connect alone proves little while sockets die young: the backoff ends when one is kept.
+    if (p.earlyCloses === 0) p.backoffMs = 0;
     this.counters.refills++;
     this.backends.reportDialSuccess(p.backend);
     const ps = new PooledSocket(sock, p.backend, this.clock.now(), (x, c) => this.evict(p, x, c));
@@ -276,18 +250,56 @@ export class WarmPool implements PoolStats {
 
   private refillFailed(p: BackendPool, cause: string): void {
     this.counters.refillFailures++;
-    this.backends.recordDialFailure(p.backend, `pool refill: ${cause}`);
+    if (!this.localErrors.claim(cause, 'pool refill', p.backend.address))
+      this.backends.recordDialFailure(p.backend, `pool refill: ${cause}`);
     if (p.closed || p.retryTimer) return;
-    p.backoffMs =
-      p.backoffMs === 0 ? this.refillBaseMs : Math.min(p.backoffMs * 2, MAX_REFILL_BACKOFF_MS);
-    this.log.debug(
-      { backend: p.backend.address, cause, retryInMs: p.backoffMs },
-      'pool refill failed',
-    );
+    const wait = p.backOff(this.refillBaseMs);
+    this.log.debug({ backend: p.backend.address, cause, retryInMs: wait }, 'pool refill failed');
+    this.retryIn(p, wait);
+  }
+
+  /**
+   * An idle socket the backend closed, reset or flooded well before idle_ttl
+   * and before any client used it: a backend at its own connection limit, or
+   * with an idle timeout shorter than ours, or a greeting over the cap. Every
+   * connect succeeds there, so without this the pool would reconnect as fast
+   * as the loop turns. It counts as a refill failure (backoff, a warning, a
+   * metric); after SUSPEND_AFTER in a row the backend's pool stops
+   * pre-opening for SUSPEND_MS, and its clients dial fresh meanwhile. Not a
+   * health signal: such a backend serves real clients well.
+   */
+  private diedYoung(p: BackendPool, cause: EarlyCause, ageMs: number): void {
+    this.counters.refillFailures++;
+    this.counters.earlyCloses[cause]++;
+    p.earlyCloses++;
+    const wait = p.backOff(this.refillBaseMs);
+    const backend = p.backend.address;
+    const afterMs = Math.round(ageMs);
+    if (p.earlyCloses >= SUSPEND_AFTER) {
+      p.suspendedUntil = this.clock.now() + SUSPEND_MS;
+      p.earlyCloses = 0;
+      this.log.warn(
+        { backend, cause, afterMs, suspendedMs: SUSPEND_MS },
+        `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)`,
+      );
+      this.retryIn(p, SUSPEND_MS);
+      return;
+    }
+    const held = p.warning.pass();
+    if (held >= 0)
+      this.log.warn(
+        { backend, cause, afterMs, retryInMs: wait, alsoEarly: held },
+        `backend closes idle connections after ~${afterMs} ms; pool refill backs off (idle_ttl below that avoids it)`,
+      );
+    this.retryIn(p, wait);
+  }
+
+  private retryIn(p: BackendPool, ms: number): void {
+    if (p.retryTimer) clearTimeout(p.retryTimer);
     p.retryTimer = setTimeout(() => {
       p.retryTimer = null;
       this.refill(p);
-    }, p.backoffMs);
+    }, ms);
     p.retryTimer.unref();
   }
 
@@ -299,6 +311,21 @@ export class WarmPool implements PoolStats {
     // The error listener stays: a destroyed socket must never throw an unhandled 'error'.
     ps.socket.removeListener('close', ps.onEnd);
     ps.socket.destroy();
-    if (cause !== 'shutdown' && cause !== 'backend-down') this.refill(p);
+    if (cause === 'shutdown' || cause === 'backend-down') return;
+    if (cause === 'closed' || cause === 'error' || cause === 'overflow') {
+      const age = this.clock.now() - ps.openedAt;
+      if (age < this.youngMs) {
+        this.diedYoung(p, cause, age);
+        return;
+      }
+    }
+    // It lived long enough to show the backend keeps idle connections.
+    p.proven();
+    this.refill(p);
+  }
+
+  /** An idle socket that dies before this age died young: half of idle_ttl, at most 5 s. */
+  private get youngMs(): number {
+    return Math.min(this.cfg.idleTtlMs / 2, 5000);
   }
 }

@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
+import type { Clock } from '../clock.js';
 import type { LbError, LimitError } from '../errors.js';
 import { CONNECT_BUCKETS, Histogram } from '../histogram.js';
 import type { Logger } from '../logger.js';
+import { LogThrottle } from '../rate-limit.js';
 import type { Session } from './session.js';
 
 /** Plain counters, read by metrics at scrape time. */
@@ -9,6 +11,8 @@ export interface ServiceCounters {
   accepted: number;
   /** Turned away at the service's max_connections. */
   refusedLimit: number;
+  /** Turned away because open descriptors neared the process's limit (see FdBudget). */
+  refusedDescriptors: number;
   /** Every backend at its cap and the wait queue full. */
   refusedQueueFull: number;
   /** Waited queue_timeout for a backend slot without getting one. */
@@ -26,6 +30,8 @@ export interface ServiceCounters {
   retries: number;
   bytesFromClients: number;
   bytesToClients: number;
+  /** Sessions closed because their own code threw (see Session.crashed). */
+  sessionErrors: number;
 }
 
 /** Session lengths: 1 ms to 1 h. */
@@ -40,6 +46,7 @@ export class SessionAccounting {
   readonly counters: ServiceCounters = {
     accepted: 0,
     refusedLimit: 0,
+    refusedDescriptors: 0,
     refusedQueueFull: 0,
     refusedQueueTimeout: 0,
     queued: 0,
@@ -52,6 +59,7 @@ export class SessionAccounting {
     retries: 0,
     bytesFromClients: 0,
     bytesToClients: 0,
+    sessionErrors: 0,
   };
   /** Accept to backend-ready, split by whether the backend leg came warm from the pool. */
   readonly connectLatency = {
@@ -61,12 +69,20 @@ export class SessionAccounting {
   /** Accept to close, for sessions that reached a backend. */
   readonly sessionDuration = new Histogram(SESSION_BUCKETS);
   private accessLog: Logger | null = null;
+  /** An outage refuses every client: one warning a second, saying how many it stands for. */
+  private readonly outageLog: LogThrottle;
+  private readonly crashLog: LogThrottle;
+  private readonly fdLog: LogThrottle;
 
   constructor(
     private readonly log: Logger,
     accessLog: boolean,
+    clock: Clock,
   ) {
     this.setAccessLog(accessLog);
+    this.outageLog = new LogThrottle(1000, clock);
+    this.crashLog = new LogThrottle(1000, clock);
+    this.fdLog = new LogThrottle(5000, clock);
   }
 
   /** [log] access turned on or off by a reload. */
@@ -75,10 +91,20 @@ export class SessionAccounting {
     if (!on) this.accessLog = null;
   }
 
-  /** Turned away at the service's max_connections, before a session existed. */
-  refusedAtLimit(client: Socket): void {
-    this.counters.refusedLimit++;
-    this.log.debug({ client: client.remoteAddress }, 'refused: max_connections reached');
+  /** Turned away at max_connections or at the descriptor reserve, before a session existed. */
+  refusedAtLimit(client: Socket, limit: 'max-connections' | 'descriptors'): void {
+    if (limit === 'descriptors') {
+      this.counters.refusedDescriptors++;
+      const held = this.fdLog.pass();
+      if (held >= 0)
+        this.log.warn(
+          { client: client.remoteAddress, alsoRefused: held },
+          'refused: open descriptors near the limit (kept for probes, pool and admin)',
+        );
+    } else {
+      this.counters.refusedLimit++;
+      this.log.debug({ client: client.remoteAddress }, 'refused: max_connections reached');
+    }
     this.accessLog?.info({
       client: `${client.remoteAddress}:${client.remotePort}`,
       backend: null,
@@ -113,10 +139,25 @@ export class SessionAccounting {
     }
     if (err.code === 'LB_ERR_NO_BACKEND') this.counters.refusedNoBackend++;
     else this.counters.connectFailed++;
+    const held = this.outageLog.pass();
+    if (held < 0) return;
     this.log.warn(
-      { client: s.clientIp, err: err.message, attempts: s.attempt?.failures ?? [] },
+      {
+        client: s.clientIp,
+        err: err.message,
+        attempts: s.attempt?.failures ?? [],
+        alsoRefused: held,
+      },
       'session refused: no backend reachable',
     );
+  }
+
+  /** A session's own code threw; it was closed. Logged with the stack, at most once a second. */
+  sessionFailed(s: Session, err: unknown): void {
+    this.counters.sessionErrors++;
+    const held = this.crashLog.pass();
+    if (held < 0) return;
+    this.log.error({ client: s.clientIp, err, alsoFailed: held }, 'session failed; closed');
   }
 
   ready(s: Session): void {

@@ -13,6 +13,8 @@ export interface DialRequester {
   dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void;
   /** No backend could be picked, every dial failed, or the wait for a slot ended. */
   dialFailed(a: DialAttempt, err: LbError): void;
+  /** Joined the wait queue: a requester that can tell its client left should cancel then. */
+  waiting?(a: DialAttempt): void;
 }
 
 /** What the dialer does for an attempt it owns. */

@@ -4,6 +4,7 @@ import type { Strategy } from '../balancer/strategy.js';
 import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { DialError, type LbError, NoBackendError } from '../errors.js';
+import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
 import { connectTo } from './connect.js';
@@ -17,6 +18,8 @@ export interface DialerDeps {
   readonly log: Logger;
   readonly pool: WarmPool;
   readonly clock: Clock;
+  /** The balancer's own resource errors: never counted against a backend. */
+  readonly localErrors: LocalErrors;
   /** Plain counter, read at scrape time. */
   readonly counters: { retries: number };
   /** Every candidate is at its max_connections or max_rate: the attempt waits for a slot, or fails. */
@@ -121,7 +124,8 @@ export class Dialer implements AttemptOwner {
   /** Records the failure, then retries with backoff or gives up. */
   private failed(a: DialAttempt, b: Backend, cause: string): void {
     if (a.reserved === b) this.unreserve(a);
-    this.deps.backends.recordDialFailure(b, cause);
+    if (!this.deps.localErrors.claim(cause, 'dial', b.address))
+      this.deps.backends.recordDialFailure(b, cause);
     a.failures.push({ backend: b.address, cause });
     if (a.done) return;
     const { maxRetries, retryDelayMs, name } = this.deps.cfg;

@@ -4,6 +4,7 @@ import type { HostPort } from '../config/address.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { noop } from '../noop.js';
+import type { FdBudget } from './fd-budget.js';
 
 export interface ListenerHost {
   /** Open sessions of this service, for the max_connections check. */
@@ -11,8 +12,10 @@ export interface ListenerHost {
   readonly cfg: { readonly maxConnections: number };
   /** A new client, paused, with an 'error' listener not yet attached. */
   accept(client: Socket): void;
-  /** A client turned away at the limit. */
-  refused(client: Socket): void;
+  /** The process's descriptor reserve (null: not checked). */
+  readonly fds: FdBudget | null;
+  /** A client turned away at a limit. */
+  refused(client: Socket, limit: 'max-connections' | 'descriptors'): void;
 }
 
 const ERRNO_TEXT: Readonly<Record<string, string>> = {
@@ -30,7 +33,7 @@ export class Listener {
 
   constructor(
     private readonly listen: HostPort,
-    private readonly host: ListenerHost,
+    private host: ListenerHost,
     private readonly log: Logger,
     private readonly clock: Clock,
   ) {
@@ -60,19 +63,46 @@ export class Listener {
     return this.server.address() as AddressInfo;
   }
 
+  /** The address as configured ("127.0.0.1:8080"; port 0 until bound). */
+  get configured(): HostPort {
+    return this.listen;
+  }
+
+  /**
+   * A reload gave this address to another service (a rename, or a removed
+   * service's address reused): new clients go to it from now on; the bound
+   * socket is never closed and rebound, so no client sees a refusal.
+   */
+  handTo(host: ListenerHost): void {
+    this.host = host;
+  }
+
   /** Stops accepting; open sessions are not touched (server.close() would wait for them all). */
   stop(): void {
     if (this.server.listening) this.server.close();
   }
 
   private onConnection(client: Socket): void {
-    if (this.host.activeSessions >= this.host.cfg.maxConnections) {
+    const full =
+      this.host.activeSessions >= this.host.cfg.maxConnections
+        ? 'max-connections'
+        : this.host.fds?.admit() === false
+          ? 'descriptors'
+          : null;
+    if (full) {
       client.on('error', noop);
-      this.host.refused(client);
+      this.host.refused(client, full);
       client.destroy();
       return;
     }
-    this.host.accept(client);
+    try {
+      this.host.accept(client);
+    } catch (err) {
+      // Never the process: this client goes, the listener stays.
+      client.on('error', noop);
+      client.destroy();
+      this.log.error({ err }, 'accepting a client failed');
+    }
   }
 
   private onAcceptError(err: Error): void {

@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import { canonicalIp } from './ip-text.js';
 
 /**
  * The PROXY protocol, versions 1 (text) and 2 (binary), as HAProxy specifies
@@ -118,15 +119,11 @@ function ipv6Bytes(a: string): Buffer {
   return out;
 }
 
+/** Sixteen address bytes as RFC 5952 text: the same key a socket's own address would give. */
 function ipv6Text(b: Buffer): string {
   const g: string[] = [];
   for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
-  // Canonical enough for logs and hashing: the longest zero run compressed.
-  const joined = g.join(':');
-  const runs = [...joined.matchAll(/(^|:)0(:0)+(:|$)/g)].sort((x, y) => y[0].length - x[0].length);
-  const best = runs[0];
-  if (!best || best.index === undefined) return joined;
-  return `${joined.slice(0, best.index)}::${joined.slice(best.index + best[0].length)}`;
+  return canonicalIp(g.join(':'), 6) as string;
 }
 
 export type ParseResult =
@@ -170,8 +167,12 @@ function parseV1(buf: Buffer): ParseResult {
   if (family !== 'TCP4' && family !== 'TCP6') {
     return { state: 'error', reason: `v1 header: unknown family ${JSON.stringify(family)}` };
   }
-  const okAddr = family === 'TCP4' ? isIPv4 : isIPv6;
-  if (!okAddr(src) || !okAddr(dst)) return { state: 'error', reason: 'v1 header: bad address' };
+  // Canonical text (RFC 5952), and nothing the encoder could choke on later (zone ids).
+  const fam = family === 'TCP4' ? 4 : 6;
+  const srcAddr = canonicalIp(src, fam);
+  const dstAddr = canonicalIp(dst, fam);
+  if (srcAddr === null || dstAddr === null)
+    return { state: 'error', reason: 'v1 header: bad address' };
   const sp = port(sport);
   const dp = port(dport);
   if (sp < 0 || dp < 0) return { state: 'error', reason: 'v1 header: bad port' };
@@ -179,7 +180,7 @@ function parseV1(buf: Buffer): ParseResult {
     state: 'done',
     header: {
       version: 1,
-      addresses: { family, srcAddr: src, srcPort: sp, dstAddr: dst, dstPort: dp },
+      addresses: { family, srcAddr, srcPort: sp, dstAddr, dstPort: dp },
     },
     consumed: end + 2,
   };

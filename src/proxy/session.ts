@@ -7,8 +7,12 @@ import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
+import { clientKey } from './ip-text.js';
 import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-protocol.js';
 import type { SourceLimiter } from './source-limits.js';
+
+/** What a queued client may send before it is paused (it reaches the backend first). */
+const MAX_HELD_BYTES = 64 * 1024;
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -44,6 +48,8 @@ export interface SessionHost {
   sessionEnded(s: Session): void;
   /** The dial ended without a backend; the session closes. */
   dialFailed(s: Session, err: LbError): void;
+  /** The session's own code threw (a bug, or input nothing foresaw): it was closed. */
+  sessionFailed(s: Session, err: unknown): void;
 }
 
 /**
@@ -75,7 +81,10 @@ export class Session implements DialRequester {
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;
+  private stopWatching: (() => void) | null = null;
 
+  /** What the client sent while it waited in the queue (read to see it leave), for the backend. */
+  private held: Buffer[] | null = null;
   private clientClosed = false;
   private backendClosed = false;
   private ended = false;
@@ -86,7 +95,7 @@ export class Session implements DialRequester {
     client: Socket,
   ) {
     this.client = client;
-    this.clientIp = client.remoteAddress ?? '';
+    this.clientIp = clientKey(client.remoteAddress ?? '');
     this.acceptedAt = host.clock.now();
     this.onClientError = this.onClientError.bind(this);
     this.onClientClose = this.onClientClose.bind(this);
@@ -104,8 +113,23 @@ export class Session implements DialRequester {
   }
 
   start(): void {
-    if (this.host.cfg.acceptProxy) this.readProxyHeader();
-    else this.host.admit(this);
+    try {
+      if (this.host.cfg.acceptProxy) this.readProxyHeader();
+      else this.host.admit(this);
+    } catch (err) {
+      this.crashed(err);
+    }
+  }
+
+  /**
+   * Nothing a peer sends may end the process: an exception in this session's
+   * own code closes this session (a reset both ways) and is logged.
+   */
+  private crashed(err: unknown): void {
+    this.cause ??= 'error';
+    this.host.sessionFailed(this, err);
+    abort(this.client);
+    if (this.backend) abort(this.backend);
   }
 
   /** The PROXY header first; the client is admitted once it says who the client is. */
@@ -119,9 +143,13 @@ export class Session implements DialRequester {
       }
       if (addresses) {
         this.proxied = addresses;
-        this.clientIp = addresses.srcAddr;
+        this.clientIp = clientKey(addresses.srcAddr);
       }
-      this.host.admit(this);
+      try {
+        this.host.admit(this);
+      } catch (err) {
+        this.crashed(err);
+      }
     });
   }
 
@@ -133,6 +161,17 @@ export class Session implements DialRequester {
   dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void {
     this.attempt = a;
     this.backend = sock;
+    try {
+      this.attach(sock, target, pooled);
+    } catch (err) {
+      // Never without an 'error' listener, whatever step threw.
+      if (sock.listenerCount('error') === 0) sock.on('error', this.onBackendError);
+      this.crashed(err);
+    }
+  }
+
+  private attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+    this.stopWatching?.();
     this.target = target;
     this.poolHit = pooled !== null;
     this.readyAt = this.host.clock.now();
@@ -169,6 +208,11 @@ export class Session implements DialRequester {
       const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
       this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
+    if (this.held) {
+      // What the client sent while it waited goes first (once: a redial has sent it already).
+      for (const chunk of this.held) sock.write(chunk);
+      this.held = [];
+    }
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
     // Our own data handlers rather than pipe(): one bound method per direction, no per-chunk
@@ -179,6 +223,38 @@ export class Session implements DialRequester {
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
+  }
+
+  /**
+   * Queued: read the (paused) client while it waits, or a client that leaves
+   * would be noticed only at the head of the queue, holding a place all along.
+   * A reset closes it (and so cancels the wait). A FIN with nothing sent is a
+   * client that gave up, and it is closed; a FIN after a request is a
+   * half-close, and the request waits. What it sends is held (the client is
+   * paused past 64 KiB) and reaches the backend first.
+   */
+  waiting(): void {
+    if (this.held || this.clientClosed) return;
+    const held: Buffer[] = [];
+    let bytes = 0;
+    this.held = held;
+    const onData = (chunk: Buffer): void => {
+      held.push(chunk);
+      bytes += chunk.length;
+      if (bytes >= MAX_HELD_BYTES) this.client.pause();
+    };
+    const onEnd = (): void => {
+      if (bytes === 0) this.client.destroy();
+    };
+    this.stopWatching = () => {
+      this.client.removeListener('data', onData);
+      this.client.removeListener('end', onEnd);
+      this.client.pause();
+      this.stopWatching = null;
+    };
+    this.client.on('data', onData);
+    this.client.once('end', onEnd);
+    this.client.resume();
   }
 
   /** Turned away before any backend: `cause` says why (limits, PROXY header). */
@@ -201,11 +277,21 @@ export class Session implements DialRequester {
     this.client.destroy();
   }
 
-  /** Ends the session now (shutdown, or an operator's command). */
+  /**
+   * Ends the session now. A cut made on purpose (shutdown, an operator's
+   * disable, max_lifetime) resets both legs, so an unframed protocol never
+   * takes a truncated reply for a complete one; an idle timeout, with nothing
+   * in flight, closes them plainly.
+   */
   destroy(cause: TerminationCause): void {
     this.cause ??= cause;
-    this.client.destroy();
-    this.backend?.destroy();
+    if (cause === 'idle-timeout') {
+      this.client.destroy();
+      this.backend?.destroy();
+      return;
+    }
+    abort(this.client);
+    if (this.backend) abort(this.backend);
   }
 
   /**

@@ -7,6 +7,7 @@ import { noop } from '../noop.js';
 import type { SessionAccounting } from './accounting.js';
 import type { Admission } from './admission.js';
 import type { Dialer } from './dialer.js';
+import type { FdBudget } from './fd-budget.js';
 import type { ListenerHost } from './listener.js';
 import { Session, type SessionHost } from './session.js';
 import type { WaitQueue } from './wait-queue.js';
@@ -21,6 +22,8 @@ export interface SessionsDeps {
   readonly admission: Admission;
   readonly dialer: Dialer;
   readonly queue: WaitQueue;
+  /** The process's descriptor reserve, shared by every service (null: not checked). */
+  readonly fds: FdBudget | null;
 }
 
 /**
@@ -37,6 +40,10 @@ export class OpenSessions implements ListenerHost, SessionHost {
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
     this.clock = deps.clock;
+  }
+
+  get fds(): FdBudget | null {
+    return this.deps.fds;
   }
 
   get cfg(): ServiceConfig {
@@ -58,11 +65,12 @@ export class OpenSessions implements ListenerHost, SessionHost {
     }
     const s = new Session(this, client);
     this.open.add(s);
+    this.deps.fds?.adjust(2);
     s.start();
   }
 
-  refused(client: Socket): void {
-    this.deps.stats.refusedAtLimit(client);
+  refused(client: Socket, limit: 'max-connections' | 'descriptors'): void {
+    this.deps.stats.refusedAtLimit(client, limit);
   }
 
   admit(s: Session): void {
@@ -88,8 +96,13 @@ export class OpenSessions implements ListenerHost, SessionHost {
     this.deps.stats.dialFailed(s, err);
   }
 
+  sessionFailed(s: Session, err: unknown): void {
+    this.deps.stats.sessionFailed(s, err);
+  }
+
   sessionEnded(s: Session): void {
     this.open.delete(s);
+    this.deps.fds?.adjust(-2);
     s.sourceLimiter?.release(s.clientIp);
     this.deps.stats.ended(s, this.clock.now());
     if (this.deps.queue.length > 0) this.deps.queue.serve();

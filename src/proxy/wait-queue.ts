@@ -52,6 +52,7 @@ export class WaitQueue {
       this.counters.queued++;
       a.queuedAt = this.clock.now();
       this.waiting.push(a);
+      a.requester.waiting?.(a);
     } else {
       // It was at the head and still found no slot: it keeps its place.
       this.waiting.unshift(a);

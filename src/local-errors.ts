@@ -1,0 +1,49 @@
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+import { LogThrottle } from './rate-limit.js';
+
+/**
+ * Errors that say the balancer itself is short of something (descriptors,
+ * buffers, ephemeral ports), not that a backend failed: out of descriptors,
+ * every dial fails whatever the backend, and counting that against backends
+ * would take healthy ones down (and with all_down = "refuse", turn a local
+ * problem into an outage).
+ */
+const LOCAL_CODES: ReadonlySet<string> = new Set([
+  'EMFILE',
+  'ENFILE',
+  'ENOBUFS',
+  'ENOMEM',
+  'EADDRNOTAVAIL',
+]);
+
+/** One service's count of its own resource errors, by code, with a rate-limited log line. */
+export class LocalErrors {
+  /** By errno code; read by metrics at scrape time. */
+  readonly counts: Record<string, number> = {};
+  private readonly throttle: LogThrottle;
+
+  constructor(
+    private readonly log: Logger,
+    clock: Clock,
+  ) {
+    this.throttle = new LogThrottle(5000, clock);
+  }
+
+  /**
+   * True when `cause` (a dial cause: an errno code or a timeout text) is the
+   * balancer's own: it is counted and logged here, and the caller must not
+   * count it against the backend.
+   */
+  claim(cause: string, during: 'dial' | 'pool refill' | 'probe', backend: string): boolean {
+    if (!LOCAL_CODES.has(cause)) return false;
+    this.counts[cause] = (this.counts[cause] ?? 0) + 1;
+    const held = this.throttle.pass();
+    if (held >= 0)
+      this.log.error(
+        { code: cause, during, backend, alsoLocal: held },
+        'the balancer is out of a local resource (not counted against the backend)',
+      );
+    return true;
+  }
+}
