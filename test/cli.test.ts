@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { spawnCli, tempConfig } from './helpers/cli.js';
@@ -98,5 +100,29 @@ test('demo: three backends answer in turn, each naming itself', async (t) => {
     names.add(/hello from (backend-\d)/.exec(await httpGet(lbPort))?.[1] ?? '?');
   assert.deepEqual([...names].sort(), ['backend-1', 'backend-2', 'backend-3']);
   child.proc.kill('SIGINT');
+  assert.equal(await child.exited, 0);
+});
+
+test('SIGHUP with a FIFO at the config path: the reload fails with one clear line, the process keeps running', async (t) => {
+  const port = await refusedPort();
+  const file = tempConfig(t, config(port, [9]));
+  const child = spawnCli(t, ['run', '--config', file]);
+  await waitFor(() => child.stdout().includes('blitz-lb started'), 10_000, 'start');
+  rmSync(file);
+  const mk = spawnSync('mkfifo', [file]);
+  assert.equal(mk.status, 0, `mkfifo: ${mk.stderr}`);
+  child.proc.kill('SIGHUP');
+  await waitFor(
+    () => child.stdout().includes('reload failed'),
+    5000,
+    'the reload to fail rather than wait for a writer on the FIFO',
+  );
+  assert.match(
+    child.stdout(),
+    /is a FIFO \(named pipe\), not a regular file.*the old config keeps running/,
+  );
+  const c = await openClient(port);
+  c.destroy();
+  child.proc.kill('SIGTERM');
   assert.equal(await child.exited, 0);
 });

@@ -11,10 +11,13 @@ import {
   Problems,
   type Table,
 } from './fields.js';
+import { LIMITS } from './limits.js';
 import type { BackendConfig } from './schema.js';
 
 export const MAX_WEIGHT = 1_000_000;
 const BACKEND_KEYS = ['address', 'weight', 'backup', 'max_connections', 'max_rate', 'slow_start'];
+/** The backend keys that take a whole number (see WHOLE_NUMBER_KEYS in schema.ts). */
+export const BACKEND_WHOLE_NUMBER_KEYS = ['weight', 'max_connections', 'max_rate'] as const;
 
 /** A backend's settings from code (LoadBalancer.addBackend, the admin API). */
 export interface BackendOptions {
@@ -38,8 +41,15 @@ function settings(
   return {
     weight: integer(t.weight, `${path}weight`, 1, 1, p, MAX_WEIGHT),
     backup: boolean(t.backup, `${path}backup`, false, p),
-    maxConnections: integer(t.max_connections, `${path}max_connections`, 0, 0, p),
-    maxRate: integer(t.max_rate, `${path}max_rate`, 0, 0, p),
+    maxConnections: integer(
+      t.max_connections,
+      `${path}max_connections`,
+      0,
+      0,
+      p,
+      LIMITS.connections,
+    ),
+    maxRate: integer(t.max_rate, `${path}max_rate`, 0, 0, p, LIMITS.rate),
     slowStartMs: duration(t.slow_start, `${path}slow_start`, 0, p),
   };
 }

@@ -1,5 +1,6 @@
 import { type HostPort, parseHostPort } from './address.js';
 import { describe, parseDuration } from './duration.js';
+import { MAX_TIMER_MS } from './limits.js';
 
 /**
  * The checks every config value goes through: types, ranges, known keys
@@ -71,27 +72,55 @@ export function table(v: unknown, path: string, p: Problems): Table {
   return {};
 }
 
-export function duration(v: unknown, path: string, dflt: number, p: Problems, min = 0): number {
+const SHOWN_UNITS: readonly [string, number][] = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+];
+
+/** 300000 -> "5m"; a value no unit divides shows its whole days and the exact ms: "24d (2147483647ms)". */
+export function showMs(ms: number): string {
+  for (const [unit, size] of SHOWN_UNITS) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  for (const [unit, size] of SHOWN_UNITS) {
+    if (ms >= size) return `${Math.floor(ms / size)}${unit} (${ms}ms)`;
+  }
+  return `${ms}ms`;
+}
+
+/** A duration in milliseconds from `min` to `max` (both inclusive; max at most MAX_TIMER_MS). */
+export function duration(
+  v: unknown,
+  path: string,
+  dflt: number,
+  p: Problems,
+  min = 0,
+  max = MAX_TIMER_MS,
+): number {
   if (v === undefined) return dflt;
   const r = parseDuration(v);
   if (typeof r !== 'number') {
     p.add(path, r.error);
     return dflt;
   }
-  if (r < min) {
-    p.add(path, `must be at least ${min}ms, got ${describe(v)}`);
+  // Not `r < min || r > max`: NaN (never produced, but cheap to exclude) fails both.
+  if (!(r >= min && r <= max)) {
+    p.add(path, `must be ${showMs(min)}-${showMs(max)}, got ${describe(v)}`);
     return dflt;
   }
   return r;
 }
 
+/** A whole number from `min` to `max`. Every count has an upper bound: Infinity and 1e300 are typos. */
 export function integer(
   v: unknown,
   path: string,
   dflt: number,
   min: number,
   p: Problems,
-  max = Number.MAX_SAFE_INTEGER,
+  max: number,
 ): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isInteger(v)) {
@@ -99,12 +128,7 @@ export function integer(
     return dflt;
   }
   if (v < min || v > max) {
-    p.add(
-      path,
-      max === Number.MAX_SAFE_INTEGER
-        ? `must be ${min} or more, got ${v}`
-        : `must be ${min}-${max}, got ${v}`,
-    );
+    p.add(path, `must be ${min}-${max}, got ${v}`);
     return dflt;
   }
   return v;

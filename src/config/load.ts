@@ -1,7 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import toml from 'toml';
 import { ConfigError } from '../errors.js';
-import { type Config, parseConfig } from './schema.js';
+import { isTable } from './fields.js';
+import { type Config, DURATION_KEYS, parseConfig, WHOLE_NUMBER_KEYS } from './schema.js';
+
+/** A config file holds a few KiB; more is a mistake (or /dev/zero), not a config. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 interface TomlSyntaxError {
   message: string;
@@ -23,11 +27,71 @@ export function parseToml(text: string, source: string): unknown {
   }
 }
 
-/** Reads, parses and validates a config file. Throws ConfigError (code LB_ERR_CONFIG). */
-export function loadConfig(file: string): Config {
-  let text: string;
+/**
+ * Float literals (`3.0`) at keys that take a whole number. TOML parses `3.0` to the JS
+ * number 3, the same as `3`, so parseConfig cannot tell them apart; a second parse with
+ * `bigint: true` (toml's documented option) returns integers as BigInt and floats as
+ * number, which can. `text` must already have parsed.
+ */
+export function wholeNumberFloats(text: string, source: string): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, path: string): void => {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) walk(v[i], `${path}[${i}]`);
+      return;
+    }
+    if (!isTable(v)) return;
+    for (const [key, x] of Object.entries(v)) {
+      const at = path ? `${path}.${key}` : key;
+      // A float with a fraction (2.5) or Infinity fails parseConfig's own checks already.
+      if (typeof x === 'number' && Number.isInteger(x)) {
+        if (WHOLE_NUMBER_KEYS.has(key))
+          out.push(`${source}: ${at}: expected a whole number, got the float ${x}.0; write ${x}`);
+        else if (DURATION_KEYS.has(key))
+          out.push(
+            `${source}: ${at}: expected whole milliseconds or a string with a unit, got the float ${x}.0; write ${x}`,
+          );
+      } else walk(x, at);
+    }
+  };
+  let doc: unknown;
   try {
-    text = readFileSync(file, 'utf8');
+    doc = toml.parse(text, { bigint: true });
+  } catch {
+    // Parsed once already; should this parse still fail, parseConfig's checks remain.
+    return out;
+  }
+  walk(doc, '');
+  return out;
+}
+
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+function tooBig(file: string, size: number | null): ConfigError {
+  const is = size === null ? 'grew past' : `is ${size} bytes, over`;
+  return new ConfigError([
+    `${file}: cannot read config: ${is} the limit of 1 MiB (${MAX_CONFIG_BYTES} bytes) for a config file`,
+  ]);
+}
+
+/**
+ * Reads a config file: a regular file (a symlink to one is followed) of at most
+ * MAX_CONFIG_BYTES. A FIFO would block the process until a writer came, /dev/zero would
+ * fill memory, and a huge file would stall the event loop during a reload.
+ */
+export function readConfigFile(file: string): string {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer. fstat on the
+    // opened descriptor then checks the very file that will be read, not the path again.
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
@@ -35,8 +99,51 @@ export function loadConfig(file: string): Config {
         ? 'no such file'
         : code === 'EISDIR'
           ? 'is a directory'
-          : (err as Error).message;
+          : code === 'ENXIO'
+            ? 'is not a regular file (a socket?)'
+            : (err as Error).message;
     throw new ConfigError([`${file}: cannot read config: ${why}`]);
   }
-  return parseConfig(parseToml(text, file), { source: file });
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = fileKind(st);
+      throw new ConfigError([
+        `${file}: cannot read config: ${kind === 'a directory' ? 'is a directory' : `is ${kind}, not a regular file`}`,
+      ]);
+    }
+    if (st.size > MAX_CONFIG_BYTES) throw tooBig(file, st.size);
+    // One byte more than allowed: a file that grew after fstat is still caught, and never read whole.
+    const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n === buf.length) throw tooBig(file, null);
+    }
+    return buf.toString('utf8', 0, n);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([`${file}: cannot read config: ${(err as Error).message}`]);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads, parses and validates a config file. Throws ConfigError (code LB_ERR_CONFIG). */
+export function loadConfig(file: string): Config {
+  const text = readConfigFile(file);
+  const raw = parseToml(text, file);
+  // Float and schema problems together: an operator fixes the file in one pass.
+  const problems = wholeNumberFloats(text, file);
+  let config: Config | undefined;
+  try {
+    config = parseConfig(raw, { source: file });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  if (problems.length > 0 || !config) throw new ConfigError(problems);
+  return config;
 }

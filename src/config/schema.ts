@@ -2,8 +2,8 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
-import type { HostPort } from './address.js';
-import { parseBackend } from './backend-settings.js';
+import { type HostPort, listensOverlap } from './address.js';
+import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import { describe } from './duration.js';
 import {
   boolean,
@@ -17,6 +17,7 @@ import {
   type Table,
   table,
 } from './fields.js';
+import { LIMITS, MAX_RETRY_DELAY_MS } from './limits.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -154,6 +155,37 @@ const SERVICE_KEYS = [
 const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
 
+/**
+ * Keys that take a whole number (counts, or durations written as milliseconds). TOML
+ * parses `3.0` to the same JS number as `3`, so load.ts looks for float literals at these
+ * keys in the file itself. A new integer or duration key belongs here.
+ */
+export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
+  'workers',
+  'max_retries',
+  'max_connections',
+  'queue_size',
+  'max_connections_per_source',
+  'max_rate_per_source',
+  'fall',
+  'rise',
+  'min_idle',
+  'max_idle',
+  ...BACKEND_WHOLE_NUMBER_KEYS,
+]);
+export const DURATION_KEYS: ReadonlySet<string> = new Set([
+  'shutdown_timeout',
+  'connect_timeout',
+  'idle_timeout',
+  'retry_delay',
+  'queue_timeout',
+  'max_lifetime',
+  'interval',
+  'timeout',
+  'idle_ttl',
+  'slow_start',
+]);
+
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
 function workers(v: unknown, p: Problems): number {
   if (v === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
@@ -203,10 +235,17 @@ function parseHealth(v: unknown, path: string, p: Problems): HealthConfig {
   const d = DEFAULTS.health;
   const h = {
     kind: oneOf(t.kind, `${path}.kind`, d.kind, HEALTH_KINDS, p),
-    intervalMs: duration(t.interval, `${path}.interval`, d.intervalMs, p, 1),
-    timeoutMs: duration(t.timeout, `${path}.timeout`, d.timeoutMs, p, 1),
-    fall: integer(t.fall, `${path}.fall`, d.fall, 1, p),
-    rise: integer(t.rise, `${path}.rise`, d.rise, 1, p),
+    intervalMs: duration(
+      t.interval,
+      `${path}.interval`,
+      d.intervalMs,
+      p,
+      1,
+      LIMITS.healthIntervalMs,
+    ),
+    timeoutMs: duration(t.timeout, `${path}.timeout`, d.timeoutMs, p, 1, LIMITS.connectMs),
+    fall: integer(t.fall, `${path}.fall`, d.fall, 1, p, LIMITS.riseFall),
+    rise: integer(t.rise, `${path}.rise`, d.rise, 1, p, LIMITS.riseFall),
     path: d.path,
   };
   if (t.path !== undefined) {
@@ -226,8 +265,15 @@ function parsePool(v: unknown, path: string, p: Problems): PoolConfig {
   const t = table(v, path, p);
   checkKeys(t, POOL_KEYS, path, p);
   const d = DEFAULTS.pool;
-  const minIdle = integer(t.min_idle, `${path}.min_idle`, d.minIdle, 0, p);
-  const maxIdle = integer(t.max_idle, `${path}.max_idle`, Math.max(d.maxIdle, minIdle), 0, p);
+  const minIdle = integer(t.min_idle, `${path}.min_idle`, d.minIdle, 0, p, LIMITS.poolIdle);
+  const maxIdle = integer(
+    t.max_idle,
+    `${path}.max_idle`,
+    Math.max(d.maxIdle, minIdle),
+    0,
+    p,
+    LIMITS.poolIdle,
+  );
   if (maxIdle < minIdle)
     p.add(`${path}.max_idle`, `must be at least min_idle (${minIdle}), got ${maxIdle}`);
   return Object.freeze({
@@ -263,6 +309,7 @@ function parseService(
     raw.backends.forEach((b, i) => {
       const be = parseBackend(b, `${path}.backends[${i}]`, p);
       if (!be) return;
+      // be.address is canonical, so "LOCALHOST.:80" is caught as a second "localhost:80".
       if (seen.has(be.address)) p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address}`);
       seen.add(be.address);
       backends.push(be);
@@ -279,16 +326,32 @@ function parseService(
       DEFAULTS.connectTimeoutMs,
       p,
       1,
+      LIMITS.connectMs,
     ),
     idleTimeoutMs: duration(raw.idle_timeout, `${path}.idle_timeout`, DEFAULTS.idleTimeoutMs, p),
-    maxRetries: integer(raw.max_retries, `${path}.max_retries`, DEFAULTS.maxRetries, 0, p, 100),
-    retryDelayMs: duration(raw.retry_delay, `${path}.retry_delay`, DEFAULTS.retryDelayMs, p),
+    maxRetries: integer(
+      raw.max_retries,
+      `${path}.max_retries`,
+      DEFAULTS.maxRetries,
+      0,
+      p,
+      LIMITS.retries,
+    ),
+    retryDelayMs: duration(
+      raw.retry_delay,
+      `${path}.retry_delay`,
+      DEFAULTS.retryDelayMs,
+      p,
+      0,
+      MAX_RETRY_DELAY_MS,
+    ),
     maxConnections: integer(
       raw.max_connections,
       `${path}.max_connections`,
       DEFAULTS.maxConnections,
       1,
       p,
+      LIMITS.connections,
     ),
     allDown: oneOf(raw.all_down, `${path}.all_down`, DEFAULTS.allDown, ALL_DOWN_POLICIES, p),
     maxLifetimeMs: duration(raw.max_lifetime, `${path}.max_lifetime`, 0, p),
@@ -304,9 +367,24 @@ function parseService(
       0,
       0,
       p,
+      LIMITS.connections,
     ),
-    maxRatePerSource: integer(raw.max_rate_per_source, `${path}.max_rate_per_source`, 0, 0, p),
-    queueSize: integer(raw.queue_size, `${path}.queue_size`, DEFAULTS.queueSize, 0, p),
+    maxRatePerSource: integer(
+      raw.max_rate_per_source,
+      `${path}.max_rate_per_source`,
+      0,
+      0,
+      p,
+      LIMITS.rate,
+    ),
+    queueSize: integer(
+      raw.queue_size,
+      `${path}.queue_size`,
+      DEFAULTS.queueSize,
+      0,
+      p,
+      LIMITS.connections,
+    ),
     queueTimeoutMs: duration(
       raw.queue_timeout,
       `${path}.queue_timeout`,
@@ -324,6 +402,13 @@ function parseService(
     );
   }
   return listen ? Object.freeze(svc) : undefined;
+}
+
+/** Why `run` would fail to bind `mine`, said at `check` instead. */
+function listenClash(mine: HostPort, theirs: HostPort, owner: string): string {
+  return mine.address === theirs.address
+    ? `${mine.address} is already the listen address of services.${owner}`
+    : `${mine.address} overlaps ${theirs.address}, the listen address of services.${owner}: both take port ${mine.port} on the same address`;
 }
 
 /**
@@ -354,8 +439,13 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
         : hostPort(a.listen, 'admin.listen', p, opts.allowEphemeralListen ? 0 : 1);
     let token: string | null = null;
     if (a.token !== undefined) {
-      if (typeof a.token !== 'string' || a.token.length < 8 || /\s/.test(a.token)) {
-        p.add('admin.token', 'expected a string of 8 or more characters without spaces');
+      // Printable ASCII only: a header cannot carry control characters, and non-ASCII
+      // reaches Node as latin1, so no client could ever send a matching token.
+      if (typeof a.token !== 'string' || !/^[\x21-\x7e]{8,4096}$/.test(a.token)) {
+        p.add(
+          'admin.token',
+          'expected 8-4096 printable ASCII characters (no spaces, control or non-ASCII characters)',
+        );
       } else token = a.token;
     }
     if (hp) admin = Object.freeze({ listen: hp, token });
@@ -370,7 +460,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
   if (top.services !== undefined && names.length === 0) p.add('services', 'no service defined');
   if (top.services === undefined)
     p.add('services', 'missing; define at least one [services.NAME] table');
-  const listenSeen = new Map<string, string>();
+  const listens: { name: string; listen: HostPort }[] = [];
   for (const name of names) {
     if (!/^[A-Za-z0-9_-]+$/.test(name)) {
       p.add(`services.${name}`, 'a service name may hold only letters, digits, "_" and "-"');
@@ -383,16 +473,15 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     }
     const svc = parseService(name, withDefaults(defaults, rawSvc), p, opts);
     if (!svc) continue;
-    if (svc.listen.port !== 0) {
-      const other = listenSeen.get(svc.listen.address);
-      if (other)
-        p.add(
-          `services.${name}.listen`,
-          `${svc.listen.address} is already the listen address of services.${other}`,
-        );
-      listenSeen.set(svc.listen.address, name);
-    }
+    const clash = listens.find((o) => listensOverlap(o.listen, svc.listen));
+    if (clash) p.add(`services.${name}.listen`, listenClash(svc.listen, clash.listen, clash.name));
+    listens.push({ name, listen: svc.listen });
     services.push(svc);
+  }
+  if (admin) {
+    const adminListen = admin.listen;
+    const clash = listens.find((o) => listensOverlap(o.listen, adminListen));
+    if (clash) p.add('admin.listen', listenClash(adminListen, clash.listen, clash.name));
   }
 
   const config: Config = {

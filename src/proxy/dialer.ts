@@ -2,6 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import type { Strategy } from '../balancer/strategy.js';
 import type { Clock } from '../clock.js';
+import { MAX_RETRY_DELAY_MS } from '../config/limits.js';
 import type { ServiceConfig } from '../config/schema.js';
 import { DialError, type LbError, NoBackendError } from '../errors.js';
 import type { LocalErrors } from '../local-errors.js';
@@ -134,7 +135,8 @@ export class Dialer implements AttemptOwner {
       this.fail(a, new DialError(name, a.failures));
       return;
     }
-    const delay = retryDelayMs * 2 ** (failures - 1);
+    // Capped: uncapped doubling passes setTimeout's 2^31-1 ms from retry 26 (which then fires at once).
+    const delay = Math.min(retryDelayMs * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
     this.deps.log.debug({ backend: b.address, cause, retryInMs: delay }, 'dial failed; retrying');
     a.retryTimer = setTimeout(() => {
       a.retryTimer = null;
