@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Backend } from '../src/backend/backend.js';
+import { Backend, isAvailable } from '../src/backend/backend.js';
 import { RoundRobin } from '../src/balancer/round-robin.js';
 import { workerShare } from '../src/cluster/share.js';
-import { parseConfig } from '../src/config/schema.js';
+import { type BackendConfig, NO_SHARE, parseConfig } from '../src/config/schema.js';
+import { SourceLimiter } from '../src/proxy/source-limits.js';
 import { backendConfig, setOf } from './helpers/backends.js';
 
 test('a worker follows the primary: dial outcomes are reported, never decided locally', () => {
@@ -89,36 +90,86 @@ test('round-robin phase: workers that each take one connection start on differen
   assert.deepEqual([...counts.values()], [2, 2, 2]);
 });
 
-test('each of N workers enforces ceil(limit / N), so together they never exceed a limit', () => {
-  const c = parseConfig({
-    process: { workers: 3 },
-    services: {
-      web: {
-        listen: '127.0.0.1:8080',
-        max_connections: 100,
-        queue_size: 10,
-        max_connections_per_source: 5,
-        max_rate_per_source: 2,
-        backends: [
-          { address: '127.0.0.1:9001', max_connections: 10, max_rate: 30 },
-          '127.0.0.1:9002',
-        ],
+test('the shares of a limit over N workers add up to the limit, never more, N > limit included', () => {
+  const cases: [limit: number, n: number][] = [
+    [100, 3],
+    [1, 4],
+    [2, 3],
+    [5, 8],
+    [10, 10],
+    [7, 2],
+    [10_000, 7],
+  ];
+  for (const [limit, n] of cases) {
+    const c = parseConfig({
+      process: { workers: n },
+      services: {
+        web: {
+          listen: '127.0.0.1:8080',
+          max_connections: limit,
+          queue_size: limit,
+          max_connections_per_source: limit,
+          max_rate_per_source: limit,
+          backends: [
+            { address: '127.0.0.1:9001', max_connections: limit, max_rate: limit },
+            '127.0.0.1:9002',
+          ],
+        },
       },
-    },
+    });
+    const at = `limit ${limit} over ${n} workers`;
+    const shares = Array.from({ length: n }, (_, i) => workerShare(c, n, i + 1).services[0]);
+    // What each worker admits under its share, counted through the checks that enforce it.
+    const admitted = { service: 0, queue: 0, backend: 0, backendRate: 0, source: 0, sourceRate: 0 };
+    for (const s of shares) {
+      assert.ok(s, at);
+      for (const v of [
+        s.maxConnections,
+        s.queueSize,
+        s.maxConnectionsPerSource,
+        s.maxRatePerSource,
+      ])
+        assert.ok(v >= 1 || v === NO_SHARE, `${at}: share ${v} (0 would mean no limit)`);
+      // The listener refuses at open >= max_connections, the queue at waiting >= queue_size.
+      for (let open = 0; open < s.maxConnections; open++) admitted.service++;
+      for (let waiting = 0; waiting < s.queueSize; waiting++) admitted.queue++;
+      const [limited, free] = s.backends as [BackendConfig, BackendConfig];
+      assert.deepEqual([free.maxConnections, free.maxRate], [0, 0], `${at}: no limit stays 0`);
+      const capped = new Backend({ ...limited, maxRate: 0 });
+      while (isAvailable(capped, 0)) {
+        capped.active++;
+        admitted.backend++;
+      }
+      const rated = new Backend({ ...limited, maxConnections: 0 });
+      while (isAvailable(rated, 0)) {
+        rated.rateTokens--;
+        admitted.backendRate++;
+      }
+      const perSource = new SourceLimiter(s.maxConnectionsPerSource, 0);
+      while (perSource.acquire('10.0.0.1', 0) === 'ok') admitted.source++;
+      const perSourceRate = new SourceLimiter(0, s.maxRatePerSource);
+      while (perSourceRate.acquire('10.0.0.1', 0) === 'ok') admitted.sourceRate++;
+      assert.ok(perSource.size <= 1 && perSourceRate.size <= 1);
+    }
+    for (const [what, sum] of Object.entries(admitted)) assert.equal(sum, limit, `${at}: ${what}`);
+    const none = shares.filter((s) => s?.maxConnections === NO_SHARE).length;
+    assert.equal(none, Math.max(0, n - limit), `${at}: workers that take none`);
+  }
+  const one = parseConfig({
+    services: { web: { listen: '127.0.0.1:8080', backends: ['127.0.0.1:9001'] } },
   });
-  const s = workerShare(c, 3).services[0];
-  assert.ok(s);
-  assert.deepEqual(
-    [s.maxConnections, s.queueSize, s.maxConnectionsPerSource, s.maxRatePerSource],
-    [34, 4, 2, 1],
-  );
-  assert.deepEqual(
-    s.backends.map((b) => [b.maxConnections, b.maxRate]),
-    [
-      [4, 10],
-      [0, 0],
-    ],
-    '0 (no limit) stays 0',
-  );
-  assert.equal(workerShare(c, 1), c);
+  assert.equal(workerShare(one, 1, 1), one);
+});
+
+test('a worker with no share of a limit takes nothing under it, and keeps no per-source record', () => {
+  const b = new Backend({ ...backendConfig(9001), maxConnections: NO_SHARE });
+  assert.equal(isAvailable(b, 0), false, 'backend max_connections');
+  const r = new Backend({ ...backendConfig(9001), maxRate: NO_SHARE });
+  assert.equal(isAvailable(r, 1e9), false, 'backend max_rate, however long it waited');
+  const conns = new SourceLimiter(NO_SHARE, 0);
+  assert.equal(conns.enabled, true);
+  assert.equal(conns.acquire('10.0.0.1', 0), 'connections');
+  const rate = new SourceLimiter(0, NO_SHARE);
+  assert.equal(rate.acquire('10.0.0.1', 1e9), 'rate');
+  assert.equal(conns.size + rate.size, 0);
 });

@@ -95,8 +95,10 @@ export function rateTokensAt(b: Backend, now: number): number {
 /**
  * Can take a new session now: below its max_connections and with a max_rate
  * token to spend. Health and draining are decided earlier, in the candidate list.
+ * A cluster worker's share of NO_SHARE (-1) takes none: active >= -1 always,
+ * and a negative rate has no token.
  */
 export function isAvailable(b: Backend, now: number): boolean {
-  if (b.maxConnections > 0 && b.active >= b.maxConnections) return false;
-  return b.maxRate === 0 || rateTokensAt(b, now) >= 1;
+  if (b.maxConnections !== 0 && b.active >= b.maxConnections) return false;
+  return b.maxRate === 0 || (b.maxRate > 0 && rateTokensAt(b, now) >= 1);
 }

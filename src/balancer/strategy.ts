@@ -17,7 +17,11 @@ export interface PickContext {
  * returns undefined when none is available.
  */
 export interface Strategy {
-  /** Called whenever the candidate list, or a weight in it, changes. Rebuild any tables here. */
+  /**
+   * Called whenever the candidate list, or a weight in it, changes. Rebuild any tables here, or
+   * (when a build is costly) at the next pick, so a burst of changes costs one build; a pick must
+   * never use state older than the last `update`.
+   */
   update(candidates: readonly Backend[]): void;
   pick(ctx: PickContext): Backend | undefined;
 }

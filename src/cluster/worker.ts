@@ -19,6 +19,8 @@ export class ClusterWorker {
   private stopping: Promise<void> | null = null;
   /** Workers running (fixed until a restart of the whole balancer), for the share of each limit. */
   private workers = 1;
+  /** This worker's slot (1..workers): the lowest slots take the units a limit does not divide evenly. */
+  private slot = 1;
 
   /** Wires the IPC channel and signals; the primary's `init` message does the rest. */
   attach(): void {
@@ -51,7 +53,7 @@ export class ClusterWorker {
         return;
       case 'reload':
         return this.reply(m.id, async () =>
-          (this.lb as LoadBalancer).reload(workerShare(m.config, this.workers)),
+          (this.lb as LoadBalancer).reload(workerShare(m.config, this.workers, this.slot)),
         );
       case 'query':
         return this.reply(m.id, async () => {
@@ -68,7 +70,8 @@ export class ClusterWorker {
   private async init(slot: number, m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     this.log = createLogger(m.logLevel).child({ worker: slot });
     this.workers = m.workers;
-    const lb = new LoadBalancer(workerShare(m.config, this.workers), {
+    this.slot = slot;
+    const lb = new LoadBalancer(workerShare(m.config, this.workers, this.slot), {
       logger: this.log,
       role: 'serve',
       followConfigLogLevel: m.followConfigLogLevel,

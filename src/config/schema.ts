@@ -26,12 +26,21 @@ export type HealthKind = (typeof HEALTH_KINDS)[number];
 export const ALL_DOWN_POLICIES = ['try-all', 'refuse'] as const;
 export type AllDownPolicy = (typeof ALL_DOWN_POLICIES)[number];
 
+/**
+ * A cluster worker's share of a limit that was set but is smaller than the
+ * number of workers, in the workers that get none of it (see cluster/share.ts):
+ * take no session under that limit. Never read from a file, where limits are
+ * >= 0 and 0 means "no limit". Negative, so `count >= limit` checks refuse it
+ * as they stand; checks that skip a limit of 0 test `!== 0`.
+ */
+export const NO_SHARE = -1;
+
 export interface BackendConfig extends HostPort {
   readonly weight: number;
   readonly backup: boolean;
-  /** Open sessions on this backend; at the cap it takes no new ones (0: no cap). */
+  /** Open sessions on this backend; at the cap it takes no new ones (0: no cap; NO_SHARE: none). */
   readonly maxConnections: number;
-  /** New sessions a second to this backend (0: no limit). */
+  /** New sessions a second to this backend (0: no limit; NO_SHARE: none). */
   readonly maxRate: number;
   /** Ramp from 10 % to full weight over this long after coming back up (0: off). */
   readonly slowStartMs: number;
@@ -62,6 +71,7 @@ export interface ServiceConfig {
   readonly idleTimeoutMs: number;
   readonly maxRetries: number;
   readonly retryDelayMs: number;
+  /** Open sessions of this service (>= 1 in a file; NO_SHARE: none in this worker). */
   readonly maxConnections: number;
   readonly allDown: AllDownPolicy;
   /** Sessions older than this are closed, busy or not (0: off). Defeats slowloris-style trickles. */
@@ -72,11 +82,11 @@ export interface ServiceConfig {
   readonly acceptProxy: boolean;
   /** CIDRs ("10.0.0.0/8", "127.0.0.1", "::1/128") allowed to send PROXY headers. */
   readonly trustedProxies: readonly string[];
-  /** Open sessions per client address (0: no limit). */
+  /** Open sessions per client address (0: no limit; NO_SHARE: none). */
   readonly maxConnectionsPerSource: number;
-  /** New sessions a second per client address (0: no limit). */
+  /** New sessions a second per client address (0: no limit; NO_SHARE: none). */
   readonly maxRatePerSource: number;
-  /** Clients that may wait for a backend slot when every backend is at its cap (0: refuse at once). */
+  /** Clients that may wait for a backend slot when every backend is at its cap (0 or NO_SHARE: refuse at once). */
   readonly queueSize: number;
   readonly queueTimeoutMs: number;
   readonly health: HealthConfig;

@@ -1,7 +1,11 @@
+import { NO_SHARE } from '../config/schema.js';
+
 /**
  * Per-source limits for one service: open sessions and new sessions a second
  * per client address. One small record per address with sessions open or
- * tokens spent; records of quiet addresses are dropped by `sweep`.
+ * tokens spent; records of quiet addresses are dropped by `sweep`. A limit of
+ * NO_SHARE (a cluster worker's share of a limit below the worker count)
+ * refuses every source.
  */
 interface SourceState {
   active: number;
@@ -20,11 +24,14 @@ export class SourceLimiter {
   ) {}
 
   get enabled(): boolean {
-    return this.maxConnections > 0 || this.maxRate > 0;
+    return this.maxConnections !== 0 || this.maxRate !== 0;
   }
 
   /** Counts a new session from `ip` unless it is over a limit. */
   acquire(ip: string, now: number): SourceVerdict {
+    // Before any record is made: a refused source must not grow the map.
+    if (this.maxConnections === NO_SHARE) return 'connections';
+    if (this.maxRate === NO_SHARE) return 'rate';
     let st = this.sources.get(ip);
     if (!st) {
       st = { active: 0, tokens: this.maxRate, at: now };
