@@ -80,6 +80,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     admin = new AdminServer(lb, {
       listen: config.admin.listen,
       token: config.admin.token,
+      allowedHosts: config.admin.allowedHosts,
       reload,
       log: logger.child({ component: 'admin' }),
       cluster: primary,

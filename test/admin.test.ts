@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { AdminServer } from '../src/admin/server.js';
+import { ADMIN_LIMITS, AdminServer } from '../src/admin/server.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LbError } from '../src/errors.js';
 import { LoadBalancer } from '../src/load-balancer.js';
-import { createLogger } from '../src/logger.js';
+import { createLogger, type Logger } from '../src/logger.js';
+import { runBalancer } from './helpers/cluster.js';
 import {
   addr,
   echoServer,
+  ended,
   httpGet,
   httpServer,
   openClient,
@@ -26,26 +29,34 @@ async function startAdmin(
     reload?: () =>
       | Promise<never>
       | Promise<{ added: string[]; removed: string[]; changed: string[] }>;
+    allowedHosts?: string[];
+    log?: Logger;
   } = {},
 ) {
   const admin = new AdminServer(lb, {
     listen: { host: '127.0.0.1', port: 0, address: '127.0.0.1:0' },
     token: extra.token ?? null,
+    allowedHosts: extra.allowedHosts ?? [],
     reload: extra.reload ?? null,
-    log: createLogger('silent'),
+    log: extra.log ?? createLogger('silent'),
   });
   await admin.start();
   t.after(() => admin.close());
-  const base = `http://127.0.0.1:${admin.address().port}`;
+  const port = admin.address().port;
+  const base = `http://127.0.0.1:${port}`;
   return {
     base,
+    port,
+    /** A request as the API's clients send it: writes carry the JSON content type unless `headers` say otherwise. */
     call: async (
       method: string,
       path: string,
       body?: string,
       headers: Record<string, string> = {},
     ) => {
-      const r = await fetch(base + path, { method, body, headers });
+      const write = method !== 'GET' && method !== 'HEAD';
+      const all = write ? { 'content-type': 'application/json', ...headers } : headers;
+      const r = await fetch(base + path, { method, body, headers: all });
       const text = await r.text();
       return {
         status: r.status,
@@ -199,6 +210,309 @@ test('admin: POST /api/reload returns the summary, or 400 with the reason', asyn
   const bad = await call('POST', '/api/reload');
   assert.equal(bad.status, 400);
   assert.match(bad.json().error, /services\.web\.listen/);
+});
+
+/** Writes `request` as is on a fresh connection and reads until the server closes it. */
+async function rawRequest(port: number, request: string) {
+  const c = await openClient(port);
+  c.write(request);
+  const text = (await readAll(c)).toString();
+  c.destroy();
+  const split = text.indexOf('\r\n\r\n');
+  return {
+    status: Number(text.slice(9, 12)),
+    head: text.slice(0, split).toLowerCase(),
+    body: text.slice(split + 4),
+  };
+}
+
+const get = (path: string, host: string | null): string =>
+  host === null
+    ? `GET ${path} HTTP/1.0\r\n\r\n`
+    : `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
+
+/** Resolves with what the server sent once it has closed `c`; rejects if it has not within `ms`. */
+function closedWithin(c: Socket, ms: number, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  c.on('data', (d: Buffer) => chunks.push(d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: still open after ${ms} ms`)), ms);
+    void ended(c).then(() => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString());
+    });
+  });
+}
+
+test('admin: writes from another origin or without a JSON content type are refused; only known Host names are served (CSRF, DNS rebinding)', async (t) => {
+  const a = await httpServer(t, 'a');
+  const lb = await startLb(t, svc([addr(a)]));
+  const { call, port } = await startAdmin(t, lb, {
+    reload: async () => ({ added: [], removed: [], changed: [] }),
+  });
+  const drain = `/api/services/web/backends/${addr(a)}/drain`;
+  const state = async () =>
+    (await call('GET', '/api/services')).json().services[0].backends[0].state;
+
+  // What a page on another site can send: a form post, or a fetch carrying its Origin.
+  const evil = { origin: 'http://evil.example' };
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  assert.equal((await call('POST', drain, 'x=1', { ...evil, ...form })).status, 403);
+  assert.equal((await call('POST', drain, '{}', evil)).status, 403);
+  assert.equal((await call('POST', '/api/reload', '{}', evil)).status, 403, 'reload is a write');
+  const sameHostOtherPort = { origin: `http://127.0.0.1:${port + 1}` };
+  assert.equal((await call('POST', drain, '{}', sameHostOtherPort)).status, 403);
+  assert.equal((await call('POST', drain, 'x=1', form)).status, 415);
+  assert.equal(
+    (await call('POST', drain, undefined, { 'content-type': 'text/plain' })).status,
+    415,
+  );
+  const bare = await fetch(`http://127.0.0.1:${port}${drain}`, { method: 'POST' });
+  assert.equal(bare.status, 415, 'no content type at all');
+  assert.equal(await state(), 'up', 'no refused write changed anything');
+
+  // The admin's own page (same origin) and curl (no Origin) may write.
+  const own = await call('POST', drain, undefined, { origin: `http://127.0.0.1:${port}` });
+  assert.equal(own.status, 200);
+  assert.equal(await state(), 'draining');
+  assert.equal((await call('POST', `/api/services/web/backends/${addr(a)}/enable`)).status, 200);
+  const json = { 'content-type': 'application/json; charset=utf-8' };
+  assert.equal((await call('POST', '/api/reload', undefined, json)).status, 200);
+
+  // DNS rebinding: the attacker's name in Host is refused, for reads too.
+  const refused = await rawRequest(port, get('/api/services', `evil.example:${port}`));
+  assert.equal(refused.status, 403);
+  assert.match(JSON.parse(refused.body).error, /allowed_hosts/);
+  assert.equal((await rawRequest(port, get('/metrics', 'lb.internal'))).status, 403);
+  for (const host of [`127.0.0.1:${port}`, 'localhost:8000', `[::1]:${port}`, 'LOCALHOST', null]) {
+    assert.equal((await rawRequest(port, get('/api/services', host))).status, 200, String(host));
+  }
+
+  // Names the operator listed are served, in any case; the same name on another port is not.
+  const other = await startAdmin(t, lb, { allowedHosts: ['lb.internal:9900', 'lb.example'] });
+  for (const [host, status] of [
+    ['lb.internal:9900', 200],
+    ['LB.Internal:9900', 200],
+    ['lb.example', 200],
+    ['lb.internal:9901', 403],
+    ['lb.internal', 403],
+  ] as const) {
+    assert.equal((await rawRequest(other.port, get('/healthz', host))).status, status, host);
+  }
+});
+
+test('admin: [admin] allowed_hosts is validated and reaches the admin server from the command line', async (t) => {
+  const base = { services: { web: { listen: '127.0.0.1:8080', backends: ['127.0.0.1:9001'] } } };
+  const admin = (allowed: unknown) =>
+    parseConfig({ ...base, admin: { listen: '127.0.0.1:9900', allowed_hosts: allowed } }).admin;
+  assert.deepEqual(admin(['lb.internal:9900', 'LB.Example', '[::1]:9900', '[::1]'])?.allowedHosts, [
+    'lb.internal:9900',
+    'lb.example',
+    '[::1]:9900',
+    '[::1]',
+  ]);
+  assert.deepEqual(
+    parseConfig({ ...base, admin: { listen: '127.0.0.1:9900' } }).admin?.allowedHosts,
+    [],
+  );
+  assert.throws(() => admin('lb.internal'), /admin\.allowed_hosts: expected an array/);
+  assert.throws(
+    () => admin(['lb.internal:0', 7, 'a b:1']),
+    (err: LbError) =>
+      err.code === 'LB_ERR_CONFIG' &&
+      /admin\.allowed_hosts\[0\]: expected "name:port"/.test(err.message) &&
+      /admin\.allowed_hosts\[1\]/.test(err.message) &&
+      /admin\.allowed_hosts\[2\]/.test(err.message),
+  );
+
+  const be = await httpServer(t, 'a');
+  const cli = await runBalancer(
+    t,
+    (p, ap) => `
+[admin]
+listen = "127.0.0.1:${ap}"
+allowed_hosts = ["lb.internal:${ap}"]
+[services.web]
+listen = "127.0.0.1:${p}"
+backends = ["${addr(be)}"]
+`,
+  );
+  assert.equal(
+    (await rawRequest(cli.adminPort, get('/healthz', `lb.internal:${cli.adminPort}`))).status,
+    200,
+  );
+  assert.equal(
+    (await rawRequest(cli.adminPort, get('/healthz', `lb.other:${cli.adminPort}`))).status,
+    403,
+  );
+});
+
+test('admin: at most 64 connections are held; the rest are closed at accept', async (t) => {
+  const a = await httpServer(t, 'a');
+  const lb = await startLb(t, svc([addr(a)]));
+  const { call, port } = await startAdmin(t, lb);
+  const cap = ADMIN_LIMITS.maxConnections;
+  assert.equal(cap, 64);
+  const clients: Socket[] = [];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  let closed = 0;
+  for (let i = 0; i < cap + 6; i++) {
+    const c = await openClient(port);
+    c.resume();
+    void ended(c).then(() => closed++);
+    clients.push(c);
+  }
+  // Well inside the header deadline, so only the cap can have closed any.
+  await waitFor(() => closed >= 6, 3000, 'the connections past the cap to be closed');
+  assert.equal(closed, 6);
+  for (const c of clients) c.destroy();
+  await waitFor(
+    async () => (await call('GET', '/healthz').catch(() => null))?.status === 200,
+    3000,
+    'a request once the idle connections are gone',
+  );
+});
+
+test('admin: silent, slow and idle connections are closed within seconds', async (t) => {
+  const a = await httpServer(t, 'a');
+  const lb = await startLb(t, svc([addr(a)]));
+  const { port } = await startAdmin(t, lb);
+  const L = ADMIN_LIMITS;
+  const slack = L.checkIntervalMs + 1500;
+  const timers: NodeJS.Timeout[] = [];
+  const sockets: Socket[] = [];
+  t.after(() => {
+    for (const x of timers) clearInterval(x);
+    for (const c of sockets) c.destroy();
+  });
+  const open = async () => {
+    const c = await openClient(port);
+    sockets.push(c);
+    return c;
+  };
+  const trickle = (c: Socket, bytes: string) => {
+    let i = 0;
+    timers.push(setInterval(() => c.write(bytes[i++ % bytes.length] as string), 300));
+  };
+
+  const silent = await open();
+  const slowHeaders = await open();
+  slowHeaders.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `);
+  trickle(slowHeaders, 'abcdef');
+  const slowBody = await open();
+  slowBody.write(
+    `PUT /api/services/web/backends/${addr(a)}/weight HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+      'Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n',
+  );
+  trickle(slowBody, ' ');
+  const idle = await open();
+  idle.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+
+  const [, h, b, i] = await Promise.all([
+    closedWithin(silent, L.headersTimeoutMs + slack, 'a connection that sends nothing'),
+    closedWithin(slowHeaders, L.headersTimeoutMs + slack, 'headers sent a byte at a time'),
+    closedWithin(slowBody, L.requestTimeoutMs + slack, 'a body sent a byte at a time'),
+    closedWithin(idle, L.keepAliveTimeoutMs + slack, 'an idle keep-alive connection'),
+  ]);
+  assert.match(h, /^HTTP\/1\.1 408/);
+  assert.match(b, /^HTTP\/1\.1 408/);
+  assert.match(i, /^HTTP\/1\.1 200/);
+  assert.equal(lb.service('web').backends.all[0]?.weight, 1, 'the cut-short write did nothing');
+});
+
+test('admin: a bad URL is a 400 with no stack trace logged; a large body a 413; HEAD answers like GET', async (t) => {
+  const a = await httpServer(t, 'a');
+  const lb = await startLb(t, svc([addr(a)]));
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  const { call, port, base } = await startAdmin(t, lb, { log: createLogger('info', sink) });
+  const host = `127.0.0.1:${port}`;
+  for (const request of [
+    `GET http://[/ HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+    `POST /api/services/web/backends/%ff/drain HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    `POST /api/services/%/backends/${addr(a)}/drain HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    `GET /api/services/web/backends/%E0%A4%A/drain HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+  ]) {
+    const r = await rawRequest(port, request);
+    assert.equal(r.status, 400, request);
+    assert.match(r.head, /content-type: application\/json/);
+    assert.equal(typeof JSON.parse(r.body).error, 'string');
+  }
+  assert.deepEqual(
+    lines.filter((l) => Number(l.level) >= 50 || JSON.stringify(l).includes('\\n    at ')),
+    [],
+    'nothing logged as an error, no stack trace',
+  );
+
+  // Past 4 KiB: answered 413 (the body is read and dropped, so no reset), and nothing changes.
+  const weight = `/api/services/web/backends/${addr(a)}/weight`;
+  const big = await call('PUT', weight, JSON.stringify({ weight: 2, pad: 'x'.repeat(64 * 1024) }));
+  assert.equal(big.status, 413);
+  assert.match(big.json().error, /body over 4096 bytes/);
+  assert.equal(lb.service('web').backends.all[0]?.weight, 1);
+  // A body declared far larger is refused before it is sent.
+  const c = await openClient(port);
+  c.write(
+    `PUT ${weight} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${64 << 20}\r\n\r\n`,
+  );
+  assert.match(await closedWithin(c, 3000, 'a 64 MiB declared body'), /^HTTP\/1\.1 413/);
+  assert.equal(
+    (await call('PUT', weight, '{"weight": 3}')).status,
+    200,
+    'a small body still works',
+  );
+
+  for (const path of ['/', '/healthz', '/api/services', '/metrics']) {
+    const g = await fetch(base + path);
+    const h = await fetch(base + path, { method: 'HEAD' });
+    assert.equal(h.status, 200, path);
+    assert.equal(h.headers.get('content-type'), g.headers.get('content-type'), path);
+    assert.equal(await h.text(), '', path);
+    // The view and metrics carry live figures, so only the fixed bodies have a comparable length.
+    const length = Number(h.headers.get('content-length'));
+    if (path === '/' || path === '/healthz')
+      assert.equal(length, Buffer.byteLength(await g.text()), path);
+    else assert.ok(length > 0, path);
+  }
+});
+
+test('admin: the bearer scheme is case-insensitive (RFC 7235); a wrong, longer or missing token is a 401', async (t) => {
+  const a = await httpServer(t, 'a');
+  const lb = await startLb(t, svc([addr(a)]));
+  const { call } = await startAdmin(t, lb, { token: 's3cret-token' });
+  const drain = `/api/services/web/backends/${addr(a)}/drain`;
+  for (const authorization of [
+    'bearer s3cret-token',
+    'BEARER s3cret-token',
+    'Bearer s3cret-token',
+  ]) {
+    assert.equal(
+      (await call('POST', drain, undefined, { authorization })).status,
+      200,
+      authorization,
+    );
+  }
+  for (const authorization of [
+    'Bearer s3cret-tokeX',
+    'Bearer s3cret-token-and-more',
+    'Bearer s3cret',
+    'Bearer',
+    'Basic czNjcmV0LXRva2Vu',
+    's3cret-token',
+  ]) {
+    const r = await call('POST', drain, undefined, { authorization });
+    assert.equal(r.status, 401, authorization);
+  }
+  const none = await call('POST', drain);
+  assert.equal(none.status, 401);
+  assert.match(none.json().error, /bearer token/);
 });
 
 test('access log: one JSON line per closed session, with the termination cause', async (t) => {

@@ -5,6 +5,7 @@ import type { BackendSet } from '../src/backend/backend-set.js';
 import { backendFromOptions } from '../src/config/backend-settings.js';
 import type { ServiceConfig } from '../src/config/schema.js';
 import type { LbError } from '../src/errors.js';
+import type { LocalErrors } from '../src/local-errors.js';
 import type { Logger } from '../src/logger.js';
 import type { WarmPool } from '../src/pool/warm-pool.js';
 import { Dialer } from '../src/proxy/dialer.js';
@@ -36,6 +37,7 @@ test('retry backoff doubles from retry_delay and stops at 30 s, never past the s
     } as unknown as Logger,
     pool: { take: () => null } as unknown as WarmPool,
     clock: { now: () => 0 },
+    localErrors: { claim: () => false } as unknown as LocalErrors,
     counters: { retries: 0 },
     unavailable() {},
     leftQueue() {},

@@ -190,10 +190,16 @@ test('reload under load: 10 reloads (weights, add, remove, one invalid file) wit
 
   // POST /api/reload does the same, and says why when the file is bad.
   writeFileSync(file, fileConfig(lbPort, adminPort, [q(ports[0] as number, 7)]));
-  const ok = await fetch(`http://127.0.0.1:${adminPort}/api/reload`, { method: 'POST' });
+  const ok = await fetch(`http://127.0.0.1:${adminPort}/api/reload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+  });
   assert.equal(ok.status, 200);
   writeFileSync(file, fileConfig(lbPort, adminPort, ['"nope"']));
-  const bad = await fetch(`http://127.0.0.1:${adminPort}/api/reload`, { method: 'POST' });
+  const bad = await fetch(`http://127.0.0.1:${adminPort}/api/reload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+  });
   assert.equal(bad.status, 400);
   assert.match(
     ((await bad.json()) as { error: string }).error,

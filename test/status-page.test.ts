@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -14,6 +15,7 @@ import {
   echoServer,
   httpGet,
   httpServer,
+  listen,
   openClient,
   startLb,
   svc,
@@ -72,6 +74,7 @@ test('status page: a real browser shows a drained backend within 2 s, and a scre
 
   const r = await fetch(`${base}/api/services/web/backends/127.0.0.1:${ports[1]}/drain`, {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
   });
   assert.equal(r.status, 200);
   const start = Date.now();
@@ -109,4 +112,44 @@ test('status page with workers = 2: totals and each worker’s open sessions', a
   assert.equal(per.length, 2);
   assert.equal((per[0] ?? 0) + (per[1] ?? 0), 4, text);
   assert.equal(await page.locator('[data-service="web"] .stats b').first().textContent(), '4');
+});
+
+test('a page on another site cannot disable a backend through the browser: form post and no-cors fetch are refused', async (t) => {
+  if (!haveChromium(t)) return;
+  const a = await httpServer(t, 'a');
+  const lb = await startLb(t, svc([addr(a)]));
+  const admin = new AdminServer(lb, {
+    listen: { host: '127.0.0.1', port: 0, address: '127.0.0.1:0' },
+    token: null,
+    reload: null,
+    log: createLogger('silent'),
+  });
+  await admin.start();
+  t.after(() => admin.close());
+  const target = `http://127.0.0.1:${admin.address().port}/api/services/web/backends/${addr(a)}/disable`;
+  // Both are "simple" cross-origin requests: the browser sends them without asking first.
+  const evil = createServer((_req, res) => {
+    res.setHeader('content-type', 'text/html');
+    res.end(`<form method="POST" action="${target}"><input name="x" value="1"></form>
+<script>
+fetch(${JSON.stringify(target)}, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: '{}' })
+  .finally(() => document.forms[0].submit());
+</script>`);
+  });
+  const evilPort = await listen(t, evil as never);
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const statuses: number[] = [];
+  page.on('response', (r) => {
+    if (r.url() === target) statuses.push(r.status());
+  });
+  const formAnswer = page.waitForResponse(
+    (r) => r.url() === target && r.request().resourceType() === 'document',
+  );
+  await page.goto(`http://127.0.0.1:${evilPort}/`);
+  assert.equal((await formAnswer).status(), 403);
+  assert.deepEqual(statuses, [403, 403], 'the fetch and the form post');
+  assert.equal(lb.service('web').backends.all[0]?.state, 'up');
 });

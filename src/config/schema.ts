@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
-import { type HostPort, listensOverlap } from './address.js';
+import { type HostPort, listensOverlap, parseHostPort } from './address.js';
 import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import { describe } from './duration.js';
 import {
@@ -102,7 +102,12 @@ export interface Config {
     readonly workers: number;
   };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
-  readonly admin: { readonly listen: HostPort; readonly token: string | null } | null;
+  readonly admin: {
+    readonly listen: HostPort;
+    readonly token: string | null;
+    /** Host header values the admin server accepts besides its listen address and loopback names. */
+    readonly allowedHosts: readonly string[];
+  } | null;
   readonly services: readonly ServiceConfig[];
 }
 
@@ -140,7 +145,7 @@ const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
 const PROCESS_KEYS = ['shutdown_timeout', 'workers'];
 const MAX_WORKERS = 256;
 const LOG_KEYS = ['level', 'access'];
-const ADMIN_KEYS = ['listen', 'token'];
+const ADMIN_KEYS = ['listen', 'token', 'allowed_hosts'];
 const SERVICE_KEYS = [
   'listen',
   'balance',
@@ -458,7 +463,27 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
         );
       } else token = a.token;
     }
-    if (hp) admin = Object.freeze({ listen: hp, token });
+    // Written as a browser writes Host: "name:port", or a bare "name" behind port 80.
+    const allowedHosts: string[] = [];
+    if (a.allowed_hosts !== undefined && !Array.isArray(a.allowed_hosts)) {
+      p.add(
+        'admin.allowed_hosts',
+        `expected an array such as ["lb.internal:9900"], got ${describe(a.allowed_hosts)}`,
+      );
+    }
+    (Array.isArray(a.allowed_hosts) ? a.allowed_hosts : []).forEach((h: unknown, i) => {
+      const full = parseHostPort(h);
+      const bare = typeof h === 'string' ? parseHostPort(`${h}:80`) : full;
+      if (!('error' in full)) allowedHosts.push(full.address.toLowerCase());
+      // The ":80" added only to parse a bare name goes again.
+      else if (!('error' in bare)) allowedHosts.push(bare.address.slice(0, -3).toLowerCase());
+      else
+        p.add(
+          `admin.allowed_hosts[${i}]`,
+          `expected "name:port", "[v6]:port" or a bare "name" as a browser sends Host, got ${describe(h)}`,
+        );
+    });
+    if (hp) admin = Object.freeze({ listen: hp, token, allowedHosts: Object.freeze(allowedHosts) });
   }
 
   const defaults = table(top.defaults, 'defaults', p);

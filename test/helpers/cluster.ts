@@ -8,7 +8,10 @@ export interface RunningCli {
   /** The first service's listen port. */
   port: number;
   adminPort: number;
-  /** GET (or another method) on the admin server; resolves with the parsed JSON, or text for /metrics. */
+  /**
+   * GET (or another method) on the admin server; resolves with the parsed JSON, or text for /metrics.
+   * Writes carry `content-type: application/json`, which the admin server requires of them.
+   */
   admin(path: string, init?: RequestInit): Promise<{ status: number; body: unknown; text: string }>;
   /** Parsed JSON log lines written so far. */
   logs(): Record<string, unknown>[];
@@ -49,7 +52,10 @@ export async function runBalancer(
     adminPort,
     logs,
     async admin(path, init) {
-      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, init);
+      const headers = new Headers(init?.headers);
+      const write = (init?.method ?? 'GET') !== 'GET';
+      if (write && !headers.has('content-type')) headers.set('content-type', 'application/json');
+      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { ...init, headers });
       const text = await res.text();
       let body: unknown = null;
       try {
