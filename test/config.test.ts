@@ -322,7 +322,10 @@ const OUT_OF_RANGE: [string, RegExp][] = [
     svcWith('[services.web.health]\ninterval = "720h"'),
     /health\.interval: must be 1ms-1h, got "720h"/,
   ],
-  [svcWith('[services.web.health]\nfall = 1000'), /health\.fall: must be 1-100, got 1000/],
+  [
+    svcWith('[services.web.health]\nfall = 1000001'),
+    /health\.fall: must be 1-1000000, got 1000001/,
+  ],
   [svcWith('[services.web.pool]\nidle_ttl = "720h"'), /pool\.idle_ttl: must be 1ms-24d/],
   [svcWith('[services.web.pool]\nmax_idle = 5000'), /pool\.max_idle: must be 0-1000, got 5000/],
   [svcWith('max_connections = 10000000'), /max_connections: must be 1-1000000, got 10000000/],

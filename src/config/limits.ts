@@ -27,8 +27,12 @@ export const LIMITS = Object.freeze({
   rate: 1_000_000,
   /** pool min_idle / max_idle, per backend: each is an open socket to that backend. */
   poolIdle: 1000,
-  /** health rise / fall: consecutive probes. */
-  riseFall: 100,
+  /**
+   * health rise / fall: consecutive results. A high fall is how a service ignores
+   * passive failures (dials, refills) with kind = "none", so it is bounded only to keep
+   * it a plain counter.
+   */
+  riseFall: 1_000_000,
   /** max_retries: extra dial attempts. */
   retries: 100,
 });
