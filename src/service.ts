@@ -15,6 +15,7 @@ import { NoBackendError } from './errors.js';
 import { HealthChecker } from './health/checker.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
+import { noop } from './noop.js';
 import { WarmPool } from './pool/warm-pool.js';
 import { type ServiceCounters, SessionAccounting } from './proxy/accounting.js';
 import { Admission } from './proxy/admission.js';
@@ -22,11 +23,20 @@ import type { DialAttempt } from './proxy/dial-attempt.js';
 import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
-import { Listener } from './proxy/listener.js';
+import { Listener, type ListenerHost } from './proxy/listener.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { WaitQueue } from './proxy/wait-queue.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
+
+/** A bound listener's host before its service adopts it: every client is closed at once. */
+const NOT_YET: ListenerHost = {
+  activeSessions: 0,
+  cfg: { maxConnections: 0 },
+  fds: null,
+  accept: (c) => c.destroy(),
+  refused: noop,
+};
 
 /**
  * What a Service does in its process. "single": everything. With workers, the
@@ -168,9 +178,13 @@ export class Service implements DialerDeps {
     }
   }
 
-  /** Binds `listen` for this service without adopting it yet (a reload binds everything first). */
+  /**
+   * Binds `listen` for this service without adopting it yet (a reload binds
+   * everything first): until `adopt`, it closes whoever connects, so a reload
+   * that fails later has taken no client in.
+   */
   async bind(listen: ServiceConfig['listen']): Promise<Listener> {
-    const l = new Listener(listen, this.sessions, this.log, this.clock);
+    const l = new Listener(listen, NOT_YET, this.log, this.clock);
     await l.start();
     return l;
   }
@@ -310,11 +324,14 @@ export class Service implements DialerDeps {
     return this.listener;
   }
 
-  /** Stops accepting, probing and pooling; open sessions carry on. */
+  /**
+   * Stops accepting, probing and pooling; open sessions carry on, and so
+   * does the wait queue (its poll stops by itself once empty), so a queued
+   * client is still served or refused at queue_timeout.
+   */
   stopAccepting(): void {
     this.listener?.stop();
     this.admission.close();
-    this.queue.close();
     this.health.stop();
     this.warmPool.close();
     this.backends.close();

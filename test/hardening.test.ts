@@ -10,8 +10,11 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/logger.js';
+import { FdBudget } from '../src/proxy/fd-budget.js';
+import { ManualClock } from './helpers/backends.js';
 import {
   addr,
+  blackhole,
   echoServer,
   ended,
   httpGet,
@@ -415,4 +418,44 @@ test('13.20 an outage logs one warning a second, not one per refused client', as
   const warned = lines.filter((l) => l.msg === 'session refused: no backend reachable');
   assert.equal(lb.service('web').counters.connectFailed, 30);
   assert.ok(warned.length >= 1 && warned.length <= 2, `${warned.length} warnings for 30 clients`);
+});
+
+test('13.2 a descriptor sample that fails for want of a descriptor refuses the client, never throws', () => {
+  const clock = new ManualClock();
+  const fds = new FdBudget(clock, 1_000_000);
+  assert.equal(fds.admit(), true);
+  const release = exhaustDescriptors(0);
+  try {
+    clock.advance(10_000);
+    assert.equal(fds.admit(), false);
+  } finally {
+    release();
+  }
+  clock.advance(10_000);
+  assert.equal(fds.admit(), true);
+});
+
+test('a half-open trial whose caller leaves mid-dial leaves the backend half-open for the next one', async (t) => {
+  const hole = await blackhole(t);
+  const lb = await startLb(
+    t,
+    svc([addr(hole)], {
+      all_down: 'refuse',
+      connect_timeout: '5s',
+      health: { kind: 'none', interval: '50ms' },
+    }),
+  );
+  const s = lb.service('web');
+  const b = s.backends.all[0];
+  assert.ok(b);
+  s.backends.markDown(b, 'test');
+  await waitFor(() => b.halfOpen, 2000, 'half-open');
+  const ctl = new AbortController();
+  const dial = lb.connect('web', { signal: ctl.signal });
+  await waitFor(() => b.trialInFlight, 2000, 'the trial dial under way');
+  ctl.abort();
+  await assert.rejects(dial, { code: 'LB_ERR_ABORTED' });
+  assert.equal(b.active, 0, 'the abort cancelled the dial and gave its slot back');
+  assert.equal(b.trialInFlight, false);
+  assert.deepEqual(s.backends.candidates, [b], 'back among the candidates for the next trial');
 });

@@ -262,6 +262,16 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     this.judge.failed(b, cause);
   }
 
+  /**
+   * A trial dial ended with no verdict (its client left, or the failure was
+   * the balancer's own): the backend is half-open again for the next one.
+   */
+  abandonTrial(b: Backend): void {
+    if (!b.halfOpen || !b.trialInFlight) return;
+    b.trialInFlight = false;
+    this.commit();
+  }
+
   /** The dialer picked a half-open backend: it is the one trial; keep others off it until the verdict. */
   beginTrial(b: Backend): void {
     if (!b.halfOpen || b.trialInFlight) return;

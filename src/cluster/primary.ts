@@ -29,6 +29,7 @@ const RELOAD_TIMEOUT_MS = 15_000;
 export class ClusterPrimary implements AdminCluster {
   readonly lb: LoadBalancer;
   private readonly fixedLogLevel: LogLevel | null;
+  private readonly log: Logger;
   private readonly ipc: WorkerIpc;
   private readonly broadcast: StateBroadcast;
   private readonly slots: WorkerSlots;
@@ -45,6 +46,7 @@ export class ClusterPrimary implements AdminCluster {
     opts: { logger: Logger; fixedLogLevel: LogLevel | null; clock?: Clock },
   ) {
     this.fixedLogLevel = opts.fixedLogLevel;
+    this.log = opts.logger;
     const clock = opts.clock ?? monotonicClock;
     this.ipc = new WorkerIpc(opts.logger);
     this.broadcast = new StateBroadcast(
@@ -130,10 +132,16 @@ export class ClusterPrimary implements AdminCluster {
     );
     if (failed.length > 0) {
       await this.lb.reload(prev);
-      await apply(
-        slots.filter((_, i) => results[i]?.status === 'fulfilled'),
-        prev,
-      );
+      const applied = slots.filter((_, i) => results[i]?.status === 'fulfilled');
+      const back = await apply(applied, prev);
+      // A worker that cannot go back runs the new config alone: say so, loudly.
+      back.forEach((r, i) => {
+        if (r.status === 'rejected')
+          this.log.error(
+            { worker: applied[i]?.n, reason: (r.reason as Error).message },
+            'reload rollback failed in a worker: it keeps the new config until restarted',
+          );
+      });
     }
     this.broadcast.queue();
     if (failed.length > 0)

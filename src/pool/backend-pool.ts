@@ -78,6 +78,9 @@ export class BackendPool {
     this.earlyCloses = 0;
     this.backoffMs = 0;
     this.suspendedUntil = 0;
+    // A backoff or suspension wait under way ends too; the caller refills next.
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 }
 

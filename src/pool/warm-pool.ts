@@ -135,7 +135,9 @@ export class WarmPool implements PoolStats {
       return null;
     }
     this.counters.hits++;
-    p.proven();
+    // Only a socket that outlived youth proves the backend keeps them: a young one may
+    // just not have been closed yet (a backend at its own client limit).
+    if (this.clock.now() - ps.openedAt >= this.youngMs) p.proven();
     this.refill(p);
     return ps;
   }
@@ -151,8 +153,10 @@ export class WarmPool implements PoolStats {
 
   /** Closes idle sockets older than idle_ttl (they are replaced by refill), and shrinks burst targets. */
   reap(): void {
-    const cutoff = this.clock.now() - this.cfg.idleTtlMs;
+    const now = this.clock.now();
+    const cutoff = now - this.cfg.idleTtlMs;
     for (const p of this.pools.values()) {
+      if (p.earlyCloses > 0 && p.idle.some((ps) => now - ps.openedAt >= this.youngMs)) p.proven();
       for (let i = p.idle.length - 1; i >= 0; i--) {
         const ps = p.idle[i] as PooledSocket;
         if (ps.openedAt <= cutoff) this.evict(p, ps, 'expired');
@@ -324,8 +328,8 @@ export class WarmPool implements PoolStats {
     this.refill(p);
   }
 
-  /** An idle socket that dies before this age died young: half of idle_ttl, at most 5 s. */
+  /** An idle socket that dies before this age died young: half of idle_ttl, 100 ms to 5 s. */
   private get youngMs(): number {
-    return Math.min(this.cfg.idleTtlMs / 2, 5000);
+    return Math.max(100, Math.min(this.cfg.idleTtlMs / 2, 5000));
   }
 }

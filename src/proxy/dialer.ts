@@ -86,6 +86,7 @@ export class Dialer implements AttemptOwner {
     a.retryTimer = null;
     a.pending?.destroy();
     a.pending = null;
+    if (a.reserved) this.deps.backends.abandonTrial(a.reserved);
     this.unreserve(a);
     if (a.queuedAt !== 0) this.deps.leftQueue(a);
   }
@@ -125,8 +126,8 @@ export class Dialer implements AttemptOwner {
   /** Records the failure, then retries with backoff or gives up. */
   private failed(a: DialAttempt, b: Backend, cause: string): void {
     if (a.reserved === b) this.unreserve(a);
-    if (!this.deps.localErrors.claim(cause, 'dial', b.address))
-      this.deps.backends.recordDialFailure(b, cause);
+    if (this.deps.localErrors.claim(cause, 'dial', b.address)) this.deps.backends.abandonTrial(b);
+    else this.deps.backends.recordDialFailure(b, cause);
     a.failures.push({ backend: b.address, cause });
     if (a.done) return;
     const { maxRetries, retryDelayMs, name } = this.deps.cfg;

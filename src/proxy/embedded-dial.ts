@@ -23,8 +23,9 @@ export class EmbeddedDial implements DialRequester {
   private settled = false;
   private readonly onAbort = (): void => {
     if (this.settled) return;
+    const a = this.attempt;
     this.settle();
-    this.attempt?.cancel();
+    a?.cancel();
     this.reject(new LbError('LB_ERR_ABORTED', 'connect aborted'));
   };
 

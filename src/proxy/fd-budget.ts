@@ -66,12 +66,18 @@ export class FdBudget {
     if (limit === null) return true;
     const now = this.clock.now();
     const estimate = this.sampled + this.sinceSample;
-    // Far from the limit a stale sample is harmless; near it, look again every 100 ms.
-    const maxAge = estimate < limit / 2 ? 2000 : 100;
+    // Far from the limit a stale sample is harmless (and a sample costs a string per open
+    // descriptor); within four reserves of it, look again every 100 ms.
+    const maxAge = estimate < limit - 4 * this.reserve ? 2000 : 100;
     if (now - this.sampledAt > maxAge) {
-      this.sampled = openFdCount();
-      this.sinceSample = 0;
       this.sampledAt = now;
+      try {
+        this.sampled = openFdCount();
+        this.sinceSample = 0;
+      } catch {
+        // Reading /proc/self/fd needs a descriptor too: none left means refuse.
+        return false;
+      }
     }
     return this.sampled + this.sinceSample + 2 <= limit - this.reserve;
   }

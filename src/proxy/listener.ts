@@ -83,19 +83,19 @@ export class Listener {
   }
 
   private onConnection(client: Socket): void {
-    const full =
-      this.host.activeSessions >= this.host.cfg.maxConnections
-        ? 'max-connections'
-        : this.host.fds?.admit() === false
-          ? 'descriptors'
-          : null;
-    if (full) {
-      client.on('error', noop);
-      this.host.refused(client, full);
-      client.destroy();
-      return;
-    }
     try {
+      const full =
+        this.host.activeSessions >= this.host.cfg.maxConnections
+          ? 'max-connections'
+          : this.host.fds?.admit() === false
+            ? 'descriptors'
+            : null;
+      if (full) {
+        client.on('error', noop);
+        this.host.refused(client, full);
+        client.destroy();
+        return;
+      }
       this.host.accept(client);
     } catch (err) {
       // Never the process: this client goes, the listener stays.

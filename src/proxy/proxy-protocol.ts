@@ -70,12 +70,17 @@ export function addressesOf(
   dstPort: number | undefined,
 ): ProxyAddresses | null {
   if (!srcAddr || !dstAddr || srcPort === undefined || dstPort === undefined) return null;
-  const s = unmapV4(srcAddr);
-  const d = unmapV4(dstAddr);
+  // A link-local peer's address comes with its zone ("fe80::1%eth0"), which no header may carry.
+  const s = unmapV4(withoutZone(srcAddr));
+  const d = unmapV4(withoutZone(dstAddr));
   if (isIPv4(s) && isIPv4(d)) return { family: 'TCP4', srcAddr: s, srcPort, dstAddr: d, dstPort };
-  if (isIPv6(srcAddr) && isIPv6(dstAddr))
-    return { family: 'TCP6', srcAddr, srcPort, dstAddr, dstPort };
+  if (isIPv6(s) && isIPv6(d)) return { family: 'TCP6', srcAddr: s, srcPort, dstAddr: d, dstPort };
   return null;
+}
+
+function withoutZone(a: string): string {
+  const i = a.indexOf('%');
+  return i < 0 ? a : a.slice(0, i);
 }
 
 function unmapV4(a: string): string {

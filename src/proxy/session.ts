@@ -4,6 +4,7 @@ import type { BackendSet } from '../backend/backend-set.js';
 import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
+import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
@@ -12,7 +13,7 @@ import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-pr
 import type { SourceLimiter } from './source-limits.js';
 
 /** What a queued client may send before it is paused (it reaches the backend first). */
-const MAX_HELD_BYTES = 64 * 1024;
+const MAX_HELD_BYTES = 16 * 1024;
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -160,6 +161,13 @@ export class Session implements DialRequester {
    */
   dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void {
     this.attempt = a;
+    if (this.client.destroyed) {
+      // Gone between its last event and this hand-over: the slot goes back, the socket too.
+      sock.on('error', noop);
+      sock.destroy();
+      this.host.backends.release(target);
+      return;
+    }
     this.backend = sock;
     try {
       this.attach(sock, target, pooled);
@@ -231,20 +239,21 @@ export class Session implements DialRequester {
    * A reset closes it (and so cancels the wait). A FIN with nothing sent is a
    * client that gave up, and it is closed; a FIN after a request is a
    * half-close, and the request waits. What it sends is held (the client is
-   * paused past 64 KiB) and reaches the backend first.
+   * paused past 16 KiB) and reaches the backend first.
    */
   waiting(): void {
-    if (this.held || this.clientClosed) return;
-    const held: Buffer[] = [];
+    if (this.stopWatching || this.clientClosed || this.client.readableEnded) return;
+    this.held ??= [];
+    const held = this.held;
     let bytes = 0;
-    this.held = held;
+    for (const chunk of held) bytes += chunk.length;
     const onData = (chunk: Buffer): void => {
       held.push(chunk);
       bytes += chunk.length;
       if (bytes >= MAX_HELD_BYTES) this.client.pause();
     };
     const onEnd = (): void => {
-      if (bytes === 0) this.client.destroy();
+      if (bytes === 0) this.refuse('client-closed');
     };
     this.stopWatching = () => {
       this.client.removeListener('data', onData);
@@ -261,6 +270,8 @@ export class Session implements DialRequester {
   refuse(cause: TerminationCause): void {
     if (this.clientClosed) return;
     this.cause = cause;
+    // Now, not at 'close' a tick later: the queue must not dial for a client already gone.
+    this.attempt?.cancel();
     this.client.destroy();
   }
 
@@ -285,6 +296,7 @@ export class Session implements DialRequester {
    */
   destroy(cause: TerminationCause): void {
     this.cause ??= cause;
+    this.attempt?.cancel();
     if (cause === 'idle-timeout') {
       this.client.destroy();
       this.backend?.destroy();

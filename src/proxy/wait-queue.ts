@@ -19,7 +19,12 @@ const POLL_MS = 25;
  * requester leaves is removed at once, so it never holds a place.
  */
 export class WaitQueue {
-  private waiting: DialAttempt[] = [];
+  /** Arrival order; may hold attempts that left, skipped when they reach the head. */
+  private order: DialAttempt[] = [];
+  /** Who is waiting now: leaving is O(1), and the size check counts only these. */
+  private readonly members = new Set<DialAttempt>();
+  /** The attempt `serve` is retrying: if it finds no slot it goes back to the head. */
+  private serving: DialAttempt | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -39,23 +44,25 @@ export class WaitQueue {
   }
 
   get length(): number {
-    return this.waiting.length;
+    return this.members.size;
   }
 
-  /** Every backend is at its cap for `a`: it waits, at the back (or at the head, if it was already first). */
+  /** Every backend is at its cap for `a`: it waits at the back (at the head if it was just first). */
   offer(a: DialAttempt): void {
-    if (a.queuedAt === 0) {
-      if (this.waiting.length >= this.size) {
+    if (a === this.serving) {
+      this.order.unshift(a);
+      this.members.add(a);
+    } else {
+      if (this.members.size >= this.size) {
         this.dialer.fail(a, new LimitError(this.service, 'queue-full'));
         return;
       }
-      this.counters.queued++;
+      // A retry that comes back (its dial failed) waits anew, but counts as queued once.
+      if (a.queuedAt === 0) this.counters.queued++;
       a.queuedAt = this.clock.now();
-      this.waiting.push(a);
+      this.order.push(a);
+      this.members.add(a);
       a.requester.waiting?.(a);
-    } else {
-      // It was at the head and still found no slot: it keeps its place.
-      this.waiting.unshift(a);
     }
     if (!this.timer) {
       this.timer = setInterval(() => this.serve(), POLL_MS);
@@ -64,28 +71,31 @@ export class WaitQueue {
   }
 
   remove(a: DialAttempt): void {
-    const i = this.waiting.indexOf(a);
-    if (i >= 0) this.waiting.splice(i, 1);
-    if (this.waiting.length === 0) this.stopTimer();
+    if (this.members.delete(a) && this.members.size === 0) this.empty();
   }
 
   /** Hands freed slots to waiting attempts in arrival order; gives up on those past queue_timeout. */
   serve(): void {
     const now = this.clock.now();
-    while (this.waiting.length > 0) {
-      const a = this.waiting[0] as DialAttempt;
-      this.waiting.shift();
-      if (a.done) continue;
+    while (this.order.length > 0) {
+      const a = this.order.shift() as DialAttempt;
+      if (!this.members.delete(a) || a.done) continue;
       if (now - a.queuedAt > this.timeoutMs) {
         this.dialer.fail(a, new LimitError(this.service, 'queue-timeout'));
         continue;
       }
-      const before = this.waiting.length;
+      this.serving = a;
       this.dialer.run(a);
+      this.serving = null;
       // Back at the head: nothing is free yet; the rest wait behind it.
-      if (this.waiting.length > before) break;
+      if (this.members.has(a)) break;
     }
-    if (this.waiting.length === 0) this.stopTimer();
+    if (this.members.size === 0) this.empty();
+  }
+
+  private empty(): void {
+    this.order = [];
+    this.stopTimer();
   }
 
   close(): void {
