@@ -15,7 +15,6 @@ import { NoBackendError } from './errors.js';
 import { HealthChecker } from './health/checker.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
-import { noop } from './noop.js';
 import { WarmPool } from './pool/warm-pool.js';
 import { type ServiceCounters, SessionAccounting } from './proxy/accounting.js';
 import { Admission } from './proxy/admission.js';
@@ -23,20 +22,11 @@ import type { DialAttempt } from './proxy/dial-attempt.js';
 import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
-import { Listener, type ListenerHost } from './proxy/listener.js';
+import { Listener } from './proxy/listener.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { WaitQueue } from './proxy/wait-queue.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
-
-/** A bound listener's host before its service adopts it: every client is closed at once. */
-const NOT_YET: ListenerHost = {
-  activeSessions: 0,
-  cfg: { maxConnections: 0 },
-  fds: null,
-  accept: (c) => c.destroy(),
-  refused: noop,
-};
 
 /**
  * What a Service does in its process. "single": everything. With workers, the
@@ -183,10 +173,8 @@ export class Service implements DialerDeps {
    * everything first): until `adopt`, it closes whoever connects, so a reload
    * that fails later has taken no client in.
    */
-  async bind(listen: ServiceConfig['listen']): Promise<Listener> {
-    const l = new Listener(listen, NOT_YET, this.log, this.clock);
-    await l.start();
-    return l;
+  bind(listen: ServiceConfig['listen']): Promise<Listener> {
+    return Listener.bindPending(listen, this.log, this.clock);
   }
 
   /** Serves from `l` from now on; the listener it had is closed unless it was given away. */

@@ -1,6 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, isIPv4 } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
 import { type HostPort, isLoopback } from '../config/address.js';
@@ -8,6 +7,16 @@ import { LbError } from '../errors.js';
 import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
 import { createRegistry } from './metrics.js';
+import {
+  ADMIN_LIMITS,
+  decodeSegment,
+  HttpError,
+  RequestGuard,
+  requestPath,
+} from './request-guard.js';
+
+export { ADMIN_LIMITS } from './request-guard.js';
+
 import { STATUS_PAGE } from './status-page.js';
 import { backendView, type ServiceView, servicesView } from './views.js';
 
@@ -33,45 +42,8 @@ export interface AdminCluster {
   metrics(): Promise<{ body: string; contentType: string }>;
 }
 
-/**
- * What one admin port may hold. Every connection is a descriptor the balancer
- * needs for clients, backends and probes, so the admin server takes few and
- * lets go of silent or slow ones within seconds. Node checks the header and
- * request deadlines every `checkIntervalMs` (30 s by default, too late here).
- */
-export const ADMIN_LIMITS = Object.freeze({
-  /** Open connections; past this, new ones are closed at accept. The status page keeps a few. */
-  maxConnections: 64,
-  /** From connect (or the end of the last response) to the end of the request headers. */
-  headersTimeoutMs: 5_000,
-  /** From the first byte to the end of the request body. */
-  requestTimeoutMs: 10_000,
-  /** An idle keep-alive connection between requests (the status page polls every second). */
-  keepAliveTimeoutMs: 5_000,
-  /** No byte either way, e.g. a client that stops reading its response. */
-  idleTimeoutMs: 10_000,
-  checkIntervalMs: 1_000,
-  /** A write call's body (a weight is a few bytes). */
-  maxBodyBytes: 4096,
-  /** A larger body is still read and dropped up to this, so the 413 is seen instead of a reset. */
-  maxDrainBytes: 1 << 20,
-});
-
 const BACKEND_ROUTE =
   /^\/api\/services\/([^/]+)\/backends\/([^/]+)\/(drain|enable|disable|weight)$/;
-/** Distinct refused Host values logged at warn; past this, refusals are only answered. */
-const MAX_WARNED_HOSTS = 32;
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-  }
-}
-
 /**
  * The admin server (node:http, loopback by default): Prometheus metrics, a
  * JSON API to read and change backend state, a health endpoint, reload, and
@@ -80,18 +52,20 @@ class HttpError extends Error {
 export class AdminServer {
   private readonly server: Server;
   private readonly registry: Registry | null;
-  /** The token's digest: tokens are compared as digests so neither content nor length leaks through timing. */
-  private readonly tokenDigest: Buffer | null;
-  private readonly allowedHosts: ReadonlySet<string>;
-  private readonly warnedHosts = new Set<string>();
+  private readonly guard: RequestGuard;
 
   constructor(
     private readonly lb: LoadBalancer,
     private readonly opts: AdminOptions,
   ) {
     this.registry = opts.cluster ? null : createRegistry(lb);
-    this.tokenDigest = opts.token === null ? null : digest(opts.token);
-    this.allowedHosts = new Set((opts.allowedHosts ?? []).map((h) => h.toLowerCase()));
+    this.guard = new RequestGuard(
+      opts.listen,
+      opts.token,
+      opts.allowedHosts ?? [],
+      () => this.address().port,
+      opts.log,
+    );
     const l = ADMIN_LIMITS;
     this.server = createServer(
       {
@@ -147,7 +121,7 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const host = this.checkHost(req);
+    const host = this.guard.checkHost(req);
     const path = requestPath(req.url);
     const method = req.method ?? 'GET';
     // HEAD is GET without the body; Node drops the body of a HEAD response and keeps its length.
@@ -166,7 +140,7 @@ export class AdminServer {
     if (read && path === '/healthz') return this.healthz(res);
     if (path === '/api/reload') {
       if (method !== 'POST') throw new HttpError(405, 'use POST', { allow: 'POST' });
-      await this.acceptWrite(req, host);
+      await this.guard.acceptWrite(req, host);
       if (!this.opts.reload)
         throw new HttpError(501, 'reload needs a config file (run from the command line)');
       try {
@@ -199,7 +173,7 @@ export class AdminServer {
     const method = req.method ?? 'GET';
     const want = action === 'weight' ? 'PUT' : 'POST';
     if (method !== want) throw new HttpError(405, `use ${want}`, { allow: want });
-    const body = await this.acceptWrite(req, host);
+    const body = await this.guard.acceptWrite(req, host);
     const svc = this.lb.allServices.find((s) => s.name === svcName);
     if (!svc) throw new HttpError(404, `no service ${svcName}`);
     let b: Backend;
@@ -238,67 +212,6 @@ export class AdminServer {
     this.json(res, failing.length === 0 ? 200 : 503, { ok: failing.length === 0, failing });
   }
 
-  /**
-   * The Host header, lowercased, when it names this server; null when absent.
-   * A DNS-rebinding page reaches us under its own name, so only names that
-   * cannot be an attacker's pass: the listen address, the address the
-   * connection came in on (for a wildcard listen), loopback names (any port:
-   * an SSH tunnel's), and the operator's allowed_hosts. No browser omits Host,
-   * so its absence (HTTP/1.0 health checkers) is not a rebinding.
-   */
-  private checkHost(req: IncomingMessage): string | null {
-    const raw = req.headers.host;
-    if (raw === undefined) return null;
-    const value = raw.toLowerCase();
-    if (this.allowedHosts.has(value)) return value;
-    const h = splitHost(value);
-    if (h) {
-      const { host: listenHost } = this.opts.listen;
-      const { localAddress, localPort } = req.socket;
-      if (isLoopback(h.host)) return value;
-      if (h.host === listenHost.toLowerCase() && h.port === this.address().port) return value;
-      if (localAddress && h.host === unmapped(localAddress) && h.port === localPort) return value;
-    }
-    if (this.warnedHosts.size < MAX_WARNED_HOSTS && !this.warnedHosts.has(value)) {
-      this.warnedHosts.add(value);
-      this.opts.log.warn(
-        { host: raw },
-        'admin: refused a request for another Host (allowed_hosts)',
-      );
-    }
-    throw new HttpError(
-      403,
-      `Host ${JSON.stringify(raw)} is not this admin server's name; add it to [admin] allowed_hosts`,
-    );
-  }
-
-  /**
-   * Checks a write call, cheapest refusal first, and returns its body. Without
-   * a token a browser is the operator's credential, so a page from another
-   * origin must not be able to act through it: its Origin is refused, and
-   * requiring application/json means a plain form cannot send a write at all
-   * (a cross-origin JSON fetch needs a CORS preflight, which is never granted).
-   * A write without Origin is not from a browser (curl, scripts).
-   */
-  private async acceptWrite(req: IncomingMessage, host: string | null): Promise<string> {
-    const origin = req.headers.origin;
-    if (origin !== undefined && (host === null || origin.toLowerCase() !== `http://${host}`))
-      throw new HttpError(403, `cross-origin write refused (Origin ${origin})`);
-    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/json')
-      throw new HttpError(415, 'write calls need Content-Type: application/json');
-    this.authorize(req);
-    return readBody(req);
-  }
-
-  private authorize(req: IncomingMessage): void {
-    if (this.tokenDigest === null) return;
-    // RFC 7235: the scheme is case-insensitive ("bearer" is as good as "Bearer").
-    const m = /^bearer +(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!timingSafeEqual(digest(m?.[1] ?? ''), this.tokenDigest))
-      throw new HttpError(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
-  }
-
   private json(res: ServerResponse, status: number, body: unknown): void {
     this.send(res, status, `${JSON.stringify(body)}\n`, 'application/json');
   }
@@ -330,68 +243,6 @@ export class AdminServer {
     const headers = err instanceof HttpError ? err.headers : {};
     this.send(res, status, body, 'application/json', headers);
   }
-}
-
-/** The path of a request target (origin or absolute form); 400 when it does not parse. */
-function requestPath(target: string | undefined): string {
-  try {
-    return new URL(target ?? '/', 'http://admin').pathname;
-  } catch {
-    throw new HttpError(400, 'bad request target');
-  }
-}
-
-/** One percent-encoded path segment; 400 for bad encoding such as "%ff" or a lone "%". */
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new HttpError(400, `bad percent-encoding in ${JSON.stringify(segment)}`);
-  }
-}
-
-/** "host", "host:port" or "[v6]:port" (lowercase) as host and port, the port 80 when absent. */
-function splitHost(value: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(value);
-  if (!m) return null;
-  return { host: (m[1] ?? m[2]) as string, port: m[3] === undefined ? 80 : Number(m[3]) };
-}
-
-/** An IPv4 client of a dual-stack listener shows as "::ffff:a.b.c.d"; browsers write "a.b.c.d". */
-function unmapped(address: string): string {
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : '';
-  return isIPv4(v4) ? v4 : address.toLowerCase();
-}
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
-/**
- * Reads a write call's body, up to maxBodyBytes. A larger one is refused 413,
- * but read to its end first (up to maxDrainBytes): closing a socket with
- * unread bytes sends a reset, and the client would see that, not the 413.
- */
-function readBody(req: IncomingMessage): Promise<string> {
-  const { maxBodyBytes, maxDrainBytes } = ADMIN_LIMITS;
-  const tooLarge = (close: boolean): HttpError =>
-    new HttpError(413, `body over ${maxBodyBytes} bytes`, close ? { connection: 'close' } : {});
-  if (Number(req.headers['content-length'] ?? 0) > maxDrainBytes)
-    return Promise.reject(tooLarge(true));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size <= maxBodyBytes) chunks.push(d);
-      else if (size > maxDrainBytes) reject(tooLarge(true));
-    });
-    req.on('end', () =>
-      size > maxBodyBytes ? reject(tooLarge(false)) : resolve(Buffer.concat(chunks).toString()),
-    );
-    req.on('error', reject);
-    req.on('close', () => reject(new HttpError(400, 'request body cut short')));
-  });
 }
 
 /** `{"weight": 3}` or a bare `3`; the value is checked by the one backend validator (BackendSet.setWeight). */

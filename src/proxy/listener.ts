@@ -26,6 +26,15 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   EAI_AGAIN: 'host lookup failed',
 };
 
+/** A bound listener's host before a service adopts it: every client is closed at once. */
+const NOT_YET: ListenerHost = {
+  activeSessions: 0,
+  cfg: { maxConnections: 0 },
+  fds: null,
+  accept: (c) => c.destroy(),
+  refused: noop,
+};
+
 /** One service's listening socket: accept, enforce max_connections, hand off. */
 export class Listener {
   private readonly server: Server;
@@ -41,6 +50,17 @@ export class Listener {
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) =>
       this.onConnection(c),
     );
+  }
+
+  /**
+   * Binds `listen` with no service behind it yet (a reload binds everything
+   * first): until `handTo`, whoever connects is closed, so a reload that fails
+   * later has taken no client in.
+   */
+  static async bindPending(listen: HostPort, log: Logger, clock: Clock): Promise<Listener> {
+    const l = new Listener(listen, NOT_YET, log, clock);
+    await l.start();
+    return l;
   }
 
   start(): Promise<void> {

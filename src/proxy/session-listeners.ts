@@ -1,0 +1,82 @@
+import type { Socket } from 'node:net';
+import type { Session } from './session.js';
+
+/** Where a session's sockets keep their session: see `tag`. */
+const SESSION = Symbol('session');
+
+/** A socket of a session, which it can be found by: how the shared listeners below find theirs. */
+interface Owned {
+  [SESSION]?: Session;
+}
+
+/** Marks `sock` as a leg of `s`, so the shared listeners below find it. */
+export function tag(sock: Socket, s: Session): void {
+  (sock as Owned)[SESSION] = s;
+}
+
+function owner(sock: Socket): Session {
+  return (sock as Owned)[SESSION] as Session;
+}
+
+// Listeners shared by every session: each finds its session through the socket it fires
+// on, so a session allocates no closures. Eleven binds and six once-wrappers a session
+// were 1.5 KiB of its 5.4 KiB of heap (a heap snapshot diff over 3,000 idle sessions).
+
+/** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
+export function clientData(this: Socket, chunk: Buffer): void {
+  if (!(owner(this).backend as Socket).write(chunk)) this.pause();
+}
+
+export function backendData(this: Socket, chunk: Buffer): void {
+  if (!owner(this).client.write(chunk)) this.pause();
+}
+
+export function backendDrain(this: Socket): void {
+  owner(this).client.resume();
+}
+
+export function clientDrain(this: Socket): void {
+  owner(this).backend?.resume();
+}
+
+/** On either leg: with idle_timeout, 'timeout' fires once, and the session goes. */
+export function idleTimeout(this: Socket): void {
+  owner(this).destroy('idle-timeout');
+}
+
+export function clientEnd(this: Socket): void {
+  owner(this).onClientEnd();
+}
+
+export function backendEnd(this: Socket): void {
+  owner(this).onBackendEnd();
+}
+
+export function clientError(this: Socket): void {
+  owner(this).onClientError();
+}
+
+export function backendError(this: Socket): void {
+  owner(this).onBackendError();
+}
+
+export function clientClose(this: Socket, hadError: boolean): void {
+  owner(this).onClientClose(hadError);
+}
+
+export function backendClose(this: Socket, hadError: boolean): void {
+  owner(this).onBackendClose(hadError);
+}
+
+/**
+ * Closes a socket with a reset, so the peer sees an abort rather than a clean
+ * end. Once our side has sent its FIN, libuv refuses the reset (EINVAL while
+ * shutting down) and Node then never closes the handle: the descriptor leaks
+ * and 'close' never fires. Found by the random-churn fault test. Such a socket
+ * gets a plain destroy.
+ */
+export function abort(sock: Socket): void {
+  if (sock.destroyed) return;
+  if (sock.writableEnded || sock.connecting) sock.destroy();
+  else sock.resetAndDestroy();
+}
