@@ -1,3 +1,4 @@
+import { GOALS, type Goal } from '../goals.js';
 import type { ScenarioOpts } from './scenarios.js';
 
 export interface Summary {
@@ -95,7 +96,38 @@ export function markdown(r: Results): string {
     }
     out.push('');
   }
+  out.push(...goalsTable(r));
   return out.join('\n');
+}
+
+function figure(s: Summary | undefined, f: Goal['figure']): number {
+  if (!s) return Number.NaN;
+  return f === 'bulkMean' ? (s.gbitUp + s.gbitDown) / 2 : s[f];
+}
+
+/** One row per goal (bench/goals.ts): the ratio in this run, and whether it meets its bound. */
+function goalsTable(r: Results): string[] {
+  const out = [
+    '### goals (bench/goals.ts)',
+    '',
+    '| goal | bound | this run | |',
+    '|---|---|---|---|',
+  ];
+  for (const goal of GOALS) {
+    const rows = r.scenarios[goal.scenario];
+    const x = figure(rows?.[goal.target], goal.figure) / figure(rows?.[goal.peer], goal.figure);
+    const met = goal.op === '<=' ? x <= goal.bound : x >= goal.bound;
+    const verdict = Number.isFinite(x) ? (met ? 'met' : 'missed') : '– (not measured)';
+    out.push(
+      `| ${goal.row} | ${goal.op === '<=' ? '≤' : '≥'} ${goal.bound}x | ${Number.isFinite(x) ? `${x.toFixed(2)}x` : '–'} | ${verdict} |`,
+    );
+  }
+  out.push(
+    '',
+    'Idle memory per session is the least-squares slope of the balancer’s RSS over the sessions open, read after each quarter of them: what it holds regardless of sessions (the warm pool’s idle sockets) is in the intercept, not the slope.',
+    '',
+  );
+  return out;
 }
 
 /** The quick mode's only check: every target has every figure it should. */

@@ -142,7 +142,13 @@ export async function bulk(r: Running, opts: ScenarioOpts): Promise<Figures> {
   };
 }
 
-/** Opens `n` idle sessions through the target; the balancer's RSS growth per session. */
+/**
+ * Opens `n` idle sessions through the target, in four steps, and reads the
+ * balancer's RSS after each (settled): the memory per session is the
+ * least-squares slope of RSS over sessions open. Whatever the balancer holds
+ * regardless of sessions (the warm pool's idle sockets, code, buffers) is in
+ * the intercept, not the slope.
+ */
 export async function idle(r: Running, opts: ScenarioOpts): Promise<Figures> {
   if (!r.pid)
     return {
@@ -153,35 +159,55 @@ export async function idle(r: Running, opts: ScenarioOpts): Promise<Figures> {
       cpuUs: Number.NaN,
       peakRssMiB: Number.NaN,
     };
-  const before = rssKb(r.pid).rss;
+  const settle = (ms: number) => new Promise((res) => setTimeout(res, ms));
+  const points: [number, number][] = [[0, rssKb(r.pid).rss]];
   const socks: Socket[] = [];
   let errors = 0;
   const batch = 200;
-  for (let i = 0; i < opts.idleSessions; i += batch) {
-    const opened = await Promise.allSettled(
-      Array.from({ length: Math.min(batch, opts.idleSessions - i) }, () => open(r.port)),
-    );
-    for (const o of opened) {
-      if (o.status === 'fulfilled') {
-        o.value.on('error', () => {
-          errors++;
-        });
-        socks.push(o.value);
-      } else errors++;
+  const steps = 4;
+  for (let step = 1; step <= steps; step++) {
+    const goal = Math.round((opts.idleSessions * step) / steps);
+    while (socks.length + errors < goal) {
+      const opened = await Promise.allSettled(
+        Array.from({ length: Math.min(batch, goal - socks.length - errors) }, () => open(r.port)),
+      );
+      for (const o of opened) {
+        if (o.status === 'fulfilled') {
+          o.value.on('error', () => {
+            errors++;
+          });
+          socks.push(o.value);
+        } else errors++;
+      }
     }
+    // Let every session reach its backend and settle before reading memory.
+    await settle(step === steps ? 1000 : 500);
+    points.push([socks.length, rssKb(r.pid).rss]);
   }
-  // Let every session reach its backend and settle before reading memory.
-  await new Promise((res) => setTimeout(res, 1000));
-  const after = rssKb(r.pid);
+  const peak = rssKb(r.pid).peak;
   for (const s of socks) s.destroy();
-  await new Promise((res) => setTimeout(res, 500));
+  await settle(500);
   return {
     rps: Number.NaN,
     p50: Number.NaN,
     p99: Number.NaN,
     errors,
     cpuUs: Number.NaN,
-    peakRssMiB: after.peak / 1024,
-    kibPerSession: (after.rss - before) / Math.max(1, socks.length),
+    peakRssMiB: peak / 1024,
+    kibPerSession: slope(points),
   };
+}
+
+/** Least-squares slope of y over x. */
+export function slope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den > 0 ? num / den : Number.NaN;
 }
