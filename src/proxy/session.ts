@@ -137,8 +137,12 @@ export class Session implements DialRequester {
     try {
       this.attach(sock, target, pooled);
     } catch (err) {
-      // Never without an 'error' listener, whatever step threw.
+      // Whatever step threw: never without an 'error' listener, and its close must end the session.
       if (sock.listenerCount('error') === 0) sock.on('error', noop);
+      if (!sock.listeners('close').includes(backendClose)) {
+        tag(sock, this);
+        sock.on('close', backendClose);
+      }
       this.crashed(err);
     }
   }
@@ -189,7 +193,7 @@ export class Session implements DialRequester {
     }
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
-    // Our own data handlers rather than pipe(): one bound method per direction, no per-chunk
+    // Our own data handlers rather than pipe(): one shared listener per direction, no per-chunk
     // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
     // untouched can be swapped out before its FIN reaches the client.
     sock.on('data', backendData);
