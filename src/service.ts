@@ -71,9 +71,9 @@ export class Service implements DialerDeps {
   /** Bound at start (or handed over by a reload); null in the control role and once given away. */
   private listener: Listener | null = null;
   private readonly sessions: OpenSessions;
-  readonly dialer: Dialer;
-  readonly queue: WaitQueue;
-  readonly admission: Admission;
+  private readonly dialer: Dialer;
+  private readonly queue: WaitQueue;
+  private readonly admission: Admission;
   private readonly strategyOpts: StrategyOptions;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
@@ -116,7 +116,19 @@ export class Service implements DialerDeps {
       queueSize,
       queueTimeoutMs,
     );
-    this.sessions = new OpenSessions(this);
+    const svc = this;
+    this.sessions = new OpenSessions({
+      get cfg() {
+        return svc.cfg;
+      },
+      backends: this.backends,
+      clock: this.clock,
+      stats: this.stats,
+      admission: this.admission,
+      dialer: this.dialer,
+      queue: this.queue,
+      fds: this.fds,
+    });
   }
 
   private createPool(cfg: ServiceConfig): WarmPool {

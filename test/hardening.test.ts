@@ -459,3 +459,63 @@ test('a half-open trial whose caller leaves mid-dial leaves the backend half-ope
   assert.equal(b.trialInFlight, false);
   assert.deepEqual(s.backends.candidates, [b], 'back among the candidates for the next trial');
 });
+
+test('13.4 a queued client that sends its request and half-closes keeps its place; request and FIN reach the backend', async (t) => {
+  const got: string[] = [];
+  const be = await scriptedServer(t, (s) => {
+    let body = '';
+    s.on('data', (d: Buffer) => {
+      body += d.toString();
+    });
+    s.on('end', () => {
+      got.push(body);
+      s.end(`reply to ${body}`);
+    });
+  });
+  const lb = await startLb(
+    t,
+    svc([{ address: addr(be), max_connections: 1 }], { queue_size: 1, queue_timeout: '5s' }),
+  );
+  const s = lb.service('web');
+  const port = lb.address('web').port;
+  const holder = await openClient(port);
+  await waitFor(() => s.backends.all[0]?.active === 1, 2000, 'the holder on the backend');
+  const waiter = await openClient(port);
+  waiter.end('request');
+  await waitFor(() => s.counters.queued === 1, 2000, 'the waiter queued');
+  // Its half-close was read while it waited, and did not take it out of the queue.
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.activeSessions, 2);
+  const reply = readAll(waiter);
+  holder.end('first');
+  assert.equal((await reply).toString(), 'reply to request');
+  assert.deepEqual(got, ['first', 'request']);
+});
+
+test('13.4 a removed service still times out its queue', async (t) => {
+  const be = await echoServer(t);
+  const base = svc([{ address: addr(be), max_connections: 1 }], {
+    queue_size: 5,
+    queue_timeout: '300ms',
+  });
+  const lb = await startLb(t, base);
+  const port = lb.address('web').port;
+  const holder = await openClient(port);
+  holder.write('h');
+  await readBytes(holder, 1);
+  const waiter = await openClient(port);
+  await waitFor(() => lb.service('web').counters.queued === 1, 2000, 'queued');
+  // The reload replaces service web with service api.
+  const api = svc([addr(await echoServer(t))]);
+  await lb.reload(
+    cfgOf({ ...api, services: { api: (api.services as Record<string, unknown>).web } }),
+  );
+  waiter.resume();
+  let refused = false;
+  void ended(waiter).then(() => {
+    refused = true;
+  });
+  await waitFor(() => refused, 2000, 'the waiter refused at queue_timeout');
+  assert.equal(holder.destroyed, false);
+  holder.destroy();
+});

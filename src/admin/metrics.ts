@@ -112,6 +112,21 @@ function perBackend(lb: LoadBalancer, f: (s: Service, b: Backend) => number): ()
     );
 }
 
+/** One sample per service and key of a record of counts (by cause, by code), the key as `label`. */
+function perServiceRecord(
+  lb: LoadBalancer,
+  label: string,
+  record: (s: Service) => Readonly<Record<string, number>>,
+): () => Sample[] {
+  return () =>
+    lb.allServices.flatMap((s) =>
+      Object.entries(record(s)).map(([key, value]) => ({
+        value,
+        labels: { service: s.name, [label]: key },
+      })),
+    );
+}
+
 /** One sample per service and label value: `[label value, read]` pairs. */
 function perServiceBy(
   lb: LoadBalancer,
@@ -231,37 +246,19 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       'pool_evictions_total',
       'Idle pooled connections closed, by cause.',
       'counter',
-      () =>
-        lb.allServices.flatMap((s) =>
-          Object.entries(s.pool.counters.evictions).map(([cause, value]) => ({
-            value,
-            labels: { service: s.name, cause },
-          })),
-        ),
+      perServiceRecord(lb, 'cause', (s) => s.pool.counters.evictions),
     ],
     [
       'pool_early_closes_total',
       'Idle pooled connections the backend closed, reset or flooded before use (refill backs off).',
       'counter',
-      () =>
-        lb.allServices.flatMap((s) =>
-          Object.entries(s.pool.counters.earlyCloses).map(([cause, value]) => ({
-            value,
-            labels: { service: s.name, cause },
-          })),
-        ),
+      perServiceRecord(lb, 'cause', (s) => s.pool.counters.earlyCloses),
     ],
     [
       'local_errors_total',
       'The balancer’s own resource errors (EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL…) on dials, refills and probes; never counted against a backend.',
       'counter',
-      () =>
-        lb.allServices.flatMap((s) =>
-          Object.entries(s.localErrors.counts).map(([code, value]) => ({
-            value,
-            labels: { service: s.name, code },
-          })),
-        ),
+      perServiceRecord(lb, 'code', (s) => s.localErrors.counts),
     ],
     [
       'session_errors_total',

@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isIPv4 } from 'node:net';
 import { type HostPort, isLoopback } from '../config/address.js';
 import type { Logger } from '../logger.js';
+import { clientKey } from '../proxy/ip-text.js';
 
 /**
  * What one admin port may hold. Every connection is a descriptor the balancer
@@ -84,7 +84,8 @@ export class RequestGuard {
       const { localAddress, localPort } = req.socket;
       if (isLoopback(h.host)) return value;
       if (h.host === listenHost.toLowerCase() && h.port === this.port()) return value;
-      if (localAddress && h.host === unmapped(localAddress) && h.port === localPort) return value;
+      if (localAddress && h.host === clientKey(localAddress).toLowerCase() && h.port === localPort)
+        return value;
     }
     if (this.warnedHosts.size < MAX_WARNED_HOSTS && !this.warnedHosts.has(value)) {
       this.warnedHosts.add(value);
@@ -147,12 +148,6 @@ function splitHost(value: string): { host: string; port: number } | null {
   const m = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(value);
   if (!m) return null;
   return { host: (m[1] ?? m[2]) as string, port: m[3] === undefined ? 80 : Number(m[3]) };
-}
-
-/** An IPv4 client of a dual-stack listener shows as "::ffff:a.b.c.d"; browsers write "a.b.c.d". */
-function unmapped(address: string): string {
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : '';
-  return isIPv4(v4) ? v4 : address.toLowerCase();
 }
 
 function digest(s: string): Buffer {

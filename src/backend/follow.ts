@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Backend } from './backend.js';
 
 /*
@@ -63,12 +64,5 @@ export interface BackendState {
 
 /** Whether a backend already matches the primary's word on it (applyState skips it then). */
 export function sameState(b: Backend, st: BackendState): boolean {
-  return (
-    b.healthy === st.healthy &&
-    b.halfOpen === st.halfOpen &&
-    b.draining === st.draining &&
-    b.disabled === st.disabled &&
-    b.weight === st.weight &&
-    b.downReason === st.downReason
-  );
+  return isDeepStrictEqual(stateOf(b), st);
 }

@@ -30,13 +30,6 @@ export interface PoolCounters {
   earlyCloses: Record<EarlyCause, number>;
 }
 
-/** What the admin API, metrics and tests may read of a pool. */
-export interface PoolStats {
-  readonly counters: PoolCounters;
-  readonly idleCount: number;
-  idleFor(b: Backend): number;
-}
-
 /**
  * Pre-opened backend connections, so a client skips the backend connect.
  *
@@ -51,7 +44,7 @@ export interface PoolStats {
  * - `idle_ttl` bounds an idle socket's age, so a backend's or middlebox's own
  *   idle timeout never hands a client a dead socket.
  */
-export class WarmPool implements PoolStats {
+export class WarmPool {
   readonly counters: PoolCounters = {
     hits: 0,
     misses: 0,

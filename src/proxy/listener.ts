@@ -4,6 +4,7 @@ import type { HostPort } from '../config/address.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { noop } from '../noop.js';
+import { LogThrottle } from '../rate-limit.js';
 import type { FdBudget } from './fd-budget.js';
 
 export interface ListenerHost {
@@ -38,14 +39,15 @@ const NOT_YET: ListenerHost = {
 /** One service's listening socket: accept, enforce max_connections, hand off. */
 export class Listener {
   private readonly server: Server;
-  private lastAcceptErrorLog = Number.NEGATIVE_INFINITY;
+  private readonly acceptErrors: LogThrottle;
 
   constructor(
     private readonly listen: HostPort,
     private host: ListenerHost,
     private readonly log: Logger,
-    private readonly clock: Clock,
+    clock: Clock,
   ) {
+    this.acceptErrors = new LogThrottle(1000, clock);
     // pauseOnConnect: the client is not read until its backend is ready, so nothing is buffered meanwhile.
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) =>
       this.onConnection(c),
@@ -126,9 +128,8 @@ export class Listener {
   }
 
   private onAcceptError(err: Error): void {
-    const now = this.clock.now();
-    if (now - this.lastAcceptErrorLog < 1000) return;
-    this.lastAcceptErrorLog = now;
-    this.log.error({ err, listen: this.listen.address }, 'accept failed');
+    const held = this.acceptErrors.pass();
+    if (held >= 0)
+      this.log.error({ err, listen: this.listen.address, alsoFailed: held }, 'accept failed');
   }
 }

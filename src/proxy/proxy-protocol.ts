@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { canonicalIp } from './ip-text.js';
+import { canonicalIp, clientKey } from './ip-text.js';
 
 /**
  * The PROXY protocol, versions 1 (text) and 2 (binary), as HAProxy specifies
@@ -71,8 +71,8 @@ export function addressesOf(
 ): ProxyAddresses | null {
   if (!srcAddr || !dstAddr || srcPort === undefined || dstPort === undefined) return null;
   // A link-local peer's address comes with its zone ("fe80::1%eth0"), which no header may carry.
-  const s = unmapV4(withoutZone(srcAddr));
-  const d = unmapV4(withoutZone(dstAddr));
+  const s = clientKey(withoutZone(srcAddr));
+  const d = clientKey(withoutZone(dstAddr));
   if (isIPv4(s) && isIPv4(d)) return { family: 'TCP4', srcAddr: s, srcPort, dstAddr: d, dstPort };
   if (isIPv6(s) && isIPv6(d)) return { family: 'TCP6', srcAddr: s, srcPort, dstAddr: d, dstPort };
   return null;
@@ -81,10 +81,6 @@ export function addressesOf(
 function withoutZone(a: string): string {
   const i = a.indexOf('%');
   return i < 0 ? a : a.slice(0, i);
-}
-
-function unmapV4(a: string): string {
-  return a.startsWith('::ffff:') && isIPv4(a.slice(7)) ? a.slice(7) : a;
 }
 
 function ipv4Bytes(a: string): Buffer {

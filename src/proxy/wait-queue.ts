@@ -98,10 +98,6 @@ export class WaitQueue {
     this.stopTimer();
   }
 
-  close(): void {
-    this.stopTimer();
-  }
-
   private stopTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
