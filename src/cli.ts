@@ -8,7 +8,7 @@ import { AdminServer } from './admin/server.js';
 import { ClusterPrimary } from './cluster/primary.js';
 import { loadConfig } from './config/load.js';
 import { sameConfig } from './config/same.js';
-import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
+import { type Config, LOG_LEVELS, type LogLevel, type ServiceConfig } from './config/schema.js';
 import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
@@ -143,10 +143,31 @@ function check(opts: RunOpts): void {
     );
     for (const b of s.backends)
       out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
+    if (s.backendTls) out.push(...backendTlsSummary(s));
   }
   if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
   out.push(`process: workers ${config.process.workers}`);
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** What `check` says of a service's backend_tls, warnings included. */
+function backendTlsSummary(s: ServiceConfig): string[] {
+  const t = s.backendTls;
+  if (!t) return [];
+  const parts = [
+    t.verify ? `verify against ${t.ca ? t.ca.file : 'the system store'}` : 'verify OFF',
+    `servername ${t.servername ?? "the backend's host name"}`,
+    `min_version ${t.minVersion}`,
+  ];
+  if (t.cert) parts.push(`client certificate ${t.cert.file}`);
+  if (t.alpn.length > 0) parts.push(`alpn ${t.alpn.join(',')}`);
+  parts.push(`health probes ${s.health.tls ? 'over TLS' : 'plain TCP'}`);
+  const out = [`  backend_tls: ${parts.join(', ')}`];
+  if (!t.verify)
+    out.push(
+      `warning: services.${s.name}.backend_tls.verify = false: backend certificates are not checked (anyone on the path can impersonate a backend)`,
+    );
+  return out;
 }
 
 async function demo(opts: RunOpts): Promise<void> {

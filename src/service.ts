@@ -24,6 +24,7 @@ import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
 import { Listener } from './proxy/listener.js';
 import { OpenSessions } from './proxy/sessions.js';
+import { BackendTls } from './proxy/tls/backend-tls.js';
 import { WaitQueue } from './proxy/wait-queue.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
@@ -66,6 +67,8 @@ export class Service implements DialerDeps {
   readonly clock: Clock;
   readonly localErrors: LocalErrors;
   readonly fds: FdBudget | null;
+  /** TLS to the backends (backend_tls), replaced when a reload changes it; null: plain TCP. */
+  backendTls: BackendTls | null;
   private warmPool: WarmPool;
   private health: HealthChecker;
   /** Bound at start (or handed over by a reload); null in the control role and once given away. */
@@ -103,6 +106,7 @@ export class Service implements DialerDeps {
     }
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
+    this.backendTls = this.createBackendTls(cfg);
     this.warmPool = this.createPool(cfg);
     this.health = this.createHealth(cfg);
     this.admission = new Admission(cfg, this.clock);
@@ -141,11 +145,27 @@ export class Service implements DialerDeps {
       this.log,
       this.clock,
       this.localErrors,
+      this.backendTls,
     );
   }
 
   private createHealth(cfg: ServiceConfig): HealthChecker {
-    return new HealthChecker(cfg.health, this.backends, this.log, this.clock, this.localErrors);
+    return new HealthChecker(
+      cfg.health,
+      this.backends,
+      this.log,
+      this.clock,
+      this.localErrors,
+      Math.random,
+      this.backendTls,
+    );
+  }
+
+  private createBackendTls(cfg: ServiceConfig): BackendTls | null {
+    if (!cfg.backendTls) return null;
+    if (!cfg.backendTls.verify && this.role !== 'serve')
+      this.log.warn('backend_tls.verify = false: backend certificates are not checked');
+    return new BackendTls(cfg.backendTls);
   }
 
   /**
@@ -167,13 +187,17 @@ export class Service implements DialerDeps {
       this.strategy = createStrategy(next.balance, this.strategyOpts);
       this.strategy.update(this.backends.candidates);
     }
-    if (!sameConfig(next.health, prev.health)) {
+    // New TLS settings: new dials use them at once; the probes and the pool are rebuilt below.
+    const tlsChanged = !sameConfig(next.backendTls, prev.backendTls);
+    if (tlsChanged) this.backendTls = this.createBackendTls(next);
+    if (tlsChanged || !sameConfig(next.health, prev.health)) {
       this.health.stop();
       this.health = this.createHealth(next);
       if (this.probes) this.health.start();
     }
     const poolKeys = (c: ServiceConfig) => [c.pool, c.connectTimeoutMs, c.retryDelayMs];
-    if (!sameConfig(poolKeys(next), poolKeys(prev))) {
+    // The old pool's sockets were handshaken under the old settings: closed, never handed out.
+    if (tlsChanged || !sameConfig(poolKeys(next), poolKeys(prev))) {
       this.warmPool.close();
       this.warmPool = this.createPool(next);
       if (this.serves) this.warmPool.start();

@@ -36,6 +36,7 @@ test('retry backoff doubles from retry_delay and stops at 30 s, never past the s
       debug: (fields: { retryInMs: number }) => onRetry(fields.retryInMs),
     } as unknown as Logger,
     pool: { take: () => null } as unknown as WarmPool,
+    backendTls: null,
     clock: { now: () => 0 },
     localErrors: { claim: () => false } as unknown as LocalErrors,
     counters: { retries: 0 },

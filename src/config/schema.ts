@@ -4,6 +4,7 @@ import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
 import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
+import { type BackendTlsConfig, parseBackendTls } from './backend-tls.js';
 import { describe } from './duration.js';
 import {
   boolean,
@@ -53,6 +54,8 @@ export interface HealthConfig {
   readonly fall: number;
   readonly rise: number;
   readonly path: string;
+  /** Probe over TLS as backend_tls says: a TCP probe completes the handshake, an HTTP probe is HTTPS. */
+  readonly tls: boolean;
 }
 
 export interface PoolConfig {
@@ -91,6 +94,8 @@ export interface ServiceConfig {
   readonly queueTimeoutMs: number;
   readonly health: HealthConfig;
   readonly pool: PoolConfig;
+  /** TLS to the backends (null: plain TCP). */
+  readonly backendTls: BackendTlsConfig | null;
 }
 
 export interface Config {
@@ -116,6 +121,8 @@ export interface ParseOptions {
   source?: string;
   /** Allow `listen` on port 0 (an OS-chosen port): for tests and embedding, never from a file. */
   allowEphemeralListen?: boolean;
+  /** Where relative file names (certificates) are taken from: the config file's directory; default the working directory. */
+  baseDir?: string;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -166,8 +173,9 @@ const SERVICE_KEYS = [
   'max_rate_per_source',
   'health',
   'pool',
+  'backend_tls',
 ];
-const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path'];
+const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path', 'tls'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
 
 /**
@@ -238,13 +246,14 @@ function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
-  for (const sub of ['health', 'pool']) {
+  for (const sub of ['health', 'pool', 'backend_tls']) {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
 }
 
-function parseHealth(v: unknown, path: string, p: Problems): HealthConfig {
+/** `backendTls`: the service speaks TLS to its backends, so probes do too unless `tls = false`. */
+function parseHealth(v: unknown, path: string, p: Problems, backendTls: boolean): HealthConfig {
   const t = table(v, path, p);
   checkKeys(t, HEALTH_KEYS, path, p);
   const d = DEFAULTS.health;
@@ -262,7 +271,13 @@ function parseHealth(v: unknown, path: string, p: Problems): HealthConfig {
     fall: integer(t.fall, `${path}.fall`, d.fall, 1, p, LIMITS.riseFall),
     rise: integer(t.rise, `${path}.rise`, d.rise, 1, p, LIMITS.riseFall),
     path: d.path,
+    tls: boolean(t.tls, `${path}.tls`, backendTls, p),
   };
+  if (h.tls && !backendTls)
+    p.add(
+      `${path}.tls`,
+      'probing over TLS needs [services.NAME.backend_tls] (the CA, server name and client certificate to use)',
+    );
   if (t.path !== undefined) {
     if (typeof t.path !== 'string' || !t.path.startsWith('/') || !/^[\x21-\x7e]+$/.test(t.path)) {
       p.add(
@@ -330,6 +345,12 @@ function parseService(
       backends.push(be);
     });
   }
+  const backendTls = parseBackendTls(
+    raw.backend_tls,
+    `${path}.backend_tls`,
+    opts.baseDir ?? process.cwd(),
+    p,
+  );
   const svc: ServiceConfig = {
     name,
     listen: listen as HostPort,
@@ -407,9 +428,17 @@ function parseService(
       p,
       1,
     ),
-    health: parseHealth(raw.health, `${path}.health`, p),
+    health: parseHealth(raw.health, `${path}.health`, p, backendTls !== null),
     pool: parsePool(raw.pool, `${path}.pool`, p),
+    backendTls,
   };
+  if (svc.sendProxy && backendTls) {
+    // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
+    p.add(
+      `${path}.send_proxy`,
+      'cannot be combined with backend_tls yet (the header would have to precede the handshake)',
+    );
+  }
   if (svc.acceptProxy && svc.trustedProxies.length === 0) {
     p.add(
       `${path}.trusted_proxies`,

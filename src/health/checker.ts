@@ -4,6 +4,7 @@ import { type Clock, monotonicClock } from '../clock.js';
 import type { HealthConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
+import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import { httpProbe } from './http-probe.js';
 import { type ProbeResult, tcpProbe } from './tcp-probe.js';
 
@@ -21,6 +22,8 @@ export class HealthChecker {
   private readonly timers = new Map<Backend, NodeJS.Timeout>();
   private readonly inFlight = new Map<Backend, Promise<void>>();
   private running = false;
+  /** Set when probes go over TLS (health.tls). */
+  private readonly tls: BackendTls | null;
   private readonly onRemoved = (b: Backend): void => this.unschedule(b);
 
   constructor(
@@ -31,7 +34,11 @@ export class HealthChecker {
     /** The balancer's own resource errors: a probe that hits one gives no verdict. */
     private readonly localErrors: LocalErrors | null = null,
     private readonly random: () => number = Math.random,
-  ) {}
+    /** The service's backend_tls; probes use it when health.tls is on. */
+    backendTls: BackendTls | null = null,
+  ) {
+    this.tls = cfg.tls ? backendTls : null;
+  }
 
   get enabled(): boolean {
     return this.cfg.kind !== 'none';
@@ -99,7 +106,7 @@ export class HealthChecker {
 
   private runProbe(b: Backend): Promise<ProbeResult> {
     return this.cfg.kind === 'http'
-      ? httpProbe(b, this.cfg.path, this.cfg.timeoutMs, this.clock)
-      : tcpProbe(b, this.cfg.timeoutMs, this.clock);
+      ? httpProbe(b, this.cfg.path, this.cfg.timeoutMs, this.clock, this.tls)
+      : tcpProbe(b, this.cfg.timeoutMs, this.clock, this.tls);
   }
 }

@@ -1,29 +1,47 @@
-import { request } from 'node:http';
+import { type ClientRequest, request } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { SecureContext } from 'node:tls';
 import type { Backend } from '../backend/backend.js';
 import { type Clock, monotonicClock } from '../clock.js';
+import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { tlsCause } from '../proxy/tls/tls-cause.js';
 import type { ProbeResult } from './tcp-probe.js';
 
 /**
  * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within
- * `timeoutMs` (the whole exchange, headers and body).
+ * `timeoutMs` (the whole exchange, headers and body). With `tls` (the
+ * service's backend_tls), HTTPS: verified and named as a dial would be.
  */
 export function httpProbe(
   b: Backend,
   path: string,
   timeoutMs: number,
   clock: Clock = monotonicClock,
+  tls: BackendTls | null = null,
 ): Promise<ProbeResult> {
   const start = clock.now();
   return new Promise((resolve) => {
     let done = false;
-    const req = request({
+    const opts = {
       host: b.host,
       port: b.port,
       path,
       method: 'GET',
-      agent: false,
+      agent: false as const,
       headers: { host: b.address, 'user-agent': 'blitz-lb-health', connection: 'close' },
-    });
+    };
+    let req: ClientRequest;
+    if (tls) {
+      // secureContext is passed on to tls.connect, though https's type leaves it out.
+      const secure: RequestOptions & { secureContext: SecureContext } = {
+        ...opts,
+        secureContext: tls.context,
+        // '' and not undefined: https would otherwise take the name from the Host header.
+        servername: tls.servername(b.host, null) ?? '',
+        rejectUnauthorized: tls.verify,
+      };
+      req = httpsRequest(secure);
+    } else req = request(opts);
     const timer = setTimeout(() => finish(false, `timeout ${timeoutMs}ms`), timeoutMs);
     function finish(ok: boolean, detail: string): void {
       if (done) return;
@@ -32,7 +50,9 @@ export function httpProbe(
       req.destroy();
       resolve({ ok, detail, latencyMs: clock.now() - start });
     }
-    req.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      finish(false, tls && err.code ? tlsCause(err) : (err.code ?? err.message)),
+    );
     req.on('response', (res) => {
       const code = res.statusCode ?? 0;
       res.on('error', () => {});

@@ -6,6 +6,7 @@ import type { PoolConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import { connectTo } from '../proxy/connect.js';
+import type { BackendTls } from '../proxy/tls/backend-tls.js';
 
 import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
 
@@ -31,7 +32,9 @@ export interface PoolCounters {
 }
 
 /**
- * Pre-opened backend connections, so a client skips the backend connect.
+ * Pre-opened backend connections, so a client skips the backend connect
+ * (and, with backend_tls, the TLS handshake: a socket joins the pool only
+ * once its handshake completed and the certificate verified).
  *
  * - Idle sockets are read while they wait: a FIN, RST or error evicts at once,
  *   so only live sockets are handed out; bytes a server-first backend sends
@@ -69,6 +72,8 @@ export class WarmPool {
     private readonly log: Logger,
     private readonly clock: Clock,
     private readonly localErrors: LocalErrors,
+    /** The service's backend_tls: idle sockets are then handshaken TLS sockets (null: plain TCP). */
+    private readonly backendTls: BackendTls | null = null,
   ) {
     if (cfg.minIdle === 0) return;
     backends.on('up', this.onUp);
@@ -220,11 +225,16 @@ export class WarmPool {
 
   private open(p: BackendPool): void {
     p.connecting++;
-    connectTo(p.backend, this.connectTimeoutMs, (cause, sock) => {
-      p.connecting--;
-      if (cause === null) this.opened(p, sock);
-      else this.refillFailed(p, cause);
-    });
+    connectTo(
+      p.backend,
+      this.connectTimeoutMs,
+      (cause, sock) => {
+        p.connecting--;
+        if (cause === null) this.opened(p, sock);
+        else this.refillFailed(p, cause);
+      },
+      this.backendTls,
+    );
   }
 
   private opened(p: BackendPool, sock: Socket): void {

@@ -1,5 +1,8 @@
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { noop } from '../noop.js';
+import type { BackendTls } from './tls/backend-tls.js';
+import { tlsCause } from './tls/tls-cause.js';
 
 /** Where to connect: a backend, or anything else with a host and a port. */
 export interface ConnectTarget {
@@ -21,13 +24,21 @@ export function dialCause(err: Error | undefined, timeoutMs: number): string {
 }
 
 /**
- * The one way the balancer opens a TCP connection to a backend, for the
- * dialer, the warm pool's refill and the TCP probe: a deadline on the
- * connect, no Nagle delay, half-close allowed, and one error text. Returns the
- * socket at once, so a caller whose client left can destroy it mid-connect
- * (its `done` is then never called).
+ * The one way the balancer opens a connection to a backend, for the dialer,
+ * the warm pool's refill and the TCP probe: a deadline on the connect, no
+ * Nagle delay, half-close allowed, and one error text. Returns the socket at
+ * once, so a caller whose client left can destroy it mid-connect (its `done`
+ * is then never called). With `tls` (the service's backend_tls), see
+ * connectTls; `servername` overrides its server name for this one dial.
  */
-export function connectTo(target: ConnectTarget, timeoutMs: number, done: ConnectDone): Socket {
+export function connectTo(
+  target: ConnectTarget,
+  timeoutMs: number,
+  done: ConnectDone,
+  tls: BackendTls | null = null,
+  servername: string | null = null,
+): Socket {
+  if (tls !== null) return connectTls(target, timeoutMs, done, tls, servername);
   const sock = connect({
     host: target.host,
     port: target.port,
@@ -53,5 +64,75 @@ export function connectTo(target: ConnectTarget, timeoutMs: number, done: Connec
   sock.once('error', onFail);
   sock.once('timeout', onTimeout);
   sock.once('connect', onConnect);
+  return sock;
+}
+
+/**
+ * A TLS connection, told `done` only once the handshake completed and the
+ * certificate verified ('secureConnect'): a caller never holds a socket it
+ * could write plaintext-bound bytes to early. The deadline covers the TCP
+ * connect and the handshake. A handshake or certificate failure is a failed
+ * connect with a "tls: …" cause. Session tickets the backend sends are kept
+ * per backend, so the next connect to it resumes.
+ */
+function connectTls(
+  target: ConnectTarget,
+  timeoutMs: number,
+  done: ConnectDone,
+  tls: BackendTls,
+  override: string | null,
+): Socket {
+  const name = tls.servername(target.host, override);
+  // allowHalfOpen is passed on to the socket by tls.connect, though its type leaves it out.
+  const opts: ConnectionOptions & { allowHalfOpen: boolean } = {
+    host: target.host,
+    port: target.port,
+    allowHalfOpen: true,
+    secureContext: tls.context,
+    servername: name,
+    rejectUnauthorized: tls.verify,
+    ALPNProtocols: tls.alpn,
+    session: tls.session(target, name),
+  };
+  const sock = tlsConnect(opts);
+  sock.setNoDelay(true);
+  sock.setTimeout(timeoutMs);
+  let tcpUp = false;
+  const onFail = (err?: Error): void => {
+    sock.removeListener('connect', onTcp);
+    sock.removeListener('secureConnect', onSecure);
+    sock.removeListener('timeout', onTimeout);
+    sock.removeListener('session', onSession);
+    sock.on('error', noop);
+    sock.destroy();
+    // A resumed session that failed must not be offered again.
+    tls.forget(target, name);
+    const cause = !err
+      ? tcpUp
+        ? `tls handshake timeout ${timeoutMs}ms`
+        : `connect timeout ${timeoutMs}ms`
+      : tcpUp
+        ? tlsCause(err)
+        : dialCause(err, timeoutMs);
+    done(cause, sock);
+  };
+  const onTcp = (): void => {
+    tcpUp = true;
+  };
+  const onTimeout = (): void => onFail();
+  const onSession = (session: Buffer): void => tls.remember(target, name, session);
+  const onSecure = (): void => {
+    sock.removeListener('error', onFail);
+    sock.removeListener('timeout', onTimeout);
+    sock.removeListener('connect', onTcp);
+    sock.setTimeout(0);
+    done(null, sock);
+  };
+  sock.once('error', onFail);
+  sock.once('timeout', onTimeout);
+  sock.once('connect', onTcp);
+  sock.once('secureConnect', onSecure);
+  // Stays on: TLS 1.3 tickets arrive after the handshake, while the socket idles in the pool or carries a session.
+  sock.on('session', onSession);
   return sock;
 }

@@ -48,6 +48,8 @@ export class DialAttempt implements PickContext {
   retryTimer: NodeJS.Timeout | null = null;
   /** Set after a pooled socket failed: further attempts dial fresh. */
   noPool = false;
+  /** With backend_tls: the server name for this dial instead of the configured one (see Dialer.begin). */
+  servername: string | null = null;
   /** When it joined the service's wait queue (clock ms); 0 when not queued. */
   queuedAt = 0;
   /** Settled (socket handed over, or failure told) or cancelled: nothing more happens to it. */

@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
 import { connectTo } from './connect.js';
 import { type AttemptOwner, DialAttempt, type DialRequester } from './dial-attempt.js';
+import type { BackendTls } from './tls/backend-tls.js';
 
 /** What the dialer reads from its service; read on every dial, so a reload takes effect at once. */
 export interface DialerDeps {
@@ -18,6 +19,8 @@ export interface DialerDeps {
   readonly strategy: Strategy;
   readonly log: Logger;
   readonly pool: WarmPool;
+  /** The service's backend_tls (null: plain TCP). */
+  readonly backendTls: BackendTls | null;
   readonly clock: Clock;
   /** The balancer's own resource errors: never counted against a backend. */
   readonly localErrors: LocalErrors;
@@ -39,9 +42,24 @@ export interface DialerDeps {
 export class Dialer implements AttemptOwner {
   constructor(private readonly deps: DialerDeps) {}
 
-  /** Starts serving `req`; the attempt is what the requester cancels if it leaves. */
-  begin(req: DialRequester, clientIp: string, canWait: boolean): DialAttempt {
+  /**
+   * Starts serving `req`; the attempt is what the requester cancels if it
+   * leaves. `servername`: with backend_tls, the TLS server name for this
+   * client's backend connection instead of the configured one (SNI routing
+   * passing the client's name on); such a dial never takes a warm socket,
+   * which was handshaken under the configured name.
+   */
+  begin(
+    req: DialRequester,
+    clientIp: string,
+    canWait: boolean,
+    servername: string | null = null,
+  ): DialAttempt {
     const a = new DialAttempt(this, req, clientIp, canWait);
+    if (servername !== null) {
+      a.servername = servername;
+      a.noPool = true;
+    }
     this.run(a);
     return a;
   }
@@ -107,15 +125,22 @@ export class Dialer implements AttemptOwner {
   }
 
   private connect(a: DialAttempt, b: Backend): void {
-    a.pending = connectTo(b, this.deps.cfg.connectTimeoutMs, (cause) => {
-      if (cause !== null) {
-        a.pending = null;
-        this.failed(a, b, cause);
-        return;
-      }
-      this.deps.backends.reportDialSuccess(b);
-      this.handOver(a, b, null);
-    });
+    const d = this.deps;
+    a.pending = connectTo(
+      b,
+      d.cfg.connectTimeoutMs,
+      (cause) => {
+        if (cause !== null) {
+          a.pending = null;
+          this.failed(a, b, cause);
+          return;
+        }
+        d.backends.reportDialSuccess(b);
+        this.handOver(a, b, null);
+      },
+      d.backendTls,
+      a.servername,
+    );
   }
 
   private unreserve(a: DialAttempt): void {

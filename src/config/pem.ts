@@ -1,0 +1,94 @@
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { describe } from './duration.js';
+import type { Problems } from './fields.js';
+
+/** A PEM file as read at validation: where it came from (for messages) and its text. */
+export interface PemFile {
+  readonly file: string;
+  readonly pem: string;
+}
+
+/** A certificate bundle or key is a few KiB; more is the wrong file. */
+const MAX_PEM_BYTES = 1024 * 1024;
+const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+function readSmallFile(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_PEM_BYTES) throw new Error(`${st.size} bytes, over the 1 MiB limit for PEM`);
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads the PEM file named at `path` (relative names are taken from `baseDir`,
+ * the config file's directory), or reports why not. Null when absent or unreadable.
+ */
+export function readPem(v: unknown, path: string, baseDir: string, p: Problems): PemFile | null {
+  if (v === undefined) return null;
+  if (typeof v !== 'string' || v === '') {
+    p.add(path, `expected a file name, got ${describe(v)}`);
+    return null;
+  }
+  const file = isAbsolute(v) ? v : resolve(baseDir, v);
+  try {
+    return Object.freeze({ file: v, pem: readSmallFile(file) });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (err as Error).message;
+    p.add(path, `cannot read ${file}: ${why}`);
+    return null;
+  }
+}
+
+/** The certificates in a PEM bundle, or a problem when there is none or one does not parse. */
+export function parseCerts(f: PemFile, path: string, p: Problems): X509Certificate[] {
+  const blocks = f.pem.match(CERT_BLOCK) ?? [];
+  if (blocks.length === 0) {
+    p.add(path, `${f.file} holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" block)`);
+    return [];
+  }
+  const out: X509Certificate[] = [];
+  for (const [i, block] of blocks.entries()) {
+    try {
+      out.push(new X509Certificate(block));
+    } catch (err) {
+      p.add(path, `${f.file}: certificate ${i + 1} does not parse: ${(err as Error).message}`);
+      return [];
+    }
+  }
+  return out;
+}
+
+/** The private key in a PEM file, or a problem. */
+export function parseKey(f: PemFile, path: string, p: Problems): KeyObject | null {
+  try {
+    return createPrivateKey(f.pem);
+  } catch (err) {
+    const encrypted = /ENCRYPTED/.test(f.pem)
+      ? ' (an encrypted key: store it without a passphrase)'
+      : '';
+    p.add(path, `${f.file} holds no usable PEM private key${encrypted}: ${(err as Error).message}`);
+    return null;
+  }
+}
