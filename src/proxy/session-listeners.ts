@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Session } from './session.js';
 
 /** Where a session's sockets keep their session: see `tag`. */
@@ -73,10 +74,12 @@ export function backendClose(this: Socket, hadError: boolean): void {
  * end. Once our side has sent its FIN, libuv refuses the reset (EINVAL while
  * shutting down) and Node then never closes the handle: the descriptor leaks
  * and 'close' never fires. Found by the random-churn fault test. Such a socket
- * gets a plain destroy.
+ * gets a plain destroy. So does a TLS socket (backend_tls), whose handle Node
+ * cannot reset (it throws ERR_INVALID_HANDLE_TYPE): closed without a
+ * close_notify, its peer still sees a truncation, not a clean end.
  */
 export function abort(sock: Socket): void {
   if (sock.destroyed) return;
-  if (sock.writableEnded || sock.connecting) sock.destroy();
+  if (sock.writableEnded || sock.connecting || (sock as TLSSocket).encrypted) sock.destroy();
   else sock.resetAndDestroy();
 }
