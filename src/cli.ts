@@ -161,7 +161,8 @@ function backendTlsSummary(s: ServiceConfig): string[] {
   ];
   if (t.cert) parts.push(`client certificate ${t.cert.file}`);
   if (t.alpn.length > 0) parts.push(`alpn ${t.alpn.join(',')}`);
-  parts.push(`health probes ${s.health.tls ? 'over TLS' : 'plain TCP'}`);
+  if (s.health.kind !== 'none')
+    parts.push(`health probes ${s.health.tls ? 'over TLS' : 'without TLS'}`);
   const out = [`  backend_tls: ${parts.join(', ')}`];
   if (!t.verify)
     out.push(

@@ -170,6 +170,26 @@ test('backend_tls: a backend that speaks plain HTTP is a dial failure ("tls: wro
   assert.deepEqual(err.attempts, [{ backend: addr(plain), cause: 'tls: wrong version number' }]);
 });
 
+test('backend_tls: connect_timeout covers the handshake: a backend that accepts and never answers fails with "tls handshake timeout"', async (t) => {
+  const pki = makePki(t);
+  const silent = await scriptedServer(t, (s) => s.resume());
+  const lb = await startLb(
+    t,
+    svc([addr(silent)], {
+      backend_tls: { ca: pki.ca.certFile },
+      connect_timeout: '200ms',
+      max_retries: 0,
+    }),
+  );
+  const err = await lb.connect('web').then(
+    () => null,
+    (e: Error & { attempts?: { cause: string }[] }) => e,
+  );
+  assert.deepEqual(err?.attempts, [
+    { backend: addr(silent), cause: 'tls handshake timeout 200ms' },
+  ]);
+});
+
 test('backend_tls: a client that resets ends its TLS backend leg at once; one that half-closes gets the reply', async (t) => {
   const pki = makePki(t);
   const be = await tlsBackend(t, pki.server);
