@@ -10,6 +10,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/logger.js';
 import { runCli } from './helpers/cli.js';
+import { runBalancer, twoWorkers } from './helpers/cluster.js';
 import { makePki, type Pair } from './helpers/pki.js';
 import {
   addr,
@@ -353,6 +354,32 @@ test('reload: changed backend_tls flushes the pool; new sockets use the new sett
   );
   const fresh = be.conns.find((c) => c.servername === 'alt.test');
   assert.equal(await roundTrip(lb.address('web').port, 'new'), `${fresh?.id}:new`);
+});
+
+test('backend_tls with workers = 2: the workers dial and pool over TLS, the primary probes over TLS', async (t) => {
+  const pki = makePki(t);
+  const good = await tlsBackend(t, pki.server);
+  const rogue = await tlsBackend(t, pki.rogue);
+  const lb = await runBalancer(
+    t,
+    twoWorkers(
+      [addr(good.port), addr(rogue.port)],
+      [
+        `backend_tls = { ca = "${pki.ca.certFile}", servername = "backend.test" }`,
+        'pool = { min_idle = 1 }',
+        'health = { kind = "tcp", interval = "200ms" }',
+      ],
+    ),
+  );
+  type View = { services: { backends: { address: string; state: string }[] }[] };
+  const stateOf = async (a: string) =>
+    ((await lb.admin('/api/services')).body as View).services[0]?.backends.find(
+      (b) => b.address === a,
+    )?.state;
+  await waitFor(async () => (await stateOf(addr(rogue.port))) === 'down', 5000, 'rogue down');
+  assert.equal(await stateOf(addr(good.port)), 'up');
+  for (let i = 0; i < 4; i++) assert.match(await roundTrip(lb.port, 'w'), /^\d+:w$/);
+  assert.equal(rogue.conns.filter((c) => c.got !== '').length, 0);
 });
 
 test('backend_tls config: clear errors for missing files, bad PEM, a key that is not the certificate’s, bad values', (t) => {
