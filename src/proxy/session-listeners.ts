@@ -25,11 +25,15 @@ function owner(sock: Socket): Session {
 
 /** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
 export function clientData(this: Socket, chunk: Buffer): void {
-  if (!(owner(this).backend as Socket).write(chunk)) this.pause();
+  const s = owner(this);
+  s.busy = true;
+  if (!(s.backend as Socket).write(chunk)) this.pause();
 }
 
 export function backendData(this: Socket, chunk: Buffer): void {
-  if (!owner(this).client.write(chunk)) this.pause();
+  const s = owner(this);
+  s.busy = true;
+  if (!s.client.write(chunk)) this.pause();
 }
 
 export function backendDrain(this: Socket): void {
@@ -38,11 +42,6 @@ export function backendDrain(this: Socket): void {
 
 export function clientDrain(this: Socket): void {
   owner(this).backend?.resume();
-}
-
-/** On either leg: with idle_timeout, 'timeout' fires once, and the session goes. */
-export function idleTimeout(this: Socket): void {
-  owner(this).destroy('idle-timeout');
 }
 
 export function clientEnd(this: Socket): void {

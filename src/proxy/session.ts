@@ -21,7 +21,6 @@ import {
   clientDrain,
   clientEnd,
   clientError,
-  idleTimeout,
   tag,
 } from './session-listeners.js';
 import type { SourceLimiter } from './source-limits.js';
@@ -53,6 +52,10 @@ export class Session implements DialRequester {
   proxied: ProxyAddresses | null = null;
   /** The per-source limiter this session counts in, released when it ends; null when no limit applies. */
   sourceLimiter: SourceLimiter | null = null;
+  /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
+  busy = false;
+  /** Clock ms since which the sweep has seen no chunk cross. */
+  private quietSince = 0;
 
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
@@ -158,15 +161,11 @@ export class Session implements DialRequester {
     sock.on('close', backendClose);
     sock.on('end', backendEnd);
     sock.on('drain', backendDrain);
-    const idle = this.host.cfg.idleTimeoutMs;
-    sock.setTimeout(idle);
-    if (idle > 0) sock.on('timeout', idleTimeout);
+    this.quietSince = this.readyAt;
     if (!this.clientWired) {
       this.clientWired = true;
       this.client.on('end', clientEnd);
       this.client.on('drain', clientDrain);
-      this.client.setTimeout(idle);
-      if (idle > 0) this.client.on('timeout', idleTimeout);
     }
     if (this.host.cfg.sendProxy) {
       // Written at hand-over, not at connect, so a warm socket never carries another client's header.
@@ -271,7 +270,6 @@ export class Session implements DialRequester {
     this.client.pause();
     b.removeListener('close', backendClose);
     b.removeListener('end', backendEnd);
-    b.removeListener('timeout', idleTimeout);
     b.destroy();
     if (this.target) this.host.backends.sessionClosed(this.target, 0, 0);
     this.backend = null;
@@ -279,6 +277,21 @@ export class Session implements DialRequester {
     this.poolHit = false;
     a.redialFresh();
     return true;
+  }
+
+  /**
+   * The idle sweep's visit (see IdleSweep): with no chunk in either direction
+   * for `idleMs`, the session ends. Not before a backend is attached: a dial
+   * has connect_timeout and a queued client queue_timeout.
+   */
+  idleTick(now: number, idleMs: number): void {
+    if (this.target === null || this.ended) return;
+    if (this.busy) {
+      this.busy = false;
+      this.quietSince = now;
+    } else if (now - this.quietSince >= idleMs) {
+      this.destroy('idle-timeout');
+    }
   }
 
   // Entry points of the shared listeners below (not for other callers).

@@ -8,6 +8,7 @@ import type { SessionAccounting } from './accounting.js';
 import type { Admission } from './admission.js';
 import type { Dialer } from './dialer.js';
 import type { FdBudget } from './fd-budget.js';
+import { IdleSweep } from './idle-sweep.js';
 import type { ListenerHost } from './listener.js';
 import { Session, type SessionHost } from './session.js';
 import type { WaitQueue } from './wait-queue.js';
@@ -36,10 +37,12 @@ export class OpenSessions implements ListenerHost, SessionHost {
   readonly clock: Clock;
   private readonly open = new Set<Session>();
   private drainWaiters: (() => void)[] = [];
+  private readonly idle: IdleSweep;
 
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
     this.clock = deps.clock;
+    this.idle = new IdleSweep(this.open, () => deps.cfg.idleTimeoutMs, deps.clock);
   }
 
   get fds(): FdBudget | null {
@@ -89,6 +92,7 @@ export class OpenSessions implements ListenerHost, SessionHost {
   }
 
   sessionReady(s: Session): void {
+    this.idle.ensure();
     this.deps.stats.ready(s);
   }
 
