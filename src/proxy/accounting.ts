@@ -187,7 +187,7 @@ export class SessionAccounting {
       ms: Math.round(now - s.acceptedAt),
       connectMs: s.readyAt > 0 ? Math.round((s.readyAt - s.acceptedAt) * 1000) / 1000 : null,
       pool: s.readyAt > 0 ? (s.poolHit ? 'hit' : 'miss') : null,
-      retries: Math.max(0, (a?.tried.length ?? 0) - 1),
+      retries: Math.max(0, (a?.dials ?? 0) - 1),
       // Why each failed dial failed ("ECONNREFUSED", "tls: certificate has expired"); left out when none did.
       dialFailures: a && a.failures.length > 0 ? a.failures : undefined,
       cause: s.cause ?? 'client-closed',

@@ -36,11 +36,25 @@ export interface DialFailure {
  * client left) or to `redialFresh()`. It is also the strategy's PickContext,
  * so a dial allocates nothing more per pick.
  */
+/** Shared by every attempt that has none: most dials succeed at once, and allocate no list. */
+const NO_BACKENDS: readonly Backend[] = Object.freeze([]);
+const NO_FAILURES: readonly DialFailure[] = Object.freeze([]);
+
 export class DialAttempt implements PickContext {
   clientIp: string;
   now = 0;
-  readonly tried: Backend[] = [];
-  readonly failures: DialFailure[] = [];
+  /**
+   * Backends picked before the pick under way (the strategy skips them while
+   * another is available). Allocated at the first retry: `picked` holds the
+   * backend of the current dial until the next pick moves it here.
+   */
+  tried: readonly Backend[] = NO_BACKENDS;
+  /** The backend of the latest pick, not yet in `tried`. */
+  picked: Backend | null = null;
+  /** Picks made (the first dial and every retry). */
+  dials = 0;
+  /** Each failed dial, in order; allocated at the first failure. */
+  failures: readonly DialFailure[] = NO_FAILURES;
   /** The backend picked for the dial under way; holds one of its slots until the socket is handed over or fails. */
   reserved: Backend | null = null;
   /** A connect in flight. */
@@ -63,6 +77,20 @@ export class DialAttempt implements PickContext {
     readonly canWait: boolean,
   ) {
     this.clientIp = clientIp;
+  }
+
+  /** Before a new pick: the previous one joins `tried`. */
+  rememberPicked(): void {
+    const b = this.picked;
+    if (b === null) return;
+    this.picked = null;
+    if (this.tried.length === 0) this.tried = [b];
+    else (this.tried as Backend[]).push(b);
+  }
+
+  recordFailure(f: DialFailure): void {
+    if (this.failures.length === 0) this.failures = [f];
+    else (this.failures as DialFailure[]).push(f);
   }
 
   /** The requester is gone: stop dialling, free the slot and the queue place now. */

@@ -70,6 +70,7 @@ export class Dialer implements AttemptOwner {
     const d = this.deps;
     const now = d.clock.now();
     a.now = now;
+    a.rememberPicked();
     const b = d.strategy.pick(a);
     if (!b) {
       if (d.backends.candidates.length > 0) d.unavailable(a);
@@ -78,7 +79,8 @@ export class Dialer implements AttemptOwner {
     }
     d.backends.reserve(b, now);
     a.reserved = b;
-    a.tried.push(b);
+    a.picked = b;
+    a.dials++;
     if (b.halfOpen) d.backends.beginTrial(b);
     const pooled = a.noPool ? null : d.pool.take(b);
     if (pooled) {
@@ -153,7 +155,7 @@ export class Dialer implements AttemptOwner {
     if (a.reserved === b) this.unreserve(a);
     if (this.deps.localErrors.claim(cause, 'dial', b.address)) this.deps.backends.abandonTrial(b);
     else this.deps.backends.recordDialFailure(b, cause);
-    a.failures.push({ backend: b.address, cause });
+    a.recordFailure({ backend: b.address, cause });
     if (a.done) return;
     const { maxRetries, retryDelayMs, name } = this.deps.cfg;
     const failures = a.failures.length;
