@@ -5,6 +5,7 @@ import { CONNECT_BUCKETS, Histogram } from '../histogram.js';
 import type { Logger } from '../logger.js';
 import { LogThrottle } from '../rate-limit.js';
 import type { Session } from './session.js';
+import { RoutedSession } from './tls/routed-session.js';
 
 /** Plain counters, read by metrics at scrape time. */
 export interface ServiceCounters {
@@ -68,6 +69,11 @@ export class SessionAccounting {
   };
   /** Accept to close, for sessions that reached a backend. */
   readonly sessionDuration = new Histogram(SESSION_BUCKETS);
+  /**
+   * Clients routed here by SNI, by the sni pattern that matched (the route):
+   * bounded by the config, never by the names clients send.
+   */
+  readonly routes: Record<string, number> = {};
   private accessLog: Logger | null = null;
   /** An outage refuses every client: one warning a second, saying how many it stands for. */
   private readonly outageLog: LogThrottle;
@@ -113,6 +119,10 @@ export class SessionAccounting {
       ms: 0,
       cause: 'refused-limit',
     });
+  }
+
+  routed(pattern: string): void {
+    this.routes[pattern] = (this.routes[pattern] ?? 0) + 1;
   }
 
   refusedSource(ip: string, limit: 'connections' | 'rate'): void {
@@ -189,6 +199,7 @@ export class SessionAccounting {
       pool: s.readyAt > 0 ? (s.poolHit ? 'hit' : 'miss') : null,
       retries: Math.max(0, (a?.tried.length ?? 0) - 1),
       cause: s.cause ?? 'client-closed',
+      ...(s instanceof RoutedSession ? { sni: s.serverName, tls: s.terminated } : {}),
     });
   }
 }

@@ -73,10 +73,12 @@ export function backendClose(this: Socket, hadError: boolean): void {
  * end. Once our side has sent its FIN, libuv refuses the reset (EINVAL while
  * shutting down) and Node then never closes the handle: the descriptor leaks
  * and 'close' never fires. Found by the random-churn fault test. Such a socket
- * gets a plain destroy.
+ * gets a plain destroy, and so does a TLS client (see below).
  */
 export function abort(sock: Socket): void {
   if (sock.destroyed) return;
-  if (sock.writableEnded || sock.connecting) sock.destroy();
+  // A TLS socket's handle is no TCP handle: resetAndDestroy throws there, so it closes plainly.
+  if (sock.writableEnded || sock.connecting || (sock as { encrypted?: boolean }).encrypted)
+    sock.destroy();
   else sock.resetAndDestroy();
 }
