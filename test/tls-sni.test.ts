@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import { createRegistry } from '../src/admin/metrics.js';
 import { parseConfig } from '../src/config/schema.js';
-import type { LoadBalancer } from '../src/load-balancer.js';
+import { LoadBalancer } from '../src/load-balancer.js';
+import { createLogger } from '../src/logger.js';
 import { encodeV2 } from '../src/proxy/proxy-protocol.js';
 import { bigAlpn, captureHello } from './helpers/hello.js';
 import { have, makePki, type Pki } from './helpers/pki.js';
@@ -333,4 +336,53 @@ test('sni: real clients (openssl s_client -servername, curl --resolve) reach the
   assert.match(s.stdout, /Verify return code: 0 \(ok\)/);
   assert.match(s.stdout, /subject=CN ?= ?a\.test/);
   await waitFor(() => lb.service('a').activeSessions === 0 && lb.service('b').activeSessions === 0);
+});
+
+test('sni: the access log carries the server name; metrics count per route and per refusal cause, not per name', async (t) => {
+  const pki = makePki(t);
+  const ports = { a: await tlsBackend(t, pki, 'a', ['a.test']) };
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  const cfg = sniServices(ports, { a: { sni: ['*.test'] } });
+  const lb = new LoadBalancer(
+    parseConfig({ ...cfg, log: { access: true } }, { allowEphemeralListen: true }),
+    { logger: createLogger('info', sink) },
+  );
+  await lb.start();
+  t.after(() => lb.close(0));
+  const port = lb.address('a').port;
+  for (const name of ['one.test', 'two.test', 'three.test']) await hello(port, pki, name);
+  await closedBy(port, (c) => c.write('SSH-2.0-OpenSSH\r\n'));
+  const other = tlsConnect({ port, host: '127.0.0.1', servername: 'x.example', ca: pki.ca });
+  await once(other, 'error');
+  await waitFor(() => lines.filter((l) => l.log === 'access').length === 5, 3000, 'access lines');
+  const access = lines.filter((l) => l.log === 'access');
+  const names = access.filter((l) => l.service === 'a').map((l) => l.sni);
+  assert.deepEqual(names.sort(), ['one.test', 'three.test', 'two.test']);
+  assert.deepEqual(
+    access
+      .filter((l) => l.service === undefined)
+      .map((l) => [l.cause, l.sni])
+      .sort(),
+    [
+      ['bad-hello', null],
+      ['refused-sni', 'x.example'],
+    ],
+  );
+  const text = await createRegistry(lb).metrics();
+  assert.match(text, /blitz_lb_sni_routed_total\{service="a",route="\*\.test"\} 3/);
+  assert.doesNotMatch(text, /one\.test/);
+  assert.match(
+    text,
+    /blitz_lb_listener_refused_total\{listen="127\.0\.0\.1:0",reason="bad-hello"\} 1/,
+  );
+  assert.match(
+    text,
+    /blitz_lb_listener_refused_total\{listen="127\.0\.0\.1:0",reason="refused-sni"\} 1/,
+  );
 });
