@@ -399,3 +399,28 @@ test('check: a key that does not match its certificate, a missing file and an ex
     /^x\.toml: services\.web\.tls: certificate .*a\.test\.pem EXPIRED on/,
   );
 });
+
+test('terminate: a reload that changes handshake settings (ALPN) applies to new handshakes; the open session carries on', async (t) => {
+  const pki = makePki(t);
+  const a = pki.server(['a.test']);
+  const backend = await echoServer(t);
+  const raw = (alpn: string[]) => tlsService(backend, { cert: a.cert, key: a.key, alpn });
+  const lb = await startLb(t, raw(['http/1.1']));
+  const port = lb.address('web').port;
+  const open = await dial(port, {
+    servername: 'a.test',
+    ca: pki.ca,
+    ALPNProtocols: ['h2', 'http/1.1'],
+  });
+  assert.equal(open.alpnProtocol, 'http/1.1');
+  await lb.reload(parseConfig(raw(['h2', 'http/1.1']), { allowEphemeralListen: true }));
+  const fresh = await dial(port, {
+    servername: 'a.test',
+    ca: pki.ca,
+    ALPNProtocols: ['h2', 'http/1.1'],
+  });
+  assert.equal(fresh.alpnProtocol, 'h2');
+  assert.equal(await echo(open, 'before the reload'), 'before the reload');
+  fresh.destroy();
+  open.destroy();
+});
