@@ -13,6 +13,7 @@ import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
 import { createLogger } from './logger.js';
+import { certificateReport } from './proxy/tls/certificates.js';
 
 const EXIT_OK = 0;
 const EXIT_RUNTIME = 1;
@@ -45,8 +46,18 @@ function load(file: string): Config {
   }
 }
 
+/** Certificates that cannot be used stop `run` as a config error would (exit 2), before anything binds. */
+function checkCertificatesOrExit(config: Config): void {
+  const report = certificateReport(config.services, config.source);
+  if (report.errors.length > 0) {
+    process.stderr.write(`${report.errors.join('\n')}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+}
+
 async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   const config = load(opts.config);
+  checkCertificatesOrExit(config);
   const logLevel = opts.logLevel ?? config.log.level;
   const logger = createLogger(logLevel);
   // workers > 1: this process is the primary; lb is its control plane (probes, state, no listeners).
@@ -137,6 +148,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
 function check(opts: RunOpts): void {
   const config = load(opts.config);
   const out: string[] = [`${opts.config}: valid`];
+  const problems: string[] = [];
   for (const s of config.services) {
     out.push(
       `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}, pool min_idle ${s.pool.minIdle} max_idle ${s.pool.maxIdle}`,
@@ -144,6 +156,15 @@ function check(opts: RunOpts): void {
     for (const b of s.backends)
       out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
     if (s.backendTls) out.push(...backendTlsSummary(s));
+    if (s.sni) out.push(`  sni ${s.sni.join(', ')}${s.alpn ? `; alpn ${s.alpn.join(', ')}` : ''}`);
+    const certs = certificateReport([s], config.source);
+    out.push(...certs.lines);
+    problems.push(...certs.errors, ...certs.expired);
+  }
+  if (problems.length > 0) {
+    // Key mismatches, unreadable files and expired certificates: invalid, said all at once.
+    process.stderr.write(`${problems.join('\n')}\n`);
+    process.exit(EXIT_CONFIG);
   }
   if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
   out.push(`process: workers ${config.process.workers}`);

@@ -6,9 +6,12 @@ import { parseHostPort } from './config/address.js';
 import { type BackendOptions, backendFromOptions } from './config/backend-settings.js';
 import { sameConfig } from './config/same.js';
 import type { Config, ServiceConfig } from './config/schema.js';
+import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
+import type { Listener } from './proxy/listener.js';
+import { Front, type FrontCounters, frontCounters } from './proxy/tls/front.js';
 import { type ListenerPlan, planListeners } from './reload-plan.js';
 import { Service, type ServiceOptions, type ServiceRole } from './service.js';
 
@@ -44,6 +47,8 @@ export interface ReloadSummary {
   added: string[];
   removed: string[];
   changed: string[];
+  /** Problems the reload survived: certificates that failed to load, the old ones kept. */
+  warnings?: string[];
 }
 
 export type AddBackendOptions = BackendOptions;
@@ -67,6 +72,10 @@ export class LoadBalancer {
   private started = false;
   private closing: Promise<void> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
+  /** The fronts of listen addresses that read the ClientHello (see wireListeners). */
+  private fronts: Front[] = [];
+  /** Their refusals by cause, per listen address, kept across reloads. */
+  private readonly frontCounts = new Map<string, FrontCounters>();
 
   constructor(config: Config, opts: LoadBalancerOptions = {}) {
     this.config = config;
@@ -104,11 +113,62 @@ export class LoadBalancer {
     this.started = true;
     this.warnDescriptors(this.config);
     try {
-      for (const svc of this.services.values()) await svc.start();
+      // Bound by address, so services sharing one (SNI routing) share its listener.
+      const plan = await planListeners([], [...this.services.values()], this.config);
+      for (const svc of this.services.values()) await svc.start(plan.byName.get(svc.name) ?? null);
     } catch (err) {
       for (const svc of this.services.values()) svc.stopAccepting();
       throw err;
     }
+    this.wireListeners();
+  }
+
+  /**
+   * Points every listener at what takes its clients: a service's sessions
+   * straight away (as ever, for a service that reads no hello), or a front
+   * that reads the PROXY header and ClientHello and routes by SNI. Fronts are
+   * rebuilt on each reload; a client in the middle of its hello finishes on
+   * the old one.
+   */
+  private wireListeners(): void {
+    const groups = new Map<Listener, Service[]>();
+    for (const svc of this.services.values()) {
+      const l = svc.boundListener;
+      if (!l) continue;
+      const g = groups.get(l);
+      if (g) g.push(svc);
+      else groups.set(l, [svc]);
+    }
+    const fronts: Front[] = [];
+    for (const [l, svcs] of groups) {
+      const one = svcs[0] as Service;
+      if (svcs.length === 1 && !isFronted(one.cfg)) {
+        l.handTo(one.listenerHost);
+        continue;
+      }
+      const listen = one.cfg.listen.address;
+      let counts = this.frontCounts.get(listen);
+      if (!counts) {
+        counts = frontCounters();
+        this.frontCounts.set(listen, counts);
+      }
+      const f = new Front(
+        listen,
+        svcs.map((s) => s.frontTarget),
+        counts,
+        one.fds,
+        this.log.child({ listen }),
+        this.config.log.access ? this.log.child({ log: 'access' }) : null,
+      );
+      l.handTo(f);
+      fronts.push(f);
+    }
+    this.fronts = fronts;
+  }
+
+  /** Clients refused before any service took them (bad or unmatched hellos), per shared listen address. */
+  get listenerRefusals(): ReadonlyMap<string, Readonly<FrontCounters>> {
+    return this.frontCounts;
   }
 
   /** Says so, with the numbers, when the soft descriptor limit is below what the config may hold. */
@@ -146,13 +206,14 @@ export class LoadBalancer {
       .map((c) => this.createService(c));
     let plan: ListenerPlan | null = null;
     try {
+      for (const cfg of next.services) this.services.get(cfg.name)?.checkTls(cfg);
       if (this.started) plan = await planListeners([...this.services.values()], added, next);
     } catch (err) {
       for (const svc of added) svc.stopAccepting();
       throw err;
     }
     // 2. Commit: nothing below can fail.
-    if (plan) for (const from of plan.handed.values()) from.giveAwayListener();
+    if (plan) for (const from of plan.handed) from.giveAwayListener();
     const names = new Set(next.services.map((c) => c.name));
     for (const [name, svc] of this.services) {
       if (names.has(name)) continue;
@@ -170,17 +231,22 @@ export class LoadBalancer {
       // Always applied, changed or not: the file's word on its backends wins on every reload
       // (weights and settings), while an operator's drain or disable of a listed backend stays.
       if (!sameConfig(cfg, svc.cfg)) summary.changed.push(cfg.name);
-      svc.applyConfig(cfg, plan?.byName.get(cfg.name) ?? null);
+      const problem = svc.applyConfig(cfg, plan?.byName.get(cfg.name) ?? null);
+      if (problem) summary.warnings = [...(summary.warnings ?? []), problem];
     }
     for (const svc of added) {
       this.services.set(svc.name, svc);
       summary.added.push(svc.name);
     }
-    // Each start adopts its listener synchronously, before any await lets a client in.
-    if (this.started)
-      await Promise.all(added.map((s) => s.start(plan?.byName.get(s.name) ?? null)));
-    if (this.followConfigLogLevel) this.log.level = next.log.level;
+    // Each start adopts its listener synchronously, before any await lets a client in; the
+    // listeners are then pointed at their fronts, still before any await.
     this.config = next;
+    const starting = this.started
+      ? added.map((s) => s.start(plan?.byName.get(s.name) ?? null))
+      : [];
+    if (this.started) this.wireListeners();
+    await Promise.all(starting);
+    if (this.followConfigLogLevel) this.log.level = next.log.level;
     if (this.started) this.warnDescriptors(next);
     this.log.info(summary, 'config reloaded');
     return summary;
@@ -208,6 +274,7 @@ export class LoadBalancer {
     await this.reloading;
     const svcs = this.everyService();
     for (const svc of svcs) svc.stopAccepting();
+    for (const f of this.fronts) f.close();
     const open = svcs.reduce((n, s) => n + s.activeSessions, 0);
     if (open > 0) this.log.info({ open, timeoutMs }, 'draining open sessions');
     let timer: NodeJS.Timeout | undefined;

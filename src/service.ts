@@ -22,9 +22,14 @@ import type { DialAttempt } from './proxy/dial-attempt.js';
 import { Dialer, type DialerDeps } from './proxy/dialer.js';
 import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
+import type { ListenerHost } from './proxy/listener.js';
 import { Listener } from './proxy/listener.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
+import { CertificateError, describeCertificate, loadTls } from './proxy/tls/certificates.js';
+import type { FrontTarget } from './proxy/tls/front.js';
+import type { Routed } from './proxy/tls/routed-session.js';
+import { TlsTerminator } from './proxy/tls/terminator.js';
 import { WaitQueue } from './proxy/wait-queue.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
@@ -78,6 +83,8 @@ export class Service implements DialerDeps {
   private readonly queue: WaitQueue;
   private readonly admission: Admission;
   private readonly strategyOpts: StrategyOptions;
+  /** [tls]: this service terminates TLS (null: bytes pass through). */
+  private terminator: TlsTerminator<Routed> | null = null;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -132,7 +139,55 @@ export class Service implements DialerDeps {
       dialer: this.dialer,
       queue: this.queue,
       fds: this.fds,
+      get tls() {
+        return svc.terminator;
+      },
     });
+    // Throws CertificateError: a service cannot start (nor a reload add it) without its certificates.
+    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
+  }
+
+  private createTerminator(cfg: ServiceConfig): TlsTerminator<Routed> {
+    const t = new TlsTerminator<Routed>(
+      cfg.tls as NonNullable<ServiceConfig['tls']>,
+      cfg.helloTimeoutMs,
+      (r, sock) => this.sessions.tlsReady(r, sock),
+      (r, cause) => this.sessions.tlsFailed(r, cause),
+      this.log,
+    );
+    this.warnExpiry(t);
+    return t;
+  }
+
+  private warnExpiry(t: TlsTerminator<Routed>): void {
+    for (const p of t.pairs) {
+      const d = describeCertificate(p);
+      if (d.problem) this.log.warn({ certificate: p.certFile }, d.problem);
+    }
+  }
+
+  /** Handshake failures by cause (all zero without [tls]). */
+  get tlsFailures(): Readonly<Record<string, number>> {
+    return this.terminator?.failures ?? {};
+  }
+
+  /**
+   * The fallible half of a reload for [tls]: a service that gains it must
+   * have readable, matching certificates, or the reload fails. A service that
+   * had it already never fails here: applyConfig keeps its old certificates
+   * when the new files are bad.
+   */
+  checkTls(next: ServiceConfig): void {
+    if (next.tls && !this.terminator && this.serves) loadTls(next.tls);
+  }
+
+  /** How its listener reaches it: straight to its sessions, or through a front (see proxy/tls/front.ts). */
+  get listenerHost(): ListenerHost {
+    return this.sessions;
+  }
+
+  get frontTarget(): FrontTarget {
+    return this.sessions;
   }
 
   private createPool(cfg: ServiceConfig): WarmPool {
@@ -175,10 +230,11 @@ export class Service implements DialerDeps {
    * file (see syncBackends), and each other part is replaced only where its
    * own settings changed. Open sessions are never cut.
    */
-  applyConfig(next: ServiceConfig, listener: Listener | null = null): void {
+  applyConfig(next: ServiceConfig, listener: Listener | null = null): string | null {
     const prev = this.cfg;
     if (listener && listener !== this.listener) this.adopt(listener);
     this.cfg = next;
+    const tlsProblem = this.applyTls(next);
     this.admission.configure(next);
     this.queue.configure(next.queueSize, next.queueTimeoutMs);
     this.backends.setOptions(setOptionsOf(next));
@@ -202,6 +258,35 @@ export class Service implements DialerDeps {
       this.warmPool = this.createPool(next);
       if (this.serves) this.warmPool.start();
     }
+    return tlsProblem;
+  }
+
+  /**
+   * Re-reads the certificates on every reload (a renewed certificate keeps
+   * its file name). New handshakes take them; open sessions keep theirs. Bad
+   * files leave the old ones in force: the problem is logged and returned.
+   */
+  private applyTls(next: ServiceConfig): string | null {
+    if (!next.tls || !this.serves) {
+      this.terminator = null;
+      return null;
+    }
+    let err: CertificateError | null = null;
+    if (this.terminator) {
+      err = this.terminator.reload(next.tls, next.helloTimeoutMs);
+      if (!err) this.warnExpiry(this.terminator);
+    } else {
+      try {
+        this.terminator = this.createTerminator(next);
+      } catch (e) {
+        if (!(e instanceof CertificateError)) throw e;
+        err = e;
+      }
+    }
+    if (!err) return null;
+    const msg = `services.${this.name}.tls: ${err.message}; the previous certificates stay in force`;
+    this.log.error({ err: err.message }, msg);
+    return msg;
   }
 
   /**

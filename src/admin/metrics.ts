@@ -183,6 +183,30 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       ]),
     ],
     [
+      'sni_routed_total',
+      'Clients routed by their ClientHello, by the sni pattern that took them (the route, not the name sent).',
+      'counter',
+      perServiceRecord(lb, 'route', (s) => s.stats.routes),
+    ],
+    [
+      'tls_handshake_failures_total',
+      'TLS handshakes this balancer terminates that failed, by cause.',
+      'counter',
+      perServiceRecord(lb, 'cause', (s) => s.tlsFailures),
+    ],
+    [
+      'listener_refused_total',
+      'Clients refused on a listen address that reads the ClientHello, before any service took them: bad-hello (not TLS, malformed, too large, late), refused-sni (no service takes the name), refused-proxy, max-connections, descriptors.',
+      'counter',
+      () =>
+        [...lb.listenerRefusals].flatMap(([listen, counts]) =>
+          Object.entries(counts).map(([reason, value]) => ({
+            value,
+            labels: { listen, reason },
+          })),
+        ),
+    ],
+    [
       'queued_total',
       'Sessions that waited for a backend slot.',
       'counter',

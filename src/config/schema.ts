@@ -19,6 +19,10 @@ import {
   table,
 } from './fields.js';
 import { LIMITS, MAX_RETRY_DELAY_MS } from './limits.js';
+import { checkSharedListens, sniList } from './sni.js';
+import { alpnList, parseTls, type TlsConfig } from './tls.js';
+
+export type { TlsCertPair, TlsConfig } from './tls.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -96,6 +100,14 @@ export interface ServiceConfig {
   readonly pool: PoolConfig;
   /** TLS to the backends (null: plain TCP). */
   readonly backendTls: BackendTlsConfig | null;
+  /** Names this service takes on a listen address it may share (see config/sni.ts); null: no ClientHello is read. */
+  readonly sni: readonly string[] | null;
+  /** With sni: only hellos offering one of these protocols (null: any). */
+  readonly alpn: readonly string[] | null;
+  /** How long a client has to send its whole ClientHello (and, when terminating, to finish the handshake). */
+  readonly helloTimeoutMs: number;
+  /** Terminate TLS here; null: bytes pass through untouched. */
+  readonly tls: TlsConfig | null;
 }
 
 export interface Config {
@@ -137,6 +149,7 @@ export const DEFAULTS = Object.freeze({
   allDown: 'try-all' as AllDownPolicy,
   queueSize: 1000,
   queueTimeoutMs: 5_000,
+  helloTimeoutMs: 5_000,
   health: {
     kind: 'tcp' as HealthKind,
     intervalMs: 5_000,
@@ -174,6 +187,10 @@ const SERVICE_KEYS = [
   'health',
   'pool',
   'backend_tls',
+  'sni',
+  'alpn',
+  'hello_timeout',
+  'tls',
 ];
 const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path', 'tls'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
@@ -207,6 +224,7 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'timeout',
   'idle_ttl',
   'slow_start',
+  'hello_timeout',
 ]);
 
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
@@ -246,7 +264,7 @@ function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
-  for (const sub of ['health', 'pool', 'backend_tls']) {
+  for (const sub of ['health', 'pool', 'backend_tls', 'tls']) {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
@@ -431,6 +449,17 @@ function parseService(
     health: parseHealth(raw.health, `${path}.health`, p, backendTls !== null),
     pool: parsePool(raw.pool, `${path}.pool`, p),
     backendTls,
+    sni: sniList(raw.sni, `${path}.sni`, p),
+    alpn: alpnList(raw.alpn, `${path}.alpn`, p),
+    helloTimeoutMs: duration(
+      raw.hello_timeout,
+      `${path}.hello_timeout`,
+      DEFAULTS.helloTimeoutMs,
+      p,
+      1,
+      LIMITS.connectMs,
+    ),
+    tls: parseTls(raw.tls, `${path}.tls`, p, opts.baseDir),
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
@@ -439,6 +468,11 @@ function parseService(
       'cannot be combined with backend_tls yet (the header would have to precede the handshake)',
     );
   }
+  if (svc.alpn && !svc.sni)
+    p.add(
+      `${path}.alpn`,
+      'alpn routes by the ClientHello, alongside sni = [...]; add sni (["*"] takes any name)',
+    );
   if (svc.acceptProxy && svc.trustedProxies.length === 0) {
     p.add(
       `${path}.trusted_proxies`,
@@ -524,7 +558,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
   if (top.services !== undefined && names.length === 0) p.add('services', 'no service defined');
   if (top.services === undefined)
     p.add('services', 'missing; define at least one [services.NAME] table');
-  const listens: { name: string; listen: HostPort }[] = [];
+  const listens: { name: string; listen: HostPort; sni: boolean }[] = [];
   for (const name of names) {
     if (!/^[A-Za-z0-9_-]+$/.test(name)) {
       p.add(`services.${name}`, 'a service name may hold only letters, digits, "_" and "-"');
@@ -537,11 +571,17 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     }
     const svc = parseService(name, withDefaults(defaults, rawSvc), p, opts);
     if (!svc) continue;
-    const clash = listens.find((o) => listensOverlap(o.listen, svc.listen));
+    // The same address, where either routes by SNI, is a shared listener: see checkSharedListens.
+    const clash = listens.find(
+      (o) =>
+        listensOverlap(o.listen, svc.listen) &&
+        !(o.listen.address === svc.listen.address && (o.sni || svc.sni)),
+    );
     if (clash) p.add(`services.${name}.listen`, listenClash(svc.listen, clash.listen, clash.name));
-    listens.push({ name, listen: svc.listen });
+    listens.push({ name, listen: svc.listen, sni: svc.sni !== null });
     services.push(svc);
   }
+  checkSharedListens(services, p);
   if (admin) {
     const adminListen = admin.listen;
     const clash = listens.find((o) => listensOverlap(o.listen, adminListen));

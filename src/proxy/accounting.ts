@@ -5,6 +5,7 @@ import { CONNECT_BUCKETS, Histogram } from '../histogram.js';
 import type { Logger } from '../logger.js';
 import { LogThrottle } from '../rate-limit.js';
 import type { Session } from './session.js';
+import { RoutedSession } from './tls/routed-session.js';
 
 /** Plain counters, read by metrics at scrape time. */
 export interface ServiceCounters {
@@ -68,6 +69,11 @@ export class SessionAccounting {
   };
   /** Accept to close, for sessions that reached a backend. */
   readonly sessionDuration = new Histogram(SESSION_BUCKETS);
+  /**
+   * Clients routed here by SNI, by the sni pattern that matched (the route):
+   * bounded by the config, never by the names clients send.
+   */
+  readonly routes: Record<string, number> = {};
   private accessLog: Logger | null = null;
   /** An outage refuses every client: one warning a second, saying how many it stands for. */
   private readonly outageLog: LogThrottle;
@@ -113,6 +119,10 @@ export class SessionAccounting {
       ms: 0,
       cause: 'refused-limit',
     });
+  }
+
+  routed(pattern: string): void {
+    this.routes[pattern] = (this.routes[pattern] ?? 0) + 1;
   }
 
   refusedSource(ip: string, limit: 'connections' | 'rate'): void {
@@ -191,6 +201,7 @@ export class SessionAccounting {
       // Why each failed dial failed ("ECONNREFUSED", "tls: certificate has expired"); left out when none did.
       dialFailures: a && a.failures.length > 0 ? a.failures : undefined,
       cause: s.cause ?? 'client-closed',
+      ...(s instanceof RoutedSession ? { sni: s.serverName, tls: s.terminated } : {}),
     });
   }
 }

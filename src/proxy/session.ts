@@ -90,6 +90,21 @@ export class Session implements DialRequester {
     }
   }
 
+  /** A client whose PROXY header (if any) was read before this session existed (see proxy/tls/front.ts). */
+  startRead(): void {
+    try {
+      this.host.admit(this);
+    } catch (err) {
+      this.crashed(err);
+    }
+  }
+
+  /** The client's addresses, as its PROXY header gave them. */
+  protected proxiedBy(addresses: ProxyAddresses): void {
+    this.proxied = addresses;
+    this.clientIp = clientKey(addresses.srcAddr);
+  }
+
   /**
    * Nothing a peer sends may end the process: an exception in this session's
    * own code closes this session (a reset both ways) and is logged.
@@ -110,10 +125,7 @@ export class Session implements DialRequester {
         this.refuse('refused-proxy');
         return;
       }
-      if (addresses) {
-        this.proxied = addresses;
-        this.clientIp = clientKey(addresses.srcAddr);
-      }
+      if (addresses) this.proxiedBy(addresses);
       try {
         this.host.admit(this);
       } catch (err) {

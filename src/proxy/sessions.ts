@@ -11,6 +11,9 @@ import type { FdBudget } from './fd-budget.js';
 import { IdleSweep } from './idle-sweep.js';
 import type { ListenerHost } from './listener.js';
 import { Session, type SessionHost } from './session.js';
+import type { FrontTarget } from './tls/front.js';
+import { type Routed, RoutedSession } from './tls/routed-session.js';
+import type { HandshakeFailure, TlsTerminator } from './tls/terminator.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** What the sessions of a service share with it. */
@@ -25,6 +28,8 @@ export interface SessionsDeps {
   readonly queue: WaitQueue;
   /** The process's descriptor reserve, shared by every service (null: not checked). */
   readonly fds: FdBudget | null;
+  /** Read at each use: the service's TLS termination, replaced by a reload (null: none). */
+  readonly tls: TlsTerminator<Routed> | null;
 }
 
 /**
@@ -32,10 +37,12 @@ export interface SessionsDeps {
  * check, admission, the dial, the bookkeeping when a session ends (its source
  * released, its place handed to a waiting one), and draining.
  */
-export class OpenSessions implements ListenerHost, SessionHost {
+export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   readonly backends: BackendSet;
   readonly clock: Clock;
   private readonly open = new Set<Session>();
+  /** Clients in their TLS handshake: no session yet, but they count against max_connections. */
+  private handshaking = 0;
   private drainWaiters: (() => void)[] = [];
   private readonly idle: IdleSweep;
 
@@ -54,7 +61,7 @@ export class OpenSessions implements ListenerHost, SessionHost {
   }
 
   get activeSessions(): number {
-    return this.open.size;
+    return this.open.size + this.handshaking;
   }
 
   accept(client: Socket): void {
@@ -70,6 +77,50 @@ export class OpenSessions implements ListenerHost, SessionHost {
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.start();
+  }
+
+  trustedSender(ip: string): boolean {
+    return this.deps.admission.trustedSender(ip);
+  }
+
+  /**
+   * A client a front has read (proxy/tls/front.ts): its PROXY header and
+   * hello are behind it, and the route it took is counted. Terminated here
+   * when the service has [tls]; its session starts once the handshake is done.
+   */
+  acceptRouted(client: Socket, r: Routed): void {
+    const { stats } = this.deps;
+    stats.counters.accepted++;
+    if (r.route !== null) stats.routed(r.route);
+    if (this.activeSessions >= this.cfg.maxConnections) {
+      stats.refusedAtLimit(client, 'max-connections');
+      client.destroy();
+      return;
+    }
+    const tls = this.deps.tls;
+    if (tls) {
+      this.handshaking++;
+      tls.handshake(client, r);
+      return;
+    }
+    this.startRouted(client, r, false);
+  }
+
+  /** The terminator's word on a handshake this service started. */
+  tlsReady(r: Routed, sock: Socket): void {
+    this.handshaking--;
+    this.startRouted(sock, r, true);
+  }
+
+  tlsFailed(_r: Routed, _cause: HandshakeFailure): void {
+    this.handshaking--;
+  }
+
+  private startRouted(client: Socket, r: Routed, terminated: boolean): void {
+    const s = new RoutedSession(this, client, r, terminated);
+    this.open.add(s);
+    this.deps.fds?.adjust(2);
+    s.startRead();
   }
 
   refused(client: Socket, limit: 'max-connections' | 'descriptors'): void {

@@ -1,0 +1,133 @@
+import { isAbsolute, resolve } from 'node:path';
+import { describe } from './duration.js';
+import { checkKeys, oneOf, type Problems, table } from './fields.js';
+
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export const VERIFY_CLIENT = ['none', 'optional', 'required'] as const;
+
+/** One certificate and its private key, as PEM file paths (absolute once validated). */
+export interface TlsCertPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** [services.NAME.tls]: the balancer terminates TLS and the backend gets plain TCP. */
+export interface TlsConfig {
+  /** The first pair is the default; the others are chosen by the client's server name. */
+  readonly certificates: readonly TlsCertPair[];
+  /** Protocols offered by ALPN, in the server's order of preference (null: no ALPN). */
+  readonly alpn: readonly string[] | null;
+  readonly minVersion: (typeof TLS_VERSIONS)[number];
+  /** PEM file of the CAs a client certificate must chain to. */
+  readonly clientCa: string | null;
+  readonly verifyClient: (typeof VERIFY_CLIENT)[number];
+}
+
+const TLS_KEYS = [
+  'cert',
+  'key',
+  'certificates',
+  'alpn',
+  'min_version',
+  'client_ca',
+  'verify_client',
+];
+const PAIR_KEYS = ['cert', 'key'];
+
+function filePath(v: unknown, path: string, p: Problems, baseDir: string | undefined): string {
+  if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) {
+    p.add(path, `expected a file path, got ${describe(v)}`);
+    return '';
+  }
+  return baseDir && !isAbsolute(v) ? resolve(baseDir, v) : v;
+}
+
+/** A list of ALPN protocol names ("h2", "http/1.1"): 1-255 printable ASCII characters each. */
+export function alpnList(v: unknown, path: string, p: Problems): readonly string[] | null {
+  if (v === undefined) return null;
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add(path, `expected a non-empty array such as ["h2", "http/1.1"], got ${describe(v)}`);
+    return null;
+  }
+  const out: string[] = [];
+  v.forEach((a, i) => {
+    if (typeof a !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(a))
+      p.add(`${path}[${i}]`, `expected a protocol name such as "h2", got ${describe(a)}`);
+    else if (out.includes(a)) p.add(`${path}[${i}]`, `"${a}" is listed twice`);
+    else out.push(a);
+  });
+  return Object.freeze(out);
+}
+
+/**
+ * [services.NAME.tls]. Paths are taken relative to the config file's folder.
+ * The files are read at start, at each reload and by `check`
+ * (proxy/tls/certificates.ts), never here: validation stays pure.
+ */
+export function parseTls(
+  v: unknown,
+  path: string,
+  p: Problems,
+  baseDir: string | undefined,
+): TlsConfig | null {
+  if (v === undefined) return null;
+  const t = table(v, path, p);
+  checkKeys(t, TLS_KEYS, path, p);
+  const certificates: TlsCertPair[] = [];
+  if (t.cert !== undefined || t.key !== undefined) {
+    if (t.cert === undefined || t.key === undefined)
+      p.add(path, 'cert and key go together: a certificate needs its private key');
+    else
+      certificates.push({
+        cert: filePath(t.cert, `${path}.cert`, p, baseDir),
+        key: filePath(t.key, `${path}.key`, p, baseDir),
+      });
+  }
+  if (t.certificates !== undefined) {
+    if (!Array.isArray(t.certificates) || t.certificates.length === 0)
+      p.add(
+        `${path}.certificates`,
+        `expected an array such as [{ cert = "a.pem", key = "a.key" }], got ${describe(t.certificates)}`,
+      );
+    else
+      t.certificates.forEach((c, i) => {
+        const at = `${path}.certificates[${i}]`;
+        const pair = table(c, at, p);
+        checkKeys(pair, PAIR_KEYS, at, p);
+        if (pair.cert === undefined || pair.key === undefined) {
+          p.add(at, 'needs both cert and key');
+          return;
+        }
+        certificates.push({
+          cert: filePath(pair.cert, `${at}.cert`, p, baseDir),
+          key: filePath(pair.key, `${at}.key`, p, baseDir),
+        });
+      });
+  }
+  if (certificates.length === 0 && t.cert === undefined && t.key === undefined)
+    p.add(
+      path,
+      'needs a certificate: cert = "server.pem" and key = "server.key" (or certificates = [...])',
+    );
+  const clientCa =
+    t.client_ca === undefined ? null : filePath(t.client_ca, `${path}.client_ca`, p, baseDir);
+  const verifyClient = oneOf(
+    t.verify_client,
+    `${path}.verify_client`,
+    clientCa ? 'required' : 'none',
+    VERIFY_CLIENT,
+    p,
+  );
+  if (verifyClient !== 'none' && !clientCa)
+    p.add(
+      `${path}.client_ca`,
+      `verify_client = "${verifyClient}" needs client_ca = "ca.pem" to verify against`,
+    );
+  return Object.freeze({
+    certificates: Object.freeze(certificates.map((c) => Object.freeze(c))),
+    alpn: alpnList(t.alpn, `${path}.alpn`, p),
+    minVersion: oneOf(t.min_version, `${path}.min_version`, 'TLSv1.2', TLS_VERSIONS, p),
+    clientCa,
+    verifyClient,
+  });
+}

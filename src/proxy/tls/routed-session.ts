@@ -1,0 +1,31 @@
+import type { Socket } from 'node:net';
+import type { ProxyAddresses } from '../proxy-protocol.js';
+import { Session, type SessionHost } from '../session.js';
+
+/** What the front learnt about a client before its session: who it is, the name it asked for, the route it took. */
+export interface Routed {
+  /** From its PROXY header, when the listener accepts them. */
+  readonly proxied: ProxyAddresses | null;
+  /** The SNI name of its hello (null: none sent, or the hello was not read). */
+  readonly serverName: string | null;
+  /** The sni pattern that took it (the route, a bounded metrics label); null when nothing was matched. */
+  readonly route: string | null;
+}
+
+/**
+ * A session that came through a front (proxy/tls/front.ts): its PROXY header
+ * and hello were read before it existed, and its client may be a TLS socket.
+ * A subclass, so sessions of services that do neither carry nothing more.
+ */
+export class RoutedSession extends Session {
+  readonly serverName: string | null;
+  /** The client leg is a TLS socket this balancer terminates. */
+  readonly terminated: boolean;
+
+  constructor(host: SessionHost, client: Socket, r: Routed, terminated: boolean) {
+    super(host, client);
+    this.serverName = r.serverName;
+    this.terminated = terminated;
+    if (r.proxied) this.proxiedBy(r.proxied);
+  }
+}
