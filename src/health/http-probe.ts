@@ -1,14 +1,14 @@
 import { request } from 'node:http';
-import type { Backend } from '../backend/backend.js';
 import { type Clock, monotonicClock } from '../clock.js';
-import type { ProbeResult } from './tcp-probe.js';
+import type { ProbeResult, ProbeTarget } from './tcp-probe.js';
 
 /**
  * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within
- * `timeoutMs` (the whole exchange, headers and body).
+ * `timeoutMs` (the whole exchange, headers and body). `address` is the Host
+ * header: the backend's, even when the probe goes to another port.
  */
 export function httpProbe(
-  b: Backend,
+  b: ProbeTarget & { readonly address: string },
   path: string,
   timeoutMs: number,
   clock: Clock = monotonicClock,

@@ -8,8 +8,9 @@ import type { SessionAccounting } from './accounting.js';
 import type { Admission } from './admission.js';
 import type { Dialer } from './dialer.js';
 import type { FdBudget } from './fd-budget.js';
+import { clientKey } from './ip-text.js';
 import type { ListenerHost } from './listener.js';
-import { Session, type SessionHost } from './session.js';
+import { Session, type SessionHost, type TerminationCause } from './session.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** What the sessions of a service share with it. */
@@ -63,6 +64,16 @@ export class OpenSessions implements ListenerHost, SessionHost {
       client.destroy();
       return;
     }
+    // Without a PROXY header the socket's address is the client's: refuse before a session exists.
+    if (admission.access !== null && !this.cfg.acceptProxy) {
+      const ip = clientKey(client.remoteAddress ?? '');
+      if (!admission.access.admits(ip)) {
+        client.on('error', noop);
+        stats.refusedDenied(ip, client);
+        client.destroy();
+        return;
+      }
+    }
     const s = new Session(this, client);
     this.open.add(s);
     this.deps.fds?.adjust(2);
@@ -74,6 +85,13 @@ export class OpenSessions implements ListenerHost, SessionHost {
   }
 
   admit(s: Session): void {
+    // Behind a trusted proxy, the address its header gave is the one allow/deny judge.
+    const access = this.deps.admission.access;
+    if (access !== null && this.cfg.acceptProxy && !access.admits(s.clientIp)) {
+      this.deps.stats.refusedDenied(s.clientIp, null);
+      s.refuse('refused-denied');
+      return;
+    }
     const lease = this.deps.admission.lease(s.clientIp);
     if (typeof lease === 'string') {
       this.deps.stats.refusedSource(s.clientIp, lease);
@@ -113,12 +131,30 @@ export class OpenSessions implements ListenerHost, SessionHost {
     }
   }
 
-  /** Ends the open sessions on one backend now (an operator disabled it). */
-  endOn(address: string): number {
+  /** Ends the open sessions on one backend now (an operator disabled it, or on_down / on_up_primary). */
+  endOn(address: string, cause: TerminationCause = 'shutdown'): number {
     let n = 0;
     for (const s of this.open) {
       if (s.target?.address === address || s.attempt?.reserved?.address === address) {
-        s.destroy('shutdown');
+        s.destroy(cause);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * apply_to_open: ends the sessions whose client the allow/deny lists now
+   * refuse. A session still reading its PROXY header is judged when it ends.
+   */
+  endRefused(): number {
+    const access = this.deps.admission.access;
+    if (access === null) return 0;
+    let n = 0;
+    for (const s of this.open) {
+      if (s.cause !== null || (this.cfg.acceptProxy && s.attempt === null)) continue;
+      if (!access.admits(s.clientIp)) {
+        s.destroy('denied');
         n++;
       }
     }
