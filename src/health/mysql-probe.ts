@@ -7,21 +7,21 @@ import type { Step, StepVerdict } from './exchange.js';
  * connections".
  */
 function greeting(got: Buffer): StepVerdict {
-  if (got.length < 4) return null;
+  if (got.length < 5) return null;
   const len = got.readUIntLE(0, 3);
-  if (got.length < 4 + Math.min(len, 256)) return null;
-  const first = got[4];
+  const first = got[4] as number;
+  if (first !== 0x0a && first !== 0xff)
+    return `mysql: not a protocol-10 handshake (first byte 0x${first.toString(16)})`;
+  if (len > 0xffff) return `mysql: not a protocol-10 handshake (packet length ${len})`;
   if (first === 0x0a) {
     const nul = got.indexOf(0, 5);
-    if (nul < 0) return len > 256 ? 'mysql: no server version in greeting' : null;
-    return true;
+    if (nul >= 0 && nul < 4 + len) return true;
+    return got.length >= 4 + len ? 'mysql: no server version in greeting' : null;
   }
-  if (first === 0xff && len >= 3) {
-    const end = Math.min(4 + len, got.length);
-    const msg = got.toString('utf8', got[7] === 0x23 ? 13 : 7, end).slice(0, 120);
-    return `mysql: error ${got.readUInt16LE(5)} ${msg}`;
-  }
-  return `mysql: not a protocol-10 handshake (first byte 0x${(first ?? 0).toString(16)})`;
+  if (got.length < 4 + len) return null;
+  // Error packet: 0xff, a 2-byte code, then "#" and a 5-byte SQL state (4.1+), then the message.
+  const msg = got.toString('utf8', got[7] === 0x23 ? 13 : 7, 4 + len).slice(0, 120);
+  return `mysql: error ${got.readUInt16LE(5)} ${msg}`;
 }
 
 /**
