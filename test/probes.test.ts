@@ -394,3 +394,16 @@ test('blitz-lb check: a bad health table fails with the file name and the key', 
     /config\.toml: services\.db\.health\.steps\[0\]\.expect_regex: does not compile/,
   );
 });
+
+test('blitz-lb check: the summary names the probe, its target, the agent, on_down and allow/deny', (t) => {
+  const file = tempConfig(
+    t,
+    `[services.db]\nlisten = "127.0.0.1:7000"\nbackends = ["127.0.0.1:7001"]\nallow = ["10.0.0.0/8"]\n[services.db.health]\nkind = "redis"\nrole = "master"\nport = 7002\nagent_port = 7003\non_down = "shutdown-sessions"\n`,
+  );
+  const r = runCli(['check', '--config', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /health redis \(role master, probes \(backend\):7002, agent \(backend\):7003, on_down shutdown-sessions\), pool min_idle 2 max_idle 10, allow 10\.0\.0\.0\/8, deny \(none\)/,
+  );
+});
