@@ -43,7 +43,8 @@ async function exchange(
     if (header) c.write(header);
     c.end('hi');
   });
-  await once(c, 'close');
+  // Not once(): a refused client may see a reset, and once() rejects on 'error'.
+  await new Promise((r) => c.once('close', r));
   return Buffer.concat(chunks).toString();
 }
 
