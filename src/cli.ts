@@ -145,13 +145,31 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   });
 }
 
+/** The health keys beyond the kind, for `check`'s summary (nothing when they are not used). */
+function healthExtras(h: ServiceConfig['health']): string {
+  const parts: string[] = [];
+  if (h.role) parts.push(`role ${h.role}`);
+  if (h.kind === 'send-expect') parts.push(`${h.steps.length} steps`);
+  if (h.address !== null || h.port !== null)
+    parts.push(`probes ${h.address ?? '(backend)'}:${h.port ?? '(backend)'}`);
+  if (h.agent) parts.push(`agent ${h.agent.host ?? '(backend)'}:${h.agent.port}`);
+  if (h.onDown !== 'none') parts.push(`on_down ${h.onDown}`);
+  if (h.onUpPrimary !== 'none') parts.push(`on_up_primary ${h.onUpPrimary}`);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}
+
+function access(s: ServiceConfig): string {
+  if (s.allow.length === 0 && s.deny.length === 0) return '';
+  return `, allow ${s.allow.join(' ') || '(all)'}, deny ${s.deny.join(' ') || '(none)'}${s.applyToOpen ? ' (apply_to_open)' : ''}`;
+}
+
 function check(opts: RunOpts): void {
   const config = load(opts.config);
   const out: string[] = [`${opts.config}: valid`];
   const problems: string[] = [];
   for (const s of config.services) {
     out.push(
-      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}, pool min_idle ${s.pool.minIdle} max_idle ${s.pool.maxIdle}`,
+      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool min_idle ${s.pool.minIdle} max_idle ${s.pool.maxIdle}${access(s)}`,
     );
     for (const b of s.backends)
       out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);

@@ -12,6 +12,7 @@ import { type Clock, monotonicClock } from './clock.js';
 import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
 import { NoBackendError } from './errors.js';
+import { AgentChecker, type AgentTarget } from './health/agent.js';
 import { HealthChecker } from './health/checker.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
@@ -24,6 +25,7 @@ import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
 import type { ListenerHost } from './proxy/listener.js';
 import { Listener } from './proxy/listener.js';
+import type { TerminationCause } from './proxy/session-host.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
 import { CertificateError, describeCertificate, loadTls } from './proxy/tls/certificates.js';
@@ -61,7 +63,7 @@ export interface ServiceOptions {
  * to change its backends. `applyConfig` changes all of that in place on a
  * reload without touching open sessions.
  */
-export class Service implements DialerDeps {
+export class Service implements DialerDeps, AgentTarget {
   readonly name: string;
   cfg: ServiceConfig;
   readonly backends: BackendSet;
@@ -76,6 +78,8 @@ export class Service implements DialerDeps {
   backendTls: BackendTls | null;
   private warmPool: WarmPool;
   private health: HealthChecker;
+  /** health.agent_port's loop; null when none is configured. */
+  private agent: AgentChecker | null;
   /** Bound at start (or handed over by a reload); null in the control role and once given away. */
   private listener: Listener | null = null;
   private readonly sessions: OpenSessions;
@@ -114,8 +118,12 @@ export class Service implements DialerDeps {
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
     this.backendTls = this.createBackendTls(cfg);
+    // A worker hears the primary's verdicts as the same events (applyState), so this holds in every role.
+    this.backends.on('down', (b) => this.onBackendDown(b));
+    this.backends.on('up', (b) => this.onBackendUp(b));
     this.warmPool = this.createPool(cfg);
     this.health = this.createHealth(cfg);
+    this.agent = this.createAgent(cfg);
     this.admission = new Admission(cfg, this.clock);
     this.dialer = new Dialer(this);
     const { queueSize, queueTimeoutMs } = cfg;
@@ -223,6 +231,36 @@ export class Service implements DialerDeps {
     return new BackendTls(cfg.backendTls);
   }
 
+  private createAgent(cfg: ServiceConfig): AgentChecker | null {
+    const a = cfg.health.agent;
+    return a ? new AgentChecker(a, cfg.health.timeoutMs, this, this.log) : null;
+  }
+
+  /** health.on_down = "shutdown-sessions": a backend marked down loses its open sessions. */
+  private onBackendDown(b: Backend): void {
+    if (this.cfg.health.onDown !== 'shutdown-sessions') return;
+    const n = this.endSessionsOn(b.address, 'backend-down');
+    this.stats.counters.endedBackendDown += n;
+    if (n > 0) this.log.info({ backend: b.address, sessions: n }, 'on_down: sessions ended');
+  }
+
+  /** health.on_up_primary = "shutdown-backup-sessions": a primary back in rotation takes the backups' clients. */
+  private onBackendUp(b: Backend): void {
+    if (this.cfg.health.onUpPrimary !== 'shutdown-backup-sessions') return;
+    if (b.backup || b.draining || b.disabled) return;
+    let n = 0;
+    for (const x of this.backends.all)
+      if (x.backup) n += this.endSessionsOn(x.address, 'primary-back');
+    this.stats.counters.endedPrimaryBack += n;
+    if (n > 0)
+      this.log.info({ backend: b.address, sessions: n }, 'on_up_primary: backup sessions ended');
+  }
+
+  /** The weight an agent's "75%" is a share of: the file's, or the one it had when added at run time. */
+  baseWeight(b: Backend): number {
+    return this.cfg.backends.find((c) => c.address === b.address)?.weight ?? b.weight;
+  }
+
   /**
    * Applies a reloaded config in place; it cannot fail (whatever can, binding
    * a listener, LoadBalancer.reload did before). `listener`: the one to
@@ -236,6 +274,12 @@ export class Service implements DialerDeps {
     this.cfg = next;
     const tlsProblem = this.applyTls(next);
     this.admission.configure(next);
+    if (next.applyToOpen && !sameConfig([next.allow, next.deny], [prev.allow, prev.deny])) {
+      const n = this.sessions.endRefused();
+      this.stats.counters.endedDenied += n;
+      if (n > 0)
+        this.log.info({ sessions: n }, 'apply_to_open: sessions of clients now refused ended');
+    }
     this.queue.configure(next.queueSize, next.queueTimeoutMs);
     this.backends.setOptions(setOptionsOf(next));
     this.syncBackends(next.backends);
@@ -250,6 +294,11 @@ export class Service implements DialerDeps {
       this.health.stop();
       this.health = this.createHealth(next);
       if (this.probes) this.health.start();
+      this.agent?.stop();
+      this.agent = this.createAgent(next);
+      if (this.probes) this.agent?.start();
+      // No agent any more: nothing would ever lift what the old one held down.
+      if (!next.health.agent) for (const b of this.backends.all) this.backends.holdDown(b, null);
     }
     const poolKeys = (c: ServiceConfig) => [c.pool, c.connectTimeoutMs, c.retryDelayMs];
     // The old pool's sockets were handshaken under the old settings: closed, never handed out.
@@ -327,6 +376,7 @@ export class Service implements DialerDeps {
   addBackend(cfg: BackendConfig): Backend {
     const b = this.backends.add(cfg);
     this.health.watch(b);
+    this.agent?.watch(b);
     return b;
   }
 
@@ -362,14 +412,14 @@ export class Service implements DialerDeps {
     for (const b of this.backends.applyState(states)) this.endSessionsOn(b.address);
   }
 
-  /** Ends the open sessions on one backend now (an operator disabled it). */
-  endSessionsOn(address: string): number {
-    return this.sessions.endOn(address);
+  /** Ends the open sessions on one backend now (an operator disabled it; or on_down, on_up_primary). */
+  endSessionsOn(address: string, cause: TerminationCause = 'shutdown'): number {
+    return this.sessions.endOn(address, cause);
   }
 
-  /** Runs one round of probes now; resolves when all verdicts are in. */
-  probeNow(): Promise<void> {
-    return this.probes ? this.health.checkAll() : Promise.resolve();
+  /** Runs one round of probes (and agent checks) now; resolves when all verdicts are in. */
+  async probeNow(): Promise<void> {
+    if (this.probes) await Promise.all([this.health.checkAll(), this.agent?.checkAll()]);
   }
 
   /** Closes idle pooled sockets past idle_ttl now (refill replaces them). */
@@ -413,7 +463,10 @@ export class Service implements DialerDeps {
   /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
   async start(listener: Listener | null = null): Promise<void> {
     if (this.serves) this.adopt(listener ?? (await this.bind(this.cfg.listen)));
-    if (this.probes) this.health.start();
+    if (this.probes) {
+      this.health.start();
+      this.agent?.start();
+    }
     if (!this.serves) return;
     this.warmPool.start();
     const a = this.address();
@@ -442,6 +495,7 @@ export class Service implements DialerDeps {
     this.listener?.stop();
     this.admission.close();
     this.health.stop();
+    this.agent?.stop();
     this.warmPool.close();
     this.backends.close();
   }

@@ -106,6 +106,13 @@ test('a file with every key parses to the values written, defaults filled in', (
     rise: 3,
     path: '/healthz',
     tls: false,
+    port: null,
+    address: null,
+    steps: [],
+    role: null,
+    agent: null,
+    onDown: 'none',
+    onUpPrimary: 'none',
   });
   assert.deepEqual(web.pool, { minIdle: 3, maxIdle: 8, idleTtlMs: 60_000 });
   assert.equal(db.listen.host, '::1');

@@ -12,7 +12,7 @@ import { LoadBalancer } from '../src/load-balancer.js';
 import { createLogger } from '../src/logger.js';
 import { encodeV2 } from '../src/proxy/proxy-protocol.js';
 import { bigAlpn, captureHello } from './helpers/hello.js';
-import { have, makeIssuer, type Issuer } from './helpers/issuer.js';
+import { have, type Issuer, makeIssuer } from './helpers/issuer.js';
 import { addr, ended, listen, startLb, waitFor } from './helpers/servers.js';
 
 const run = promisify(execFile);
@@ -385,4 +385,34 @@ test('sni: the access log carries the server name; metrics count per route and p
     text,
     /blitz_lb_listener_refused_total\{listen="127\.0\.0\.1:0",reason="refused-sni"\} 1/,
   );
+});
+
+test('sni: allow/deny judge a routed client before any byte reaches a backend', async (t) => {
+  const pki = makeIssuer(t);
+  const ports = {
+    open: await tlsBackend(t, pki, 'open', ['open.example.com']),
+    closed: await tlsBackend(t, pki, 'closed', ['closed.example.com']),
+  };
+  const lb = await startLb(
+    t,
+    sniServices(ports, {
+      open: { sni: ['open.example.com'] },
+      closed: { sni: ['closed.example.com'], deny: ['127.0.0.0/8'] },
+    }),
+  );
+  const port = lb.address('open').port;
+  assert.equal(await hello(port, pki, 'open.example.com'), 'open sni=open.example.com alpn=false');
+  const c = tlsConnect({ port, host: '127.0.0.1', servername: 'closed.example.com', ca: pki.ca });
+  const err = await new Promise<unknown>((resolve) => {
+    c.once('error', resolve);
+    c.once('secureConnect', () => resolve(null));
+  });
+  assert.ok(err, 'the denied client gets no handshake');
+  c.destroy();
+  await waitFor(
+    () => lb.service('closed').counters.refusedDenied === 1,
+    3000,
+    'the refusal counted on the routed service',
+  );
+  assert.equal(lb.service('closed').activeSessions, 0);
 });

@@ -79,7 +79,7 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   collectDefaultMetrics({ register: registry, prefix: P });
   const metrics = [
     ...(lb.role === 'control' ? [] : trafficMetrics(lb)),
-    ...(lb.role === 'serve' ? [] : [backendUp(lb)]),
+    ...(lb.role === 'serve' ? [] : healthMetrics(lb)),
     ...extra.map((m) => new ScrapeMetric(m.name, m.help, m.type, m.read)),
   ];
   for (const m of metrics) registry.registerMetric(m as never);
@@ -89,13 +89,53 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
 /** One metric: name (without the prefix), help, type, and how to read its samples at scrape time. */
 type Row = readonly [name: string, help: string, type: MetricValue['type'], read: () => Sample[]];
 
-function backendUp(lb: LoadBalancer): ScrapeMetric {
-  return new ScrapeMetric(
-    `${P}backend_up`,
-    '1 while the backend is healthy and in rotation.',
-    'gauge',
-    perBackend(lb, (_s, b) => (b.state === 'up' ? 1 : 0)),
-  );
+/** Where the verdicts are made (not a cluster worker): state, probe kind, the last failure's cause. */
+function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
+  return [
+    new ScrapeMetric(
+      `${P}backend_up`,
+      '1 while the backend is healthy and in rotation.',
+      'gauge',
+      perBackend(lb, (_s, b) => (b.state === 'up' ? 1 : 0)),
+    ),
+    new ScrapeMetric(
+      `${P}health_check_info`,
+      'The health probe kind of each service (1), and whether it has an agent check.',
+      'gauge',
+      () =>
+        lb.allServices.map((s) => ({
+          value: 1,
+          labels: {
+            service: s.name,
+            kind: s.cfg.health.kind,
+            agent: s.cfg.health.agent ? 'yes' : 'no',
+          },
+        })),
+    ),
+    new ScrapeMetric(
+      `${P}backend_last_check_failure_seconds`,
+      'Unix time of the last failed probe, with its cause (one series per backend that ever failed).',
+      'gauge',
+      () =>
+        lb.allServices.flatMap((s) =>
+          s.backends.all.flatMap((b) =>
+            b.lastFailure
+              ? [
+                  {
+                    value: Math.floor(b.lastFailure.at / 1000),
+                    labels: {
+                      service: s.name,
+                      backend: b.address,
+                      kind: s.cfg.health.kind,
+                      cause: b.lastFailure.detail.slice(0, 100),
+                    },
+                  },
+                ]
+              : [],
+          ),
+        ),
+    ),
+  ];
 }
 
 function perService(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
@@ -180,6 +220,17 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
         ['proxy-header', (s) => c(s).refusedProxy],
         ['source-connections', (s) => c(s).refusedSourceConnections],
         ['source-rate', (s) => c(s).refusedSourceRate],
+        ['denied', (s) => c(s).refusedDenied],
+      ]),
+    ],
+    [
+      'sessions_ended_total',
+      'Open sessions the balancer ended on purpose, by reason (health.on_down, health.on_up_primary, apply_to_open).',
+      'counter',
+      perServiceBy(lb, 'reason', [
+        ['backend-down', (s) => c(s).endedBackendDown],
+        ['primary-back', (s) => c(s).endedPrimaryBack],
+        ['denied', (s) => c(s).endedDenied],
       ]),
     ],
     [

@@ -17,6 +17,10 @@ export interface BackendView {
   bytesFromBackend: number;
   poolIdle: number;
   lastCheck: { ok: boolean; detail: string; latencyMs: number; at: string } | null;
+  /** The last probe that failed, kept after later successes. */
+  lastFailure: { detail: string; at: string } | null;
+  /** The agent check's last contact (health.agent_port), null without one. */
+  agent: { ok: boolean; reply: string; at: string } | null;
 }
 
 export function backendView(svc: Service, b: Backend): BackendView {
@@ -46,6 +50,16 @@ export function backendView(svc: Service, b: Backend): BackendView {
           ...b.lastCheck,
           latencyMs: Math.round(b.lastCheck.latencyMs * 100) / 100,
           at: new Date(b.lastCheck.at).toISOString(),
+        }
+      : null,
+    lastFailure: b.lastFailure
+      ? { detail: b.lastFailure.detail, at: new Date(b.lastFailure.at).toISOString() }
+      : null,
+    agent: b.lastAgent
+      ? {
+          ok: b.lastAgent.ok,
+          reply: b.lastAgent.detail,
+          at: new Date(b.lastAgent.at).toISOString(),
         }
       : null,
   };

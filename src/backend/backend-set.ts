@@ -244,7 +244,32 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   reportProbe(b: Backend, ok: boolean, detail: string, latencyMs: number): void {
     const first = b.lastCheck === null;
     b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
+    if (!ok) b.lastFailure = { detail, at: b.lastCheck.at };
     if (!b.removed) this.verdicts.probe(b, ok, detail, first);
+  }
+
+  /** The agent check's last contact (see health/agent.ts). */
+  reportAgent(b: Backend, ok: boolean, detail: string): void {
+    b.lastAgent = { ok, detail, at: Date.now() };
+  }
+
+  /**
+   * The agent's health word. `reason` set: down now and held down, probes or
+   * not, until released. null: released; back up at once unless the last
+   * probe failed (then probes bring it back after `rise`, as usual).
+   */
+  holdDown(b: Backend, reason: string | null): void {
+    if (b.removed) return;
+    if (reason !== null) {
+      b.agentDown = true;
+      this.markDown(b, reason);
+      // No half-open trials (health kind "none") while the agent holds it down.
+      this.verdicts.clearTrial(b);
+      return;
+    }
+    if (!b.agentDown) return;
+    b.agentDown = false;
+    if (b.lastCheck === null || b.lastCheck.ok) this.markUp(b);
   }
 
   /**
@@ -324,7 +349,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   markUp(b: Backend): void {
-    if (b.healthy) return;
+    if (b.healthy || b.agentDown) return;
     b.healthy = true;
     b.downReason = null;
     b.consecutiveFailures = 0;

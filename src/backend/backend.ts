@@ -29,6 +29,12 @@ export class Backend {
   consecutiveSuccesses = 0;
   /** The last active probe's result; null before the first. */
   lastCheck: { ok: boolean; detail: string; latencyMs: number; at: number } | null = null;
+  /** The last probe that failed (kept after later successes, for the admin API and metrics). */
+  lastFailure: { detail: string; at: number } | null = null;
+  /** The agent check's last contact: its reply, or why it could not be asked. */
+  lastAgent: { ok: boolean; detail: string; at: number } | null = null;
+  /** The agent said "down": held down, whatever probes say, until it says "up". */
+  agentDown = false;
   /** Circuit half-open (health kind "none"): one trial session may go here. */
   halfOpen = false;
   /** The half-open trial dial is under way; no other session is sent meanwhile. */

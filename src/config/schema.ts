@@ -18,16 +18,29 @@ import {
   type Table,
   table,
 } from './fields.js';
+import {
+  HEALTH_DEFAULTS,
+  HEALTH_DURATION_KEYS,
+  HEALTH_WHOLE_NUMBER_KEYS,
+  type HealthConfig,
+  parseHealth,
+} from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS } from './limits.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { alpnList, parseTls, type TlsConfig } from './tls.js';
 
+export type {
+  AgentConfig,
+  ExpectConfig,
+  HealthConfig,
+  HealthKind,
+  ProbeStepConfig,
+} from './health.js';
+export { HEALTH_KINDS } from './health.js';
 export type { TlsCertPair, TlsConfig } from './tls.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const HEALTH_KINDS = ['tcp', 'http', 'none'] as const;
-export type HealthKind = (typeof HEALTH_KINDS)[number];
 export const ALL_DOWN_POLICIES = ['try-all', 'refuse'] as const;
 export type AllDownPolicy = (typeof ALL_DOWN_POLICIES)[number];
 
@@ -49,17 +62,6 @@ export interface BackendConfig extends HostPort {
   readonly maxRate: number;
   /** Ramp from 10 % to full weight over this long after coming back up (0: off). */
   readonly slowStartMs: number;
-}
-
-export interface HealthConfig {
-  readonly kind: HealthKind;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly fall: number;
-  readonly rise: number;
-  readonly path: string;
-  /** Probe over TLS as backend_tls says: a TCP probe completes the handshake, an HTTP probe is HTTPS. */
-  readonly tls: boolean;
 }
 
 export interface PoolConfig {
@@ -89,6 +91,12 @@ export interface ServiceConfig {
   readonly acceptProxy: boolean;
   /** CIDRs ("10.0.0.0/8", "127.0.0.1", "::1/128") allowed to send PROXY headers. */
   readonly trustedProxies: readonly string[];
+  /** Clients allowed in (CIDRs; empty: everyone not denied). */
+  readonly allow: readonly string[];
+  /** Clients refused (CIDRs); deny wins over allow. */
+  readonly deny: readonly string[];
+  /** A reload that changes allow/deny ends the open sessions of clients now refused. */
+  readonly applyToOpen: boolean;
   /** Open sessions per client address (0: no limit; NO_SHARE: none). */
   readonly maxConnectionsPerSource: number;
   /** New sessions a second per client address (0: no limit; NO_SHARE: none). */
@@ -150,14 +158,7 @@ export const DEFAULTS = Object.freeze({
   queueSize: 1000,
   queueTimeoutMs: 5_000,
   helloTimeoutMs: 5_000,
-  health: {
-    kind: 'tcp' as HealthKind,
-    intervalMs: 5_000,
-    timeoutMs: 2_000,
-    fall: 3,
-    rise: 2,
-    path: '/',
-  },
+  health: HEALTH_DEFAULTS,
   pool: { minIdle: 2, maxIdle: 10, idleTtlMs: 30_000 },
 });
 
@@ -184,6 +185,9 @@ const SERVICE_KEYS = [
   'trusted_proxies',
   'max_connections_per_source',
   'max_rate_per_source',
+  'allow',
+  'deny',
+  'apply_to_open',
   'health',
   'pool',
   'backend_tls',
@@ -192,7 +196,6 @@ const SERVICE_KEYS = [
   'hello_timeout',
   'tls',
 ];
-const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path', 'tls'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
 
 /**
@@ -211,6 +214,7 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
   'rise',
   'min_idle',
   'max_idle',
+  ...HEALTH_WHOLE_NUMBER_KEYS,
   ...BACKEND_WHOLE_NUMBER_KEYS,
 ]);
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
@@ -225,6 +229,7 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'idle_ttl',
   'slow_start',
   'hello_timeout',
+  ...HEALTH_DURATION_KEYS,
 ]);
 
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
@@ -268,45 +273,6 @@ function withDefaults(defaults: Table, svc: Table): Table {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
-}
-
-/** `backendTls`: the service speaks TLS to its backends, so probes do too unless `tls = false`. */
-function parseHealth(v: unknown, path: string, p: Problems, backendTls: boolean): HealthConfig {
-  const t = table(v, path, p);
-  checkKeys(t, HEALTH_KEYS, path, p);
-  const d = DEFAULTS.health;
-  const h = {
-    kind: oneOf(t.kind, `${path}.kind`, d.kind, HEALTH_KINDS, p),
-    intervalMs: duration(
-      t.interval,
-      `${path}.interval`,
-      d.intervalMs,
-      p,
-      1,
-      LIMITS.healthIntervalMs,
-    ),
-    timeoutMs: duration(t.timeout, `${path}.timeout`, d.timeoutMs, p, 1, LIMITS.connectMs),
-    fall: integer(t.fall, `${path}.fall`, d.fall, 1, p, LIMITS.riseFall),
-    rise: integer(t.rise, `${path}.rise`, d.rise, 1, p, LIMITS.riseFall),
-    path: d.path,
-    tls: boolean(t.tls, `${path}.tls`, backendTls, p),
-  };
-  if (h.tls && !backendTls)
-    p.add(
-      `${path}.tls`,
-      'probing over TLS needs [services.NAME.backend_tls] (the CA, server name and client certificate to use)',
-    );
-  if (t.path !== undefined) {
-    if (typeof t.path !== 'string' || !t.path.startsWith('/') || !/^[\x21-\x7e]+$/.test(t.path)) {
-      p.add(
-        `${path}.path`,
-        `expected an absolute request path such as "/health", got ${describe(t.path)}`,
-      );
-    } else {
-      h.path = t.path;
-    }
-  }
-  return Object.freeze(h);
 }
 
 function parsePool(v: unknown, path: string, p: Problems): PoolConfig {
@@ -415,6 +381,9 @@ function parseService(
         : oneOf(raw.send_proxy, `${path}.send_proxy`, 'v1', ['v1', 'v2'] as const, p),
     acceptProxy: boolean(raw.accept_proxy, `${path}.accept_proxy`, false, p),
     trustedProxies: cidrs(raw.trusted_proxies, `${path}.trusted_proxies`, p),
+    allow: cidrs(raw.allow, `${path}.allow`, p),
+    deny: cidrs(raw.deny, `${path}.deny`, p),
+    applyToOpen: boolean(raw.apply_to_open, `${path}.apply_to_open`, false, p),
     maxConnectionsPerSource: integer(
       raw.max_connections_per_source,
       `${path}.max_connections_per_source`,

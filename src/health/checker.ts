@@ -5,26 +5,46 @@ import type { HealthConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { converse, type Step } from './exchange.js';
 import { httpProbe } from './http-probe.js';
-import { type ProbeResult, tcpProbe } from './tcp-probe.js';
+import { BackendLoop } from './loop.js';
+import { mysqlSteps } from './mysql-probe.js';
+import { postgresSteps } from './postgres-probe.js';
+import { redisSteps } from './redis-probe.js';
+import { sendExpectSteps } from './send-expect.js';
+import { smtpSteps } from './smtp-probe.js';
+import { type ProbeResult, type ProbeTarget, tcpProbe } from './tcp-probe.js';
+
+/** The conversation of a kind that speaks its protocol; null for tcp, http and none. */
+function stepsFor(cfg: HealthConfig): readonly Step[] | null {
+  switch (cfg.kind) {
+    case 'send-expect':
+      return sendExpectSteps(cfg.steps);
+    case 'redis':
+      return redisSteps(cfg.role);
+    case 'mysql':
+      return mysqlSteps();
+    case 'postgres':
+      return postgresSteps();
+    case 'smtp':
+      return smtpSteps();
+    default:
+      return null;
+  }
+}
 
 /**
- * Active health checks for one service: one probe loop per backend, every
- * `interval`, each bounded by `timeout`. Results go to BackendSet, which
- * alone decides up/down (rise/fall) and emits on change.
- *
- * The first round runs at start. Backends are staggered across the interval
- * (at most 100 ms apart at first) so they are never all probed in the same
- * millisecond, and each later wait is jittered by ±10 % so loops do not
- * drift back into step.
+ * Active health checks for one service: one probe loop per backend (see
+ * BackendLoop), every `interval`, each bounded by `timeout`. Results go to
+ * BackendSet, which alone decides up/down (rise/fall) and emits on change.
+ * The first round runs at start. Probes go to the backend, or to the health
+ * table's `address` / `port` in its place.
  */
 export class HealthChecker {
-  private readonly timers = new Map<Backend, NodeJS.Timeout>();
-  private readonly inFlight = new Map<Backend, Promise<void>>();
-  private running = false;
+  private readonly loop: BackendLoop;
+  private readonly steps: readonly Step[] | null;
   /** Set when probes go over TLS (health.tls). */
   private readonly tls: BackendTls | null;
-  private readonly onRemoved = (b: Backend): void => this.unschedule(b);
 
   constructor(
     private readonly cfg: HealthConfig,
@@ -33,11 +53,13 @@ export class HealthChecker {
     private readonly clock: Clock = monotonicClock,
     /** The balancer's own resource errors: a probe that hits one gives no verdict. */
     private readonly localErrors: LocalErrors | null = null,
-    private readonly random: () => number = Math.random,
+    random: () => number = Math.random,
     /** The service's backend_tls; probes use it when health.tls is on. */
     backendTls: BackendTls | null = null,
   ) {
     this.tls = cfg.tls ? backendTls : null;
+    this.steps = stepsFor(cfg);
+    this.loop = new BackendLoop(set, cfg.intervalMs, (b) => this.probe(b), random);
   }
 
   get enabled(): boolean {
@@ -45,68 +67,40 @@ export class HealthChecker {
   }
 
   start(): void {
-    if (!this.enabled || this.running) return;
-    this.running = true;
-    const n = this.set.all.length;
-    const step = n > 0 ? Math.min(this.cfg.intervalMs / n, 100) : 0;
-    this.set.all.forEach((b, i) => {
-      this.schedule(b, i * step);
-    });
-    this.set.on('removed', this.onRemoved);
+    if (this.enabled) this.loop.start();
   }
 
   /** Starts probing a backend added at run time. */
   watch(b: Backend): void {
-    if (this.running && !this.timers.has(b)) this.schedule(b, 0);
+    this.loop.watch(b);
   }
 
   stop(): void {
-    this.running = false;
-    this.set.off('removed', this.onRemoved);
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    this.loop.stop();
   }
 
   /** Probes every backend now (the manual hook); resolves when all verdicts are in. */
   async checkAll(): Promise<void> {
-    if (!this.enabled) return;
-    await Promise.all(this.set.all.map((b) => this.probe(b)));
+    if (this.enabled) await this.loop.runAll();
   }
 
-  private schedule(b: Backend, delayMs: number): void {
-    const t = setTimeout(async () => {
-      await this.probe(b);
-      if (!this.running || b.removed) return;
-      const jitter = 1 + (this.random() * 0.2 - 0.1);
-      this.schedule(b, this.cfg.intervalMs * jitter);
-    }, delayMs);
-    t.unref();
-    this.timers.set(b, t);
-  }
-
-  private unschedule(b: Backend): void {
-    const t = this.timers.get(b);
-    if (t) clearTimeout(t);
-    this.timers.delete(b);
-  }
-
-  /** One probe; a probe already under way for this backend is joined, not doubled. */
-  private probe(b: Backend): Promise<void> {
-    const running = this.inFlight.get(b);
-    if (running) return running;
-    const p = this.runProbe(b).then((r) => {
-      this.inFlight.delete(b);
-      this.log.trace({ backend: b.address, ok: r.ok, detail: r.detail, ms: r.latencyMs }, 'probe');
-      if (!r.ok && this.localErrors?.claim(r.detail, 'probe', b.address)) return;
-      this.set.reportProbe(b, r.ok, r.detail, r.latencyMs);
-    });
-    this.inFlight.set(b, p);
-    return p;
+  private async probe(b: Backend): Promise<void> {
+    const r = await this.runProbe(b);
+    this.log.trace({ backend: b.address, ok: r.ok, detail: r.detail, ms: r.latencyMs }, 'probe');
+    if (!r.ok && this.localErrors?.claim(r.detail, 'probe', b.address)) return;
+    this.set.reportProbe(b, r.ok, r.detail, r.latencyMs);
   }
 
   private runProbe(b: Backend): Promise<ProbeResult> {
-    return this.cfg.kind === 'http'
-      ? httpProbe(b, this.cfg.path, this.cfg.timeoutMs, this.clock, this.tls)
-      : tcpProbe(b, this.cfg.timeoutMs, this.clock, this.tls);
+    const { cfg } = this;
+    const target: ProbeTarget =
+      cfg.address === null && cfg.port === null
+        ? b
+        : { host: cfg.address ?? b.host, port: cfg.port ?? b.port };
+    if (this.steps)
+      return converse(target, this.steps, cfg.timeoutMs, `${cfg.kind} ok`, this.clock, this.tls);
+    return cfg.kind === 'http'
+      ? httpProbe({ ...target, address: b.address }, cfg.path, cfg.timeoutMs, this.clock, this.tls)
+      : tcpProbe(target, cfg.timeoutMs, this.clock, this.tls);
   }
 }

@@ -1,19 +1,19 @@
 import { type ClientRequest, request } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { SecureContext } from 'node:tls';
-import type { Backend } from '../backend/backend.js';
 import { type Clock, monotonicClock } from '../clock.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import { tlsCause } from '../proxy/tls/tls-cause.js';
-import type { ProbeResult } from './tcp-probe.js';
+import type { ProbeResult, ProbeTarget } from './tcp-probe.js';
 
 /**
  * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within
- * `timeoutMs` (the whole exchange, headers and body). With `tls` (the
- * service's backend_tls), HTTPS: verified and named as a dial would be.
+ * `timeoutMs` (the whole exchange, headers and body). `address` is the Host
+ * header: the backend's, even when the probe goes to another port. With `tls`
+ * (the service's backend_tls), HTTPS: verified and named as a dial would be.
  */
 export function httpProbe(
-  b: Backend,
+  b: ProbeTarget & { readonly address: string },
   path: string,
   timeoutMs: number,
   clock: Clock = monotonicClock,

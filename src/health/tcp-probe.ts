@@ -1,4 +1,3 @@
-import type { Backend } from '../backend/backend.js';
 import { type Clock, monotonicClock } from '../clock.js';
 import { connectTo } from '../proxy/connect.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
@@ -10,13 +9,19 @@ export interface ProbeResult {
   latencyMs: number;
 }
 
+/** Where a probe goes: the backend, or the health table's `address` / `port` in its place. */
+export interface ProbeTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
 /**
  * TCP probe: connect, then close. Healthy if the connect completes within
  * `timeoutMs`; with `tls` (health.tls), the handshake must complete and the
  * certificate verify too, as for a dial.
  */
 export function tcpProbe(
-  b: Backend,
+  b: ProbeTarget,
   timeoutMs: number,
   clock: Clock = monotonicClock,
   tls: BackendTls | null = null,

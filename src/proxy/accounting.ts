@@ -27,6 +27,14 @@ export interface ServiceCounters {
   refusedProxy: number;
   refusedSourceConnections: number;
   refusedSourceRate: number;
+  /** Not in the service's allow list, or in its deny list. */
+  refusedDenied: number;
+  /** Open sessions ended by a reload with apply_to_open, their client now denied. */
+  endedDenied: number;
+  /** Open sessions ended by health.on_down (their backend marked down). */
+  endedBackendDown: number;
+  /** Open sessions on backups ended by health.on_up_primary (a primary came back). */
+  endedPrimaryBack: number;
   connectFailed: number;
   retries: number;
   bytesFromClients: number;
@@ -56,6 +64,10 @@ export class SessionAccounting {
     refusedProxy: 0,
     refusedSourceConnections: 0,
     refusedSourceRate: 0,
+    refusedDenied: 0,
+    endedDenied: 0,
+    endedBackendDown: 0,
+    endedPrimaryBack: 0,
     connectFailed: 0,
     retries: 0,
     bytesFromClients: 0,
@@ -129,6 +141,25 @@ export class SessionAccounting {
     if (limit === 'connections') this.counters.refusedSourceConnections++;
     else this.counters.refusedSourceRate++;
     this.log.debug({ client: ip, limit }, 'refused: per-source limit');
+  }
+
+  /**
+   * Refused by allow/deny. `client`: refused at accept, before any session
+   * (its access-log line is written here); null: a session refused after its
+   * PROXY header, logged when it ends.
+   */
+  refusedDenied(ip: string, client: Socket | null): void {
+    this.counters.refusedDenied++;
+    this.log.debug({ client: ip }, 'refused: allow/deny');
+    if (client === null) return;
+    this.accessLog?.info({
+      client: `${ip}:${client.remotePort ?? ''}`,
+      backend: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      ms: 0,
+      cause: 'refused-denied',
+    });
   }
 
   refusedProxy(ip: string | undefined, reason: string): void {

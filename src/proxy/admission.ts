@@ -1,5 +1,6 @@
 import { BlockList, isIPv6 } from 'node:net';
 import type { Clock } from '../clock.js';
+import { AccessList } from './access-list.js';
 import { SourceLimiter, type SourceVerdict } from './source-limits.js';
 
 /** The service keys admission reads. */
@@ -7,14 +8,16 @@ export interface AdmissionConfig {
   readonly trustedProxies: readonly string[];
   readonly maxConnectionsPerSource: number;
   readonly maxRatePerSource: number;
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
 }
 
 /** Forget quiet sources this often. */
 const SWEEP_MS = 10_000;
 
 /**
- * Who may connect to one service: the PROXY-header senders it trusts and the
- * per-source limits. Rebuilt in place by `configure` on a reload; a session
+ * Who may connect to one service: the PROXY-header senders it trusts, its
+ * allow/deny lists and the per-source limits. Rebuilt in place by `configure` on a reload; a session
  * keeps the limiter it was counted in, so its release always goes to the
  * right one.
  */
@@ -22,6 +25,9 @@ export class Admission {
   private trusted = new BlockList();
   private trustedFor: readonly string[] | null = null;
   private limiter = new SourceLimiter(0, 0);
+  /** allow/deny; null when the service has neither (the common case costs one null check). */
+  access: AccessList | null = null;
+  private accessFor: readonly (readonly string[])[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -33,7 +39,7 @@ export class Admission {
     this.sweeper.unref();
   }
 
-  /** A changed trust list is rebuilt; changed limits start a new limiter (counts restart from zero). */
+  /** A changed trust list or allow/deny list is rebuilt; changed limits start a new limiter (counts restart from zero). */
   configure(cfg: AdmissionConfig): void {
     if (this.trustedFor !== cfg.trustedProxies) {
       this.trusted = new BlockList();
@@ -42,6 +48,10 @@ export class Admission {
         this.trusted.addSubnet(addr, Number(prefix), isIPv6(addr) ? 'ipv6' : 'ipv4');
       }
       this.trustedFor = cfg.trustedProxies;
+    }
+    if (this.accessFor[0] !== cfg.allow || this.accessFor[1] !== cfg.deny) {
+      this.access = AccessList.of(cfg.allow, cfg.deny);
+      this.accessFor = [cfg.allow, cfg.deny];
     }
     const l = this.limiter;
     if (l.maxConnections !== cfg.maxConnectionsPerSource || l.maxRate !== cfg.maxRatePerSource)

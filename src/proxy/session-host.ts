@@ -13,6 +13,14 @@ export type TerminationCause =
   | 'refused-no-backend'
   | 'refused-limit'
   | 'refused-proxy'
+  /** Not in the service's allow list, or in its deny list. */
+  | 'refused-denied'
+  /** Ended by a reload with apply_to_open: its client is now denied. */
+  | 'denied'
+  /** Ended by health.on_down = "shutdown-sessions": its backend was marked down. */
+  | 'backend-down'
+  /** Ended by health.on_up_primary: it was on a backup and a primary came back. */
+  | 'primary-back'
   | 'max-lifetime'
   | 'shutdown'
   | 'error';

@@ -9,8 +9,9 @@ import type { Admission } from './admission.js';
 import type { Dialer } from './dialer.js';
 import type { FdBudget } from './fd-budget.js';
 import { IdleSweep } from './idle-sweep.js';
+import { clientKey } from './ip-text.js';
 import type { ListenerHost } from './listener.js';
-import { Session, type SessionHost } from './session.js';
+import { Session, type SessionHost, type TerminationCause } from './session.js';
 import type { FrontTarget } from './tls/front.js';
 import { type Routed, RoutedSession } from './tls/routed-session.js';
 import type { HandshakeFailure, TlsTerminator } from './tls/terminator.js';
@@ -73,6 +74,16 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       client.destroy();
       return;
     }
+    // Without a PROXY header the socket's address is the client's: refuse before a session exists.
+    if (admission.access !== null && !this.cfg.acceptProxy) {
+      const ip = clientKey(client.remoteAddress ?? '');
+      if (!admission.access.admits(ip)) {
+        client.on('error', noop);
+        stats.refusedDenied(ip, client);
+        client.destroy();
+        return;
+      }
+    }
     const s = new Session(this, client);
     this.open.add(s);
     this.deps.fds?.adjust(2);
@@ -89,9 +100,19 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
    * when the service has [tls]; its session starts once the handshake is done.
    */
   acceptRouted(client: Socket, r: Routed): void {
-    const { stats } = this.deps;
+    const { stats, admission } = this.deps;
     stats.counters.accepted++;
     if (r.route !== null) stats.routed(r.route);
+    // allow/deny before any handshake: the address the PROXY header gave, else the socket's.
+    if (admission.access !== null) {
+      const ip = clientKey(r.proxied?.srcAddr ?? client.remoteAddress ?? '');
+      if (!admission.access.admits(ip)) {
+        client.on('error', noop);
+        stats.refusedDenied(ip, client);
+        client.destroy();
+        return;
+      }
+    }
     if (this.activeSessions >= this.cfg.maxConnections) {
       stats.refusedAtLimit(client, 'max-connections');
       client.destroy();
@@ -128,6 +149,19 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   }
 
   admit(s: Session): void {
+    // Behind a trusted proxy, the address its header gave is the one allow/deny judge.
+    const access = this.deps.admission.access;
+    // (A routed session was judged at acceptRouted.)
+    if (
+      access !== null &&
+      this.cfg.acceptProxy &&
+      !(s instanceof RoutedSession) &&
+      !access.admits(s.clientIp)
+    ) {
+      this.deps.stats.refusedDenied(s.clientIp, null);
+      s.refuse('refused-denied');
+      return;
+    }
     const lease = this.deps.admission.lease(s.clientIp);
     if (typeof lease === 'string') {
       this.deps.stats.refusedSource(s.clientIp, lease);
@@ -168,12 +202,30 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     }
   }
 
-  /** Ends the open sessions on one backend now (an operator disabled it). */
-  endOn(address: string): number {
+  /** Ends the open sessions on one backend now (an operator disabled it, or on_down / on_up_primary). */
+  endOn(address: string, cause: TerminationCause = 'shutdown'): number {
     let n = 0;
     for (const s of this.open) {
       if (s.target?.address === address || s.attempt?.reserved?.address === address) {
-        s.destroy('shutdown');
+        s.destroy(cause);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * apply_to_open: ends the sessions whose client the allow/deny lists now
+   * refuse. A session still reading its PROXY header is judged when it ends.
+   */
+  endRefused(): number {
+    const access = this.deps.admission.access;
+    if (access === null) return 0;
+    let n = 0;
+    for (const s of this.open) {
+      if (s.cause !== null || (this.cfg.acceptProxy && s.attempt === null)) continue;
+      if (!access.admits(s.clientIp)) {
+        s.destroy('denied');
         n++;
       }
     }

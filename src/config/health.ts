@@ -1,0 +1,295 @@
+import { isIP } from 'node:net';
+import { describe } from './duration.js';
+import {
+  boolean,
+  checkKeys,
+  duration,
+  integer,
+  isTable,
+  oneOf,
+  type Problems,
+  type Table,
+  table,
+} from './fields.js';
+import { LIMITS } from './limits.js';
+
+/*
+ * [services.NAME.health]: which probe, where it goes, what it says, the
+ * agent, and what a verdict does to open sessions. Validated here once
+ * (house rule 4); the probes get plain frozen data.
+ */
+
+export const HEALTH_KINDS = [
+  'tcp',
+  'http',
+  'send-expect',
+  'redis',
+  'mysql',
+  'postgres',
+  'smtp',
+  'none',
+] as const;
+export type HealthKind = (typeof HEALTH_KINDS)[number];
+export const ON_DOWN = ['none', 'shutdown-sessions'] as const;
+export const ON_UP_PRIMARY = ['none', 'shutdown-backup-sessions'] as const;
+
+/** What a send-expect step waits for: a substring, a regex (source text; compiled by the probe), or bytes (hex). */
+export interface ExpectConfig {
+  readonly kind: 'string' | 'regex' | 'hex';
+  readonly value: string;
+}
+
+/** One step: bytes to send (as hex, so the config stays plain frozen data), then what must come back. */
+export interface ProbeStepConfig {
+  readonly sendHex: string | null;
+  readonly expect: ExpectConfig | null;
+}
+
+export interface AgentConfig {
+  /** null: the backend's own host. */
+  readonly host: string | null;
+  readonly port: number;
+  readonly intervalMs: number;
+}
+
+export interface HealthConfig {
+  readonly kind: HealthKind;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly fall: number;
+  readonly rise: number;
+  readonly path: string;
+  /** Probe this port instead of the backend's (a sidecar health endpoint); null: the backend's. */
+  readonly port: number | null;
+  /** Probe this host instead of the backend's; null: the backend's. */
+  readonly address: string | null;
+  /** kind = "send-expect". */
+  readonly steps: readonly ProbeStepConfig[];
+  /** kind = "redis": "master" also requires INFO replication to say role:master. */
+  readonly role: 'master' | null;
+  readonly agent: AgentConfig | null;
+  readonly onDown: (typeof ON_DOWN)[number];
+  readonly onUpPrimary: (typeof ON_UP_PRIMARY)[number];
+  /** Probe over TLS as backend_tls says: a TCP probe completes the handshake, an HTTP probe is HTTPS, a conversation runs inside TLS. */
+  readonly tls: boolean;
+}
+
+export const HEALTH_DEFAULTS = Object.freeze({
+  kind: 'tcp' as HealthKind,
+  intervalMs: 5_000,
+  timeoutMs: 2_000,
+  fall: 3,
+  rise: 2,
+  path: '/',
+});
+
+export const HEALTH_KEYS = [
+  'kind',
+  'interval',
+  'timeout',
+  'fall',
+  'rise',
+  'path',
+  'port',
+  'address',
+  'steps',
+  'role',
+  'agent_port',
+  'agent_address',
+  'agent_interval',
+  'on_down',
+  'on_up_primary',
+  'tls',
+];
+const STEP_KEYS = ['send', 'send_hex', 'expect', 'expect_regex', 'expect_hex'];
+export const HEALTH_WHOLE_NUMBER_KEYS = ['port', 'agent_port'];
+export const HEALTH_DURATION_KEYS = ['agent_interval'];
+
+/** Hex bytes, spaces allowed between pairs ("2a 31 0d 0a"), normalised to lower case without spaces; null if not hex. */
+export function normalHex(v: string): string | null {
+  const h = v.replace(/\s+/g, '').toLowerCase();
+  return h.length > 0 && h.length % 2 === 0 && /^[0-9a-f]+$/.test(h) ? h : null;
+}
+
+/** A host name or IP literal (no port): what `address` and `agent_address` take. */
+function host(v: unknown, path: string, p: Problems): string | null {
+  if (v === undefined) return null;
+  const s = typeof v === 'string' ? v.replace(/^\[(.*)\]$/, '$1') : '';
+  const name =
+    /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+  if (isIP(s) === 0 && !name.test(s)) {
+    p.add(path, `expected a host name or IP address without a port, got ${describe(v)}`);
+    return null;
+  }
+  return s;
+}
+
+function port(v: unknown, path: string, p: Problems): number | null {
+  if (v === undefined) return null;
+  return integer(v, path, 0, 1, p, 65_535) || null;
+}
+
+function step(v: unknown, path: string, p: Problems): ProbeStepConfig | null {
+  if (!isTable(v)) {
+    p.add(
+      path,
+      `expected a table such as { send = "PING\\r\\n", expect = "+PONG" }, got ${describe(v)}`,
+    );
+    return null;
+  }
+  checkKeys(v, STEP_KEYS, path, p);
+  const sends = ['send', 'send_hex'].filter((k) => v[k] !== undefined);
+  const expects = ['expect', 'expect_regex', 'expect_hex'].filter((k) => v[k] !== undefined);
+  if (sends.length > 1) p.add(path, 'give send or send_hex, not both');
+  if (expects.length > 1) p.add(path, 'give one of expect, expect_regex, expect_hex');
+  if (sends.length + expects.length === 0)
+    p.add(path, 'a step needs send, send_hex, expect, expect_regex or expect_hex');
+  let sendHex: string | null = null;
+  for (const k of ['send', 'send_hex', 'expect', 'expect_regex', 'expect_hex']) {
+    const x = v[k];
+    if (x !== undefined && (typeof x !== 'string' || x.length === 0))
+      p.add(`${path}.${k}`, `expected a non-empty string, got ${describe(x)}`);
+  }
+  if (typeof v.send === 'string' && v.send.length > 0)
+    sendHex = Buffer.from(v.send, 'utf8').toString('hex');
+  if (typeof v.send_hex === 'string' && v.send_hex.length > 0) {
+    sendHex = normalHex(v.send_hex);
+    if (sendHex === null)
+      p.add(
+        `${path}.send_hex`,
+        `expected pairs of hex digits such as "2a310d0a", got ${describe(v.send_hex)}`,
+      );
+  }
+  let expect: ExpectConfig | null = null;
+  if (typeof v.expect === 'string' && v.expect.length > 0)
+    expect = { kind: 'string', value: v.expect };
+  if (typeof v.expect_regex === 'string' && v.expect_regex.length > 0) {
+    try {
+      new RegExp(v.expect_regex);
+      expect = { kind: 'regex', value: v.expect_regex };
+    } catch (err) {
+      p.add(`${path}.expect_regex`, `does not compile: ${(err as Error).message}`);
+    }
+  }
+  if (typeof v.expect_hex === 'string' && v.expect_hex.length > 0) {
+    const h = normalHex(v.expect_hex);
+    if (h === null)
+      p.add(
+        `${path}.expect_hex`,
+        `expected pairs of hex digits such as "2b504f4e47", got ${describe(v.expect_hex)}`,
+      );
+    else expect = { kind: 'hex', value: h };
+  }
+  return Object.freeze({ sendHex, expect: expect && Object.freeze(expect) });
+}
+
+function steps(
+  v: unknown,
+  kind: HealthKind,
+  path: string,
+  p: Problems,
+): readonly ProbeStepConfig[] {
+  if (v === undefined) {
+    if (kind === 'send-expect')
+      p.add(path, 'kind = "send-expect" needs steps = [{ send = "...", expect = "..." }, ...]');
+    return Object.freeze([]);
+  }
+  if (kind !== 'send-expect')
+    p.add(path, `steps apply to kind = "send-expect" only (kind is "${kind}")`);
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add(path, `expected a non-empty array of steps, got ${describe(v)}`);
+    return Object.freeze([]);
+  }
+  const out: ProbeStepConfig[] = [];
+  v.forEach((s, i) => {
+    const st = step(s, `${path}[${i}]`, p);
+    if (st) out.push(st);
+  });
+  return Object.freeze(out);
+}
+
+/** `backendTls`: the service speaks TLS to its backends, so probes do too unless `tls = false`. */
+export function parseHealth(
+  v: unknown,
+  path: string,
+  p: Problems,
+  backendTls: boolean,
+): HealthConfig {
+  const t: Table = table(v, path, p);
+  checkKeys(t, HEALTH_KEYS, path, p);
+  const d = HEALTH_DEFAULTS;
+  const kind = oneOf(t.kind, `${path}.kind`, d.kind, HEALTH_KINDS, p);
+  const intervalMs = duration(
+    t.interval,
+    `${path}.interval`,
+    d.intervalMs,
+    p,
+    1,
+    LIMITS.healthIntervalMs,
+  );
+  let probePath: string = d.path;
+  if (t.path !== undefined) {
+    if (typeof t.path !== 'string' || !t.path.startsWith('/') || !/^[\x21-\x7e]+$/.test(t.path)) {
+      p.add(
+        `${path}.path`,
+        `expected an absolute request path such as "/health", got ${describe(t.path)}`,
+      );
+    } else probePath = t.path;
+  }
+  const tls = boolean(t.tls, `${path}.tls`, backendTls, p);
+  if (tls && !backendTls)
+    p.add(
+      `${path}.tls`,
+      'probing over TLS needs [services.NAME.backend_tls] (the CA, server name and client certificate to use)',
+    );
+  let role: 'master' | null = null;
+  if (t.role !== undefined) {
+    role = oneOf(t.role, `${path}.role`, 'master', ['master'] as const, p);
+    if (kind !== 'redis')
+      p.add(`${path}.role`, `applies to kind = "redis" only (kind is "${kind}")`);
+  }
+  const address = host(t.address, `${path}.address`, p);
+  const agentPort = port(t.agent_port, `${path}.agent_port`, p);
+  const agentHost = host(t.agent_address, `${path}.agent_address`, p);
+  let agent: AgentConfig | null = null;
+  if (agentPort === null) {
+    for (const k of ['agent_address', 'agent_interval'])
+      if (t[k] !== undefined)
+        p.add(`${path}.${k}`, 'needs agent_port (the port the agent answers on)');
+  } else {
+    // The agent sits beside the backend; with probes sent to another host, which host runs it is not ours to guess.
+    if (address !== null && agentHost === null)
+      p.add(
+        `${path}.agent_port`,
+        `probes go to address = "${address}", so say where the agent is too: agent_address = "..."`,
+      );
+    agent = Object.freeze({
+      host: agentHost,
+      port: agentPort,
+      intervalMs: duration(
+        t.agent_interval,
+        `${path}.agent_interval`,
+        intervalMs,
+        p,
+        1,
+        LIMITS.healthIntervalMs,
+      ),
+    });
+  }
+  return Object.freeze({
+    kind,
+    intervalMs,
+    timeoutMs: duration(t.timeout, `${path}.timeout`, d.timeoutMs, p, 1, LIMITS.connectMs),
+    fall: integer(t.fall, `${path}.fall`, d.fall, 1, p, LIMITS.riseFall),
+    rise: integer(t.rise, `${path}.rise`, d.rise, 1, p, LIMITS.riseFall),
+    path: probePath,
+    port: port(t.port, `${path}.port`, p),
+    address,
+    steps: steps(t.steps, kind, `${path}.steps`, p),
+    role,
+    agent,
+    onDown: oneOf(t.on_down, `${path}.on_down`, 'none', ON_DOWN, p),
+    onUpPrimary: oneOf(t.on_up_primary, `${path}.on_up_primary`, 'none', ON_UP_PRIMARY, p),
+    tls,
+  });
+}

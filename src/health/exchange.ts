@@ -1,0 +1,147 @@
+import type { Socket } from 'node:net';
+import { type Clock, monotonicClock } from '../clock.js';
+import { connectTo } from '../proxy/connect.js';
+import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import type { ProbeResult, ProbeTarget } from './tcp-probe.js';
+
+/** null: not yet, wait for more; true: this step passed; a string: it failed, and why. */
+export type StepVerdict = null | true | string;
+
+/** One step of a probe's conversation: bytes to write, then a test of the reply. */
+export interface Step {
+  readonly send: Buffer | null;
+  /** Sees everything this step received so far; null: nothing to wait for. */
+  readonly check: ((got: Buffer) => StepVerdict) | null;
+  /** What the step waits for, for failure details: 'expect "+PONG"'. */
+  readonly what: string;
+}
+
+/** A reply longer than this without a verdict fails the step: a probe holds no unbounded buffer. */
+const MAX_REPLY = 64 * 1024;
+
+/**
+ * Connects to `target` and runs `steps` in order, each bounded by
+ * `timeoutMs` of its own (the connect too). A step that sends starts a
+ * fresh reply buffer; steps that only expect keep reading the same reply.
+ * Healthy when every step passed; the socket is then closed with a FIN.
+ */
+export function converse(
+  target: ProbeTarget,
+  steps: readonly Step[],
+  timeoutMs: number,
+  okDetail: string,
+  clock: Clock = monotonicClock,
+  /** health.tls: the conversation runs inside a verified TLS connection, as for a dial. */
+  tls: BackendTls | null = null,
+): Promise<ProbeResult> {
+  const start = clock.now();
+  return new Promise((resolve) => {
+    connectTo(
+      target,
+      timeoutMs,
+      (cause, sock) => {
+        if (cause !== null) {
+          resolve({ ok: false, detail: cause, latencyMs: clock.now() - start });
+          return;
+        }
+        new Conversation(sock, steps, timeoutMs, (ok, detail) =>
+          resolve({ ok, detail: ok ? okDetail : detail, latencyMs: clock.now() - start }),
+        ).next();
+      },
+      tls,
+    );
+  });
+}
+
+class Conversation {
+  private i = -1;
+  private got: Buffer = Buffer.alloc(0);
+  private timer: NodeJS.Timeout | null = null;
+  private done = false;
+
+  constructor(
+    private readonly sock: Socket,
+    private readonly steps: readonly Step[],
+    private readonly timeoutMs: number,
+    private readonly finish: (ok: boolean, detail: string) => void,
+  ) {
+    sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? err.message));
+    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('end', () => this.fail(`closed by the server before ${this.what}`));
+    sock.on('close', () => this.fail(`closed before ${this.what}`));
+  }
+
+  private get what(): string {
+    return this.steps[this.i]?.what ?? 'the end';
+  }
+
+  next(): void {
+    for (;;) {
+      this.i++;
+      const s = this.steps[this.i];
+      if (!s) {
+        this.end(true, 'ok');
+        return;
+      }
+      if (s.send) {
+        this.got = Buffer.alloc(0);
+        this.sock.write(s.send);
+      }
+      if (s.check === null) continue;
+      this.arm();
+      // An expect-only step may be answered by bytes already read.
+      if (this.got.length > 0) this.judge();
+      return;
+    }
+  }
+
+  private arm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(
+      () => this.fail(`timeout ${this.timeoutMs}ms waiting for ${this.what}${this.seen()}`),
+      this.timeoutMs,
+    );
+  }
+
+  private onData(d: Buffer): void {
+    if (this.done) return;
+    this.got = this.got.length === 0 ? d : Buffer.concat([this.got, d]);
+    this.judge();
+  }
+
+  private judge(): void {
+    const s = this.steps[this.i];
+    if (!s?.check) return;
+    const v = s.check(this.got);
+    if (v === true) this.next();
+    else if (typeof v === 'string') this.fail(v);
+    else if (this.got.length > MAX_REPLY)
+      this.fail(`no match for ${this.what} in ${MAX_REPLY} bytes`);
+  }
+
+  /** A short, printable excerpt of what arrived, for the failure detail. */
+  private seen(): string {
+    if (this.got.length === 0) return '';
+    const text = this.got
+      .subarray(0, 40)
+      .toString('latin1')
+      .replace(/[^\x20-\x7e]/g, '.');
+    return ` (got "${text}"${this.got.length > 40 ? '…' : ''})`;
+  }
+
+  private fail(detail: string): void {
+    this.end(false, detail);
+  }
+
+  private end(ok: boolean, detail: string): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (ok) {
+      // A FIN after our last words (SMTP's QUIT); the socket goes when the server closes, or at the deadline.
+      this.sock.end();
+      this.sock.setTimeout(this.timeoutMs, () => this.sock.destroy());
+    } else this.sock.destroy();
+    this.finish(ok, detail);
+  }
+}
