@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import toml from 'toml';
 import { ConfigError } from '../errors.js';
 import { isTable } from './fields.js';
@@ -139,7 +140,7 @@ export function loadConfig(file: string): Config {
   const problems = wholeNumberFloats(text, file);
   let config: Config | undefined;
   try {
-    config = parseConfig(raw, { source: file });
+    config = parseConfig(raw, { source: file, baseDir: dirname(file) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     problems.push(...err.problems);

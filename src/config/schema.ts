@@ -4,6 +4,7 @@ import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
 import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
+import { type DiscoveryConfig, parseDiscovery } from './discovery.js';
 import { describe } from './duration.js';
 import {
   boolean,
@@ -91,6 +92,8 @@ export interface ServiceConfig {
   readonly queueTimeoutMs: number;
   readonly health: HealthConfig;
   readonly pool: PoolConfig;
+  /** Backends found at run time besides `backends` (null: none). */
+  readonly discovery: DiscoveryConfig | null;
 }
 
 export interface Config {
@@ -116,6 +119,8 @@ export interface ParseOptions {
   source?: string;
   /** Allow `listen` on port 0 (an OS-chosen port): for tests and embedding, never from a file. */
   allowEphemeralListen?: boolean;
+  /** Where a relative discovery `path` starts: the config file's directory (default: the current one). */
+  baseDir?: string;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -166,6 +171,7 @@ const SERVICE_KEYS = [
   'max_rate_per_source',
   'health',
   'pool',
+  'discovery',
 ];
 const HEALTH_KEYS = ['kind', 'interval', 'timeout', 'fall', 'rise', 'path'];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
@@ -186,6 +192,7 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
   'rise',
   'min_idle',
   'max_idle',
+  'port',
   ...BACKEND_WHOLE_NUMBER_KEYS,
 ]);
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
@@ -199,6 +206,9 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'timeout',
   'idle_ttl',
   'slow_start',
+  'min_ttl',
+  'max_ttl',
+  'wait',
 ]);
 
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
@@ -312,8 +322,18 @@ function parseService(
   else listen = hostPort(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
 
   const backends: BackendConfig[] = [];
-  if (raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0)) {
-    p.add(`${path}.backends`, 'a service needs at least one backend');
+  const discovery = parseDiscovery(
+    raw.discovery,
+    `${path}.discovery`,
+    opts.baseDir ?? process.cwd(),
+    p,
+  );
+  const noBackends =
+    raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0);
+  if (noBackends && raw.discovery === undefined) {
+    p.add(`${path}.backends`, 'a service needs at least one backend (or a [discovery] table)');
+  } else if (noBackends) {
+    // Every backend comes from discovery.
   } else if (!Array.isArray(raw.backends)) {
     p.add(
       `${path}.backends`,
@@ -409,6 +429,7 @@ function parseService(
     ),
     health: parseHealth(raw.health, `${path}.health`, p),
     pool: parsePool(raw.pool, `${path}.pool`, p),
+    discovery,
   };
   if (svc.acceptProxy && svc.trustedProxies.length === 0) {
     p.add(
