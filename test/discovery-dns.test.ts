@@ -80,7 +80,9 @@ test('dns: A and AAAA records are the backends; one that leaves drains, its open
   await waitForBackends(lb, [a.address, c.address]);
 });
 
-test('dns: re-resolved at the TTL, clamped by max_ttl and min_ttl, and at least every interval', async (t) => {
+test('dns: re-resolved at the TTL, clamped by max_ttl and min_ttl, and at least every interval', {
+  timeout: 30_000,
+}, async (t) => {
   const dns = await dnsServer(t);
   const a = await namedServer(t, '127.0.0.2');
   const gaps = async (n: number): Promise<number[]> => {
