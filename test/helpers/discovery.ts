@@ -56,12 +56,25 @@ export async function namedOnOnePort(t: TestContext, hosts: string[]): Promise<N
 /** Opens a session through the balancer; resolves with it and the backend that answered. */
 export async function session(port: number): Promise<{ client: Socket; backend: string }> {
   const c = await openClient(port);
-  let buf = '';
-  while (!buf.includes('\n')) {
-    const [d] = (await once(c, 'data')) as [Buffer];
-    buf += d.toString();
-  }
-  return { client: c, backend: buf.slice(0, buf.indexOf('\n')) };
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      if (!buf.includes('\n')) return;
+      c.off('data', onData);
+      c.off('end', onClose);
+      c.off('close', onClose);
+      resolve(buf.slice(0, buf.indexOf('\n')));
+    };
+    const onClose = (): void => {
+      c.destroy();
+      reject(new Error('the balancer ended the session before a backend spoke: no backend?'));
+    };
+    c.on('data', onData);
+    c.once('end', onClose);
+    c.once('close', onClose);
+  });
+  return { client: c, backend: line };
 }
 
 /** The backends that answer `n` sessions (each closed after its greeting). */
