@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Clock } from '../clock.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import { parseConsul, parseEntries } from './entries.js';
 import { type Answer, DiscoveryError, type Source } from './source.js';
@@ -48,7 +49,7 @@ function get(url: URL, signal: AbortSignal): Promise<Reply> {
  * the X-Consul-Index of the last answer and `wait`, and Consul answers when
  * the list changes (or the wait ends), so a change arrives at once.
  */
-export function httpSource(cfg: DiscoveryConfig): Source {
+export function httpSource(cfg: DiscoveryConfig, clock: Clock): Source {
   const consul = cfg.shape === 'consul';
   let index = 0;
   const waitS = Math.ceil(cfg.waitMs / 1000);
@@ -66,7 +67,7 @@ export function httpSource(cfg: DiscoveryConfig): Source {
         url.searchParams.set('index', String(asked));
         url.searchParams.set('wait', `${waitS}s`);
       }
-      const began = Date.now();
+      const began = clock.now();
       let reply: Reply;
       try {
         reply = await get(url, signal);
@@ -94,7 +95,7 @@ export function httpSource(cfg: DiscoveryConfig): Source {
       // News (or the first answer), or a wait that ran out: block again at once. No news in a
       // reply that came early: wait `interval`, so a registry that answers at once every time
       // is not asked in a loop.
-      const waited = asked > 0 && Date.now() - began >= cfg.waitMs / 2;
+      const waited = asked > 0 && clock.now() - began >= cfg.waitMs / 2;
       return { backends, ttlMs: null, again: next > 0 && (next !== asked || waited) };
     },
   };

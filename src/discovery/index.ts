@@ -13,7 +13,7 @@ export { DiscoveryDriver } from './driver.js';
 export type { DiscoveryStatus } from './runner.js';
 export { DiscoveryRunner } from './runner.js';
 
-const SOURCES: Readonly<Record<DiscoveryKind, (cfg: DiscoveryConfig) => Source>> = {
+const SOURCES: Readonly<Record<DiscoveryKind, (cfg: DiscoveryConfig, clock: Clock) => Source>> = {
   dns: dnsSource,
   srv: srvSource,
   file: fileSource,
@@ -27,5 +27,5 @@ export function createDiscovery(
   log: Logger,
   clock: Clock,
 ): DiscoveryRunner {
-  return new DiscoveryRunner(cfg, SOURCES[cfg.kind](cfg), onList, log, clock);
+  return new DiscoveryRunner(cfg, SOURCES[cfg.kind](cfg, clock), onList, log, clock);
 }
