@@ -120,7 +120,11 @@ export class Service implements DialerDeps {
     this.discovered = new DiscoveryDriver({
       get: (address) => this.backends.get(address),
       add: (c, joining) => this.addBackend(c, joining),
-      reconfigure: (c) => this.backends.reconfigure(c),
+      reconfigure: (c) => {
+        this.backends.reconfigure(c);
+        // A new max_connections or max_rate emits no state of its own; workers need it too.
+        changed?.(this);
+      },
       drain: (address) => this.drainBackend(address),
       undrain: (address) => this.backends.setDraining(address, false),
       remove: (address) => this.removeBackend(address),
