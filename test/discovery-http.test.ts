@@ -19,6 +19,8 @@ interface Registry {
   requests: URL[];
   /** What the next requests get: a status and a body. */
   reply: { status: number; body: string; index?: number };
+  /** Requests get no answer at all. */
+  hang: boolean;
   /** Answers every blocking query held back now (the index changed). */
   release(): void;
 }
@@ -33,6 +35,7 @@ async function registry(t: TestContext): Promise<Registry> {
     url: '',
     requests: [],
     reply: { status: 200, body: '[]' },
+    hang: false,
     release() {
       for (const h of held) {
         clearTimeout(h.timer);
@@ -51,6 +54,7 @@ async function registry(t: TestContext): Promise<Registry> {
     const url = new URL(req.url ?? '/', 'http://x');
     reg.requests.push(url);
     const index = url.searchParams.get('index');
+    if (reg.hang) return;
     if (index !== null && Number(index) === reg.reply.index) {
       const waitS = Number.parseInt(url.searchParams.get('wait') ?? '300', 10);
       const h = {
@@ -87,7 +91,7 @@ test('http: the generic shape is polled; a 500 and bad JSON keep the last list; 
   };
   const lb = await startLb(
     t,
-    discovering({ kind: 'http', url: `${reg.url}/backends`, interval: '100ms' }),
+    discovering({ kind: 'http', url: `${reg.url}/backends`, interval: '100ms', timeout: '200ms' }),
   );
   const svc = lb.service('web');
   await waitForBackends(lb, [a.address, b.address]);
@@ -111,6 +115,14 @@ test('http: the generic shape is polled; a 500 and bad JSON keep the last list; 
       'the last good list stays',
     );
   }
+
+  // A registry that never answers: the lookup times out, the list stays.
+  const before = status()?.failures ?? 0;
+  reg.hang = true;
+  await waitFor(() => (status()?.failures ?? 0) > before, 5000, 'a timeout');
+  assert.match(status()?.lastError ?? '', /timed out after 200ms/);
+  assert.equal(svc.backends.all.length, 2);
+  reg.hang = false;
 
   // A session on a, then a leaves and c joins (the table shape, this time).
   let onA: Awaited<ReturnType<typeof session>> | null = null;
