@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { AdminServer } from './admin/server.js';
 import { ClusterPrimary } from './cluster/primary.js';
+import type { DiscoveryConfig } from './config/discovery.js';
+import { showMs } from './config/fields.js';
 import { loadConfig } from './config/load.js';
 import { sameConfig } from './config/same.js';
 import { type Config, LOG_LEVELS, type LogLevel, type ServiceConfig } from './config/schema.js';
@@ -174,6 +176,7 @@ function check(opts: RunOpts): void {
     for (const b of s.backends)
       out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
     if (s.backendTls) out.push(...backendTlsSummary(s));
+    if (s.discovery) out.push(`  discovery ${discoverySummary(s.discovery)}`);
     if (s.sni) out.push(`  sni ${s.sni.join(', ')}${s.alpn ? `; alpn ${s.alpn.join(', ')}` : ''}`);
     const certs = certificateReport([s], config.source);
     out.push(...certs.lines);
@@ -208,6 +211,23 @@ function backendTlsSummary(s: ServiceConfig): string[] {
       `warning: services.${s.name}.backend_tls.verify = false: backend certificates are not checked (anyone on the path can impersonate a backend)`,
     );
   return out;
+}
+
+/** One line of `check` output for a [discovery] table. */
+function discoverySummary(d: DiscoveryConfig): string {
+  const every = `every ${showMs(d.intervalMs)} at most`;
+  switch (d.kind) {
+    case 'dns':
+      return `dns ${d.name} port ${d.port} (${d.family}), TTL clamped to ${showMs(d.minTtlMs)}-${showMs(d.maxTtlMs)}, ${every}${d.resolver ? `, resolver ${d.resolver}` : ''}`;
+    case 'srv':
+      return `srv ${d.name}, TTL clamped to ${showMs(d.minTtlMs)}-${showMs(d.maxTtlMs)}, ${every}${d.resolver ? `, resolver ${d.resolver}` : ''}`;
+    case 'file':
+      return `file ${d.path} (watched; re-checked every ${showMs(d.intervalMs)})`;
+    case 'http':
+      return d.shape === 'consul'
+        ? `http ${d.url} (consul, blocking queries of ${showMs(d.waitMs)})`
+        : `http ${d.url} (polled every ${showMs(d.intervalMs)})`;
+  }
 }
 
 async function demo(opts: RunOpts): Promise<void> {

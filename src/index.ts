@@ -2,6 +2,7 @@ export { type AdminOptions, AdminServer } from './admin/server.js';
 export { Backend } from './backend/backend.js';
 export { BackendSet } from './backend/backend-set.js';
 export type { Clock } from './clock.js';
+export type { DiscoveryConfig, DiscoveryKind } from './config/discovery.js';
 export { loadConfig, parseToml } from './config/load.js';
 export type {
   BackendConfig,

@@ -11,6 +11,12 @@ import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
 import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
+import {
+  createDiscovery,
+  DiscoveryDriver,
+  type DiscoveryRunner,
+  type DiscoveryStatus,
+} from './discovery/index.js';
 import { NoBackendError } from './errors.js';
 import { AgentChecker, type AgentTarget } from './health/agent.js';
 import { HealthChecker } from './health/checker.js';
@@ -89,6 +95,12 @@ export class Service implements DialerDeps, AgentTarget {
   private readonly strategyOpts: StrategyOptions;
   /** [tls]: this service terminates TLS (null: bytes pass through). */
   private terminator: TlsTerminator<Routed> | null = null;
+  /** Applies discovered lists to the backends (here or, in a worker, the primary's). */
+  private readonly discovered: DiscoveryDriver;
+  /** Looks the backends up ([discovery]); null without one, and in a cluster worker. */
+  private discovery: DiscoveryRunner | null = null;
+  /** Between start() and stopAccepting(). */
+  private running = false;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -124,6 +136,20 @@ export class Service implements DialerDeps, AgentTarget {
     this.warmPool = this.createPool(cfg);
     this.health = this.createHealth(cfg);
     this.agent = this.createAgent(cfg);
+    this.discovered = new DiscoveryDriver({
+      get: (address) => this.backends.get(address),
+      add: (c, joining) => this.addBackend(c, joining),
+      reconfigure: (c) => {
+        this.backends.reconfigure(c);
+        // A new max_connections or max_rate emits no state of its own; workers need it too.
+        changed?.(this);
+      },
+      drain: (address) => this.drainBackend(address),
+      undrain: (address) => this.backends.setDraining(address, false),
+      remove: (address) => this.removeBackend(address),
+      statics: () => this.cfg.backends,
+    });
+    this.discovery = this.createDiscovery(cfg);
     this.admission = new Admission(cfg, this.clock);
     this.dialer = new Dialer(this);
     const { queueSize, queueTimeoutMs } = cfg;
@@ -261,6 +287,17 @@ export class Service implements DialerDeps, AgentTarget {
     return this.cfg.backends.find((c) => c.address === b.address)?.weight ?? b.weight;
   }
 
+  /** A cluster worker runs none: it applies the primary's lists (applyDiscovered). */
+  private createDiscovery(cfg: ServiceConfig): DiscoveryRunner | null {
+    if (!cfg.discovery || this.role === 'serve') return null;
+    return createDiscovery(
+      cfg.discovery,
+      (list) => this.discovered.apply(list),
+      this.log,
+      this.clock,
+    );
+  }
+
   /**
    * Applies a reloaded config in place; it cannot fail (whatever can, binding
    * a listener, LoadBalancer.reload did before). `listener`: the one to
@@ -283,6 +320,7 @@ export class Service implements DialerDeps, AgentTarget {
     this.queue.configure(next.queueSize, next.queueTimeoutMs);
     this.backends.setOptions(setOptionsOf(next));
     this.syncBackends(next.backends);
+    if (!sameConfig(next.discovery, prev.discovery)) this.restartDiscovery(next);
     if (next.balance !== prev.balance) {
       this.strategy = createStrategy(next.balance, this.strategyOpts);
       this.strategy.update(this.backends.candidates);
@@ -361,20 +399,39 @@ export class Service implements DialerDeps, AgentTarget {
     return l;
   }
 
+  /** The file's backends; discovered ones are discovery's (it re-applies its last list against these). */
   private syncBackends(configs: readonly BackendConfig[]): void {
     const keep = new Set(configs.map((b) => b.address));
-    for (const b of [...this.backends.all]) if (!keep.has(b.address)) this.removeBackend(b.address);
+    for (const b of [...this.backends.all])
+      if (!keep.has(b.address) && !this.discovered.owns(b.address)) this.removeBackend(b.address);
     for (const bc of configs) {
       if (this.backends.get(bc.address)) this.backends.reconfigure(bc);
       else this.addBackend(bc);
     }
+    this.discovered.reconcile();
+  }
+
+  /**
+   * New discovery settings: the old lookup stops, the new one starts, and
+   * its first answer is diffed against what the old one found (nothing is
+   * drained and re-added). No discovery any more: its backends drain.
+   */
+  private restartDiscovery(next: ServiceConfig): void {
+    this.discovery?.stop();
+    this.discovery = this.createDiscovery(next);
+    if (this.discovery && this.running) this.discovery.start();
+    if (!next.discovery) this.discovered.apply([]);
   }
 
   // The one way backends change (LoadBalancer, the admin API and reload call these).
 
-  /** A new backend: it takes traffic at once, and is probed and pooled like the others. */
-  addBackend(cfg: BackendConfig): Backend {
-    const b = this.backends.add(cfg);
+  /**
+   * A new backend: it takes traffic at once, and is probed and pooled like
+   * the others. `joining`: it ramps up through its slow_start (a discovered
+   * backend that arrives after the first answer).
+   */
+  addBackend(cfg: BackendConfig, joining = false): Backend {
+    const b = this.backends.add(cfg, joining);
     this.health.watch(b);
     this.agent?.watch(b);
     return b;
@@ -405,6 +462,29 @@ export class Service implements DialerDeps, AgentTarget {
   enableBackend(address: string): Backend {
     this.backends.setDisabled(address, false);
     return this.backends.setDraining(address, false);
+  }
+
+  /**
+   * A cluster worker takes the primary's discovered backends (before its
+   * verdicts on them): added, drained and removed here as the primary's were.
+   */
+  applyDiscovered(list: readonly BackendConfig[]): void {
+    this.discovered.apply(list);
+  }
+
+  /** The discovered backends in rotation, as the cluster primary sends them to workers. */
+  get discoveredBackends(): BackendConfig[] {
+    return this.discovered.current;
+  }
+
+  /** What discovery found and how it fares, for /api/services and /metrics; null without [discovery]. */
+  get discoveryStatus(): (DiscoveryStatus & { backends: number; leaving: number }) | null {
+    if (!this.discovery) return null;
+    return {
+      ...this.discovery.status,
+      backends: this.discovered.current.length,
+      leaving: this.discovered.leavingCount,
+    };
   }
 
   /** A worker takes the primary's verdicts; a backend disabled there loses its sessions here too. */
@@ -463,6 +543,8 @@ export class Service implements DialerDeps, AgentTarget {
   /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
   async start(listener: Listener | null = null): Promise<void> {
     if (this.serves) this.adopt(listener ?? (await this.bind(this.cfg.listen)));
+    this.running = true;
+    this.discovery?.start();
     if (this.probes) {
       this.health.start();
       this.agent?.start();
@@ -493,6 +575,9 @@ export class Service implements DialerDeps, AgentTarget {
    */
   stopAccepting(): void {
     this.listener?.stop();
+    this.running = false;
+    this.discovery?.stop();
+    this.discovered.close();
     this.admission.close();
     this.health.stop();
     this.agent?.stop();

@@ -79,7 +79,7 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   collectDefaultMetrics({ register: registry, prefix: P });
   const metrics = [
     ...(lb.role === 'control' ? [] : trafficMetrics(lb)),
-    ...(lb.role === 'serve' ? [] : healthMetrics(lb)),
+    ...(lb.role === 'serve' ? [] : [...healthMetrics(lb), ...discoveryMetrics(lb)]),
     ...extra.map((m) => new ScrapeMetric(m.name, m.help, m.type, m.read)),
   ];
   for (const m of metrics) registry.registerMetric(m as never);
@@ -134,6 +134,35 @@ function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
               : [],
           ),
         ),
+    ),
+  ];
+}
+
+/** Discovery runs where probes do (the primary with workers), so these come from there alone. */
+function discoveryMetrics(lb: LoadBalancer): ScrapeMetric[] {
+  const each = (f: (d: NonNullable<Service['discoveryStatus']>) => number) => (): Sample[] =>
+    lb.allServices.flatMap((s) => {
+      const d = s.discoveryStatus;
+      return d ? [{ value: f(d), labels: { service: s.name, kind: d.kind } }] : [];
+    });
+  return [
+    new ScrapeMetric(
+      `${P}discovery_failures_total`,
+      'Discovery lookups that failed (NXDOMAIN, timeout, HTTP error, bad JSON, an empty answer); the last good list stayed.',
+      'counter',
+      each((d) => d.failures),
+    ),
+    new ScrapeMetric(
+      `${P}discovery_last_success_timestamp_seconds`,
+      'Unix time of the last good discovery answer (0: none yet).',
+      'gauge',
+      each((d) => (d.lastSuccessAt ?? 0) / 1000),
+    ),
+    new ScrapeMetric(
+      `${P}discovery_backends`,
+      'Discovered backends in rotation (draining ones that left the answer not counted).',
+      'gauge',
+      each((d) => d.backends),
     ),
   ];
 }

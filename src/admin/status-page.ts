@@ -74,6 +74,9 @@ function card(s) {
     '<div class="stats"><span><b>' + s.activeSessions + '</b>active</span><span><b class="rate">' + rate.toFixed(1) + '</b>sessions/s</span>' +
     '<span><b>' + s.counters.accepted + '</b>accepted</span><span><b>' + (s.counters.refusedLimit + s.counters.refusedNoBackend + s.counters.connectFailed + s.counters.refusedQueueFull + s.counters.refusedQueueTimeout) + '</b>refused</span>' +
     '<span><b>' + s.pool.hits + ' / ' + s.pool.misses + '</b>pool hit / miss</span></div>' +
+    (s.discovery ? '<div class="meta discovery">discovery ' + esc(s.discovery.kind) + ' ' + esc(s.discovery.target) + ' · ' + s.discovery.backends + ' found' +
+      (s.discovery.leaving ? ' · ' + s.discovery.leaving + ' leaving' : '') +
+      (s.discovery.failing ? ' · <span class="reason failing">failing (' + s.discovery.failing + '): ' + esc(s.discovery.lastError) + ' — keeping the last list</span>' : '') + '</div>' : '') +
     (s.workers ? '<div class="meta workers">active per worker: ' + s.workers.map((w) => '<span data-worker="' + w.worker + '">#' + w.worker + ' ' + w.activeSessions + '</span>').join(' · ') + '</div>' : '') +
     '<table><thead><tr><th>backend</th><th>state</th><th>weight</th><th>active</th><th>sessions</th><th>pool</th><th>last check</th></tr></thead><tbody>' + rows + '</tbody></table></section>';
 }

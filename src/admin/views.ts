@@ -65,11 +65,45 @@ export function backendView(svc: Service, b: Backend): BackendView {
   };
 }
 
+/** A service's [discovery]: what it looks up, what it found, how lookups fare. */
+export interface DiscoveryView {
+  kind: string;
+  target: string;
+  /** Discovered backends in rotation now (a static backend at the same address is the file's). */
+  backends: number;
+  /** Discovered backends that left the answer, draining until their sessions end. */
+  leaving: number;
+  failures: number;
+  /** Lookups failed in a row up to now (0: the last one answered). */
+  failing: number;
+  lastSuccess: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+}
+
+export function discoveryView(svc: Service): DiscoveryView | null {
+  const d = svc.discoveryStatus;
+  if (!d) return null;
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    kind: d.kind,
+    target: d.target,
+    backends: d.backends,
+    leaving: d.leaving,
+    failures: d.failures,
+    failing: d.failing,
+    lastSuccess: iso(d.lastSuccessAt),
+    lastError: d.lastError,
+    lastErrorAt: iso(d.lastErrorAt),
+  };
+}
+
 export interface ServiceView {
   name: string;
   listen: string;
   balance: string;
   health: string;
+  discovery: DiscoveryView | null;
   activeSessions: number;
   counters: Service['counters'];
   pool: { hits: number; misses: number; idle: number };
@@ -83,6 +117,7 @@ export function serviceView(svc: Service): ServiceView {
     listen: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
     balance: svc.cfg.balance,
     health: svc.cfg.health.kind,
+    discovery: discoveryView(svc),
     activeSessions: svc.activeSessions,
     counters: { ...svc.counters },
     pool: {

@@ -153,11 +153,13 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return this.list.find((b) => b.address === address);
   }
 
-  add(cfg: BackendConfig): Backend {
+  /** `joining`: ramp up through slow_start from now, as a backend coming back up does. */
+  add(cfg: BackendConfig, joining = false): Backend {
     if (this.get(cfg.address)) {
       throw new LbError('LB_ERR_DUPLICATE_BACKEND', `backend ${cfg.address} already exists`);
     }
     const b = new Backend(cfg);
+    if (joining) b.upSince = this.clock.now();
     this.list.push(b);
     this.commit();
     return b;

@@ -1,8 +1,11 @@
 import type { BackendState } from '../backend/backend-set.js';
-import type { Config, LogLevel } from '../config/schema.js';
+import type { BackendConfig, Config, LogLevel } from '../config/schema.js';
 
 /** Every backend's state, per service: the primary's verdicts, sent on each change. */
 export type StateMap = Record<string, BackendState[]>;
+
+/** Per service with [discovery], the discovered backends in rotation in the primary. */
+export type DiscoveredMap = Record<string, BackendConfig[]>;
 
 /** Primary → worker. */
 export type ToWorker =
@@ -16,8 +19,10 @@ export type ToWorker =
       /** Reloads set the level from the file (no --log-level on the command line). */
       followConfigLogLevel: boolean;
       state: StateMap;
+      discovered: DiscoveredMap;
     }
-  | { t: 'state'; services: StateMap }
+  /** `discovered` is applied first: the state may speak of backends it adds. */
+  | { t: 'state'; services: StateMap; discovered: DiscoveredMap }
   | { t: 'reload'; id: number; config: Config }
   | { t: 'query'; id: number; what: 'view' | 'metrics' }
   /** Drain for up to timeoutMs (0: close every session now), then exit. */

@@ -9,7 +9,7 @@ import type { Logger } from '../logger.js';
 import { WorkerIpc } from './ipc.js';
 import type { FromWorker } from './messages.js';
 import { ClusterReports } from './reports.js';
-import { StateBroadcast, stateMap } from './state-broadcast.js';
+import { discoveredMap, StateBroadcast, stateMap } from './state-broadcast.js';
 import type { WorkerStatus } from './views.js';
 import { type Slot, WorkerSlots } from './worker-slots.js';
 
@@ -51,6 +51,7 @@ export class ClusterPrimary implements AdminCluster {
     this.ipc = new WorkerIpc(opts.logger);
     this.broadcast = new StateBroadcast(
       () => stateMap(this.lb),
+      () => discoveredMap(this.lb),
       (m) => this.slots.postAll(m),
     );
     this.lb = new LoadBalancer(config, {
@@ -69,6 +70,7 @@ export class ClusterPrimary implements AdminCluster {
           logLevel: this.fixedLogLevel ?? this.lb.config.log.level,
           followConfigLogLevel: this.fixedLogLevel === null,
           state: stateMap(this.lb),
+          discovered: discoveredMap(this.lb),
         }),
         dial: (m) => this.onDial(m),
         retire: (w) => this.reports.retire(w),

@@ -12,6 +12,16 @@ export function shareOf(total: number, n: number, slot: number): number {
   return s > 0 ? s : NO_SHARE;
 }
 
+/** Worker `slot`'s share of one backend's limits (a listed or a discovered backend). */
+export function backendShare(b: BackendConfig, n: number, slot: number): BackendConfig {
+  if (n <= 1) return b;
+  return {
+    ...b,
+    maxConnections: shareOf(b.maxConnections, n, slot),
+    maxRate: shareOf(b.maxRate, n, slot),
+  };
+}
+
 /**
  * Worker `slot`'s (1..n) share of the configured limits. Limits are totals
  * for the balancer, but each worker counts only its own sessions, so each
@@ -26,11 +36,7 @@ export function shareOf(total: number, n: number, slot: number): number {
 export function workerShare(config: Config, n: number, slot: number): Config {
   if (n <= 1) return config;
   const share = (v: number): number => shareOf(v, n, slot);
-  const backend = (b: BackendConfig): BackendConfig => ({
-    ...b,
-    maxConnections: share(b.maxConnections),
-    maxRate: share(b.maxRate),
-  });
+  const backend = (b: BackendConfig): BackendConfig => backendShare(b, n, slot);
   const service = (s: ServiceConfig): ServiceConfig => ({
     ...s,
     maxConnections: share(s.maxConnections),

@@ -1,9 +1,19 @@
 import type { LoadBalancer } from '../load-balancer.js';
-import type { StateMap, ToWorker } from './messages.js';
+import type { DiscoveredMap, StateMap, ToWorker } from './messages.js';
 
 /** Every service's backend state in the primary, whose verdicts are the ones in force. */
 export function stateMap(lb: LoadBalancer): StateMap {
   return Object.fromEntries(lb.allServices.map((s) => [s.name, s.backends.snapshot()]));
+}
+
+/**
+ * Every service's discovered backends in the primary, where discovery runs
+ * (once, not in each worker, so every worker serves the same list). A
+ * service without [discovery] sends an empty list, which drains any a
+ * worker still has from before a reload removed it.
+ */
+export function discoveredMap(lb: LoadBalancer): DiscoveredMap {
+  return Object.fromEntries(lb.allServices.map((s) => [s.name, s.discoveredBackends]));
 }
 
 /**
@@ -17,6 +27,7 @@ export class StateBroadcast {
   constructor(
     /** Read when the broadcast goes out, not when it is queued. */
     private readonly snapshot: () => StateMap,
+    private readonly discovered: () => DiscoveredMap,
     private readonly send: (m: ToWorker) => void,
   ) {}
 
@@ -25,7 +36,7 @@ export class StateBroadcast {
     this.queued = true;
     setImmediate(() => {
       this.queued = false;
-      this.send({ t: 'state', services: this.snapshot() });
+      this.send({ t: 'state', services: this.snapshot(), discovered: this.discovered() });
     });
   }
 }

@@ -1,4 +1,4 @@
-import { type BackendView, backendView, type ServiceView } from '../admin/views.js';
+import { type BackendView, backendView, discoveryView, type ServiceView } from '../admin/views.js';
 import type { LoadBalancer } from '../load-balancer.js';
 
 /** One worker's answer to a view query (see ClusterWorker); worker 0 holds dead workers' totals. */
@@ -49,6 +49,8 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
       listen: live[0]?.s.listen ?? svc.cfg.listen.address,
       balance: svc.cfg.balance,
       health: svc.cfg.health.kind,
+      // Discovery runs in the primary.
+      discovery: discoveryView(svc),
       activeSessions: sum((s) => s.activeSessions),
       counters,
       pool: {

@@ -5,7 +5,13 @@ import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { WorkerIpc } from './ipc.js';
-import { type FromWorker, isFromWorker, type StateMap, type ToWorker } from './messages.js';
+import {
+  type DiscoveredMap,
+  type FromWorker,
+  isFromWorker,
+  type StateMap,
+  type ToWorker,
+} from './messages.js';
 import type { WorkerStatus } from './views.js';
 
 /** Restart backoff: 100 ms, doubling per quick death, at most 10 s; reset once a worker lived 10 s. */
@@ -36,6 +42,7 @@ export interface SlotHooks {
     logLevel: LogLevel;
     followConfigLogLevel: boolean;
     state: StateMap;
+    discovered: DiscoveredMap;
   };
   /** A worker's dial outcome: the passive health signal the primary's BackendSet decides on. */
   dial(m: Extract<FromWorker, { t: 'dial' }>): void;

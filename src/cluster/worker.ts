@@ -3,8 +3,8 @@ import { createRegistry } from '../admin/metrics.js';
 import { servicesView } from '../admin/views.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
-import type { FromWorker, StateMap, ToWorker } from './messages.js';
-import { workerShare } from './share.js';
+import type { DiscoveredMap, FromWorker, StateMap, ToWorker } from './messages.js';
+import { backendShare, workerShare } from './share.js';
 
 /**
  * A cluster worker (forked by ClusterPrimary, started by worker-main.ts): it
@@ -49,7 +49,7 @@ export class ClusterWorker {
       case 'init':
         return this.init(m.slot, m);
       case 'state':
-        this.applyState(m.services);
+        this.applyState(m.services, m.discovered);
         return;
       case 'reload':
         return this.reply(m.id, async () =>
@@ -84,7 +84,7 @@ export class ClusterWorker {
       }),
     });
     this.lb = lb;
-    this.applyState(m.state);
+    this.applyState(m.state, m.discovered);
     try {
       await lb.start();
     } catch (err) {
@@ -95,9 +95,14 @@ export class ClusterWorker {
     this.send({ t: 'ready' });
   }
 
-  private applyState(map: StateMap): void {
+  /** The primary's discovered backends first (this worker's share of their limits), then its verdicts. */
+  private applyState(map: StateMap, discovered: DiscoveredMap): void {
     const lb = this.lb;
     if (!lb) return;
+    for (const [name, list] of Object.entries(discovered)) {
+      const svc = lb.allServices.find((s) => s.name === name);
+      svc?.applyDiscovered(list.map((b) => backendShare(b, this.workers, this.slot)));
+    }
     for (const [name, states] of Object.entries(map)) {
       const svc = lb.allServices.find((s) => s.name === name);
       if (!svc) continue;

@@ -15,7 +15,14 @@ import { LIMITS } from './limits.js';
 import type { BackendConfig } from './schema.js';
 
 export const MAX_WEIGHT = 1_000_000;
-const BACKEND_KEYS = ['address', 'weight', 'backup', 'max_connections', 'max_rate', 'slow_start'];
+export const BACKEND_KEYS = [
+  'address',
+  'weight',
+  'backup',
+  'max_connections',
+  'max_rate',
+  'slow_start',
+];
 /** The backend keys that take a whole number (see WHOLE_NUMBER_KEYS in schema.ts). */
 export const BACKEND_WHOLE_NUMBER_KEYS = ['weight', 'max_connections', 'max_rate'] as const;
 
@@ -29,15 +36,15 @@ export interface BackendOptions {
   slowStart?: number;
 }
 
+/** A backend's settings without its address. */
+export type BackendSettings = Omit<BackendConfig, 'host' | 'port' | 'address'>;
+
 /**
  * The one validator of a backend's settings, whoever gives them: the config
- * file, `LoadBalancer.addBackend` or the admin API. `t` holds the TOML keys.
+ * file, `LoadBalancer.addBackend`, the admin API or a discovery answer. `t`
+ * holds the TOML keys; `path` ends with "." (or is empty).
  */
-function settings(
-  t: Table,
-  path: string,
-  p: Problems,
-): Omit<BackendConfig, 'host' | 'port' | 'address'> {
+export function settings(t: Table, path: string, p: Problems): BackendSettings {
   return {
     weight: integer(t.weight, `${path}weight`, 1, 1, p, MAX_WEIGHT),
     backup: boolean(t.backup, `${path}backup`, false, p),

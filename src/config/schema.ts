@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
 import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import { type BackendTlsConfig, parseBackendTls } from './backend-tls.js';
+import { type DiscoveryConfig, parseDiscovery } from './discovery.js';
 import { describe } from './duration.js';
 import {
   boolean,
@@ -116,6 +117,8 @@ export interface ServiceConfig {
   readonly helloTimeoutMs: number;
   /** Terminate TLS here; null: bytes pass through untouched. */
   readonly tls: TlsConfig | null;
+  /** Backends found at run time besides `backends` (null: none). */
+  readonly discovery: DiscoveryConfig | null;
 }
 
 export interface Config {
@@ -141,7 +144,7 @@ export interface ParseOptions {
   source?: string;
   /** Allow `listen` on port 0 (an OS-chosen port): for tests and embedding, never from a file. */
   allowEphemeralListen?: boolean;
-  /** Where relative file names (certificates) are taken from: the config file's directory; default the working directory. */
+  /** Where relative file names (certificates, a discovery `path`) are taken from: the config file's directory; default the working directory. */
   baseDir?: string;
 }
 
@@ -195,6 +198,7 @@ const SERVICE_KEYS = [
   'alpn',
   'hello_timeout',
   'tls',
+  'discovery',
 ];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
 
@@ -215,6 +219,7 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
   'min_idle',
   'max_idle',
   ...HEALTH_WHOLE_NUMBER_KEYS,
+  'port',
   ...BACKEND_WHOLE_NUMBER_KEYS,
 ]);
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
@@ -230,6 +235,9 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'slow_start',
   'hello_timeout',
   ...HEALTH_DURATION_KEYS,
+  'min_ttl',
+  'max_ttl',
+  'wait',
 ]);
 
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
@@ -311,8 +319,18 @@ function parseService(
   else listen = hostPort(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
 
   const backends: BackendConfig[] = [];
-  if (raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0)) {
-    p.add(`${path}.backends`, 'a service needs at least one backend');
+  const discovery = parseDiscovery(
+    raw.discovery,
+    `${path}.discovery`,
+    opts.baseDir ?? process.cwd(),
+    p,
+  );
+  const noBackends =
+    raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0);
+  if (noBackends && raw.discovery === undefined) {
+    p.add(`${path}.backends`, 'a service needs at least one backend (or a [discovery] table)');
+  } else if (noBackends) {
+    // Every backend comes from discovery.
   } else if (!Array.isArray(raw.backends)) {
     p.add(
       `${path}.backends`,
@@ -429,6 +447,7 @@ function parseService(
       LIMITS.connectMs,
     ),
     tls: parseTls(raw.tls, `${path}.tls`, p, opts.baseDir),
+    discovery,
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.

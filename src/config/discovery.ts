@@ -1,0 +1,227 @@
+import { statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { parseHostPort } from './address.js';
+import { BACKEND_KEYS, type BackendSettings, settings } from './backend-settings.js';
+import { describe } from './duration.js';
+import { boolean, checkKeys, duration, integer, oneOf, type Problems, table } from './fields.js';
+import { LIMITS } from './limits.js';
+
+export const DISCOVERY_KINDS = ['dns', 'srv', 'file', 'http'] as const;
+export type DiscoveryKind = (typeof DISCOVERY_KINDS)[number];
+export const DNS_FAMILIES = ['any', 'ipv4', 'ipv6'] as const;
+export const HTTP_SHAPES = ['generic', 'consul'] as const;
+
+/** One `[services.NAME.discovery]`: where the service's backends come from besides `backends`. */
+export interface DiscoveryConfig {
+  readonly kind: DiscoveryKind;
+  /** dns, srv: the name to resolve. */
+  readonly name: string;
+  /** dns: the port of every backend found. */
+  readonly port: number;
+  /** dns: A records, AAAA records or both. */
+  readonly family: (typeof DNS_FAMILIES)[number];
+  /** dns, srv: "ip:port" of the DNS server to ask; null: the system's resolvers. */
+  readonly resolver: string | null;
+  /** file: the file, absolute. */
+  readonly path: string;
+  /** http: the URL polled. */
+  readonly url: string;
+  readonly shape: (typeof HTTP_SHAPES)[number];
+  /** dns, srv: at most this long between resolutions; http: the poll period; file: a re-stat besides the watch. */
+  readonly intervalMs: number;
+  /** One lookup's deadline (a DNS query, an HTTP request beyond a Consul `wait`). */
+  readonly timeoutMs: number;
+  /** dns, srv: the floor and ceiling put on a record's TTL. */
+  readonly minTtlMs: number;
+  readonly maxTtlMs: number;
+  /** http, shape consul: how long a blocking query may wait for a change. */
+  readonly waitMs: number;
+  /** An answer with no backend is a failure (the last list stays) unless this is true. */
+  readonly allowEmpty: boolean;
+  /** Settings of every discovered backend (an entry of a file or generic http answer may set its own). */
+  readonly backend: BackendSettings;
+}
+
+const COMMON_KEYS = ['kind', 'interval', 'timeout', 'allow_empty', 'backend'];
+const KIND_KEYS: Readonly<Record<DiscoveryKind, readonly string[]>> = {
+  dns: ['name', 'port', 'family', 'resolver', 'min_ttl', 'max_ttl'],
+  srv: ['name', 'resolver', 'min_ttl', 'max_ttl'],
+  file: ['path'],
+  http: ['url', 'shape', 'wait'],
+};
+const ALL_KEYS = [...new Set([...COMMON_KEYS, ...Object.values(KIND_KEYS).flat()])];
+const DEFAULT_INTERVAL_MS: Readonly<Record<DiscoveryKind, number>> = {
+  dns: 30_000,
+  srv: 30_000,
+  file: 5_000,
+  http: 10_000,
+};
+/** A lookup at most this often: below it a poll is a load test of the registry. */
+const MIN_INTERVAL_MS = 50;
+/** Consul caps a blocking query's wait at 10 minutes. */
+const MAX_WAIT_MS = 10 * 60_000;
+
+const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})';
+const NAME_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
+/** RFC 2782: _service._proto.name */
+const SRV_RE = new RegExp(
+  `^(?=.{1,253}$)_[A-Za-z0-9-]{1,62}\\._[A-Za-z0-9-]{1,62}(?:\\.${LABEL})+\\.?$`,
+);
+
+/** The name keys of dns and srv: a DNS name (and for srv, `_service._proto.name`). */
+function dnsName(v: unknown, path: string, kind: DiscoveryKind, p: Problems): string {
+  if (v === undefined) {
+    const eg = kind === 'srv' ? '"_pg._tcp.example.internal"' : '"db.example.internal"';
+    p.add(path, `missing; kind = "${kind}" needs name = ${eg}`);
+    return '';
+  }
+  if (typeof v !== 'string' || !NAME_RE.test(v) || isIP(v) !== 0) {
+    p.add(path, `expected a DNS name such as "db.example.internal", got ${describe(v)}`);
+    return '';
+  }
+  if (kind === 'srv' && !SRV_RE.test(v)) {
+    p.add(
+      path,
+      `expected an SRV name shaped _service._proto.name such as "_pg._tcp.example.internal", got ${describe(v)}`,
+    );
+    return '';
+  }
+  return v.toLowerCase().replace(/\.$/, '');
+}
+
+function dnsPort(v: unknown, path: string, p: Problems): number {
+  if (v !== undefined) return integer(v, path, 0, 1, p, 65535);
+  p.add(path, 'missing; kind = "dns" needs the port of its backends, e.g. port = 5432');
+  return 0;
+}
+
+/** `resolver = "127.0.0.1:5353"`: node:dns takes IP addresses only. */
+function resolverAddress(v: unknown, path: string, p: Problems): string | null {
+  if (v === undefined) return null;
+  const hp = parseHostPort(v);
+  if ('error' in hp || isIP(hp.host) === 0) {
+    p.add(path, `expected "ip:port" of a DNS server such as "127.0.0.1:53", got ${describe(v)}`);
+    return null;
+  }
+  return hp.address;
+}
+
+function httpUrl(v: unknown, path: string, p: Problems): string {
+  if (v === undefined) {
+    p.add(path, 'missing; kind = "http" needs url = "http://host:port/path"');
+    return '';
+  }
+  let u: URL | null = null;
+  try {
+    if (typeof v === 'string') u = new URL(v);
+  } catch {}
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+    p.add(path, `expected an http:// or https:// URL, got ${describe(v)}`);
+    return '';
+  }
+  if (u.username || u.password) {
+    p.add(path, 'credentials in the URL would be logged; put none there');
+    return '';
+  }
+  return u.href;
+}
+
+/** The file must exist now and be a regular file: a typo should fail `check`, not the first lookup. */
+function watchedFile(v: unknown, path: string, baseDir: string, p: Problems): string {
+  if (typeof v !== 'string' || v === '') {
+    p.add(
+      path,
+      v === undefined
+        ? 'missing; kind = "file" needs path = "backends.json"'
+        : `expected a file path, got ${describe(v)}`,
+    );
+    return '';
+  }
+  const file = isAbsolute(v) ? v : resolve(baseDir, v);
+  if (!/\.(json|toml)$/i.test(file)) {
+    p.add(path, `expected a .json or .toml file, got ${describe(v)}`);
+    return '';
+  }
+  try {
+    if (!statSync(file).isFile()) p.add(path, `${file} is not a regular file`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    p.add(path, `${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  return file;
+}
+
+/**
+ * Validates `[services.NAME.discovery]`. Keys of another kind are errors, so
+ * a `url` left under kind = "dns" is caught rather than ignored. A relative
+ * `path` is taken from `baseDir` (the config file's directory).
+ */
+export function parseDiscovery(
+  v: unknown,
+  path: string,
+  baseDir: string,
+  p: Problems,
+): DiscoveryConfig | null {
+  if (v === undefined) return null;
+  const t = table(v, path, p);
+  checkKeys(t, ALL_KEYS, path, p);
+  if (t.kind === undefined) {
+    p.add(`${path}.kind`, `missing; one of ${DISCOVERY_KINDS.join(' | ')}`);
+    return null;
+  }
+  const kind = oneOf(t.kind, `${path}.kind`, 'dns', DISCOVERY_KINDS, p);
+  const mine = [...COMMON_KEYS, ...KIND_KEYS[kind]];
+  for (const key of Object.keys(t)) {
+    if (ALL_KEYS.includes(key) && !mine.includes(key)) {
+      const owners = DISCOVERY_KINDS.filter((k) => KIND_KEYS[k].includes(key));
+      p.add(`${path}.${key}`, `only for kind = ${owners.map((k) => `"${k}"`).join(' or ')}`);
+    }
+  }
+  const has = (key: string) => KIND_KEYS[kind].includes(key);
+  const bt = table(t.backend, `${path}.backend`, p);
+  checkKeys(
+    bt,
+    BACKEND_KEYS.filter((k) => k !== 'address'),
+    `${path}.backend`,
+    p,
+  );
+  const minTtlMs = duration(t.min_ttl, `${path}.min_ttl`, 1_000, p, 0, LIMITS.healthIntervalMs);
+  const maxTtlMs = duration(t.max_ttl, `${path}.max_ttl`, 3_600_000, p, 1, 24 * 3_600_000);
+  if (minTtlMs > maxTtlMs)
+    p.add(`${path}.min_ttl`, `must be at most max_ttl (${maxTtlMs}ms), got ${minTtlMs}ms`);
+  const cfg: DiscoveryConfig = {
+    kind,
+    name: has('name') ? dnsName(t.name, `${path}.name`, kind, p) : '',
+    port: kind === 'dns' ? dnsPort(t.port, `${path}.port`, p) : 0,
+    family: oneOf(t.family, `${path}.family`, 'any', DNS_FAMILIES, p),
+    resolver: resolverAddress(t.resolver, `${path}.resolver`, p),
+    path: kind === 'file' ? watchedFile(t.path, `${path}.path`, baseDir, p) : '',
+    url: kind === 'http' ? httpUrl(t.url, `${path}.url`, p) : '',
+    shape: oneOf(t.shape, `${path}.shape`, 'generic', HTTP_SHAPES, p),
+    intervalMs: duration(
+      t.interval,
+      `${path}.interval`,
+      DEFAULT_INTERVAL_MS[kind],
+      p,
+      MIN_INTERVAL_MS,
+      LIMITS.healthIntervalMs,
+    ),
+    timeoutMs: duration(
+      t.timeout,
+      `${path}.timeout`,
+      kind === 'http' ? 5_000 : 2_000,
+      p,
+      1,
+      LIMITS.connectMs,
+    ),
+    minTtlMs,
+    maxTtlMs,
+    waitMs: duration(t.wait, `${path}.wait`, 60_000, p, 1_000, MAX_WAIT_MS),
+    allowEmpty: boolean(t.allow_empty, `${path}.allow_empty`, false, p),
+    backend: Object.freeze(settings(bt, `${path}.backend.`, p)),
+  };
+  if (t.wait !== undefined && cfg.shape !== 'consul')
+    p.add(`${path}.wait`, 'only with shape = "consul" (a blocking query)');
+  return Object.freeze(cfg);
+}

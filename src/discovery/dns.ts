@@ -1,0 +1,30 @@
+import { formatHostPort } from '../config/address.js';
+import type { DiscoveryConfig } from '../config/discovery.js';
+import type { BackendConfig } from '../config/schema.js';
+import { createResolver, resolveAddresses } from './resolver.js';
+import type { Answer, Source } from './source.js';
+
+/**
+ * kind = "dns": every A / AAAA record of `name` is a backend on `port`
+ * (HAProxy server-template with resolvers, Envoy STRICT_DNS), looked up
+ * again when the shortest TTL runs out.
+ */
+export function dnsSource(cfg: DiscoveryConfig): Source {
+  const resolver = createResolver(cfg.resolver, cfg.timeoutMs);
+  return {
+    target: cfg.name,
+    deadlineMs: () => cfg.timeoutMs * 2,
+    async lookup(signal): Promise<Answer> {
+      const found = await resolveAddresses(resolver, cfg.name, cfg.family, signal);
+      const backends: BackendConfig[] = found.addresses.map((ip) =>
+        Object.freeze({
+          host: ip,
+          port: cfg.port,
+          address: formatHostPort(ip, cfg.port),
+          ...cfg.backend,
+        }),
+      );
+      return { backends, ttlMs: found.ttlMs };
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { type FSWatcher, watch } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { DiscoveryConfig } from '../config/discovery.js';
+import { parseToml } from '../config/load.js';
+import { parseEntries } from './entries.js';
+import { type Answer, DiscoveryError, type Source } from './source.js';
+
+/** A backend list is a few KiB; past this it is a mistake, not a list. */
+const MAX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * kind = "file": a JSON or TOML file listing backends as `backends` does,
+ * read again when it changes. The directory is watched, not the file: an
+ * editor or a deploy tool that writes a new file and renames it over the old
+ * one replaces the inode a file watch would follow. Each event (and each
+ * `interval`, in case a filesystem sends none) re-stats the file, and only a
+ * new inode, size or mtime is read.
+ */
+export function fileSource(cfg: DiscoveryConfig): Source {
+  const file = cfg.path;
+  let lastGood = '';
+  return {
+    target: file,
+    deadlineMs: () => cfg.timeoutMs,
+    async lookup(): Promise<Answer> {
+      let text: string;
+      let seen: string;
+      try {
+        const st = await stat(file);
+        if (!st.isFile()) throw new DiscoveryError(`${file}: not a regular file`);
+        seen = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+        if (seen === lastGood) return { backends: null, ttlMs: null };
+        if (st.size > MAX_FILE_BYTES)
+          throw new DiscoveryError(
+            `${file}: ${st.size} bytes, over the limit of ${MAX_FILE_BYTES}`,
+          );
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        if (err instanceof DiscoveryError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new DiscoveryError(
+          `${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+        );
+      }
+      let doc: unknown;
+      if (/\.toml$/i.test(file)) {
+        doc = parseToml(text, file);
+      } else {
+        try {
+          doc = JSON.parse(text);
+        } catch (err) {
+          throw new DiscoveryError(`${file}: bad JSON: ${(err as Error).message}`);
+        }
+      }
+      const backends = parseEntries(doc, cfg.backend, file);
+      lastGood = seen;
+      return { backends, ttlMs: null };
+    },
+    watch(changed): () => void {
+      const name = basename(file);
+      let w: FSWatcher | null = null;
+      try {
+        w = watch(dirname(file), { persistent: false }, (_event, f) => {
+          if (f === null || f === name) changed();
+        });
+        // The directory went away, or the watch broke: `interval` still re-stats.
+        w.on('error', () => w?.close());
+      } catch {
+        // No watch possible here (no inotify left): `interval` re-stats.
+      }
+      return () => w?.close();
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import { isIP } from 'node:net';
+import { formatHostPort } from '../config/address.js';
+import type { DiscoveryConfig } from '../config/discovery.js';
+import type { BackendConfig } from '../config/schema.js';
+import { absolute, createResolver, dnsFailure, resolveAddresses } from './resolver.js';
+import type { Answer, Source } from './source.js';
+
+/**
+ * kind = "srv": the SRV records of `_service._proto.name` give targets, ports
+ * and weights. Backends have one backup tier, so the lowest priority is the
+ * primaries, the next one the backups, and any higher one is left out.
+ * node:dns gives no TTL with SRV records, so the targets' A / AAAA TTLs (and
+ * `interval`) decide when to look again.
+ */
+export function srvSource(cfg: DiscoveryConfig): Source {
+  const resolver = createResolver(cfg.resolver, cfg.timeoutMs);
+  return {
+    target: cfg.name,
+    // resolveSrv, then the targets' A / AAAA at once.
+    deadlineMs: () => cfg.timeoutMs * 3,
+    async lookup(signal): Promise<Answer> {
+      const onAbort = (): void => resolver.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
+      let records: Awaited<ReturnType<typeof resolver.resolveSrv>>;
+      try {
+        records = await resolver.resolveSrv(absolute(cfg.name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENODATA') return { backends: [], ttlMs: null };
+        throw dnsFailure(cfg.name, err);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+      // RFC 2782: a target of "." says the service is not offered there.
+      const usable = records.filter((r) => r.name !== '' && r.name !== '.');
+      const tiers = [...new Set(usable.map((r) => r.priority))].sort((a, b) => a - b).slice(0, 2);
+      const inTiers = usable
+        .filter((r) => tiers.includes(r.priority))
+        .sort((a, b) => a.priority - b.priority);
+      const targets = [...new Set(inTiers.map((r) => r.name))];
+      const resolved = await Promise.allSettled(
+        targets.map((t) =>
+          isIP(t) !== 0
+            ? Promise.resolve({ addresses: [t], ttlMs: null })
+            : resolveAddresses(resolver, t, 'any', signal),
+        ),
+      );
+      const byTarget = new Map<string, string[]>();
+      let ttlMs: number | null = null;
+      let firstError: unknown = null;
+      resolved.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          firstError ??= r.reason;
+          return;
+        }
+        byTarget.set(targets[i] as string, r.value.addresses);
+        if (r.value.ttlMs !== null) ttlMs = Math.min(ttlMs ?? r.value.ttlMs, r.value.ttlMs);
+      });
+      // Some targets unresolvable: serve the others. None: the lookup failed.
+      if (targets.length > 0 && byTarget.size === 0) throw firstError;
+      const backends: BackendConfig[] = [];
+      const seen = new Set<string>();
+      for (const r of inTiers) {
+        for (const ip of byTarget.get(r.name) ?? []) {
+          const address = formatHostPort(ip, r.port);
+          if (seen.has(address)) continue;
+          seen.add(address);
+          backends.push(
+            Object.freeze({
+              ...cfg.backend,
+              host: ip,
+              port: r.port,
+              address,
+              // SRV weight 0 means "rarely"; the lowest weight here is 1.
+              weight: Math.max(1, r.weight),
+              backup: r.priority !== tiers[0],
+            }),
+          );
+        }
+      }
+      return { backends, ttlMs };
+    },
+  };
+}
