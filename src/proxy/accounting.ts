@@ -87,6 +87,11 @@ export class SessionAccounting {
    */
   readonly routes: Record<string, number> = {};
   private accessLog: Logger | null = null;
+
+  /** The access log is on: it names each session's client, whose address must be read while the socket is open. */
+  get logsClients(): boolean {
+    return this.accessLog !== null;
+  }
   /** An outage refuses every client: one warning a second, saying how many it stands for. */
   private readonly outageLog: LogThrottle;
   private readonly crashLog: LogThrottle;

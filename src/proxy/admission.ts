@@ -68,10 +68,11 @@ export class Admission {
    * to release it from when it ends (null when no limit is set), or which
    * limit refused it.
    */
-  lease(ip: string): SourceLimiter | null | Exclude<SourceVerdict, 'ok'> {
+  /** `who.clientIp` is read only when a per-source limit is set (reading it may cost a syscall). */
+  lease(who: { readonly clientIp: string }): SourceLimiter | null | Exclude<SourceVerdict, 'ok'> {
     const l = this.limiter;
     if (!l.enabled) return null;
-    const verdict = l.acquire(ip, this.clock.now());
+    const verdict = l.acquire(who.clientIp, this.clock.now());
     return verdict === 'ok' ? l : verdict;
   }
 

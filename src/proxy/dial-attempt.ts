@@ -9,6 +9,8 @@ import type { PooledSocket } from '../pool/warm-pool.js';
  * `LoadBalancer.connect()`): told once, with a socket or with why not.
  */
 export interface DialRequester {
+  /** The client's address as a key, read on demand (see Session.clientIp). */
+  readonly clientIp?: string;
   /** A connected socket to `target`; `pooled` when it came warm from the pool, with what its backend sent so far. */
   dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void;
   /** No backend could be picked, every dial failed, or the wait for a slot ended. */
@@ -28,6 +30,10 @@ export interface DialFailure {
   cause: string;
 }
 
+/** Shared by every attempt that has none: most dials succeed at once, and allocate no list. */
+const NO_BACKENDS: readonly Backend[] = Object.freeze([]);
+const NO_FAILURES: readonly DialFailure[] = Object.freeze([]);
+
 /**
  * One request for a backend socket and everything the dialer keeps while it
  * is served: the backends tried, the failures, the slot reserved, the connect
@@ -36,12 +42,7 @@ export interface DialFailure {
  * client left) or to `redialFresh()`. It is also the strategy's PickContext,
  * so a dial allocates nothing more per pick.
  */
-/** Shared by every attempt that has none: most dials succeed at once, and allocate no list. */
-const NO_BACKENDS: readonly Backend[] = Object.freeze([]);
-const NO_FAILURES: readonly DialFailure[] = Object.freeze([]);
-
 export class DialAttempt implements PickContext {
-  clientIp: string;
   now = 0;
   /**
    * Backends picked before the pick under way (the strategy skips them while
@@ -72,11 +73,14 @@ export class DialAttempt implements PickContext {
   constructor(
     private readonly owner: AttemptOwner,
     readonly requester: DialRequester,
-    clientIp: string,
+    /** The key ip-hash reads; null: the requester's client address, read only if a strategy asks. */
+    private readonly key: string | null,
     /** May join the service's wait queue when every backend is at its cap (sessions may; connect() does not). */
     readonly canWait: boolean,
-  ) {
-    this.clientIp = clientIp;
+  ) {}
+
+  get clientIp(): string {
+    return this.key ?? this.requester.clientIp ?? '';
   }
 
   /** Before a new pick: the previous one joins `tried`. */

@@ -51,7 +51,8 @@ export class Dialer implements AttemptOwner {
    */
   begin(
     req: DialRequester,
-    clientIp: string,
+    /** ip-hash's key; null: the requester's clientIp, read only when a strategy asks for it. */
+    clientIp: string | null,
     canWait: boolean,
     servername: string | null = null,
   ): DialAttempt {

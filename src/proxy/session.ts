@@ -21,6 +21,7 @@ import {
   clientDrain,
   clientEnd,
   clientError,
+  passFin,
   tag,
 } from './session-listeners.js';
 import type { SourceLimiter } from './source-limits.js';
@@ -36,8 +37,16 @@ export type { SessionConfig, SessionHost, TerminationCause } from './session-hos
  */
 export class Session implements DialRequester {
   readonly client: Socket;
-  /** The client's address: the socket's, or the one its PROXY header gave. Keys ip-hash and per-source limits. */
-  clientIp: string;
+  /**
+   * The client's address, as a key (see clientKey): the socket's, or the one
+   * its PROXY header gave. Read on demand (ip-hash, per-source limits,
+   * allow/deny, logs): the socket's costs a getpeername() syscall, which a
+   * session that needs none of these never makes.
+   */
+  get clientIp(): string {
+    if (this.ip === null) this.ip = clientKey(this.client.remoteAddress ?? '');
+    return this.ip;
+  }
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The dial for this session, once admitted: cancelled if the client leaves first, kept for the access log. */
@@ -57,6 +66,7 @@ export class Session implements DialRequester {
   /** Clock ms since which the sweep has seen no chunk cross. */
   private quietSince = 0;
 
+  private ip: string | null = null;
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;
@@ -74,7 +84,6 @@ export class Session implements DialRequester {
     client: Socket,
   ) {
     this.client = client;
-    this.clientIp = clientKey(client.remoteAddress ?? '');
     this.acceptedAt = host.clock.now();
     tag(client, this);
     client.on('error', clientError);
@@ -102,7 +111,7 @@ export class Session implements DialRequester {
   /** The client's addresses, as its PROXY header gave them. */
   protected proxiedBy(addresses: ProxyAddresses): void {
     this.proxied = addresses;
-    this.clientIp = clientKey(addresses.srcAddr);
+    this.ip = clientKey(addresses.srcAddr);
   }
 
   /**
@@ -314,13 +323,13 @@ export class Session implements DialRequester {
 
   onClientEnd(): void {
     this.cause ??= 'client-closed';
-    this.backend?.end();
+    if (this.backend) passFin(this.backend);
   }
 
   onBackendEnd(): void {
     if (this.redialIfUntouched()) return;
     this.cause ??= 'backend-closed';
-    this.client.end();
+    passFin(this.client);
   }
 
   onClientError(): void {

@@ -85,6 +85,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       }
     }
     const s = new Session(this, client);
+    // Read now, while the socket has its peer (the access log names it after the close).
+    if (stats.logsClients) s.clientIp;
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.start();
@@ -139,6 +141,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   private startRouted(client: Socket, r: Routed, terminated: boolean): void {
     const s = new RoutedSession(this, client, r, terminated);
+    if (this.deps.stats.logsClients) s.clientIp;
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.startRead();
@@ -162,14 +165,14 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
-    const lease = this.deps.admission.lease(s.clientIp);
+    const lease = this.deps.admission.lease(s);
     if (typeof lease === 'string') {
       this.deps.stats.refusedSource(s.clientIp, lease);
       s.refuse('refused-limit');
       return;
     }
     s.sourceLimiter = lease;
-    s.attempt = this.deps.dialer.begin(s, s.clientIp, true);
+    s.attempt = this.deps.dialer.begin(s, null, true);
   }
 
   proxyHeaderFailed(s: Session, reason: string): void {
