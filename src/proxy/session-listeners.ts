@@ -69,6 +69,20 @@ export function backendClose(this: Socket, hadError: boolean): void {
 }
 
 /**
+ * Passes a FIN on. A plain TCP socket whose peer has sent its own FIN, with
+ * nothing of ours left unwritten, is closed outright: close() sends the FIN as
+ * shutdown() would (the kernel still delivers what it buffered), and the socket
+ * would close right after anyway, so a syscall is saved (strace -c under churn:
+ * two shutdown() per connection, against HAProxy's 0.09). A TLS socket always
+ * ends, so its close_notify is sent.
+ */
+export function passFin(sock: Socket): void {
+  if (sock.readableEnded && sock.writableLength === 0 && !(sock as TLSSocket).encrypted)
+    sock.destroy();
+  else sock.end();
+}
+
+/**
  * Closes a socket with a reset, so the peer sees an abort rather than a clean
  * end. Once our side has sent its FIN, libuv refuses the reset (EINVAL while
  * shutting down) and Node then never closes the handle: the descriptor leaks
