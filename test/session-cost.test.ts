@@ -184,3 +184,40 @@ test('connect deadline: a dial its caller abandoned is not failed later by its t
   );
   assert.equal(web.backends.all[0]?.state, 'up');
 });
+
+test('FIN passed on by close(): a backend that half-closed first still gets every byte the client sends after it', async (t) => {
+  let got = 0;
+  let eof = false;
+  const be = await scriptedServer(t, (s) => {
+    // allowHalfOpen backend: says goodbye at once, then keeps reading.
+    s.end('bye');
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+    });
+    s.on('end', () => {
+      eof = true;
+    });
+  });
+  const lb = await startLb(t, svc([addr(be)]));
+  const c = await openClient(lb.address('web').port);
+  assert.equal((await readAll(c)).toString(), 'bye');
+  // The client writes 8 MiB after the backend's FIN, then ends: the backend leg is closed,
+  // not shut down, only once all of it is written.
+  const total = 8 * 2 ** 20;
+  const block = Buffer.alloc(64 * 1024, 7);
+  for (let n = 0; n < total; n += block.length) if (!c.write(block)) await once(c, 'drain');
+  c.end();
+  await waitFor(() => eof, 10_000, 'backend EOF');
+  assert.equal(got, total);
+});
+
+test('lazy client address: the access log names the client even when it is gone before the session ends', async (t) => {
+  const be = await echoServer(t);
+  const { lb, lines } = await loggedLb(t, svc([addr(be)]));
+  const c = await openClient(lb.address('web').port);
+  c.write('x');
+  assert.equal((await readBytes(c, 1)).toString(), 'x');
+  c.resetAndDestroy();
+  await waitFor(() => access(lines).length === 1, 3000, 'access line');
+  assert.match(String(access(lines)[0]?.client), /^127\.0\.0\.1:\d+$/);
+});

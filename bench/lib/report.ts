@@ -124,7 +124,7 @@ function goalsTable(r: Results): string[] {
   }
   out.push(
     '',
-    'Idle memory per session is the least-squares slope of the balancer’s RSS over the sessions open, read after each quarter of them: what it holds regardless of sessions (the warm pool’s idle sockets) is in the intercept, not the slope.',
+    'Idle memory per session is the least-squares slope of the balancer’s RSS over the sessions open, read after each quarter of them: what it holds regardless of sessions (the warm pool’s idle sockets) is in the intercept, not the slope. Each idle session first carries one HTTP request and its reply, so every target holds both legs (node-tcp-proxy dials its backend only at the client’s first byte; a session that never sent one cost it a single socket).',
     '',
   );
   return out;

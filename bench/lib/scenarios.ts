@@ -143,11 +143,26 @@ export async function bulk(r: Running, opts: ScenarioOpts): Promise<Figures> {
 }
 
 /**
- * Opens `n` idle sessions through the target, in four steps, and reads the
- * balancer's RSS after each (settled): the memory per session is the
- * least-squares slope of RSS over sessions open. Whatever the balancer holds
- * regardless of sessions (the warm pool's idle sockets, code, buffers) is in
- * the intercept, not the slope.
+ * One request and its reply on a new connection, which then stays open idle:
+ * an idle session as a pooled database or keep-alive HTTP client leaves one.
+ * A session that never sent a byte would favour a proxy that dials its backend
+ * only at the client's first byte (node-tcp-proxy does; HAProxy, nginx and
+ * blitz-lb dial at accept, as server-first protocols need) by one socket.
+ */
+async function openExchanged(port: number): Promise<Socket> {
+  const s = await open(port);
+  const reply = once(s, 'data');
+  s.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
+  await reply;
+  return s;
+}
+
+/**
+ * Opens `n` idle sessions through the target (each after one exchange, see
+ * openExchanged), in four steps, and reads the balancer's RSS after each
+ * (settled): the memory per session is the least-squares slope of RSS over
+ * sessions open. Whatever the balancer holds regardless of sessions (the warm
+ * pool's idle sockets, code, buffers) is in the intercept, not the slope.
  */
 export async function idle(r: Running, opts: ScenarioOpts): Promise<Figures> {
   if (!r.pid)
@@ -169,7 +184,9 @@ export async function idle(r: Running, opts: ScenarioOpts): Promise<Figures> {
     const goal = Math.round((opts.idleSessions * step) / steps);
     while (socks.length + errors < goal) {
       const opened = await Promise.allSettled(
-        Array.from({ length: Math.min(batch, goal - socks.length - errors) }, () => open(r.port)),
+        Array.from({ length: Math.min(batch, goal - socks.length - errors) }, () =>
+          openExchanged(r.port),
+        ),
       );
       for (const o of opened) {
         if (o.status === 'fulfilled') {
