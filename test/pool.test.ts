@@ -215,3 +215,25 @@ test('pool: idle_ttl is measured on the clock passed in, so moving it ages idle 
   assert.equal(s.pool.counters.evictions.expired, 2, 'both idle sockets past idle_ttl');
   await waitFor(() => s.pool.idleCount === 2 && be.accepted() === 4, 3000, 'replacement');
 });
+
+test('pool: take() refills after the taker is served, not inside it, and takes in one tick share one refill', async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 3, max_idle: 3 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 3, 3000, 'pool to fill');
+  const b = s.backends.all[0] as NonNullable<(typeof s.backends.all)[0]>;
+  const taken = [s.pool.take(b), s.pool.take(b)];
+  assert.ok(taken[0] && taken[1], 'two warm sockets');
+  // Nothing dialled inside take(): the taker's own work comes first.
+  assert.equal(s.pool.connectingFor(b), 0);
+  await new Promise((r) => setImmediate(r));
+  // One refill for both takes, opening what both left.
+  assert.equal(s.pool.connectingFor(b) + s.pool.idleFor(b), 3);
+  await waitFor(() => s.pool.idleFor(b) === 3, 3000, 'refilled');
+  assert.equal(be.accepted(), 5);
+  for (const ps of taken) {
+    if (!ps) continue;
+    s.pool.detach(ps);
+    ps.socket.destroy();
+  }
+});

@@ -49,6 +49,8 @@ export class BackendPool {
   /** Refill backoff: 0 while the backend takes and keeps connections. */
   backoffMs = 0;
   retryTimer: NodeJS.Timeout | null = null;
+  /** A refill is queued for the next check phase (see WarmPool.refillSoon). */
+  refillQueued = false;
   closed = false;
   /** Idle sockets in a row that died young (closed, reset or flooded before use). */
   earlyCloses = 0;

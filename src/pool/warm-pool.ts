@@ -105,6 +105,11 @@ export class WarmPool {
     return n;
   }
 
+  /** Connects under way to refill `b`'s pool. */
+  connectingFor(b: Backend): number {
+    return this.pools.get(b)?.connecting ?? 0;
+  }
+
   idleFor(b: Backend): number {
     return this.pools.get(b)?.idle.length ?? 0;
   }
@@ -128,7 +133,7 @@ export class WarmPool {
       if (p) {
         p.missesSinceReap++;
         if (p.target < this.cfg.maxIdle) p.target++;
-        this.refill(p);
+        this.refillSoon(p);
       }
       return null;
     }
@@ -136,7 +141,7 @@ export class WarmPool {
     // Only a socket that outlived youth proves the backend keeps them: a young one may
     // just not have been closed yet (a backend at its own client limit).
     if (this.clock.now() - ps.openedAt >= this.youngMs) p.proven();
-    this.refill(p);
+    this.refillSoon(p);
     return ps;
   }
 
@@ -204,6 +209,25 @@ export class WarmPool {
     if (p.retryTimer) clearTimeout(p.retryTimer);
     while (p.idle.length > 0) this.evict(p, p.idle[p.idle.length - 1] as PooledSocket, cause);
     this.pools.delete(b);
+  }
+
+  /**
+   * Refills after the current I/O callbacks, not inside take(): the client that
+   * took a socket is attached and its bytes written first. A TLS refill
+   * (tls.connect, before its handshake) cost the taking client ~0.7 ms, as much
+   * as the warm socket saved (the TLS pool bench); a plain connect() runs the
+   * whole loopback handshake inside the syscall. Takes in one tick share one refill.
+   */
+  private refillSoon(p: BackendPool): void {
+    if (p.refillQueued) return;
+    p.refillQueued = true;
+    setImmediate(refillQueued, this, p);
+  }
+
+  /** @internal For refillQueued. */
+  runQueuedRefill(p: BackendPool): void {
+    p.refillQueued = false;
+    this.refill(p);
   }
 
   private refill(p: BackendPool): void {
@@ -335,4 +359,8 @@ export class WarmPool {
   private get youngMs(): number {
     return Math.max(100, Math.min(this.cfg.idleTtlMs / 2, 5000));
   }
+}
+
+function refillQueued(pool: WarmPool, p: BackendPool): void {
+  pool.runQueuedRefill(p);
 }
