@@ -43,7 +43,7 @@ export function markdown(r: Results): string {
   const out: string[] = [
     `${r.date.slice(0, 10)} · ${r.machine.cpu}, ${r.machine.cores} cores · Node ${r.machine.node} · backends: ${r.machine.backends}`,
     `${r.machine.haproxy ?? 'HAProxy not installed'} · ${r.machine.nginx ?? 'nginx not installed'}`,
-    `${r.rounds} interleaved round(s), medians; ${r.opts.seconds} s per HTTP run; bulk ${r.opts.bulkBytes / 2 ** 20} MiB each way; idle ${r.opts.idleSessions} sessions. Ratios are against ${base} in the same run.`,
+    `${r.rounds} interleaved round(s), medians; ${r.opts.seconds} s per HTTP run; bulk ${r.opts.bulkBytes / 2 ** 20} MiB each way; idle ${r.opts.idleSessions} sessions. ${r.scenarios['keep-alive'] ? `Ratios are against ${base} in the same run; ` : ''}TLS ratios against haproxy.`,
     '',
   ];
   for (const sc of ['keep-alive', 'churn']) {
