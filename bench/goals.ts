@@ -1,12 +1,12 @@
 /**
- * The performance goals (issue 14), one table: each row is a ratio of a
+ * The performance goals (issue 14; the TLS rows: issue 15), one table: each row is a ratio of a
  * blitz-lb figure to a peer's, measured in the same run, and the bound it
  * must meet. `npm run bench` prints each with met / missed.
  */
 export interface Goal {
   row: string;
-  scenario: 'keep-alive' | 'churn' | 'bulk' | 'idle';
-  /** cpuUs: per request or connection; kib: idle memory per session; bulk: mean of both ways. */
+  scenario: 'keep-alive' | 'churn' | 'bulk' | 'idle' | 'tls-handshake' | 'tls-keep-alive';
+  /** cpuUs: per request, connection or handshake; kib: idle memory per session; bulk: mean of both ways; rps: handshakes/s under tls-handshake. */
   figure: 'cpuUs' | 'rps' | 'kibPerSession' | 'bulkMean' | 'p99';
   target: string;
   peer: string;
@@ -48,6 +48,8 @@ export const GOALS: readonly Goal[] = Object.freeze([
   g('keep-alive: req/s vs node-tcp-proxy', 'keep-alive', 'rps', 'node-tcp-proxy', '>=', 1.2),
   g('bulk: Gbit/s vs HAProxy (mean of both ways)', 'bulk', 'bulkMean', 'haproxy', '>=', 1.0),
   g('keep-alive: p99 vs HAProxy (at most HAProxy’s)', 'keep-alive', 'p99', 'haproxy', '<=', 1.0),
+  g('TLS termination: handshakes/s vs HAProxy', 'tls-handshake', 'rps', 'haproxy', '>=', 0.8),
+  g('TLS keep-alive: CPU per request vs HAProxy', 'tls-keep-alive', 'cpuUs', 'haproxy', '<=', 1.5),
 ]);
 
 function g(

@@ -1,18 +1,23 @@
 /**
- * npm run bench [-- --quick] [--rounds N] [--seconds S]
+ * npm run bench [-- --quick] [--tls-only] [--rounds N] [--seconds S]
  *
  * Scenarios (keep-alive, churn, bulk, idle) against every target (direct,
  * blitz-lb, blitz-lb with the pool off, node-tcp-proxy, HAProxy and nginx
- * stream when installed), run interleaved A B C A B C… for several rounds;
- * medians reported as a markdown table, bench/results/latest.json and
+ * stream when installed), and the TLS group (tls-handshake, tls-keep-alive:
+ * termination; tls-pool: TLS to backends) against blitz-lb, HAProxy and
+ * nginx stream, run interleaved A B C A B C… for several rounds; medians
+ * reported as a markdown table, bench/results/latest.json and
  * bench/RESULTS.md. --quick is a one-round smoke of everything that checks
- * only that every figure came out.
+ * only that every figure came out. --tls-only runs the TLS group alone
+ * (results in bench/results/tls-only.json or quick-tls.json; RESULTS.md is
+ * left alone).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onPath } from './lib/load.js';
 import {
   blitzDefault,
   blitzNoPool,
@@ -21,6 +26,7 @@ import {
   MAX_SESSIONS,
   nginxStream,
   nodeTcpProxy,
+  type Running,
   startBulkBackend,
   startHttpBackends,
   type Target,
@@ -28,6 +34,17 @@ import {
 import { median } from './lib/proc.js';
 import { markdown, type Results, validate } from './lib/report.js';
 import { bulk, type Figures, httpLoad, idle, type ScenarioOpts } from './lib/scenarios.js';
+import { type BenchCerts, makeBenchCerts } from './lib/tls-certs.js';
+import {
+  blitzBackendTls,
+  blitzTls,
+  haproxyBackendTls,
+  haproxyTls,
+  nginxStreamBackendTls,
+  nginxStreamTls,
+  startHttpsBackends,
+} from './lib/tls-peers.js';
+import { tlsHandshakes, tlsKeepAlive, tlsPool } from './lib/tls-scenarios.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(`--${name}`);
@@ -36,29 +53,62 @@ const num = (name: string, dflt: number): number => {
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
 const quick = flag('quick');
+const tlsOnly = flag('tls-only');
 const rounds = num('rounds', quick ? 1 : 3);
 const opts: ScenarioOpts = {
   seconds: num('seconds', quick ? 2 : 10),
   bulkBytes: quick ? 64 * 2 ** 20 : 2 ** 30,
   idleSessions: quick ? 500 : Math.min(10_000, MAX_SESSIONS),
+  ttfbConnections: quick ? 150 : 500,
 };
 
-const targets: Target[] = [direct, blitzDefault, blitzNoPool, nodeTcpProxy];
-for (const peer of [haproxy(), nginxStream()]) if (peer) targets.push(peer);
+const targets: Target[] = tlsOnly ? [] : [direct, blitzDefault, blitzNoPool, nodeTcpProxy];
+if (!tlsOnly) for (const peer of [haproxy(), nginxStream()]) if (peer) targets.push(peer);
+
+// One certificate for the whole run; without the openssl CLI the TLS group is skipped.
+const certs: BenchCerts | null = onPath('openssl') ? makeBenchCerts() : null;
+if (!certs) process.stderr.write('bench: no openssl CLI, so no TLS scenarios\n');
+const present = (ts: (Target | null)[]): Target[] => ts.filter((t): t is Target => t !== null);
+const tlsTargets = certs
+  ? present([blitzTls(certs), haproxyTls(certs), nginxStreamTls(certs)])
+  : [];
+const poolTargets = certs
+  ? present([
+      blitzBackendTls(certs, true),
+      blitzBackendTls(certs, false),
+      haproxyBackendTls(certs),
+      nginxStreamBackendTls(certs),
+    ])
+  : [];
 
 type Scenario = {
   name: string;
-  backends: 'http' | 'bulk';
-  run: (r: Parameters<typeof httpLoad>[0]) => Promise<Figures>;
+  /** plain HTTP, the bulk peer, or HTTPS backends. */
+  backends: 'http' | 'bulk' | 'https';
+  targets: Target[];
+  run: (r: Running) => Promise<Figures>;
 };
 const scenarios: Scenario[] = [
-  { name: 'keep-alive', backends: 'http', run: (r) => httpLoad(r, opts, false) },
-  { name: 'churn', backends: 'http', run: (r) => httpLoad(r, opts, true) },
-  { name: 'bulk', backends: 'bulk', run: (r) => bulk(r, opts) },
-  { name: 'idle', backends: 'http', run: (r) => idle(r, opts) },
+  { name: 'keep-alive', backends: 'http', targets, run: (r) => httpLoad(r, opts, false) },
+  { name: 'churn', backends: 'http', targets, run: (r) => httpLoad(r, opts, true) },
+  { name: 'bulk', backends: 'bulk', targets, run: (r) => bulk(r, opts) },
+  { name: 'idle', backends: 'http', targets, run: (r) => idle(r, opts) },
+  {
+    name: 'tls-handshake',
+    backends: 'http',
+    targets: tlsTargets,
+    run: (r) => tlsHandshakes(r, opts),
+  },
+  {
+    name: 'tls-keep-alive',
+    backends: 'http',
+    targets: tlsTargets,
+    run: (r) => tlsKeepAlive(r, opts),
+  },
+  { name: 'tls-pool', backends: 'https', targets: poolTargets, run: (r) => tlsPool(r, opts) },
 ];
 
-const total = rounds * scenarios.length * targets.length;
+const total = rounds * scenarios.reduce((n, sc) => n + sc.targets.length, 0);
 let done = 0;
 function progress(label: string): void {
   const width = 30;
@@ -69,18 +119,21 @@ function progress(label: string): void {
 }
 
 const http = await startHttpBackends();
-const bulkPeer = await startBulkBackend();
+const bulkPeer = tlsOnly ? null : await startBulkBackend();
+const https = certs && poolTargets.length > 0 ? await startHttpsBackends(certs) : null;
+const ports = (b: Scenario['backends']): number[] =>
+  b === 'http' ? http.ports : b === 'https' ? (https?.ports ?? []) : [bulkPeer?.port as number];
 const raw: Record<string, Record<string, Figures[]>> = {};
 try {
   for (let round = 1; round <= rounds; round++) {
     for (const sc of scenarios) {
-      for (const t of targets) {
+      for (const t of sc.targets) {
         if (sc.name === 'idle' && t === direct) {
           done++;
           continue;
         }
         progress(`round ${round} ${sc.name} ${t.name}`);
-        const running = await t.start(sc.backends === 'http' ? http.ports : [bulkPeer.port]);
+        const running = await t.start(ports(sc.backends));
         // blitz-lb fills its pool in the background; give every target the same settling time.
         await new Promise((r) => setTimeout(r, 300));
         try {
@@ -98,7 +151,9 @@ try {
   }
 } finally {
   await http.stop();
-  await bulkPeer.stop();
+  await bulkPeer?.stop();
+  await https?.stop();
+  certs?.cleanup();
 }
 progress('done');
 process.stderr.write('\n');
@@ -114,6 +169,7 @@ const results: Results = {
     cores: cpus().length,
     node: process.version,
     backends: http.kind,
+    tlsBackends: https?.kind ?? null,
     haproxy: version('haproxy', ['-v']),
     nginx: version('nginx', ['-v']),
   },
@@ -132,6 +188,12 @@ for (const [sc, byTarget] of Object.entries(raw)) {
       gbitUp: med(runs.map((r) => r.gbitUp)),
       gbitDown: med(runs.map((r) => r.gbitDown)),
       kibPerSession: med(runs.map((r) => r.kibPerSession)),
+      ...(runs[0]?.loadCpuPct !== undefined
+        ? { loadCpuPct: med(runs.map((r) => r.loadCpuPct)) }
+        : {}),
+      ...(runs[0]?.poolHitPct !== undefined
+        ? { poolHitPct: med(runs.map((r) => r.poolHitPct)) }
+        : {}),
       tool: runs[0]?.tool,
     };
   }
@@ -141,15 +203,22 @@ const table = markdown(results);
 process.stdout.write(`${table}\n`);
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 mkdirSync(join(benchDir, 'results'), { recursive: true });
-writeFileSync(
-  join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
-  `${JSON.stringify(results, null, 2)}\n`,
-);
-if (!quick) writeFileSync(join(benchDir, 'RESULTS.md'), `# Benchmark results\n\n${table}\n`);
-const problems = validate(
-  results,
-  targets.map((t) => t.name),
-);
+// A TLS-only run must not replace the full run's files.
+const file = tlsOnly
+  ? quick
+    ? 'quick-tls.json'
+    : 'tls-only.json'
+  : quick
+    ? 'quick.json'
+    : 'latest.json';
+writeFileSync(join(benchDir, 'results', file), `${JSON.stringify(results, null, 2)}\n`);
+if (!quick && !tlsOnly)
+  writeFileSync(join(benchDir, 'RESULTS.md'), `# Benchmark results\n\n${table}\n`);
+const problems = validate(results, {
+  plain: targets.map((t) => t.name),
+  tls: tlsTargets.map((t) => t.name),
+  pool: poolTargets.map((t) => t.name),
+});
 if (problems.length > 0) {
   process.stderr.write(`bench: invalid output:\n  ${problems.join('\n  ')}\n`);
   process.exit(1);

@@ -8,13 +8,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 /**
  * Starts `n` bench HTTP backends in their own process (on `fixedPorts` when
  * given, so a soak can restart one on the same port); resolves with their ports.
+ * With `tls` (PEM file paths) they serve HTTPS.
  */
 export async function startBackends(
   n: number,
   fixedPorts: number[] = [],
+  tls?: { cert: string; key: string },
 ): Promise<{ proc: ChildProcess; ports: number[] }> {
   const proc = fork(join(here, '..', 'backend-server.js'), [String(n), ...fixedPorts.map(String)], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    env: tls ? { ...process.env, BENCH_TLS_CERT: tls.cert, BENCH_TLS_KEY: tls.key } : process.env,
   });
   const [line] = (await once(proc.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
   return { proc, ports: (JSON.parse(line.toString()) as { ports: number[] }).ports };

@@ -15,6 +15,8 @@ export interface Running {
   port: number;
   /** The process whose CPU and memory are measured; null for `direct`. */
   pid: number | null;
+  /** blitz-lb only: its warm pool's takes so far (hits: a warm socket, misses: a fresh dial). */
+  poolCounters?: () => Promise<{ hits: number; misses: number }>;
   stop(): Promise<void>;
 }
 
@@ -26,14 +28,14 @@ export interface Target {
 /** Most sessions a balancer can hold here: the hard descriptor limit is 20,000 and each session costs two. */
 const MAX_SESSIONS = 9_900;
 
-async function stopChild(proc: ChildProcess): Promise<void> {
+export async function stopChild(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = once(proc, 'exit');
   proc.kill('SIGKILL');
   await exited;
 }
 
-function tempDir(): { dir: string; cleanup: () => void } {
+export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'blitz-bench-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -117,7 +119,11 @@ export function haproxy(): Target | null {
 const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 /** Starts nginx in the foreground as a single process (no master), so its pid is the one that works. */
-async function startNginx(body: string, port: number, withStream: boolean): Promise<Running> {
+export async function startNginx(
+  body: string,
+  port: number,
+  withStream: boolean,
+): Promise<Running> {
   const bin = onPath('nginx') as string;
   const { dir, cleanup } = tempDir();
   const cfg = join(dir, 'nginx.conf');
@@ -139,7 +145,7 @@ async function startNginx(body: string, port: number, withStream: boolean): Prom
 }
 
 /** Runs a peer binary in the foreground until it listens on `port`; stopping it removes its temp dir. */
-async function spawnPeer(
+export async function spawnPeer(
   bin: string,
   args: string[],
   port: number,

@@ -11,6 +11,10 @@ export interface Summary {
   gbitUp: number;
   gbitDown: number;
   kibPerSession: number;
+  /** TLS handshakes: the load generator's CPU, % of one core. */
+  loadCpuPct?: number;
+  /** TLS to backends, blitz-lb: % of client connections given a warm socket. */
+  poolHitPct?: number;
   tool?: string;
 }
 
@@ -39,7 +43,7 @@ export function markdown(r: Results): string {
   const out: string[] = [
     `${r.date.slice(0, 10)} · ${r.machine.cpu}, ${r.machine.cores} cores · Node ${r.machine.node} · backends: ${r.machine.backends}`,
     `${r.machine.haproxy ?? 'HAProxy not installed'} · ${r.machine.nginx ?? 'nginx not installed'}`,
-    `${r.rounds} interleaved round(s), medians; ${r.opts.seconds} s per HTTP run; bulk ${r.opts.bulkBytes / 2 ** 20} MiB each way; idle ${r.opts.idleSessions} sessions. Ratios are against ${base} in the same run.`,
+    `${r.rounds} interleaved round(s), medians; ${r.opts.seconds} s per HTTP run; bulk ${r.opts.bulkBytes / 2 ** 20} MiB each way; idle ${r.opts.idleSessions} sessions. ${r.scenarios['keep-alive'] ? `Ratios are against ${base} in the same run; ` : ''}TLS ratios against haproxy.`,
     '',
   ];
   for (const sc of ['keep-alive', 'churn']) {
@@ -96,8 +100,72 @@ export function markdown(r: Results): string {
     }
     out.push('');
   }
+  out.push(...tlsTables(r));
   out.push(...goalsTable(r));
   return out.join('\n');
+}
+
+/** The TLS group (issue 15): termination (handshakes, keep-alive) and TLS to backends; ratios against HAProxy. */
+function tlsTables(r: Results): string[] {
+  const base = 'haproxy';
+  const out: string[] = [];
+  const hs = r.scenarios['tls-handshake'];
+  if (hs) {
+    const b = hs[base];
+    out.push(
+      `### TLS termination: new connections (a full ECDSA P-256 handshake per request, no resumption, to the plain backends; ${Object.values(hs)[0]?.tool ?? ''})`,
+      '',
+      `| target | handshakes/s | vs ${base} | p50 ms | p99 ms | errors | CPU µs/handshake | vs ${base} | peak RSS MiB | load generator CPU % (summed) |`,
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const [t, s] of Object.entries(hs)) {
+      out.push(
+        `| ${t} | ${f(s.rps)} | ${ratio(s.rps, b?.rps)} | ${f(s.p50, 2)} | ${f(s.p99, 2)} | ${s.errors} | ${f(s.cpuUs, 1)} | ${ratio(s.cpuUs, b?.cpuUs)} | ${f(s.peakRssMiB, 1)} | ${f(s.loadCpuPct ?? Number.NaN)} |`,
+      );
+    }
+    out.push(
+      '',
+      'p50 / p99: the whole connection (connect, handshake, GET, response, close). The load generator’s CPU is summed over its processes (% of one core each); on 2 cores it competes with the target, so handshakes/s is partly the machine’s limit, while CPU per handshake is the target’s own.',
+      '',
+    );
+  }
+  const ka = r.scenarios['tls-keep-alive'];
+  if (ka) {
+    const b = ka[base];
+    out.push(
+      `### TLS termination: keep-alive (100 long-lived TLS connections; ${Object.values(ka)[0]?.tool ?? ''})`,
+      '',
+      `| target | req/s | vs ${base} | p50 ms | p99 ms | errors | CPU µs/req | vs ${base} | peak RSS MiB |`,
+      '|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const [t, s] of Object.entries(ka)) {
+      out.push(
+        `| ${t} | ${f(s.rps)} | ${ratio(s.rps, b?.rps)} | ${f(s.p50, 2)} | ${f(s.p99, 2)} | ${s.errors} | ${f(s.cpuUs, 1)} | ${ratio(s.cpuUs, b?.cpuUs)} | ${f(s.peakRssMiB, 1)} |`,
+      );
+    }
+    out.push('');
+  }
+  const pool = r.scenarios['tls-pool'];
+  if (pool) {
+    const b = pool[base];
+    out.push(
+      `### TLS to backends: connect latency (plain clients, HTTPS backends; ${Object.values(pool)[0]?.tool ?? ''})`,
+      '',
+      `| target | p50 ms | vs ${base} | p99 ms | vs ${base} | errors | warm socket % | CPU µs/connection | peak RSS MiB |`,
+      '|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const [t, s] of Object.entries(pool)) {
+      out.push(
+        `| ${t} | ${f(s.p50, 2)} | ${ratio(s.p50, b?.p50)} | ${f(s.p99, 2)} | ${ratio(s.p99, b?.p99)} | ${s.errors} | ${f(s.poolHitPct ?? Number.NaN)} | ${f(s.cpuUs, 1)} | ${f(s.peakRssMiB, 1)} |`,
+      );
+    }
+    out.push(
+      '',
+      'Milliseconds from the client’s connect() to the first response byte. blitz-lb’s warm pool holds handshaken TLS sockets ([services.NAME.backend_tls]), so a client skips the backend’s TCP connect and TLS handshake; with the pool off, and for HAProxy (`server … ssl verify required`) and nginx stream (`proxy_ssl on`), each client connection dials and handshakes (resuming the backend’s session). Warm socket %: blitz-lb’s pool hits over its takes in the run. CPU per connection includes the pool’s refills and health probes.',
+      '',
+    );
+  }
+  return out;
 }
 
 function figure(s: Summary | undefined, f: Goal['figure']): number {
@@ -130,10 +198,34 @@ function goalsTable(r: Results): string[] {
   return out;
 }
 
+/** The targets that ran: plain scenarios, TLS termination, TLS to backends. */
+export interface RunTargets {
+  plain: string[];
+  tls: string[];
+  pool: string[];
+}
+
 /** The quick mode's only check: every target has every figure it should. */
-export function validate(r: Results, targets: string[]): string[] {
+export function validate(r: Results, targets: RunTargets): string[] {
   const problems: string[] = [];
-  for (const t of targets) {
+  for (const t of targets.tls) {
+    const hs = r.scenarios['tls-handshake']?.[t];
+    const ka = r.scenarios['tls-keep-alive']?.[t];
+    if (!hs || !(hs.rps > 0) || !(hs.cpuUs > 0))
+      problems.push(`tls-handshake ${t}: no handshakes/s or CPU figure`);
+    if (!ka || !(ka.rps > 0) || !(ka.cpuUs > 0))
+      problems.push(`tls-keep-alive ${t}: no req/s or CPU figure`);
+    if (t.startsWith('blitz-lb') && hs && hs.errors > 0)
+      problems.push(`tls-handshake ${t}: ${hs.errors} failed connections`);
+  }
+  for (const t of targets.pool) {
+    const p = r.scenarios['tls-pool']?.[t];
+    if (!p || !(p.p50 > 0) || !(p.cpuUs > 0))
+      problems.push(`tls-pool ${t}: no latency or CPU figure`);
+    if (t.startsWith('blitz-lb') && p && p.errors > 0)
+      problems.push(`tls-pool ${t}: ${p.errors} failed connections`);
+  }
+  for (const t of targets.plain) {
     const ka = r.scenarios['keep-alive']?.[t];
     const ch = r.scenarios.churn?.[t];
     const bu = r.scenarios.bulk?.[t];

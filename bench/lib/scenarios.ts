@@ -20,6 +20,10 @@ export interface Figures {
   gbitDown?: number;
   /** Idle: KiB of balancer RSS per open session. */
   kibPerSession?: number;
+  /** TLS: the load generator's CPU, % of one core (near 100: it, not the target, was the limit). */
+  loadCpuPct?: number;
+  /** TLS to backends, blitz-lb: % of client connections served by a warm (handshaken) socket. */
+  poolHitPct?: number;
   tool?: string;
 }
 
@@ -27,9 +31,11 @@ export interface ScenarioOpts {
   seconds: number;
   bulkBytes: number;
   idleSessions: number;
+  /** TLS to backends: new client connections measured one at a time. */
+  ttfbConnections?: number;
 }
 
-function measure<T>(
+export function measure<T>(
   r: Running,
   work: () => Promise<T>,
 ): Promise<{ out: T; cpu: number; peak: number }> {
