@@ -42,7 +42,9 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
           cb(new DialError(host.cfg.name, [{ backend: b.address, cause }]), null);
           return;
         }
-        host.backends.reportDialSuccess(b);
+        // With passive_http_5xx the answer is the verdict: a backend that accepts and answers 500
+        // on every fresh connection must not have its failure streak cleared by each connect.
+        if (!host.cfg.passiveHttp5xx) host.backends.reportDialSuccess(b);
         // undici adds its own listeners once the connect settles; until then nothing may throw.
         sock.on('error', noop);
         cb(null, sock);

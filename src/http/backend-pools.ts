@@ -1,8 +1,12 @@
-import { Pool } from 'undici';
+import type { TLSSocket } from 'node:tls';
+import { Client, Pool } from 'undici';
 import type { Backend } from '../backend/backend.js';
 import { noop } from '../noop.js';
 import { backendConnector } from './backend-connector.js';
 import type { HttpHost } from './host.js';
+
+/** Requests at once on one HTTP/2 connection (undici's own maxConcurrentStreams default). */
+const H2_STREAMS = 100;
 
 /**
  * Keep-alive HTTP connections, one undici Pool per backend, on top of the
@@ -18,7 +22,7 @@ export class BackendPools {
   private readonly pools = new Map<Backend, Pool>();
   /** Pools taking no new request, finishing the ones they have (a destroy still cuts those). */
   private readonly closing = new Set<Pool>();
-  private closed = false;
+  private isClosed = false;
   private readonly onState = (): void => this.sync();
 
   constructor(private readonly host: HttpHost) {
@@ -31,17 +35,33 @@ export class BackendPools {
     if (!p) {
       const scheme = this.host.backendTls ? 'https' : 'http';
       const host = b.host.includes(':') ? `[${b.host}]` : b.host;
+      const connect = backendConnector(this.host, b);
       p = new Pool(`${scheme}://${host}:${b.port}`, {
-        connect: backendConnector(this.host, b),
         allowH2: true,
+        // undici counts an HTTP/2 connection as busy at `pipelining` requests (1 by default), and
+        // would open a connection per concurrent request: an h2 one takes many streams instead.
+        factory: (origin, opts) => {
+          const client = new Client(origin, {
+            ...opts,
+            connect: (o, cb) =>
+              connect(o, (err, sock) => {
+                if (sock)
+                  client.pipelining = (sock as TLSSocket).alpnProtocol === 'h2' ? H2_STREAMS : 1;
+                if (err) cb(err, null);
+                else cb(null, sock as TLSSocket);
+              }),
+          });
+          return client;
+        },
       });
       this.pools.set(b, p);
     }
     return p;
   }
 
-  get size(): number {
-    return this.pools.size;
+  /** Closed or destroyed: no pool is made any more. */
+  get closed(): boolean {
+    return this.isClosed;
   }
 
   private sync(): void {
@@ -88,7 +108,7 @@ export class BackendPools {
   }
 
   private stop(): void {
-    if (!this.closed) this.host.backends.off('state', this.onState);
-    this.closed = true;
+    if (!this.isClosed) this.host.backends.off('state', this.onState);
+    this.isClosed = true;
   }
 }

@@ -4,7 +4,7 @@ import { errors } from 'undici';
 import type { Backend } from '../backend/backend.js';
 import type { PickContext } from '../balancer/strategy.js';
 import { MAX_RETRY_DELAY_MS } from '../config/limits.js';
-import { DialError, NoBackendError } from '../errors.js';
+import { DialError, LbError, NoBackendError } from '../errors.js';
 import type { DialFailure } from '../proxy/dial-attempt.js';
 import type { BackendPools } from './backend-pools.js';
 import type { HttpHost } from './host.js';
@@ -28,8 +28,17 @@ const UNSENT_RETRY = new Set([
   'EPIPE',
 ]);
 
-/** Written, no answer yet, and the connection went: only an idempotent request may be sent again. */
-const SENT_RETRY = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+/**
+ * Written, no answer yet, and the connection went (a reset, or the pool of a
+ * backend just disabled): only an idempotent request may be sent again.
+ */
+const SENT_RETRY = new Set([
+  'UND_ERR_SOCKET',
+  'UND_ERR_DESTROYED',
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+]);
 
 function codeOf(err: Error): string {
   return (err as { code?: string }).code ?? err.message;
@@ -164,6 +173,10 @@ export class BalancedRequest implements PickContext {
 
   private next(): void {
     const h = this.host;
+    if (this.pools.closed) {
+      this.fail(new LbError('LB_ERR_STATE', `service ${h.cfg.name}: closed`));
+      return;
+    }
     const now = h.clock.now();
     this.now = now;
     const b = h.strategy.pick(this);
