@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import { connect, type Server, type Socket } from 'node:net';
@@ -14,6 +14,7 @@ import { createRegistry } from '../src/admin/metrics.js';
 import { serviceView } from '../src/admin/views.js';
 import { parseConfig } from '../src/config/schema.js';
 import type { LoadBalancer } from '../src/load-balancer.js';
+import { runCli, tempConfig } from './helpers/cli.js';
 import { makePki } from './helpers/pki.js';
 import { addr, listen, refusedPort, startLb, svc, waitFor } from './helpers/servers.js';
 
@@ -475,6 +476,17 @@ test('http: request_timeout is validated, shown by check and applied by a reload
       }),
     /services\.web\.passive_http_5xx: /,
   );
+  const file = tempConfig(
+    t,
+    '[services.api]\nlisten = "127.0.0.1:8080"\nbackends = ["127.0.0.1:9001"]\nrequest_timeout = "2s"\npassive_http_5xx = true\n',
+  );
+  const ok = runCli(['check', '--config', file]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /http requests: request_timeout 2s, passive_http_5xx on/);
+  writeFileSync(file, readFileSync(file, 'utf8').replace('"2s"', '"0ms"'));
+  const bad = runCli(['check', '--config', file]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /config\.toml: services\.api\.request_timeout: must be 1ms-/);
   const silent = await backend(t, 'silent', hold);
   const lb = await startLb(t, svc([addr(silent.port)], { request_timeout: '5s' }));
   await lb.reload(
