@@ -514,3 +514,22 @@ test('http: the README example runs: three backends, a request, status and body,
     '200 c',
   ]);
 });
+
+test('http: close lets a request under way finish, and cuts it past the deadline', async (t) => {
+  const a = await backend(t, 'a', hold);
+  const lb = await startLb(t, svc([addr(a.port)]));
+  const first = lb.request('web');
+  await waitFor(() => a.held.length === 1, 3000, 'the held request');
+  const closing = lb.close(5000);
+  a.held[0]?.end('done');
+  assert.equal((await first).text(), 'done');
+  await closing;
+
+  const lb2 = await startLb(t, svc([addr(a.port)]));
+  const cut = lb2.request('web', { method: 'POST', body: 'x' });
+  await waitFor(() => a.held.length === 2, 3000, 'the second held request');
+  const t0 = Date.now();
+  await lb2.close(100);
+  await assert.rejects(cut, { code: 'UND_ERR_DESTROYED' });
+  assert.ok(Date.now() - t0 < 3000, 'cut at the deadline, not at request_timeout');
+});
