@@ -152,6 +152,16 @@ test('http: requests spread as the strategy says (smooth weighted round-robin ov
   assert.equal(httpOf(lb, ng)?.successes, 20);
 });
 
+test("http: a new connection is a warm socket from the service's pool when there is one", async (t) => {
+  const a = await backend(t, 'a');
+  const lb = await startLb(t, svc([addr(a.port)], { pool: { min_idle: 1, max_idle: 1 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 1, 3000, 'the warm socket');
+  assert.match((await lb.request('web')).text(), /^a /);
+  assert.equal(s.pool.counters.hits, 1);
+  assert.equal(s.pool.counters.misses, 0);
+});
+
 test('http: least-connections sends a request past a backend busy with a held one', async (t) => {
   const busy = await backend(t, 'busy', hold);
   const free = await backend(t, 'free');
@@ -284,7 +294,11 @@ test('http: HTTP/2 to a TLS backend that offers h2 (one session carries every re
   const port = (server.address() as { port: number }).port;
   const lb = await startLb(
     t,
-    svc([addr(port)], { backend_tls: { ca: pki.ca.certFile, servername: 'backend.test' } }),
+    // A warm pool too: its TLS sockets offered no ALPN, so requests dial fresh for h2.
+    svc([addr(port)], {
+      backend_tls: { ca: pki.ca.certFile, servername: 'backend.test' },
+      pool: { min_idle: 1 },
+    }),
   );
   assert.equal((await lb.request('web', { path: '/first' })).text(), `h2 127.0.0.1:${port} /first`);
   // Once the session is up, concurrent requests are streams on it.

@@ -11,7 +11,8 @@ const HTTP_ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1']);
 
 /**
  * undici's `connect` for one backend's pool: a warm socket from the
- * service's pool when it has one, else the balancer's own connect (its
+ * service's pool when it has one (plain TCP, or backend_tls with `alpn`
+ * set), else the balancer's own connect (its
  * connect_timeout, backend_tls, session resumption). The outcome is a
  * passive health signal, as a session's dial is; the balancer's own resource
  * errors (EMFILE…) are never counted against the backend. A failure is a
@@ -19,7 +20,10 @@ const HTTP_ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1']);
  */
 export function backendConnector(host: HttpHost, b: Backend): buildConnector.connector {
   return (_opts, cb) => {
-    const pooled = host.pool.take(b);
+    const tls = host.backendTls;
+    // A warm TLS socket was handshaken offering only the configured ALPN: with none configured it
+    // could not be HTTP/2, and an h2-only backend would refuse it, so those dial fresh.
+    const pooled = tls && !tls.alpn ? null : host.pool.take(b);
     if (pooled) {
       const sock = pooled.socket;
       sock.on('error', noop);
@@ -31,7 +35,6 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
       }
       sock.destroy();
     }
-    const tls = host.backendTls;
     connectTo(
       b,
       host.cfg.connectTimeoutMs,
