@@ -175,6 +175,9 @@ function check(opts: RunOpts): void {
     );
     for (const b of s.backends)
       out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
+    out.push(
+      `  http requests: request_timeout ${showMs(s.requestTimeoutMs)}, passive_http_5xx ${s.passiveHttp5xx ? 'on' : 'off'}`,
+    );
     if (s.backendTls) out.push(...backendTlsSummary(s));
     if (s.discovery) out.push(`  discovery ${discoverySummary(s.discovery)}`);
     if (s.sni) out.push(`  sni ${s.sni.join(', ')}${s.alpn ? `; alpn ${s.alpn.join(', ')}` : ''}`);

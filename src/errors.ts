@@ -13,7 +13,8 @@ export type LbErrorCode =
   | 'LB_ERR_STATE'
   | 'LB_ERR_INVALID_ARGUMENT'
   | 'LB_ERR_LIMIT'
-  | 'LB_ERR_ABORTED';
+  | 'LB_ERR_ABORTED'
+  | 'LB_ERR_TIMEOUT';
 
 export class LbError extends Error {
   readonly code: LbErrorCode;
@@ -80,5 +81,15 @@ export class LimitError extends LbError {
         ? `service ${service}: every backend is at its limit and the wait queue is full`
         : `service ${service}: no backend slot came free within queue_timeout`,
     );
+  }
+}
+
+/** An HTTP request through lb.request() did not finish within its request_timeout. */
+export class RequestTimeoutError extends LbError {
+  constructor(
+    service: string,
+    readonly timeoutMs: number,
+  ) {
+    super('LB_ERR_TIMEOUT', `service ${service}: request not finished within ${timeoutMs}ms`);
   }
 }

@@ -13,6 +13,9 @@ export type {
 } from './config/schema.js';
 export { parseConfig } from './config/schema.js';
 export * from './errors.js';
+export type { ServiceDispatcher } from './http/dispatcher.js';
+export type { HttpRequestOptions, HttpResponse } from './http/request.js';
+export type { HttpBackendStats } from './http/stats.js';
 export {
   type AddBackendOptions,
   LoadBalancer,

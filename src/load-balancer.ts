@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
+import type { Dispatcher } from 'undici';
 import type { Backend } from './backend/backend.js';
 import type { StrategyOptions } from './balancer/index.js';
 import { type Clock, monotonicClock } from './clock.js';
@@ -8,6 +9,7 @@ import { sameConfig } from './config/same.js';
 import type { Config, ServiceConfig } from './config/schema.js';
 import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
+import type { HttpRequestOptions, HttpResponse } from './http/request.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
 import type { Listener } from './proxy/listener.js';
@@ -325,6 +327,28 @@ export class LoadBalancer {
    */
   connect(service: string, opts: { signal?: AbortSignal; key?: string } = {}): Promise<Socket> {
     return this.service(service).connect(opts);
+  }
+
+  /**
+   * An undici Dispatcher on the service's backends: `fetch(url, { dispatcher })`
+   * and `undici.request(url, { dispatcher })` go to the backend its strategy
+   * picks, over keep-alive connections kept per backend (HTTP/2 where a TLS
+   * backend offers it), retried elsewhere like lb.request (see src/http/).
+   * One per service, made at the first call; closed with the balancer.
+   */
+  dispatcher(service: string): Dispatcher {
+    return this.service(service).dispatcher;
+  }
+
+  /**
+   * One HTTP request to one of the service's backends, read to the end:
+   * `{ statusCode, headers, body, text(), json() }`. The service's
+   * request_timeout (or `timeout`) bounds all of it; a failed connect, or a
+   * reset before any answer on an idempotent request, is retried on another
+   * backend with the service's backoff; anything else is never sent twice.
+   */
+  request(service: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
+    return this.service(service).request(opts);
   }
 
   /** Runs one round of health probes on every service now; resolves when all verdicts are in. */

@@ -20,6 +20,10 @@ import {
 import { NoBackendError } from './errors.js';
 import { AgentChecker, type AgentTarget } from './health/agent.js';
 import { HealthChecker } from './health/checker.js';
+import { ServiceDispatcher } from './http/dispatcher.js';
+import type { HttpHost } from './http/host.js';
+import { type HttpRequestOptions, type HttpResponse, requestThrough } from './http/request.js';
+import { HttpStats } from './http/stats.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
 import { WarmPool } from './pool/warm-pool.js';
@@ -69,7 +73,7 @@ export interface ServiceOptions {
  * to change its backends. `applyConfig` changes all of that in place on a
  * reload without touching open sessions.
  */
-export class Service implements DialerDeps, AgentTarget {
+export class Service implements DialerDeps, AgentTarget, HttpHost {
   readonly name: string;
   cfg: ServiceConfig;
   readonly backends: BackendSet;
@@ -101,6 +105,10 @@ export class Service implements DialerDeps, AgentTarget {
   private discovery: DiscoveryRunner | null = null;
   /** Between start() and stopAccepting(). */
   private running = false;
+  /** HTTP requests (lb.request, lb.dispatcher) per backend, apart from the session counters. */
+  readonly httpStats = new HttpStats();
+  /** Made at the first lb.dispatcher() or lb.request(): a service used only at layer 4 has none. */
+  private http: ServiceDispatcher | null = null;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -327,7 +335,10 @@ export class Service implements DialerDeps, AgentTarget {
     }
     // New TLS settings: new dials use them at once; the probes and the pool are rebuilt below.
     const tlsChanged = !sameConfig(next.backendTls, prev.backendTls);
-    if (tlsChanged) this.backendTls = this.createBackendTls(next);
+    if (tlsChanged) {
+      this.backendTls = this.createBackendTls(next);
+      this.http?.dropConnections();
+    }
     if (tlsChanged || !sameConfig(next.health, prev.health)) {
       this.health.stop();
       this.health = this.createHealth(next);
@@ -522,6 +533,17 @@ export class Service implements DialerDeps, AgentTarget {
     return new EmbeddedDial(this.backends, this.dialer, opts.key ?? '', opts.signal).result;
   }
 
+  /** The undici Dispatcher on this service's backends (see http/dispatcher.ts). */
+  get dispatcher(): ServiceDispatcher {
+    this.http ??= new ServiceDispatcher(this, this.name);
+    return this.http;
+  }
+
+  /** One HTTP request to a backend, read to the end (see LoadBalancer.request). */
+  request(opts: HttpRequestOptions = {}): Promise<HttpResponse> {
+    return requestThrough(this.dispatcher, this.cfg, opts);
+  }
+
   setAccessLog(on: boolean): void {
     this.stats.setAccessLog(on);
   }
@@ -583,15 +605,17 @@ export class Service implements DialerDeps, AgentTarget {
     this.agent?.stop();
     this.warmPool.close();
     this.backends.close();
+    void this.http?.close();
   }
 
-  /** Resolves when every open session has ended. */
-  drained(): Promise<void> {
-    return this.sessions.drained();
+  /** Resolves when every open session (and HTTP request under way) has ended. */
+  async drained(): Promise<void> {
+    await Promise.all([this.sessions.drained(), this.http?.close()]);
   }
 
   destroySessions(): void {
     this.sessions.destroyAll();
+    void this.http?.destroy();
   }
 
   // Dialer hooks: every candidate at its cap, and an attempt that leaves the queue.

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
 import type { Histogram } from '../histogram.js';
+import type { HttpBackendStats } from '../http/stats.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
 
@@ -396,6 +397,7 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
         ),
     ],
   ];
+  rows.push(...httpRows(lb));
   if (lb.workerSlot > 0) {
     const worker = String(lb.workerSlot);
     rows.push([
@@ -410,4 +412,57 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
     ]);
   }
   return rows.map(([name, help, type, read]) => new ScrapeMetric(`${P}${name}`, help, type, read));
+}
+
+/**
+ * HTTP requests through lb.request / lb.dispatcher, apart from the sessions:
+ * per-backend series only for backends that were sent a request.
+ */
+function httpRows(lb: LoadBalancer): Row[] {
+  const each =
+    <T>(f: (s: Service, b: Backend, st: HttpBackendStats) => T[]) =>
+    (): T[] =>
+      lb.allServices.flatMap((s) =>
+        s.backends.all.flatMap((b) => {
+          const st = s.httpStats.of(b);
+          return st ? f(s, b, st) : [];
+        }),
+      );
+  return [
+    [
+      'http_requests_total',
+      'HTTP requests sent to each backend (each try of a retried request counts).',
+      'counter',
+      each((s, b, st) => [{ value: st.requests, labels: { service: s.name, backend: b.address } }]),
+    ],
+    [
+      'http_request_outcomes_total',
+      'HTTP requests ended, by outcome: success (an answer below 500) or failure (an error, a timeout or a 5xx).',
+      'counter',
+      each((s, b, st) => [
+        {
+          value: st.successes,
+          labels: { service: s.name, backend: b.address, outcome: 'success' },
+        },
+        { value: st.failures, labels: { service: s.name, backend: b.address, outcome: 'failure' } },
+      ]),
+    ],
+    [
+      'http_retries_total',
+      'HTTP requests sent again to another backend (a failed connect, or a reset before any answer on an idempotent request).',
+      'counter',
+      perService(lb, (s) => s.httpStats.retries),
+    ],
+    [
+      'http_request_seconds',
+      'HTTP request latency per backend, sent to answer read (each try).',
+      'histogram',
+      each((s, b, st) =>
+        histogramSamples(`${P}http_request_seconds`, st.latency, {
+          service: s.name,
+          backend: b.address,
+        }),
+      ),
+    ],
+  ];
 }

@@ -21,6 +21,31 @@ export interface BackendView {
   lastFailure: { detail: string; at: string } | null;
   /** The agent check's last contact (health.agent_port), null without one. */
   agent: { ok: boolean; reply: string; at: string } | null;
+  /** HTTP requests through lb.request / lb.dispatcher (null: none yet), apart from sessions. */
+  http: HttpBackendView | null;
+}
+
+export interface HttpBackendView {
+  requests: number;
+  successes: number;
+  failures: number;
+  latency: { count: number; sumSeconds: number; buckets: { le: number | '+Inf'; count: number }[] };
+}
+
+function httpView(svc: Service, b: Backend): HttpBackendView | null {
+  const s = svc.httpStats.of(b);
+  if (!s) return null;
+  const h = s.latency;
+  return {
+    requests: s.requests,
+    successes: s.successes,
+    failures: s.failures,
+    latency: {
+      count: h.count,
+      sumSeconds: h.sum,
+      buckets: [...h.counts].map((count, i) => ({ le: h.bounds[i] ?? '+Inf', count })),
+    },
+  };
 }
 
 export function backendView(svc: Service, b: Backend): BackendView {
@@ -62,6 +87,7 @@ export function backendView(svc: Service, b: Backend): BackendView {
           at: new Date(b.lastAgent.at).toISOString(),
         }
       : null,
+    http: httpView(svc, b),
   };
 }
 
@@ -107,6 +133,8 @@ export interface ServiceView {
   activeSessions: number;
   counters: Service['counters'];
   pool: { hits: number; misses: number; idle: number };
+  /** HTTP requests sent again to another backend (lb.request / lb.dispatcher). */
+  httpRetries: number;
   backends: BackendView[];
 }
 
@@ -125,6 +153,7 @@ export function serviceView(svc: Service): ServiceView {
       misses: svc.pool.counters.misses,
       idle: svc.pool.idleCount,
     },
+    httpRetries: svc.httpStats.retries,
     backends: svc.backends.all.map((b) => backendView(svc, b)),
   };
 }

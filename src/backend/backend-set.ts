@@ -290,6 +290,14 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   /**
+   * An HTTP request got a 5xx answer (passive_http_5xx): a passive health
+   * failure like a failed dial, without counting as one in dial_failures_total.
+   */
+  recordHttpFailure(b: Backend, cause: string): void {
+    this.judge.failed(b, cause);
+  }
+
+  /**
    * A trial dial ended with no verdict (its client left, or the failure was
    * the balancer's own): the backend is half-open again for the next one.
    */

@@ -119,6 +119,10 @@ export interface ServiceConfig {
   readonly tls: TlsConfig | null;
   /** Backends found at run time besides `backends` (null: none). */
   readonly discovery: DiscoveryConfig | null;
+  /** lb.request(): the whole request, retries and body included, must finish within this. */
+  readonly requestTimeoutMs: number;
+  /** HTTP requests (lb.request, lb.dispatcher): a 5xx answer counts as a passive health failure. */
+  readonly passiveHttp5xx: boolean;
 }
 
 export interface Config {
@@ -161,6 +165,7 @@ export const DEFAULTS = Object.freeze({
   queueSize: 1000,
   queueTimeoutMs: 5_000,
   helloTimeoutMs: 5_000,
+  requestTimeoutMs: 5_000,
   health: HEALTH_DEFAULTS,
   pool: { minIdle: 2, maxIdle: 10, idleTtlMs: 30_000 },
 });
@@ -199,6 +204,8 @@ const SERVICE_KEYS = [
   'hello_timeout',
   'tls',
   'discovery',
+  'request_timeout',
+  'passive_http_5xx',
 ];
 const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
 
@@ -234,6 +241,7 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'idle_ttl',
   'slow_start',
   'hello_timeout',
+  'request_timeout',
   ...HEALTH_DURATION_KEYS,
   'min_ttl',
   'max_ttl',
@@ -448,6 +456,14 @@ function parseService(
     ),
     tls: parseTls(raw.tls, `${path}.tls`, p, opts.baseDir),
     discovery,
+    requestTimeoutMs: duration(
+      raw.request_timeout,
+      `${path}.request_timeout`,
+      DEFAULTS.requestTimeoutMs,
+      p,
+      1,
+    ),
+    passiveHttp5xx: boolean(raw.passive_http_5xx, `${path}.passive_http_5xx`, false, p),
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.

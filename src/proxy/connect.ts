@@ -29,7 +29,8 @@ export function dialCause(err: Error | undefined, timeoutMs: number): string {
  * Nagle delay, half-close allowed, and one error text. Returns the socket at
  * once, so a caller whose client left can destroy it mid-connect (its `done`
  * is then never called). With `tls` (the service's backend_tls), see
- * connectTls; `servername` overrides its server name for this one dial.
+ * connectTls; `servername` overrides its server name for this one dial, and
+ * `alpn` the protocols offered (the HTTP client offers h2 where none are configured).
  */
 export function connectTo(
   target: ConnectTarget,
@@ -37,8 +38,9 @@ export function connectTo(
   done: ConnectDone,
   tls: BackendTls | null = null,
   servername: string | null = null,
+  alpn: readonly string[] | undefined = tls?.alpn,
 ): Socket {
-  if (tls !== null) return connectTls(target, timeoutMs, done, tls, servername);
+  if (tls !== null) return connectTls(target, timeoutMs, done, tls, servername, alpn);
   const sock = connect({
     host: target.host,
     port: target.port,
@@ -86,6 +88,7 @@ function connectTls(
   done: ConnectDone,
   tls: BackendTls,
   override: string | null,
+  alpn: readonly string[] | undefined,
 ): Socket {
   const name = tls.servername(target.host, override);
   // allowHalfOpen is passed on to the socket by tls.connect, though its type leaves it out.
@@ -96,7 +99,7 @@ function connectTls(
     secureContext: tls.context,
     servername: name,
     rejectUnauthorized: tls.verify,
-    ALPNProtocols: tls.alpn,
+    ALPNProtocols: alpn as string[] | undefined,
     session: tls.session(target, name),
   };
   const sock = tlsConnect(opts);
