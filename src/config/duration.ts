@@ -8,14 +8,23 @@ const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 export function parseDuration(value: unknown): number | { error: string } {
   if (typeof value === 'number') {
     if (!Number.isInteger(value)) return { error: `expected whole milliseconds, got ${value}` };
-    if (value < 0) return { error: `expected a duration of 0 or more, got ${value}` };
+    if (value < 0) return { error: `must not be negative, got ${value}` };
     return value;
   }
   if (typeof value !== 'string') {
     return { error: `expected a duration such as "250ms" or "2s", got ${describe(value)}` };
   }
-  const m = DURATION_RE.exec(value.trim());
+  const text = value.trim();
+  const m = DURATION_RE.exec(text);
   if (!m) {
+    // The two near misses get their own sentence rather than the general one.
+    if (text.startsWith('-') && DURATION_RE.test(text.slice(1).trim()))
+      return { error: `must not be negative, got ${JSON.stringify(value)}` };
+    const lower = text.toLowerCase();
+    if (lower !== text && DURATION_RE.test(lower))
+      return {
+        error: `units are lower case (ms, s, m, h): write ${JSON.stringify(lower)}, got ${JSON.stringify(value)}`,
+      };
     return {
       error: `expected a duration with a unit (ms, s, m, h) such as "250ms" or "2s", got ${JSON.stringify(value)}`,
     };
