@@ -39,3 +39,15 @@ export function describe(value: unknown): string {
   if (typeof value === 'object') return 'a table';
   return String(value);
 }
+
+/** Milliseconds as a file would write them: the largest of h, m, s, ms that divides them ("90s", "250ms"). */
+export function durationText(ms: number): string {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
