@@ -5,7 +5,7 @@
  * blitz-lb, blitz-lb with the pool off, node-tcp-proxy, HAProxy and nginx
  * stream when installed), run interleaved A B C A B C… for several rounds;
  * medians reported as a markdown table, bench/results/latest.json and
- * bench/RESULTS.md. --quick is a one-round smoke of everything that checks
+ * bench/RESULTS.md with SVG charts beside it (redrawn alone by bench/charts.ts). --quick is a one-round smoke of everything that checks
  * only that every figure came out.
  */
 import { spawnSync } from 'node:child_process';
@@ -27,6 +27,7 @@ import {
 } from './lib/peers.js';
 import { median } from './lib/proc.js';
 import { markdown, type Results, validate } from './lib/report.js';
+import { writeResultsPage } from './lib/results-page.js';
 import { bulk, type Figures, httpLoad, idle, type ScenarioOpts } from './lib/scenarios.js';
 
 const argv = process.argv.slice(2);
@@ -145,7 +146,8 @@ writeFileSync(
   join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
   `${JSON.stringify(results, null, 2)}\n`,
 );
-if (!quick) writeFileSync(join(benchDir, 'RESULTS.md'), `# Benchmark results\n\n${table}\n`);
+// RESULTS.md and its SVG charts (CPU per request, per connection, memory per session).
+if (!quick) writeResultsPage(benchDir, results);
 const problems = validate(
   results,
   targets.map((t) => t.name),
