@@ -249,7 +249,7 @@ export function buildProgram(): Command {
       }
       if (!opts.config) {
         cmd.outputHelp({ error: true });
-        fail(EXIT_CONFIG, 'missing --config FILE (or a command: run, check, demo)');
+        fail(EXIT_CONFIG, 'missing --config FILE (or a command: run, check, demo, schema, help)');
       }
       await run(opts as RunOpts);
     });

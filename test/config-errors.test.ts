@@ -84,6 +84,13 @@ const SYNTAX: { name: string; text: string; at: [number, number]; reason: RegExp
     reason: /^\[services\.web\] is defined a second time .*merge the two$/,
   },
   {
+    name: 'something after a whole value',
+    text: 'max_connections = 200\'\nsni = ["*"]   5\n',
+    at: [1, 22],
+    reason:
+      /^"'" after the value of max_connections: one value per key \(a comment starts with #\)$/,
+  },
+  {
     name: 'a key without "="',
     text: 'listen "127.0.0.1:8080"\n',
     at: [1, 8],

@@ -132,7 +132,35 @@ export function explainTomlError(text: string, at: TomlErrorPlace): Explained {
   }
   const token = nested ? withoutComment(line.slice(column - 1)).trimEnd() : a.value;
   const reason = explainValue(a.key, token, nested);
-  return { line: at.line, column, reason: reason ?? unexpected(at.raw) };
+  if (reason !== null) return { line: at.line, column, reason };
+  // Something after a whole value ("200'", `"abc"def`, `["*"]  5`): the value ended before it.
+  const before = line.slice(a.column - 1, at.column - 1).trimEnd();
+  if (at.column > a.column && isWholeValue(before))
+    return {
+      ...here,
+      reason: `${found(at.raw)} after the value of ${a.key}: one value per key (a comment starts with #)`,
+    };
+  return { ...here, reason: unexpected(at.raw) };
+}
+
+/** A complete scalar or a balanced array, as written before the error. */
+function isWholeValue(v: string): boolean {
+  if (/^"(?:[^"\\]|\\.)*"$/.test(v) || /^'[^']*'$/.test(v)) return true;
+  if (/^[+-]?\d[\d_]*(\.\d+)?([eE][+-]?\d+)?$/.test(v) || v === 'true' || v === 'false')
+    return true;
+  if (!v.startsWith('[') || !v.endsWith(']')) return false;
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i];
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '[') depth++;
+    else if (c === ']' && --depth === 0 && i < v.length - 1) return false;
+  }
+  return depth === 0 && quote === null;
 }
 
 /** Milliseconds of a duration written bare ("2s" -> 2000), or null when it is not one. */
@@ -171,12 +199,21 @@ function firstColumn(line: string): number {
   return line.length - line.trimStart().length + 1;
 }
 
+/** What the parser found, in words: `"}"`, or the end of the line. */
+function found(raw: string): string {
+  const m = /but (.+) found\.?$/.exec(raw);
+  if (!m) return 'something';
+  if (m[1] === 'end of input') return 'the end of the file';
+  return m[1] === '"\\n"' || m[1] === '"\\r"' ? 'the end of the line' : (m[1] as string);
+}
+
 /** The last resort: only what the parser found, not the grammar it wanted. */
 function unexpected(raw: string): string {
-  const found = /but (.+) found\.?$/.exec(raw);
-  if (!found) return `TOML syntax error: ${raw}`;
-  const what = found[1] === '"\\n"' ? 'the end of the line' : (found[1] as string);
-  return `TOML syntax error: unexpected ${what} here`;
+  if (!/but (.+) found\.?$/.test(raw)) return `TOML syntax error: ${raw}`;
+  const what = found(raw);
+  return what.startsWith('the end')
+    ? `TOML syntax error: ${what} came too early here`
+    : `TOML syntax error: unexpected ${what} here`;
 }
 
 /** The offending line with a caret under the column, for a terminal. */
