@@ -207,12 +207,12 @@ const COMMANDS = ['run', 'check', 'demo', 'schema', 'help'];
 
 const HELP_AFTER = `
 Examples:
-  blitz-lb run --config config.toml          run until SIGINT/SIGTERM
-  blitz-lb check --config config.toml        validate; print services, backends, certificates
-  blitz-lb check --config config.toml --print    the effective config, defaults filled in (TOML)
-  blitz-lb check --config config.toml --json     {valid, errors, warnings, config} for tools
-  blitz-lb schema > config.schema.json       JSON Schema for editors (Taplo, Even Better TOML)
-  blitz-lb demo                              three demo backends behind the balancer on :8080
+  blitz-lb run --config config.toml             run until SIGINT/SIGTERM
+  blitz-lb check --config config.toml           validate; print services, backends, certificates
+  blitz-lb check --config config.toml --print   the effective config, defaults filled in (TOML)
+  blitz-lb check --config config.toml --json    {valid, errors, warnings, config} for tools
+  blitz-lb schema > config.schema.json          JSON Schema for editors (Taplo, Even Better TOML)
+  blitz-lb demo                                 three demo backends behind the balancer on :8080
 
 Exit codes:
   0  clean stop (run, demo); valid (check)
