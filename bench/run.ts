@@ -7,7 +7,7 @@
  * termination; tls-pool: TLS to backends) against blitz-lb, HAProxy and
  * nginx stream, run interleaved A B C A B C… for several rounds; medians
  * reported as a markdown table, bench/results/latest.json and
- * bench/RESULTS.md. --quick is a one-round smoke of everything that checks
+ * bench/RESULTS.md with SVG charts beside it (redrawn alone by bench/charts.ts). --quick is a one-round smoke of everything that checks
  * only that every figure came out. --tls-only runs the TLS group alone
  * (results in bench/results/tls-only.json or quick-tls.json; RESULTS.md is
  * left alone).
@@ -33,6 +33,7 @@ import {
 } from './lib/peers.js';
 import { median } from './lib/proc.js';
 import { markdown, type Results, validate } from './lib/report.js';
+import { writeResultsPage } from './lib/results-page.js';
 import { bulk, type Figures, httpLoad, idle, type ScenarioOpts } from './lib/scenarios.js';
 import { type BenchCerts, makeBenchCerts } from './lib/tls-certs.js';
 import {
@@ -212,8 +213,8 @@ const file = tlsOnly
     ? 'quick.json'
     : 'latest.json';
 writeFileSync(join(benchDir, 'results', file), `${JSON.stringify(results, null, 2)}\n`);
-if (!quick && !tlsOnly)
-  writeFileSync(join(benchDir, 'RESULTS.md'), `# Benchmark results\n\n${table}\n`);
+// RESULTS.md and its SVG charts (CPU per request, per connection, memory per session).
+if (!quick && !tlsOnly) writeResultsPage(benchDir, results);
 const problems = validate(results, {
   plain: targets.map((t) => t.name),
   tls: tlsTargets.map((t) => t.name),

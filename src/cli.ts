@@ -5,12 +5,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { AdminServer } from './admin/server.js';
+import { checkJson, runCheck } from './check.js';
 import { ClusterPrimary } from './cluster/primary.js';
-import type { DiscoveryConfig } from './config/discovery.js';
-import { showMs } from './config/fields.js';
+import { closest } from './config/fields.js';
+import { configJsonSchemaText } from './config/json-schema.js';
 import { loadConfig } from './config/load.js';
 import { sameConfig } from './config/same.js';
-import { type Config, LOG_LEVELS, type LogLevel, type ServiceConfig } from './config/schema.js';
+import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
+import { toToml } from './config/toml-write.js';
 import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
@@ -29,6 +31,38 @@ const version = (
 interface RunOpts {
   config: string;
   logLevel?: LogLevel;
+}
+
+interface CheckOpts {
+  config: string;
+  print?: boolean;
+  json?: boolean;
+}
+
+/**
+ * `check`: exit 0 valid, 2 invalid. --json prints one object either way (for tools);
+ * --print shows the effective config as TOML after the summary's checks pass.
+ */
+function check(opts: CheckOpts): void {
+  const r = runCheck(opts.config);
+  if (opts.json) {
+    process.stdout.write(checkJson(r));
+    process.exit(r.valid ? EXIT_OK : EXIT_CONFIG);
+  }
+  if (!r.valid) {
+    process.stderr.write(`${r.messages.join('\n')}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  const warnings = r.warnings.map((w) => `warning: ${w.path ? `${w.path}: ` : ''}${w.message}`);
+  if (opts.print) {
+    // stdout stays TOML a tool can parse; the warnings go to stderr.
+    if (warnings.length > 0) process.stderr.write(`${warnings.join('\n')}\n`);
+    process.stdout.write(
+      `# ${opts.config}: the effective config, every default filled in\n${toToml(r.config ?? {})}`,
+    );
+    return;
+  }
+  process.stdout.write(`${[`${opts.config}: valid`, ...r.summary, ...warnings].join('\n')}\n`);
 }
 
 function fail(code: number, message: string): never {
@@ -147,92 +181,6 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   });
 }
 
-/** The health keys beyond the kind, for `check`'s summary (nothing when they are not used). */
-function healthExtras(h: ServiceConfig['health']): string {
-  const parts: string[] = [];
-  if (h.role) parts.push(`role ${h.role}`);
-  if (h.kind === 'send-expect') parts.push(`${h.steps.length} steps`);
-  if (h.address !== null || h.port !== null)
-    parts.push(`probes ${h.address ?? '(backend)'}:${h.port ?? '(backend)'}`);
-  if (h.agent) parts.push(`agent ${h.agent.host ?? '(backend)'}:${h.agent.port}`);
-  if (h.onDown !== 'none') parts.push(`on_down ${h.onDown}`);
-  if (h.onUpPrimary !== 'none') parts.push(`on_up_primary ${h.onUpPrimary}`);
-  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
-}
-
-function access(s: ServiceConfig): string {
-  if (s.allow.length === 0 && s.deny.length === 0) return '';
-  return `, allow ${s.allow.join(' ') || '(all)'}, deny ${s.deny.join(' ') || '(none)'}${s.applyToOpen ? ' (apply_to_open)' : ''}`;
-}
-
-function check(opts: RunOpts): void {
-  const config = load(opts.config);
-  const out: string[] = [`${opts.config}: valid`];
-  const problems: string[] = [];
-  for (const s of config.services) {
-    out.push(
-      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool min_idle ${s.pool.minIdle} max_idle ${s.pool.maxIdle}${access(s)}`,
-    );
-    for (const b of s.backends)
-      out.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
-    out.push(
-      `  http requests: request_timeout ${showMs(s.requestTimeoutMs)}, passive_http_5xx ${s.passiveHttp5xx ? 'on' : 'off'}`,
-    );
-    if (s.backendTls) out.push(...backendTlsSummary(s));
-    if (s.discovery) out.push(`  discovery ${discoverySummary(s.discovery)}`);
-    if (s.sni) out.push(`  sni ${s.sni.join(', ')}${s.alpn ? `; alpn ${s.alpn.join(', ')}` : ''}`);
-    const certs = certificateReport([s], config.source);
-    out.push(...certs.lines);
-    problems.push(...certs.errors, ...certs.expired);
-  }
-  if (problems.length > 0) {
-    // Key mismatches, unreadable files and expired certificates: invalid, said all at once.
-    process.stderr.write(`${problems.join('\n')}\n`);
-    process.exit(EXIT_CONFIG);
-  }
-  if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
-  out.push(`process: workers ${config.process.workers}`);
-  process.stdout.write(`${out.join('\n')}\n`);
-}
-
-/** What `check` says of a service's backend_tls, warnings included. */
-function backendTlsSummary(s: ServiceConfig): string[] {
-  const t = s.backendTls;
-  if (!t) return [];
-  const parts = [
-    t.verify ? `verify against ${t.ca ? t.ca.file : 'the system store'}` : 'verify OFF',
-    `servername ${t.servername ?? "the backend's host name"}`,
-    `min_version ${t.minVersion}`,
-  ];
-  if (t.cert) parts.push(`client certificate ${t.cert.file}`);
-  if (t.alpn.length > 0) parts.push(`alpn ${t.alpn.join(',')}`);
-  if (s.health.kind !== 'none')
-    parts.push(`health probes ${s.health.tls ? 'over TLS' : 'without TLS'}`);
-  const out = [`  backend_tls: ${parts.join(', ')}`];
-  if (!t.verify)
-    out.push(
-      `warning: services.${s.name}.backend_tls.verify = false: backend certificates are not checked (anyone on the path can impersonate a backend)`,
-    );
-  return out;
-}
-
-/** One line of `check` output for a [discovery] table. */
-function discoverySummary(d: DiscoveryConfig): string {
-  const every = `every ${showMs(d.intervalMs)} at most`;
-  switch (d.kind) {
-    case 'dns':
-      return `dns ${d.name} port ${d.port} (${d.family}), TTL clamped to ${showMs(d.minTtlMs)}-${showMs(d.maxTtlMs)}, ${every}${d.resolver ? `, resolver ${d.resolver}` : ''}`;
-    case 'srv':
-      return `srv ${d.name}, TTL clamped to ${showMs(d.minTtlMs)}-${showMs(d.maxTtlMs)}, ${every}${d.resolver ? `, resolver ${d.resolver}` : ''}`;
-    case 'file':
-      return `file ${d.path} (watched; re-checked every ${showMs(d.intervalMs)})`;
-    case 'http':
-      return d.shape === 'consul'
-        ? `http ${d.url} (consul, blocking queries of ${showMs(d.waitMs)})`
-        : `http ${d.url} (polled every ${showMs(d.intervalMs)})`;
-  }
-}
-
 async function demo(opts: RunOpts): Promise<void> {
   const config = load(opts.config);
   let servers: Server[];
@@ -255,19 +203,53 @@ const configOption = (dflt?: string): Option => {
 const levelOption = (): Option =>
   new Option('--log-level <level>', 'log level, overrides [log] level').choices(LOG_LEVELS);
 
+const COMMANDS = ['run', 'check', 'demo', 'schema', 'help'];
+
+const HELP_AFTER = `
+Examples:
+  blitz-lb run --config config.toml             run until SIGINT/SIGTERM
+  blitz-lb check --config config.toml           validate; print services, backends, certificates
+  blitz-lb check --config config.toml --print   the effective config, defaults filled in (TOML)
+  blitz-lb check --config config.toml --json    {valid, errors, warnings, config} for tools
+  blitz-lb schema > config.schema.json          JSON Schema for editors (Taplo, Even Better TOML)
+  blitz-lb demo                                 three demo backends behind the balancer on :8080
+
+Exit codes:
+  0  clean stop (run, demo); valid (check)
+  1  runtime failure: a port in use, a listener that cannot bind
+  2  bad config or usage: the file is invalid, an unknown command or option
+
+Signals (run, demo):
+  SIGTERM, SIGINT  stop accepting; open sessions finish for up to [process] shutdown_timeout,
+                   then are cut; a second signal cuts them at once; exit 0
+  SIGHUP           re-read the config file and apply the difference in place; an invalid file
+                   is logged and the running config stays
+`;
+
 export function buildProgram(): Command {
   const program = new Command('blitz-lb')
     .description('A Layer-4 TCP load balancer')
     .version(version, '-V, --version')
     .exitOverride()
-    .showSuggestionAfterError()
     .enablePositionalOptions()
+    .usage('[options] [command]')
+    .helpCommand('help [command]', 'show help for a command')
+    .addHelpText('after', HELP_AFTER)
+    .argument('[command]')
     .addOption(configOption())
     .addOption(levelOption())
-    .action(async (opts: Partial<RunOpts>, cmd: Command) => {
+    .action(async (command: string | undefined, opts: Partial<RunOpts>, cmd: Command) => {
+      if (command !== undefined) {
+        // Not one of ours: the closest command name, by edit distance, is the likely meaning.
+        const near = closest(command, COMMANDS);
+        fail(
+          EXIT_CONFIG,
+          `unknown command "${command}"${near ? `; did you mean \`${near}\`?` : ''} (commands: ${COMMANDS.join(', ')}; see blitz-lb --help)`,
+        );
+      }
       if (!opts.config) {
         cmd.outputHelp({ error: true });
-        fail(EXIT_CONFIG, 'missing --config FILE (or a command: run, check, demo)');
+        fail(EXIT_CONFIG, 'missing --config FILE (or a command: run, check, demo, schema, help)');
       }
       await run(opts as RunOpts);
     });
@@ -281,13 +263,21 @@ export function buildProgram(): Command {
     .command('check')
     .description('validate a config file and print its services and backends')
     .addOption(configOption().makeOptionMandatory())
-    .action((opts: RunOpts) => check(opts));
+    .option('--print', 'print the effective config (defaults filled in) as TOML')
+    .option('--json', 'print {valid, errors, warnings, config} as JSON, for tools')
+    .action((opts: CheckOpts) => check(opts));
   program
     .command('demo')
     .description('start three demo HTTP backends on loopback and the balancer in front of them')
     .addOption(configOption(join(root, 'config.toml')))
     .addOption(levelOption())
     .action((opts: RunOpts) => demo(opts));
+  program
+    .command('schema')
+    .description('print the JSON Schema of the config file (for editors: Taplo, Even Better TOML)')
+    .action(() => {
+      process.stdout.write(configJsonSchemaText());
+    });
   return program;
 }
 

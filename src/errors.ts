@@ -35,6 +35,18 @@ export class ConfigError extends LbError {
   }
 }
 
+/** A TOML syntax error: one problem, with where it is and a plain reason (for `check --json`). */
+export class ConfigSyntaxError extends ConfigError {
+  constructor(
+    problem: string,
+    readonly line: number,
+    readonly column: number,
+    readonly reason: string,
+  ) {
+    super([problem]);
+  }
+}
+
 /** A listener that could not bind (port in use, permission, bad address). */
 export class ListenError extends LbError {
   constructor(message: string, cause?: unknown) {

@@ -140,9 +140,9 @@ const INVALID: { name: string; text: string; message: RegExp }[] = [
   {
     name: 'TOML syntax',
     text: 'x = 1\n[services.web]\nlisten = \n',
-    message: /config\.toml:3:10: Expected/,
+    message: /config\.toml:3:10: listen has no value/,
   },
-  { name: 'redefined key', text: 'a = 1\na = 2\n', message: /config\.toml:2:1: .*redefine/ },
+  { name: 'redefined key', text: 'a = 1\na = 2\n', message: /config\.toml:2:1: a is set twice/ },
   {
     name: 'malformed backend address',
     text: base('backends = ["127.0.0.1:9001", { address = "9001" }]'),
@@ -193,12 +193,23 @@ const INVALID: { name: string; text: string; message: RegExp }[] = [
   {
     name: 'negative duration',
     text: base('backends = ["127.0.0.1:9001"]\nconnect_timeout = -5'),
-    message: /services\.web\.connect_timeout: expected a duration of 0 or more, got -5/,
+    message: /services\.web\.connect_timeout: must not be negative, got -5/,
   },
   {
     name: 'unitless duration string',
     text: base('backends = ["127.0.0.1:9001"]\nidle_timeout = "10"'),
     message: /services\.web\.idle_timeout: expected a duration with a unit .* got "10"/,
+  },
+  {
+    name: 'negative duration string',
+    text: base('backends = ["127.0.0.1:9001"]\nconnect_timeout = "-1s"'),
+    message: /services\.web\.connect_timeout: must not be negative, got "-1s"/,
+  },
+  {
+    name: 'upper-case duration unit',
+    text: base('backends = ["127.0.0.1:9001"]\n[services.web.health]\ninterval = "5S"'),
+    message:
+      /services\.web\.health\.interval: units are lower case \(ms, s, m, h\): write "5s", got "5S"/,
   },
   {
     name: 'nonsense duration',

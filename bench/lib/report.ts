@@ -38,13 +38,15 @@ function baselineName(r: Results): string {
   return r.scenarios['keep-alive']?.haproxy ? 'haproxy' : 'node-tcp-proxy';
 }
 
-export function markdown(r: Results): string {
+/** The tables of a run; `charts` (markdown lines) go after the header, before the tables. */
+export function markdown(r: Results, charts: readonly string[] = []): string {
   const base = baselineName(r);
   const out: string[] = [
     `${r.date.slice(0, 10)} · ${r.machine.cpu}, ${r.machine.cores} cores · Node ${r.machine.node} · backends: ${r.machine.backends}`,
     `${r.machine.haproxy ?? 'HAProxy not installed'} · ${r.machine.nginx ?? 'nginx not installed'}`,
     `${r.rounds} interleaved round(s), medians; ${r.opts.seconds} s per HTTP run; bulk ${r.opts.bulkBytes / 2 ** 20} MiB each way; idle ${r.opts.idleSessions} sessions. ${r.scenarios['keep-alive'] ? `Ratios are against ${base} in the same run; ` : ''}TLS ratios against haproxy.`,
     '',
+    ...charts,
   ];
   for (const sc of ['keep-alive', 'churn']) {
     const rows = r.scenarios[sc];

@@ -2,27 +2,59 @@ import { InvalidArgumentError } from '../errors.js';
 import { parseHostPort } from './address.js';
 import { describe } from './duration.js';
 import {
-  boolean,
+  booleanOf,
   checkKeys,
-  duration,
+  durationOf,
   hostPort,
   integer,
+  integerOf,
   isTable,
   Problems,
   type Table,
 } from './fields.js';
-import { LIMITS } from './limits.js';
+import { LIMITS, MAX_TIMER_MS } from './limits.js';
 import type { BackendConfig } from './schema.js';
+import { type Fields, keysOf } from './spec.js';
 
 export const MAX_WEIGHT = 1_000_000;
-export const BACKEND_KEYS = [
-  'address',
-  'weight',
-  'backup',
-  'max_connections',
-  'max_rate',
-  'slow_start',
-];
+/** A backend written as a table; "host:port" alone is the same with every setting at its default. */
+export const BACKEND_FIELDS = {
+  address: { kind: 'address', doc: 'The backend: "host:port" or "[v6]:port"', required: true },
+  weight: {
+    kind: 'integer',
+    default: 1,
+    min: 1,
+    max: MAX_WEIGHT,
+    doc: 'Share of new sessions relative to the other backends',
+  },
+  backup: {
+    kind: 'boolean',
+    default: false,
+    doc: 'Used only when no primary backend is healthy',
+  },
+  max_connections: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: LIMITS.connections,
+    doc: 'Open sessions on this backend; at the cap it takes no new ones (0: no cap)',
+  },
+  max_rate: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: LIMITS.rate,
+    doc: 'New sessions a second to this backend (0: no limit)',
+  },
+  slow_start: {
+    kind: 'duration',
+    default: 0,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'After coming back up, ramp from 10 % to full weight over this long (0: off)',
+  },
+} satisfies Fields;
+export const BACKEND_KEYS = keysOf(BACKEND_FIELDS);
 /** The backend keys that take a whole number (see WHOLE_NUMBER_KEYS in schema.ts). */
 export const BACKEND_WHOLE_NUMBER_KEYS = ['weight', 'max_connections', 'max_rate'] as const;
 
@@ -45,19 +77,13 @@ export type BackendSettings = Omit<BackendConfig, 'host' | 'port' | 'address'>;
  * holds the TOML keys; `path` ends with "." (or is empty).
  */
 export function settings(t: Table, path: string, p: Problems): BackendSettings {
+  const f = BACKEND_FIELDS;
   return {
-    weight: integer(t.weight, `${path}weight`, 1, 1, p, MAX_WEIGHT),
-    backup: boolean(t.backup, `${path}backup`, false, p),
-    maxConnections: integer(
-      t.max_connections,
-      `${path}max_connections`,
-      0,
-      0,
-      p,
-      LIMITS.connections,
-    ),
-    maxRate: integer(t.max_rate, `${path}max_rate`, 0, 0, p, LIMITS.rate),
-    slowStartMs: duration(t.slow_start, `${path}slow_start`, 0, p),
+    weight: integerOf(f.weight, t.weight, `${path}weight`, p),
+    backup: booleanOf(f.backup, t.backup, `${path}backup`, p),
+    maxConnections: integerOf(f.max_connections, t.max_connections, `${path}max_connections`, p),
+    maxRate: integerOf(f.max_rate, t.max_rate, `${path}max_rate`, p),
+    slowStartMs: durationOf(f.slow_start, t.slow_start, `${path}slow_start`, p),
   };
 }
 

@@ -3,6 +3,7 @@ import { createSecureContext } from 'node:tls';
 import { describe } from './duration.js';
 import { boolean, checkKeys, oneOf, type Problems, table } from './fields.js';
 import { type PemFile, parseCerts, parseKey, readPem } from './pem.js';
+import { type Fields, keysOf } from './spec.js';
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export type TlsVersion = (typeof TLS_VERSIONS)[number];
@@ -22,15 +23,41 @@ export interface BackendTlsConfig {
   readonly verify: boolean;
 }
 
-export const BACKEND_TLS_KEYS = [
-  'ca',
-  'servername',
-  'cert',
-  'key',
-  'alpn',
-  'min_version',
-  'verify',
-];
+/** [services.NAME.backend_tls]. */
+export const BACKEND_TLS_FIELDS = {
+  ca: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'PEM CA bundle to verify backends against (default: the system store)',
+  },
+  servername: {
+    kind: 'string',
+    doc: "SNI name and the name verified (default: the backend's host name)",
+  },
+  cert: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'Client certificate (PEM) for backends that require one',
+  },
+  key: { kind: 'string', minLength: 1, doc: 'Private key (PEM) of the client certificate' },
+  alpn: {
+    kind: 'list',
+    items: { kind: 'string', doc: 'A protocol name such as "h2"' },
+    doc: 'Protocols offered to backends by ALPN',
+  },
+  min_version: {
+    kind: 'enum',
+    values: TLS_VERSIONS,
+    default: 'TLSv1.2',
+    doc: 'The oldest TLS version accepted from a backend',
+  },
+  verify: {
+    kind: 'boolean',
+    default: true,
+    doc: 'false: backend certificates are not checked at all (check warns)',
+  },
+} satisfies Fields;
+export const BACKEND_TLS_KEYS = keysOf(BACKEND_TLS_FIELDS);
 
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?$/;

@@ -2,10 +2,25 @@ import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseHostPort } from './address.js';
-import { BACKEND_KEYS, type BackendSettings, settings } from './backend-settings.js';
+import {
+  BACKEND_FIELDS,
+  BACKEND_KEYS,
+  type BackendSettings,
+  settings,
+} from './backend-settings.js';
 import { describe } from './duration.js';
-import { boolean, checkKeys, duration, integer, oneOf, type Problems, table } from './fields.js';
+import {
+  booleanOf,
+  checkKeys,
+  duration,
+  durationOf,
+  integer,
+  oneOf,
+  type Problems,
+  table,
+} from './fields.js';
 import { LIMITS } from './limits.js';
+import { type Fields, keysOf } from './spec.js';
 
 export const DISCOVERY_KINDS = ['dns', 'srv', 'file', 'http'] as const;
 export type DiscoveryKind = (typeof DISCOVERY_KINDS)[number];
@@ -50,18 +65,97 @@ const KIND_KEYS: Readonly<Record<DiscoveryKind, readonly string[]>> = {
   file: ['path'],
   http: ['url', 'shape', 'wait'],
 };
-const ALL_KEYS = [...new Set([...COMMON_KEYS, ...Object.values(KIND_KEYS).flat()])];
+/** A lookup at most this often: below it a poll is a load test of the registry. */
+const MIN_INTERVAL_MS = 50;
+/** Consul caps a blocking query's wait at 10 minutes. */
+const MAX_WAIT_MS = 10 * 60_000;
+
+/** [services.NAME.discovery]: every key of every kind (KIND_KEYS says which kind takes which). */
+export const DISCOVERY_FIELDS = {
+  kind: {
+    kind: 'enum',
+    values: DISCOVERY_KINDS,
+    required: true,
+    doc: 'Where backends come from: dns (A/AAAA), srv, file (watched) or http (polled; Consul)',
+  },
+  interval: {
+    kind: 'duration',
+    min: MIN_INTERVAL_MS,
+    max: LIMITS.healthIntervalMs,
+    doc: 'dns, srv: at most this long between lookups; http: the poll period; file: a re-check besides the watch (default: dns/srv 30s, file 5s, http 10s)',
+  },
+  timeout: {
+    kind: 'duration',
+    min: 1,
+    max: LIMITS.connectMs,
+    doc: 'Deadline of one lookup (default: http 5s, else 2s)',
+  },
+  allow_empty: {
+    kind: 'boolean',
+    default: false,
+    doc: 'An answer with no backend is taken (else it is a failure and the last list stays)',
+  },
+  backend: {
+    kind: 'table',
+    fields: Object.fromEntries(Object.entries(BACKEND_FIELDS).filter(([k]) => k !== 'address')),
+    doc: 'Settings of every discovered backend (weight, backup, max_connections, max_rate, slow_start)',
+  },
+  name: {
+    kind: 'string',
+    doc: 'dns, srv: the name to resolve ("_pg._tcp.example.internal" for srv)',
+  },
+  port: { kind: 'integer', min: 1, max: 65_535, doc: 'dns: the port of every backend found' },
+  family: {
+    kind: 'enum',
+    values: DNS_FAMILIES,
+    default: 'any',
+    doc: 'dns: A records (ipv4), AAAA records (ipv6) or both (any)',
+  },
+  resolver: {
+    kind: 'string',
+    doc: 'dns, srv: "ip:port" of the DNS server to ask (default: the system\'s)',
+  },
+  min_ttl: {
+    kind: 'duration',
+    default: 1_000,
+    min: 0,
+    max: LIMITS.healthIntervalMs,
+    doc: "dns, srv: the floor put on a record's TTL",
+  },
+  max_ttl: {
+    kind: 'duration',
+    default: 3_600_000,
+    min: 1,
+    max: 24 * 3_600_000,
+    doc: "dns, srv: the ceiling put on a record's TTL",
+  },
+  path: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'file: a .json or .toml file in the backends shape, watched',
+  },
+  url: { kind: 'string', pattern: '^https?://', doc: 'http: the URL polled (JSON)' },
+  shape: {
+    kind: 'enum',
+    values: HTTP_SHAPES,
+    default: 'generic',
+    doc: 'http: generic (a backends list) or consul (/v1/health/service/NAME)',
+  },
+  wait: {
+    kind: 'duration',
+    default: 60_000,
+    min: 1_000,
+    max: MAX_WAIT_MS,
+    doc: 'http, shape = "consul": how long a blocking query may wait for a change',
+  },
+} satisfies Fields;
+const ALL_KEYS = keysOf(DISCOVERY_FIELDS);
 const DEFAULT_INTERVAL_MS: Readonly<Record<DiscoveryKind, number>> = {
   dns: 30_000,
   srv: 30_000,
   file: 5_000,
   http: 10_000,
 };
-/** A lookup at most this often: below it a poll is a load test of the registry. */
-const MIN_INTERVAL_MS = 50;
-/** Consul caps a blocking query's wait at 10 minutes. */
-const MAX_WAIT_MS = 10 * 60_000;
-
 const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})';
 const NAME_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
 /** RFC 2782: _service._proto.name */
@@ -186,8 +280,9 @@ export function parseDiscovery(
     `${path}.backend`,
     p,
   );
-  const minTtlMs = duration(t.min_ttl, `${path}.min_ttl`, 1_000, p, 0, LIMITS.healthIntervalMs);
-  const maxTtlMs = duration(t.max_ttl, `${path}.max_ttl`, 3_600_000, p, 1, 24 * 3_600_000);
+  const f = DISCOVERY_FIELDS;
+  const minTtlMs = durationOf(f.min_ttl, t.min_ttl, `${path}.min_ttl`, p);
+  const maxTtlMs = durationOf(f.max_ttl, t.max_ttl, `${path}.max_ttl`, p);
   if (minTtlMs > maxTtlMs)
     p.add(`${path}.min_ttl`, `must be at most max_ttl (${maxTtlMs}ms), got ${minTtlMs}ms`);
   const cfg: DiscoveryConfig = {
@@ -217,8 +312,8 @@ export function parseDiscovery(
     ),
     minTtlMs,
     maxTtlMs,
-    waitMs: duration(t.wait, `${path}.wait`, 60_000, p, 1_000, MAX_WAIT_MS),
-    allowEmpty: boolean(t.allow_empty, `${path}.allow_empty`, false, p),
+    waitMs: durationOf(f.wait, t.wait, `${path}.wait`, p),
+    allowEmpty: booleanOf(f.allow_empty, t.allow_empty, `${path}.allow_empty`, p),
     backend: Object.freeze(settings(bt, `${path}.backend.`, p)),
   };
   if (t.wait !== undefined && cfg.shape !== 'consul')

@@ -1,6 +1,7 @@
 import { type HostPort, parseHostPort } from './address.js';
 import { describe, parseDuration } from './duration.js';
 import { MAX_TIMER_MS } from './limits.js';
+import type { BooleanSpec, DurationSpec, EnumSpec, IntegerSpec } from './spec.js';
 
 /**
  * The checks every config value goes through: types, ranges, known keys
@@ -17,9 +18,18 @@ export function isTable(v: unknown): v is Table {
 /** Collects every problem so an operator fixes a file in one pass, not one error per run. */
 export class Problems {
   readonly list: string[] = [];
+  /** Unknown keys known one table up, by path: what checkKeys says of them instead of a guess. */
+  private readonly misplaced = new Map<string, string>();
   constructor(private readonly source: string) {}
   add(path: string, message: string): void {
     this.list.push(`${this.source}: ${path}: ${message}`);
+  }
+  /** Says where the key at `path` belongs, should checkKeys find it unknown there. */
+  belongsElsewhere(path: string, message: string): void {
+    this.misplaced.set(path, message);
+  }
+  misplacedAt(path: string): string | undefined {
+    return this.misplaced.get(path);
   }
 }
 
@@ -60,7 +70,8 @@ export function checkKeys(t: Table, known: readonly string[], path: string, p: P
     const where = path ? `${path}.${key}` : key;
     p.add(
       where,
-      `unknown key${near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`}`,
+      p.misplacedAt(where) ??
+        `unknown key${near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`}`,
     );
   }
 }
@@ -169,4 +180,39 @@ export function hostPort(v: unknown, path: string, p: Problems, minPort = 1): Ho
     return undefined;
   }
   return r;
+}
+
+/* The same checks, with the default and range read from a key's spec (config/spec.ts). */
+
+export function durationOf(
+  f: DurationSpec,
+  v: unknown,
+  path: string,
+  p: Problems,
+  dflt = f.default ?? 0,
+): number {
+  return duration(v, path, dflt, p, f.min, f.max);
+}
+
+export function integerOf(
+  f: IntegerSpec,
+  v: unknown,
+  path: string,
+  p: Problems,
+  dflt = f.default ?? f.min,
+): number {
+  return integer(v, path, dflt, f.min, p, f.max);
+}
+
+export function booleanOf(f: BooleanSpec, v: unknown, path: string, p: Problems): boolean {
+  return boolean(v, path, f.default ?? false, p);
+}
+
+export function oneOfSpec<T extends string>(
+  f: EnumSpec<T> & { readonly default: T },
+  v: unknown,
+  path: string,
+  p: Problems,
+): T {
+  return oneOf(v, path, f.default, f.values, p);
 }

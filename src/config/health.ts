@@ -3,15 +3,17 @@ import { describe } from './duration.js';
 import {
   boolean,
   checkKeys,
-  duration,
-  integer,
+  durationOf,
+  integerOf,
   isTable,
   oneOf,
+  oneOfSpec,
   type Problems,
   type Table,
   table,
 } from './fields.js';
 import { LIMITS } from './limits.js';
+import { type Fields, keysOf } from './spec.js';
 
 /*
  * [services.NAME.health]: which probe, where it goes, what it says, the
@@ -83,25 +85,112 @@ export const HEALTH_DEFAULTS = Object.freeze({
   path: '/',
 });
 
-export const HEALTH_KEYS = [
-  'kind',
-  'interval',
-  'timeout',
-  'fall',
-  'rise',
-  'path',
-  'port',
-  'address',
-  'steps',
-  'role',
-  'agent_port',
-  'agent_address',
-  'agent_interval',
-  'on_down',
-  'on_up_primary',
-  'tls',
-];
-const STEP_KEYS = ['send', 'send_hex', 'expect', 'expect_regex', 'expect_hex'];
+const STEP_FIELDS = {
+  send: { kind: 'string', minLength: 1, doc: 'Text to send (UTF-8)' },
+  send_hex: { kind: 'string', minLength: 1, doc: 'Bytes to send, as hex pairs ("2a310d0a")' },
+  expect: { kind: 'string', minLength: 1, doc: 'The reply must contain this text' },
+  expect_regex: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'The reply must match this regular expression',
+  },
+  expect_hex: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'The reply must contain these bytes (hex pairs)',
+  },
+} satisfies Fields;
+const STEP_KEYS = keysOf(STEP_FIELDS);
+
+const PORT = { kind: 'integer', min: 1, max: 65_535, doc: 'A port, 1-65535' } as const;
+
+/** [services.NAME.health]. */
+export const HEALTH_FIELDS = {
+  kind: {
+    kind: 'enum',
+    values: HEALTH_KINDS,
+    default: HEALTH_DEFAULTS.kind,
+    doc: 'The probe: tcp (connect, then close), http (GET path, 2xx/3xx), send-expect, redis, mysql, postgres, smtp, or none',
+  },
+  interval: {
+    kind: 'duration',
+    default: HEALTH_DEFAULTS.intervalMs,
+    min: 1,
+    max: LIMITS.healthIntervalMs,
+    doc: 'Time between probes of one backend',
+  },
+  timeout: {
+    kind: 'duration',
+    default: HEALTH_DEFAULTS.timeoutMs,
+    min: 1,
+    max: LIMITS.connectMs,
+    doc: 'Deadline of one probe: the connect and each send-expect step',
+  },
+  fall: {
+    kind: 'integer',
+    default: HEALTH_DEFAULTS.fall,
+    min: 1,
+    max: LIMITS.riseFall,
+    doc: 'Consecutive failures that take a healthy backend down',
+  },
+  rise: {
+    kind: 'integer',
+    default: HEALTH_DEFAULTS.rise,
+    min: 1,
+    max: LIMITS.riseFall,
+    doc: 'Consecutive successes that bring a down backend back',
+  },
+  path: {
+    kind: 'string',
+    default: HEALTH_DEFAULTS.path,
+    pattern: '^/[\\x21-\\x7e]*$',
+    doc: 'kind = "http": the request path; 2xx/3xx is healthy',
+  },
+  port: { ...PORT, doc: "Probe this port instead of the backend's (a sidecar health endpoint)" },
+  address: { kind: 'string', doc: "Probe this host instead of the backend's (no port)" },
+  steps: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'table', fields: STEP_FIELDS, doc: 'One step: send, then expect' },
+    doc: 'kind = "send-expect": the conversation, e.g. [{ send = "PING\\r\\n", expect = "+PONG" }]',
+  },
+  role: {
+    kind: 'enum',
+    values: ['master'],
+    doc: 'kind = "redis": INFO replication must also say role:master',
+  },
+  agent_port: {
+    ...PORT,
+    doc: 'The agent check (HAProxy agent-check) answers on this port; absent: no agent',
+  },
+  agent_address: {
+    kind: 'string',
+    doc: "The agent's host (default: the backend's); required with address",
+  },
+  agent_interval: {
+    kind: 'duration',
+    min: 1,
+    max: LIMITS.healthIntervalMs,
+    doc: 'Time between agent checks (default: interval)',
+  },
+  on_down: {
+    kind: 'enum',
+    values: ON_DOWN,
+    default: 'none' as const,
+    doc: '"shutdown-sessions": a backend marked down loses its open sessions',
+  },
+  on_up_primary: {
+    kind: 'enum',
+    values: ON_UP_PRIMARY,
+    default: 'none' as const,
+    doc: '"shutdown-backup-sessions": a primary back up ends the sessions on backups',
+  },
+  tls: {
+    kind: 'boolean',
+    doc: 'Probe over TLS as backend_tls says (default: true when the service has backend_tls)',
+  },
+} satisfies Fields;
+export const HEALTH_KEYS = keysOf(HEALTH_FIELDS);
 export const HEALTH_WHOLE_NUMBER_KEYS = ['port', 'agent_port'];
 export const HEALTH_DURATION_KEYS = ['agent_interval'];
 
@@ -126,7 +215,7 @@ function host(v: unknown, path: string, p: Problems): string | null {
 
 function port(v: unknown, path: string, p: Problems): number | null {
   if (v === undefined) return null;
-  return integer(v, path, 0, 1, p, 65_535) || null;
+  return integerOf(PORT, v, path, p, 0) || null;
 }
 
 function step(v: unknown, path: string, p: Problems): ProbeStepConfig | null {
@@ -218,15 +307,9 @@ export function parseHealth(
   const t: Table = table(v, path, p);
   checkKeys(t, HEALTH_KEYS, path, p);
   const d = HEALTH_DEFAULTS;
-  const kind = oneOf(t.kind, `${path}.kind`, d.kind, HEALTH_KINDS, p);
-  const intervalMs = duration(
-    t.interval,
-    `${path}.interval`,
-    d.intervalMs,
-    p,
-    1,
-    LIMITS.healthIntervalMs,
-  );
+  const f = HEALTH_FIELDS;
+  const kind = oneOfSpec(f.kind, t.kind, `${path}.kind`, p);
+  const intervalMs = durationOf(f.interval, t.interval, `${path}.interval`, p);
   let probePath: string = d.path;
   if (t.path !== undefined) {
     if (typeof t.path !== 'string' || !t.path.startsWith('/') || !/^[\x21-\x7e]+$/.test(t.path)) {
@@ -266,30 +349,29 @@ export function parseHealth(
     agent = Object.freeze({
       host: agentHost,
       port: agentPort,
-      intervalMs: duration(
+      intervalMs: durationOf(
+        f.agent_interval,
         t.agent_interval,
         `${path}.agent_interval`,
-        intervalMs,
         p,
-        1,
-        LIMITS.healthIntervalMs,
+        intervalMs,
       ),
     });
   }
   return Object.freeze({
     kind,
     intervalMs,
-    timeoutMs: duration(t.timeout, `${path}.timeout`, d.timeoutMs, p, 1, LIMITS.connectMs),
-    fall: integer(t.fall, `${path}.fall`, d.fall, 1, p, LIMITS.riseFall),
-    rise: integer(t.rise, `${path}.rise`, d.rise, 1, p, LIMITS.riseFall),
+    timeoutMs: durationOf(f.timeout, t.timeout, `${path}.timeout`, p),
+    fall: integerOf(f.fall, t.fall, `${path}.fall`, p),
+    rise: integerOf(f.rise, t.rise, `${path}.rise`, p),
     path: probePath,
     port: port(t.port, `${path}.port`, p),
     address,
     steps: steps(t.steps, kind, `${path}.steps`, p),
     role,
     agent,
-    onDown: oneOf(t.on_down, `${path}.on_down`, 'none', ON_DOWN, p),
-    onUpPrimary: oneOf(t.on_up_primary, `${path}.on_up_primary`, 'none', ON_UP_PRIMARY, p),
+    onDown: oneOfSpec(f.on_down, t.on_down, `${path}.on_down`, p),
+    onUpPrimary: oneOfSpec(f.on_up_primary, t.on_up_primary, `${path}.on_up_primary`, p),
     tls,
   });
 }

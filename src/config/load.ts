@@ -1,9 +1,10 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import toml from 'toml';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ConfigSyntaxError } from '../errors.js';
 import { isTable } from './fields.js';
 import { type Config, DURATION_KEYS, parseConfig, WHOLE_NUMBER_KEYS } from './schema.js';
+import { caretLines, explainTomlError } from './toml-errors.js';
 
 /** A config file holds a few KiB; more is a mistake (or /dev/zero), not a config. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -15,16 +16,25 @@ interface TomlSyntaxError {
   location?: { start: { line: number; column: number } };
 }
 
-/** Parses TOML text; a syntax error becomes `file:line:col: message`. */
+/**
+ * Parses TOML text. A syntax error becomes `file:line:col: reason` with the line and a
+ * caret under the place; the reason is a sentence made from that line
+ * (config/toml-errors.ts), not the parser's list of expected tokens.
+ */
 export function parseToml(text: string, source: string): unknown {
   try {
     return toml.parse(text);
   } catch (err) {
     const e = err as TomlSyntaxError;
     const line = e.location?.start.line ?? e.line;
-    const col = e.location?.start.column ?? e.column;
-    const where = line !== undefined ? `${source}:${line}:${col ?? 1}` : source;
-    throw new ConfigError([`${where}: ${e.message}`]);
+    const col = e.location?.start.column ?? e.column ?? 1;
+    if (line === undefined) throw new ConfigError([`${source}: ${e.message}`]);
+    const x = explainTomlError(text, { line, column: col, raw: e.message });
+    const problem = [
+      `${source}:${x.line}:${x.column}: ${x.reason}`,
+      ...caretLines(text, x.line, x.column),
+    ].join('\n');
+    throw new ConfigSyntaxError(problem, x.line, x.column, x.reason);
   }
 }
 

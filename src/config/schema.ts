@@ -3,18 +3,24 @@ import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
-import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
-import { type BackendTlsConfig, parseBackendTls } from './backend-tls.js';
-import { type DiscoveryConfig, parseDiscovery } from './discovery.js';
+import { BACKEND_FIELDS, BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
+import {
+  BACKEND_TLS_FIELDS,
+  BACKEND_TLS_KEYS,
+  type BackendTlsConfig,
+  parseBackendTls,
+} from './backend-tls.js';
+import { DISCOVERY_FIELDS, type DiscoveryConfig, parseDiscovery } from './discovery.js';
 import { describe } from './duration.js';
 import {
-  boolean,
+  booleanOf,
   checkKeys,
-  duration,
+  durationOf,
   hostPort,
-  integer,
+  integerOf,
   isTable,
   oneOf,
+  oneOfSpec,
   Problems,
   type Table,
   table,
@@ -22,13 +28,16 @@ import {
 import {
   HEALTH_DEFAULTS,
   HEALTH_DURATION_KEYS,
+  HEALTH_FIELDS,
+  HEALTH_KEYS,
   HEALTH_WHOLE_NUMBER_KEYS,
   type HealthConfig,
   parseHealth,
 } from './health.js';
-import { LIMITS, MAX_RETRY_DELAY_MS } from './limits.js';
+import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { checkSharedListens, sniList } from './sni.js';
-import { alpnList, parseTls, type TlsConfig } from './tls.js';
+import { type Fields, keysOf } from './spec.js';
+import { alpnList, parseTls, TLS_FIELDS, type TlsConfig } from './tls.js';
 
 export type {
   AgentConfig,
@@ -170,44 +179,319 @@ export const DEFAULTS = Object.freeze({
   pool: { minIdle: 2, maxIdle: 10, idleTtlMs: 30_000 },
 });
 
-const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
-const PROCESS_KEYS = ['shutdown_timeout', 'workers'];
 const MAX_WORKERS = 256;
-const LOG_KEYS = ['level', 'access'];
-const ADMIN_KEYS = ['listen', 'token', 'allowed_hosts'];
-const SERVICE_KEYS = [
-  'listen',
-  'balance',
-  'backends',
-  'connect_timeout',
-  'idle_timeout',
-  'max_retries',
-  'retry_delay',
-  'max_connections',
-  'all_down',
-  'queue_size',
-  'queue_timeout',
-  'max_lifetime',
-  'send_proxy',
-  'accept_proxy',
-  'trusted_proxies',
-  'max_connections_per_source',
-  'max_rate_per_source',
-  'allow',
-  'deny',
-  'apply_to_open',
-  'health',
-  'pool',
-  'backend_tls',
-  'sni',
-  'alpn',
-  'hello_timeout',
-  'tls',
-  'discovery',
-  'request_timeout',
-  'passive_http_5xx',
-];
-const POOL_KEYS = ['min_idle', 'max_idle', 'idle_ttl'];
+const WORKER_COUNT = {
+  kind: 'integer',
+  min: 1,
+  max: MAX_WORKERS,
+  doc: 'Processes serving traffic',
+} as const;
+const CIDRS = (doc: string) =>
+  ({
+    kind: 'list',
+    items: { kind: 'string', doc: 'An address or CIDR: "10.0.0.0/8", "127.0.0.1", "::1/128"' },
+    doc,
+  }) as const;
+
+export const PROCESS_FIELDS = {
+  shutdown_timeout: {
+    kind: 'duration',
+    default: DEFAULTS.shutdownTimeoutMs,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'On SIGTERM/SIGINT, open sessions may finish for this long; then they are cut',
+  },
+  workers: {
+    kind: 'anyOf',
+    default: 1,
+    options: [WORKER_COUNT, { kind: 'enum', values: ['auto'], doc: 'One worker per core' }],
+    doc: 'Processes serving traffic: 1-256 or "auto" (a primary and one worker per core)',
+  },
+} satisfies Fields;
+
+export const LOG_FIELDS = {
+  level: {
+    kind: 'enum',
+    values: LOG_LEVELS,
+    default: DEFAULTS.logLevel,
+    doc: 'trace | debug | info | warn | error | fatal | silent',
+  },
+  access: {
+    kind: 'boolean',
+    default: false,
+    doc: 'One JSON line per closed session: client, backend, bytes, ms, cause',
+  },
+} satisfies Fields;
+
+export const ADMIN_FIELDS = {
+  listen: {
+    kind: 'address',
+    required: true,
+    doc: 'Status page, /metrics and /api/* on "host:port" (loopback unless you mean it)',
+  },
+  token: {
+    kind: 'string',
+    pattern: '^[\\x21-\\x7e]{8,4096}$',
+    doc: 'Write calls need "Authorization: Bearer TOKEN" (8-4096 printable ASCII characters)',
+  },
+  allowed_hosts: {
+    kind: 'list',
+    items: { kind: 'string', doc: '"name:port", "[v6]:port" or a bare "name"' },
+    doc: 'Host header values served besides the listen address and loopback names',
+  },
+} satisfies Fields;
+
+export const POOL_FIELDS = {
+  min_idle: {
+    kind: 'integer',
+    default: DEFAULTS.pool.minIdle,
+    min: 0,
+    max: LIMITS.poolIdle,
+    doc: 'Pre-opened connections kept per healthy backend (0: none)',
+  },
+  max_idle: {
+    kind: 'integer',
+    default: DEFAULTS.pool.maxIdle,
+    min: 0,
+    max: LIMITS.poolIdle,
+    doc: 'Idle pooled connections per backend at most; at least min_idle',
+  },
+  idle_ttl: {
+    kind: 'duration',
+    default: DEFAULTS.pool.idleTtlMs,
+    min: 1,
+    max: MAX_TIMER_MS,
+    doc: 'An idle pooled socket older than this is closed (and replaced)',
+  },
+} satisfies Fields;
+
+/** [services.NAME], and [defaults] (the same keys, inherited by every service). */
+export const SERVICE_FIELDS = {
+  listen: {
+    kind: 'address',
+    required: true,
+    doc: 'Where clients connect: "host:port" or "[v6]:port"',
+  },
+  balance: {
+    kind: 'enum',
+    values: STRATEGY_NAMES,
+    default: DEFAULTS.balance,
+    doc: 'round-robin (smooth weighted) | least-connections | random-two | ip-hash (Maglev)',
+  },
+  backends: {
+    kind: 'list',
+    items: {
+      kind: 'anyOf',
+      options: [
+        { kind: 'address', doc: 'A backend "host:port" with weight 1' },
+        { kind: 'table', fields: BACKEND_FIELDS, doc: 'A backend with its settings' },
+      ],
+      doc: 'A backend: "host:port" or { address = "host:port", weight = 2, ... }',
+    },
+    doc: 'The backends (at least one, unless a [discovery] table finds them)',
+  },
+  connect_timeout: {
+    kind: 'duration',
+    default: DEFAULTS.connectTimeoutMs,
+    min: 1,
+    max: LIMITS.connectMs,
+    doc: 'Deadline for one backend connect',
+  },
+  idle_timeout: {
+    kind: 'duration',
+    default: DEFAULTS.idleTimeoutMs,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'No bytes either way for this long: both legs are destroyed (0: off)',
+  },
+  max_retries: {
+    kind: 'integer',
+    default: DEFAULTS.maxRetries,
+    min: 0,
+    max: LIMITS.retries,
+    doc: 'Extra dial attempts, each on a backend not yet tried when one exists',
+  },
+  retry_delay: {
+    kind: 'duration',
+    default: DEFAULTS.retryDelayMs,
+    min: 0,
+    max: MAX_RETRY_DELAY_MS,
+    doc: 'First backoff between dial attempts; doubles each retry, up to 30s',
+  },
+  max_connections: {
+    kind: 'integer',
+    default: DEFAULTS.maxConnections,
+    min: 1,
+    max: LIMITS.connections,
+    doc: 'Open sessions for this service; beyond, new clients are closed at once',
+  },
+  all_down: {
+    kind: 'enum',
+    values: ALL_DOWN_POLICIES,
+    default: DEFAULTS.allDown,
+    doc: 'No backend healthy: try-all (dial them anyway) | refuse (close the client)',
+  },
+  queue_size: {
+    kind: 'integer',
+    default: DEFAULTS.queueSize,
+    min: 0,
+    max: LIMITS.connections,
+    doc: 'Clients that may wait when every backend is at max_connections / max_rate',
+  },
+  queue_timeout: {
+    kind: 'duration',
+    default: DEFAULTS.queueTimeoutMs,
+    min: 1,
+    max: MAX_TIMER_MS,
+    doc: 'A waiting client is refused after this long',
+  },
+  max_lifetime: {
+    kind: 'duration',
+    default: 0,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'Sessions older than this are closed, busy or not (0: off)',
+  },
+  send_proxy: {
+    kind: 'enum',
+    values: ['v1', 'v2'] as const,
+    doc: 'PROXY protocol header to backends: v1 | v2 (absent: off)',
+  },
+  accept_proxy: {
+    kind: 'boolean',
+    default: false,
+    doc: 'Clients must send a PROXY header (v1 or v2); needs trusted_proxies',
+  },
+  trusted_proxies: CIDRS('CIDRs allowed to send a PROXY header, e.g. ["10.0.0.0/8"]'),
+  max_connections_per_source: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: LIMITS.connections,
+    doc: 'Open sessions per client address (0: no limit)',
+  },
+  max_rate_per_source: {
+    kind: 'integer',
+    default: 0,
+    min: 0,
+    max: LIMITS.rate,
+    doc: 'New sessions a second per client address (0: no limit)',
+  },
+  allow: CIDRS('CIDRs that may connect (empty: everyone not denied)'),
+  deny: CIDRS('CIDRs refused; deny wins over allow'),
+  apply_to_open: {
+    kind: 'boolean',
+    default: false,
+    doc: 'A reload that changes allow/deny also ends open sessions now denied',
+  },
+  health: { kind: 'table', fields: HEALTH_FIELDS, doc: 'Health checks of the backends' },
+  pool: { kind: 'table', fields: POOL_FIELDS, doc: 'Warm pool: pre-opened backend connections' },
+  backend_tls: {
+    kind: 'table',
+    fields: BACKEND_TLS_FIELDS,
+    doc: 'Speak TLS to the backends (absent: plain TCP)',
+  },
+  sni: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'string', doc: 'A host name, "*.domain" or "*" (the default)' },
+    doc: 'Names this service takes on a listen address it may share, read from the ClientHello',
+  },
+  alpn: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'string', doc: 'A protocol name such as "h2"' },
+    doc: 'With sni: only ClientHellos offering one of these protocols',
+  },
+  request_timeout: {
+    kind: 'duration',
+    default: DEFAULTS.requestTimeoutMs,
+    min: 1,
+    max: MAX_TIMER_MS,
+    doc: 'lb.request(): the whole HTTP request, connect to the last body byte',
+  },
+  passive_http_5xx: {
+    kind: 'boolean',
+    default: false,
+    doc: 'lb.request()/lb.dispatcher(): a 5xx answer counts as a passive health failure',
+  },
+  hello_timeout: {
+    kind: 'duration',
+    default: DEFAULTS.helloTimeoutMs,
+    min: 1,
+    max: LIMITS.connectMs,
+    doc: 'How long a client has to send its ClientHello (and finish a terminated handshake)',
+  },
+  tls: {
+    kind: 'table',
+    fields: TLS_FIELDS,
+    doc: 'Terminate TLS here (absent: bytes pass through)',
+  },
+  discovery: {
+    kind: 'table',
+    fields: DISCOVERY_FIELDS,
+    doc: 'Backends found at run time besides backends: dns, srv, file or http',
+  },
+} satisfies Fields;
+
+/** The whole file. */
+export const TOP_FIELDS = {
+  process: { kind: 'table', fields: PROCESS_FIELDS, doc: 'The process' },
+  log: { kind: 'table', fields: LOG_FIELDS, doc: 'Logging (JSON lines on stdout)' },
+  admin: { kind: 'table', fields: ADMIN_FIELDS, doc: 'The admin server (absent: none)' },
+  defaults: {
+    kind: 'table',
+    fields: Object.fromEntries(
+      Object.entries(SERVICE_FIELDS).map(([k, f]) => [k, { ...f, required: undefined }]),
+    ) as Fields,
+    doc: "Any service key, inherited by every service; a service's own key wins, sub-tables merge key by key",
+  },
+  services: {
+    kind: 'map',
+    names: '^[A-Za-z0-9_-]+$',
+    values: {
+      kind: 'table',
+      fields: SERVICE_FIELDS,
+      doc: 'One service: a listener and its backends',
+    },
+    required: true,
+    doc: 'The services, [services.NAME] each',
+  },
+} satisfies Fields;
+
+const TOP_KEYS = keysOf(TOP_FIELDS);
+const PROCESS_KEYS = keysOf(PROCESS_FIELDS);
+const LOG_KEYS = keysOf(LOG_FIELDS);
+const ADMIN_KEYS = keysOf(ADMIN_FIELDS);
+const SERVICE_KEYS = keysOf(SERVICE_FIELDS);
+const POOL_KEYS = keysOf(POOL_FIELDS);
+
+/** The sub-tables of a service and their keys: a service key found in one was written below its header. */
+const SUB_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  health: HEALTH_KEYS,
+  pool: POOL_KEYS,
+  backend_tls: BACKEND_TLS_KEYS,
+  tls: keysOf(TLS_FIELDS),
+  discovery: keysOf(DISCOVERY_FIELDS),
+};
+
+/**
+ * `[services.web.health]` then `max_retries = 5`: TOML puts the key in the health table,
+ * the most common mistake in these files. Say so, rather than suggest a health key.
+ */
+function noteMisplacedKeys(raw: Table, header: string, service: string, p: Problems): void {
+  for (const [sub, own] of Object.entries(SUB_TABLE_KEYS)) {
+    const t = raw[sub];
+    if (!isTable(t)) continue;
+    for (const key of Object.keys(t)) {
+      if (own.includes(key) || !SERVICE_KEYS.includes(key)) continue;
+      p.belongsElsewhere(
+        `${service}.${sub}.${key}`,
+        `not a ${sub} key: ${key} is a key of [${header}], written below the [${header}.${sub}] header, and in TOML every key after a header belongs to that table; move it above [${header}.${sub}]`,
+      );
+    }
+  }
+}
 
 /**
  * Keys that take a whole number (counts, or durations written as milliseconds). TOML
@@ -255,7 +539,7 @@ function workers(v: unknown, p: Problems): number {
     p.add('process.workers', `expected a whole number or "auto", got ${describe(v)}`);
     return 1;
   }
-  return integer(v, 'process.workers', 1, 1, p, MAX_WORKERS);
+  return integerOf(WORKER_COUNT, v, 'process.workers', p);
 }
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
@@ -294,22 +578,21 @@ function withDefaults(defaults: Table, svc: Table): Table {
 function parsePool(v: unknown, path: string, p: Problems): PoolConfig {
   const t = table(v, path, p);
   checkKeys(t, POOL_KEYS, path, p);
-  const d = DEFAULTS.pool;
-  const minIdle = integer(t.min_idle, `${path}.min_idle`, d.minIdle, 0, p, LIMITS.poolIdle);
-  const maxIdle = integer(
+  const f = POOL_FIELDS;
+  const minIdle = integerOf(f.min_idle, t.min_idle, `${path}.min_idle`, p);
+  const maxIdle = integerOf(
+    f.max_idle,
     t.max_idle,
     `${path}.max_idle`,
-    Math.max(d.maxIdle, minIdle),
-    0,
     p,
-    LIMITS.poolIdle,
+    Math.max(f.max_idle.default, minIdle),
   );
   if (maxIdle < minIdle)
     p.add(`${path}.max_idle`, `must be at least min_idle (${minIdle}), got ${maxIdle}`);
   return Object.freeze({
     minIdle,
     maxIdle,
-    idleTtlMs: duration(t.idle_ttl, `${path}.idle_ttl`, d.idleTtlMs, p, 1),
+    idleTtlMs: durationOf(f.idle_ttl, t.idle_ttl, `${path}.idle_ttl`, p),
   });
 }
 
@@ -361,109 +644,67 @@ function parseService(
     opts.baseDir ?? process.cwd(),
     p,
   );
+  const f = SERVICE_FIELDS;
   const svc: ServiceConfig = {
     name,
     listen: listen as HostPort,
-    balance: oneOf(raw.balance, `${path}.balance`, DEFAULTS.balance, STRATEGY_NAMES, p),
+    balance: oneOfSpec(f.balance, raw.balance, `${path}.balance`, p),
     backends: Object.freeze(backends),
-    connectTimeoutMs: duration(
+    connectTimeoutMs: durationOf(
+      f.connect_timeout,
       raw.connect_timeout,
       `${path}.connect_timeout`,
-      DEFAULTS.connectTimeoutMs,
       p,
-      1,
-      LIMITS.connectMs,
     ),
-    idleTimeoutMs: duration(raw.idle_timeout, `${path}.idle_timeout`, DEFAULTS.idleTimeoutMs, p),
-    maxRetries: integer(
-      raw.max_retries,
-      `${path}.max_retries`,
-      DEFAULTS.maxRetries,
-      0,
-      p,
-      LIMITS.retries,
-    ),
-    retryDelayMs: duration(
-      raw.retry_delay,
-      `${path}.retry_delay`,
-      DEFAULTS.retryDelayMs,
-      p,
-      0,
-      MAX_RETRY_DELAY_MS,
-    ),
-    maxConnections: integer(
-      raw.max_connections,
-      `${path}.max_connections`,
-      DEFAULTS.maxConnections,
-      1,
-      p,
-      LIMITS.connections,
-    ),
-    allDown: oneOf(raw.all_down, `${path}.all_down`, DEFAULTS.allDown, ALL_DOWN_POLICIES, p),
-    maxLifetimeMs: duration(raw.max_lifetime, `${path}.max_lifetime`, 0, p),
+    idleTimeoutMs: durationOf(f.idle_timeout, raw.idle_timeout, `${path}.idle_timeout`, p),
+    maxRetries: integerOf(f.max_retries, raw.max_retries, `${path}.max_retries`, p),
+    retryDelayMs: durationOf(f.retry_delay, raw.retry_delay, `${path}.retry_delay`, p),
+    maxConnections: integerOf(f.max_connections, raw.max_connections, `${path}.max_connections`, p),
+    allDown: oneOfSpec(f.all_down, raw.all_down, `${path}.all_down`, p),
+    maxLifetimeMs: durationOf(f.max_lifetime, raw.max_lifetime, `${path}.max_lifetime`, p),
     sendProxy:
       raw.send_proxy === undefined
         ? null
-        : oneOf(raw.send_proxy, `${path}.send_proxy`, 'v1', ['v1', 'v2'] as const, p),
-    acceptProxy: boolean(raw.accept_proxy, `${path}.accept_proxy`, false, p),
+        : oneOf(raw.send_proxy, `${path}.send_proxy`, 'v1', f.send_proxy.values, p),
+    acceptProxy: booleanOf(f.accept_proxy, raw.accept_proxy, `${path}.accept_proxy`, p),
     trustedProxies: cidrs(raw.trusted_proxies, `${path}.trusted_proxies`, p),
     allow: cidrs(raw.allow, `${path}.allow`, p),
     deny: cidrs(raw.deny, `${path}.deny`, p),
-    applyToOpen: boolean(raw.apply_to_open, `${path}.apply_to_open`, false, p),
-    maxConnectionsPerSource: integer(
+    applyToOpen: booleanOf(f.apply_to_open, raw.apply_to_open, `${path}.apply_to_open`, p),
+    maxConnectionsPerSource: integerOf(
+      f.max_connections_per_source,
       raw.max_connections_per_source,
       `${path}.max_connections_per_source`,
-      0,
-      0,
       p,
-      LIMITS.connections,
     ),
-    maxRatePerSource: integer(
+    maxRatePerSource: integerOf(
+      f.max_rate_per_source,
       raw.max_rate_per_source,
       `${path}.max_rate_per_source`,
-      0,
-      0,
       p,
-      LIMITS.rate,
     ),
-    queueSize: integer(
-      raw.queue_size,
-      `${path}.queue_size`,
-      DEFAULTS.queueSize,
-      0,
-      p,
-      LIMITS.connections,
-    ),
-    queueTimeoutMs: duration(
-      raw.queue_timeout,
-      `${path}.queue_timeout`,
-      DEFAULTS.queueTimeoutMs,
-      p,
-      1,
-    ),
+    queueSize: integerOf(f.queue_size, raw.queue_size, `${path}.queue_size`, p),
+    queueTimeoutMs: durationOf(f.queue_timeout, raw.queue_timeout, `${path}.queue_timeout`, p),
     health: parseHealth(raw.health, `${path}.health`, p, backendTls !== null),
     pool: parsePool(raw.pool, `${path}.pool`, p),
     backendTls,
     sni: sniList(raw.sni, `${path}.sni`, p),
     alpn: alpnList(raw.alpn, `${path}.alpn`, p),
-    helloTimeoutMs: duration(
-      raw.hello_timeout,
-      `${path}.hello_timeout`,
-      DEFAULTS.helloTimeoutMs,
-      p,
-      1,
-      LIMITS.connectMs,
-    ),
+    helloTimeoutMs: durationOf(f.hello_timeout, raw.hello_timeout, `${path}.hello_timeout`, p),
     tls: parseTls(raw.tls, `${path}.tls`, p, opts.baseDir),
     discovery,
-    requestTimeoutMs: duration(
+    requestTimeoutMs: durationOf(
+      f.request_timeout,
       raw.request_timeout,
       `${path}.request_timeout`,
-      DEFAULTS.requestTimeoutMs,
       p,
-      1,
     ),
-    passiveHttp5xx: boolean(raw.passive_http_5xx, `${path}.passive_http_5xx`, false, p),
+    passiveHttp5xx: booleanOf(
+      f.passive_http_5xx,
+      raw.passive_http_5xx,
+      `${path}.passive_http_5xx`,
+      p,
+    ),
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
@@ -573,6 +814,9 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
       p.add(`services.${name}`, `expected a table, got ${describe(rawSvc)}`);
       continue;
     }
+    // Sub-tables merge, so a misplaced key may come from [defaults.X] or the service's own [X].
+    noteMisplacedKeys(defaults, 'defaults', `services.${name}`, p);
+    noteMisplacedKeys(rawSvc, `services.${name}`, `services.${name}`, p);
     const svc = parseService(name, withDefaults(defaults, rawSvc), p, opts);
     if (!svc) continue;
     // The same address, where either routes by SNI, is a shared listener: see checkSharedListens.
@@ -595,17 +839,17 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
   const config: Config = {
     source,
     process: Object.freeze({
-      shutdownTimeoutMs: duration(
+      shutdownTimeoutMs: durationOf(
+        PROCESS_FIELDS.shutdown_timeout,
         proc.shutdown_timeout,
         'process.shutdown_timeout',
-        DEFAULTS.shutdownTimeoutMs,
         p,
       ),
       workers: workers(proc.workers, p),
     }),
     log: Object.freeze({
-      level: oneOf(log.level, 'log.level', DEFAULTS.logLevel, LOG_LEVELS, p),
-      access: boolean(log.access, 'log.access', false, p),
+      level: oneOfSpec(LOG_FIELDS.level, log.level, 'log.level', p),
+      access: booleanOf(LOG_FIELDS.access, log.access, 'log.access', p),
     }),
     admin,
     services: Object.freeze(services),

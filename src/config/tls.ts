@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { describe } from './duration.js';
 import { checkKeys, oneOf, type Problems, table } from './fields.js';
+import { type Fields, keysOf } from './spec.js';
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export const VERIFY_CLIENT = ['none', 'optional', 'required'] as const;
@@ -23,16 +24,60 @@ export interface TlsConfig {
   readonly verifyClient: (typeof VERIFY_CLIENT)[number];
 }
 
-const TLS_KEYS = [
-  'cert',
-  'key',
-  'certificates',
-  'alpn',
-  'min_version',
-  'client_ca',
-  'verify_client',
-];
-const PAIR_KEYS = ['cert', 'key'];
+const PAIR_FIELDS = {
+  cert: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'PEM certificate file (relative: to the config file)',
+    required: true,
+  },
+  key: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'PEM private key file of that certificate',
+    required: true,
+  },
+} satisfies Fields;
+const PAIR_KEYS = keysOf(PAIR_FIELDS);
+
+/** [services.NAME.tls]. */
+export const TLS_FIELDS = {
+  cert: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'PEM certificate file (relative: to the config file); the default certificate',
+  },
+  key: { kind: 'string', minLength: 1, doc: 'PEM private key file of cert' },
+  certificates: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'table', fields: PAIR_FIELDS, doc: 'A certificate and its key' },
+    doc: "More pairs, chosen by the client's server name (the first is the default when cert is absent)",
+  },
+  alpn: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'string', doc: 'A protocol name such as "h2"' },
+    doc: 'Protocols offered by ALPN, in order of preference',
+  },
+  min_version: {
+    kind: 'enum',
+    values: TLS_VERSIONS,
+    default: 'TLSv1.2',
+    doc: 'The oldest TLS version accepted',
+  },
+  client_ca: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'PEM file of the CAs a client certificate must chain to',
+  },
+  verify_client: {
+    kind: 'enum',
+    values: VERIFY_CLIENT,
+    doc: 'Client certificates: none | optional | required (default: required with client_ca, else none)',
+  },
+} satisfies Fields;
+const TLS_KEYS = keysOf(TLS_FIELDS);
 
 function filePath(v: unknown, path: string, p: Problems, baseDir: string | undefined): string {
   if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) {
