@@ -48,6 +48,15 @@ function read(file: string, what: string): Buffer {
  * are good) and by `check`.
  */
 export function loadTls(cfg: TlsConfig, minVersion = cfg.minVersion): LoadedTls {
+  let clientCa: Buffer | null = null;
+  if (cfg.clientCa) {
+    clientCa = read(cfg.clientCa, 'client_ca');
+    try {
+      new X509Certificate(clientCa);
+    } catch {
+      throw new CertificateError(`client_ca ${cfg.clientCa}: not a PEM certificate`);
+    }
+  }
   const pairs = cfg.certificates.map((c): LoadedPair => {
     const cert = read(c.cert, 'certificate');
     const key = read(c.key, 'key');
@@ -66,21 +75,19 @@ export function loadTls(cfg: TlsConfig, minVersion = cfg.minVersion): LoadedTls 
     if (!match) throw new CertificateError(`key ${c.key} does not match certificate ${c.cert}`);
     let context: SecureContext;
     try {
-      context = createSecureContext({ cert, key, minVersion });
+      // Each pair's context carries the client CA: with several pairs, SNICallback hands the
+      // handshake this context, and client certificates are verified against its store.
+      context = createSecureContext({
+        cert,
+        key,
+        minVersion,
+        ...(clientCa ? { ca: clientCa } : {}),
+      });
     } catch (err) {
       throw new CertificateError(`certificate ${c.cert}: ${(err as Error).message}`);
     }
     return { certFile: c.cert, cert, key, x509, context };
   });
-  let clientCa: Buffer | null = null;
-  if (cfg.clientCa) {
-    clientCa = read(cfg.clientCa, 'client_ca');
-    try {
-      new X509Certificate(clientCa);
-    } catch {
-      throw new CertificateError(`client_ca ${cfg.clientCa}: not a PEM certificate`);
-    }
-  }
   return { pairs, clientCa };
 }
 
