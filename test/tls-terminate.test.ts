@@ -228,6 +228,39 @@ test('terminate: verify_client = "required" takes only certificates from client_
   await waitFor(() => opt.service('web').tlsFailures['client-cert'] === 1);
 });
 
+test('terminate: with several certificates chosen by SNI, client certificates are still verified against client_ca', async (t) => {
+  const pki = makeIssuer(t);
+  const a = pki.server(['a.test']);
+  const b = pki.server(['b.test']);
+  const good = pki.client('alice');
+  const stranger = pki.selfSigned('mallory');
+  const backend = await echoServer(t);
+  const { readFileSync } = await import('node:fs');
+  const withCert = (i: { cert: string; key: string }) => ({
+    cert: readFileSync(i.cert),
+    key: readFileSync(i.key),
+  });
+  const lb = await startLb(
+    t,
+    tlsService(backend, {
+      certificates: [
+        { cert: a.cert, key: a.key },
+        { cert: b.cert, key: b.key },
+      ],
+      client_ca: pki.caFile,
+      verify_client: 'required',
+    }),
+  );
+  const port = lb.address('web').port;
+  for (const name of ['a.test', 'b.test']) {
+    const ok = await dial(port, { servername: name, ca: pki.ca, ...withCert(good) });
+    assert.equal(await echo(ok, `mtls ${name}`), `mtls ${name}`);
+    ok.destroy();
+  }
+  await refusedAfterHandshake(port, { servername: 'b.test', ca: pki.ca, ...withCert(stranger) });
+  await waitFor(() => lb.service('web').tlsFailures['client-cert'] === 1);
+});
+
 test('terminate: reload re-reads certificates; an open session keeps working, new handshakes get the new one; a bad file keeps the old', async (t) => {
   const pki = makeIssuer(t);
   const first = pki.server(['a.test'], 'live');
@@ -423,4 +456,46 @@ test('terminate: a reload that changes handshake settings (ALPN) applies to new 
   assert.equal(await echo(open, 'before the reload'), 'before the reload');
   fresh.destroy();
   open.destroy();
+});
+
+/** A raw TCP client that sends a real ClientHello and then stalls mid-handshake; resolves once the server answered. */
+async function stalledHandshake(port: number): Promise<Socket> {
+  const { captureHello } = await import('./helpers/hello.js');
+  const hello = await captureHello({ servername: 'a.test' });
+  const c = connect({ port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  await once(c, 'connect');
+  c.write(hello);
+  return c;
+}
+
+test('terminate: per-source limits apply before the handshake, and shutdown ends clients caught mid-handshake', async (t) => {
+  const pki = makeIssuer(t);
+  const a = pki.server(['a.test']);
+  const backend = await echoServer(t);
+  const lb = await startLb(
+    t,
+    tlsService(
+      backend,
+      { cert: a.cert, key: a.key },
+      { max_connections_per_source: 1, hello_timeout: '30s' },
+    ),
+  );
+  const port = lb.address('web').port;
+  const first = await stalledHandshake(port);
+  const [serverHello] = (await once(first, 'data')) as [Buffer];
+  assert.equal(serverHello[0], 0x16, 'the first client got its ServerHello');
+  // The second from the same source is over the limit: closed with no handshake at all.
+  const second = await stalledHandshake(port);
+  let got = 0;
+  second.on('data', (d: Buffer) => {
+    got += d.length;
+  });
+  await once(second, 'close');
+  assert.equal(got, 0, 'no ServerHello for a source over its limit');
+  assert.equal(lb.service('web').counters.refusedSourceConnections, 1);
+  // Shutdown does not wait out hello_timeout (30 s) for the stalled one.
+  const closed = once(first, 'close');
+  await lb.close(200);
+  await closed;
 });

@@ -13,7 +13,7 @@ import { clientKey } from './ip-text.js';
 import type { ListenerHost } from './listener.js';
 import { Session, type SessionHost, type TerminationCause } from './session.js';
 import type { FrontTarget } from './tls/front.js';
-import { type Routed, RoutedSession } from './tls/routed-session.js';
+import { type Handshaking, type Routed, RoutedSession } from './tls/routed-session.js';
 import type { HandshakeFailure, TlsTerminator } from './tls/terminator.js';
 import type { WaitQueue } from './wait-queue.js';
 
@@ -43,7 +43,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   readonly clock: Clock;
   private readonly open = new Set<Session>();
   /** Clients in their TLS handshake: no session yet, but they count against max_connections. */
-  private handshaking = 0;
+  /** Clients of a terminating service in their TLS handshake. */
+  private readonly handshakes = new Set<Handshaking>();
   private drainWaiters: (() => void)[] = [];
   private readonly idle: IdleSweep;
 
@@ -62,7 +63,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   }
 
   get activeSessions(): number {
-    return this.open.size + this.handshaking;
+    return this.open.size + this.handshakes.size;
   }
 
   accept(client: Socket): void {
@@ -122,8 +123,18 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     }
     const tls = this.deps.tls;
     if (tls) {
-      this.handshaking++;
-      tls.handshake(client, r);
+      // Per-source limits before the handshake: a source over its limit costs no ECDHE.
+      const ip = clientKey(r.proxied?.srcAddr ?? client.remoteAddress ?? '');
+      const lease = admission.lease({ clientIp: ip });
+      if (typeof lease === 'string') {
+        client.on('error', noop);
+        stats.refusedSource(ip, lease);
+        client.destroy();
+        return;
+      }
+      const h: Handshaking = { ...r, raw: client, lease, ip };
+      this.handshakes.add(h);
+      tls.handshake(client, h);
       return;
     }
     this.startRouted(client, r, false);
@@ -131,12 +142,15 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   /** The terminator's word on a handshake this service started. */
   tlsReady(r: Routed, sock: Socket): void {
-    this.handshaking--;
+    this.handshakes.delete(r as Handshaking);
     this.startRouted(sock, r, true);
   }
 
-  tlsFailed(_r: Routed, _cause: HandshakeFailure): void {
-    this.handshaking--;
+  tlsFailed(r: Routed, _cause: HandshakeFailure): void {
+    const h = r as Handshaking;
+    this.handshakes.delete(h);
+    h.lease?.release(h.ip);
+    this.maybeDrained();
   }
 
   private startRouted(client: Socket, r: Routed, terminated: boolean): void {
@@ -165,7 +179,10 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
-    const lease = this.deps.admission.lease(s);
+    const lease =
+      s instanceof RoutedSession && s.preLease !== undefined
+        ? s.preLease
+        : this.deps.admission.lease(s);
     if (typeof lease === 'string') {
       this.deps.stats.refusedSource(s.clientIp, lease);
       s.refuse('refused-limit');
@@ -198,11 +215,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     s.sourceLimiter?.release(s.clientIp);
     this.deps.stats.ended(s, this.clock.now());
     if (this.deps.queue.length > 0) this.deps.queue.serve();
-    if (this.open.size === 0 && this.drainWaiters.length > 0) {
-      const w = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const f of w) f();
-    }
+    this.maybeDrained();
   }
 
   /** Ends the open sessions on one backend now (an operator disabled it, or on_down / on_up_primary). */
@@ -237,11 +250,20 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   destroyAll(): void {
     for (const s of this.open) s.destroy('shutdown');
+    // Mid-handshake clients too: their 'close' reaches the terminator, which reports the failure.
+    for (const h of this.handshakes) h.raw.destroy();
   }
 
-  /** Resolves when every open session has ended. */
+  /** Resolves when every open session has ended (and every handshake under way). */
   drained(): Promise<void> {
-    if (this.open.size === 0) return Promise.resolve();
+    if (this.open.size === 0 && this.handshakes.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private maybeDrained(): void {
+    if (this.open.size > 0 || this.handshakes.size > 0 || this.drainWaiters.length === 0) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
   }
 }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ProxyAddresses } from '../proxy-protocol.js';
 import { Session, type SessionHost } from '../session.js';
+import type { SourceLimiter } from '../source-limits.js';
 
 /** What the front learnt about a client before its session: who it is, the name it asked for, the route it took. */
 export interface Routed {
@@ -13,6 +14,18 @@ export interface Routed {
 }
 
 /**
+ * A client of a terminating service while its handshake runs: its per-source
+ * lease is taken before the handshake (a source over its limit costs no
+ * ECDHE), and the raw socket is kept so shutdown can end it.
+ */
+export interface Handshaking extends Routed {
+  readonly raw: Socket;
+  /** Its per-source lease (null: no limit applies), released if the handshake fails. */
+  readonly lease: SourceLimiter | null;
+  readonly ip: string;
+}
+
+/**
  * A session that came through a front (proxy/tls/front.ts): its PROXY header
  * and hello were read before it existed, and its client may be a TLS socket.
  * A subclass, so sessions of services that do neither carry nothing more.
@@ -21,11 +34,14 @@ export class RoutedSession extends Session {
   readonly serverName: string | null;
   /** The client leg is a TLS socket this balancer terminates. */
   readonly terminated: boolean;
+  /** Leased before its handshake (see Handshaking); undefined: admission leases as for any session. */
+  readonly preLease: SourceLimiter | null | undefined;
 
   constructor(host: SessionHost, client: Socket, r: Routed, terminated: boolean) {
     super(host, client);
     this.serverName = r.serverName;
     this.terminated = terminated;
+    this.preLease = (r as Partial<Handshaking>).lease;
     if (r.proxied) this.proxiedBy(r.proxied);
   }
 }
