@@ -175,7 +175,7 @@ test('addBackend checks its settings as the config file does, and adds nothing o
     [{ maxRate: -1 }, 'max_rate'],
     [{ maxConnections: 1.5 }, 'max_connections'],
     [{ slowStart: -5 }, 'slow_start'],
-    [{ weight: 0 }, 'weight'],
+    [{ weight: -1 }, 'weight'],
   ];
   for (const [opts, field] of cases) {
     assert.throws(

@@ -1,4 +1,11 @@
 import type { BackendConfig } from '../config/schema.js';
+import {
+  DIAL_CAUSES,
+  type DialCause,
+  PROBE_CAUSES,
+  type ProbeCause,
+  zeroCounts,
+} from './causes.js';
 
 /**
  * One backend and its live state. Fields are public for cheap reads on the
@@ -57,6 +64,17 @@ export class Backend {
   /** Bytes read from the backend / written to it, counted at session close. */
   bytesFromBackend = 0;
   bytesToBackend = 0;
+  /** dialFailuresTotal by class, plus dials that failed on the balancer's own resources ("local"). */
+  readonly dialFailures: Record<DialCause, number> = zeroCounts(DIAL_CAUSES);
+  /** Failed probes by class (see backend/causes.ts). */
+  readonly probeFailures: Record<ProbeCause, number> = zeroCounts(PROBE_CAUSES);
+  /** Wall-clock ms of the last health change (up <-> down), or of its creation. */
+  stateChangedAt = Date.now();
+  /** Wall-clock ms it went down (0 while healthy), and the down time of earlier outages. */
+  downSince = 0;
+  downMsBefore = 0;
+  /** An operator paused its probes (and agent checks): its health stays as it is until resumed. */
+  checksPaused = false;
 
   constructor(cfg: BackendConfig) {
     this.address = cfg.address;
@@ -68,6 +86,11 @@ export class Backend {
     this.maxRate = cfg.maxRate;
     this.slowStartMs = cfg.slowStartMs;
     this.rateTokens = cfg.maxRate;
+  }
+
+  /** Milliseconds spent down, the current outage included. */
+  downMs(now = Date.now()): number {
+    return this.downMsBefore + (this.downSince > 0 ? now - this.downSince : 0);
   }
 
   /** A short state word for logs and APIs. */

@@ -46,7 +46,8 @@ export type BackendSettings = Omit<BackendConfig, 'host' | 'port' | 'address'>;
  */
 export function settings(t: Table, path: string, p: Problems): BackendSettings {
   return {
-    weight: integer(t.weight, `${path}weight`, 1, 1, p, MAX_WEIGHT),
+    // 0 is a soft stop (HAProxy's weight 0): no new sessions, open ones continue.
+    weight: integer(t.weight, `${path}weight`, 1, 0, p, MAX_WEIGHT),
     backup: boolean(t.backup, `${path}backup`, false, p),
     maxConnections: integer(
       t.max_connections,
@@ -98,10 +99,10 @@ export function backendFromOptions(address: string, opts: BackendOptions = {}): 
   return Object.freeze({ ...hp, ...cfg });
 }
 
-/** A new weight from code or the admin API: a whole number from 1 to MAX_WEIGHT. */
+/** A new weight from code or the admin API: a whole number from 0 (a soft stop) to MAX_WEIGHT. */
 export function checkWeight(weight: unknown): number {
   const p = new Problems('backend');
-  const w = integer(weight ?? Number.NaN, 'weight', 1, 1, p, MAX_WEIGHT);
+  const w = integer(weight ?? Number.NaN, 'weight', 1, 0, p, MAX_WEIGHT);
   if (p.list.length > 0) throw new InvalidArgumentError(p.list.join('; '));
   return w;
 }

@@ -45,6 +45,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   /** Clients in their TLS handshake: no session yet, but they count against max_connections. */
   private handshaking = 0;
   private drainWaiters: (() => void)[] = [];
+  /** The last session id given (ids rise, so the open set is in id order). */
+  private lastId = 0;
   private readonly idle: IdleSweep;
 
   constructor(private readonly deps: SessionsDeps) {
@@ -85,6 +87,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       }
     }
     const s = new Session(this, client);
+    s.id = ++this.lastId;
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.start();
@@ -139,6 +142,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   private startRouted(client: Socket, r: Routed, terminated: boolean): void {
     const s = new RoutedSession(this, client, r, terminated);
+    s.id = ++this.lastId;
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.startRead();
@@ -230,6 +234,21 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       }
     }
     return n;
+  }
+
+  /** The open sessions, oldest first (read by the admin API and /metrics; never on the hot path). */
+  get all(): ReadonlySet<Session> {
+    return this.open;
+  }
+
+  /** Ends one open session by its id, as an operator's disable would; false when it is not open. */
+  endOne(id: number): boolean {
+    for (const s of this.open) {
+      if (s.id !== id) continue;
+      s.destroy('admin');
+      return true;
+    }
+    return false;
   }
 
   destroyAll(): void {
