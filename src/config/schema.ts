@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
+import { type AdminListen, adminListen, isUnixListen } from './admin.js';
 import { BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import { type BackendTlsConfig, parseBackendTls } from './backend-tls.js';
 import { type DiscoveryConfig, parseDiscovery } from './discovery.js';
@@ -131,8 +132,12 @@ export interface Config {
   };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly admin: {
-    readonly listen: HostPort;
+    /** "host:port", or a Unix socket ("unix:PATH", with its file mode). */
+    readonly listen: AdminListen;
+    /** The write token: every call that changes something needs it (and it reads too). */
     readonly token: string | null;
+    /** When set, reads (/metrics, GET /api/*) need this token or the write token. */
+    readonly readToken: string | null;
     /** Host header values the admin server accepts besides its listen address and loopback names. */
     readonly allowedHosts: readonly string[];
   } | null;
@@ -169,7 +174,7 @@ const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
 const PROCESS_KEYS = ['shutdown_timeout', 'workers'];
 const MAX_WORKERS = 256;
 const LOG_KEYS = ['level', 'access'];
-const ADMIN_KEYS = ['listen', 'token', 'allowed_hosts'];
+const ADMIN_KEYS = ['listen', 'mode', 'token', 'read_token', 'allowed_hosts'];
 const SERVICE_KEYS = [
   'listen',
   'balance',
@@ -481,6 +486,21 @@ function listenClash(mine: HostPort, theirs: HostPort, owner: string): string {
  * Validates a parsed TOML document (or an equivalent object) and returns a
  * frozen Config. Throws ConfigError listing every problem found.
  */
+/**
+ * A bearer token (admin.token, admin.read_token): printable ASCII only, as a
+ * header cannot carry control characters, and non-ASCII reaches Node as
+ * latin1, so no client could ever send a matching token.
+ */
+function bearerToken(v: unknown, path: string, p: Problems): string | null {
+  if (v === undefined) return null;
+  if (typeof v === 'string' && /^[\x21-\x7e]{8,4096}$/.test(v)) return v;
+  p.add(
+    path,
+    'expected 8-4096 printable ASCII characters (no spaces, control or non-ASCII characters)',
+  );
+  return null;
+}
+
 export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
   const source = opts.source ?? '<config>';
   const p = new Problems(source);
@@ -502,18 +522,16 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     const hp =
       a.listen === undefined
         ? undefined
-        : hostPort(a.listen, 'admin.listen', p, opts.allowEphemeralListen ? 0 : 1);
-    let token: string | null = null;
-    if (a.token !== undefined) {
-      // Printable ASCII only: a header cannot carry control characters, and non-ASCII
-      // reaches Node as latin1, so no client could ever send a matching token.
-      if (typeof a.token !== 'string' || !/^[\x21-\x7e]{8,4096}$/.test(a.token)) {
-        p.add(
-          'admin.token',
-          'expected 8-4096 printable ASCII characters (no spaces, control or non-ASCII characters)',
-        );
-      } else token = a.token;
-    }
+        : adminListen(a.listen, a.mode, p, opts.allowEphemeralListen ? 0 : 1, opts.baseDir);
+    const token = bearerToken(a.token, 'admin.token', p);
+    const readToken = bearerToken(a.read_token, 'admin.read_token', p);
+    if (readToken !== null && token === null)
+      p.add(
+        'admin.read_token',
+        'needs admin.token as well: without it, writes would be open while reads are not',
+      );
+    if (readToken !== null && readToken === token)
+      p.add('admin.read_token', 'must differ from admin.token (it grants reads only)');
     // Written as a browser writes Host: "name:port", or a bare "name" behind port 80.
     const allowedHosts: string[] = [];
     if (a.allowed_hosts !== undefined && !Array.isArray(a.allowed_hosts)) {
@@ -534,7 +552,13 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
           `expected "name:port", "[v6]:port" or a bare "name" as a browser sends Host, got ${describe(h)}`,
         );
     });
-    if (hp) admin = Object.freeze({ listen: hp, token, allowedHosts: Object.freeze(allowedHosts) });
+    if (hp)
+      admin = Object.freeze({
+        listen: hp,
+        token,
+        readToken,
+        allowedHosts: Object.freeze(allowedHosts),
+      });
   }
 
   const defaults = table(top.defaults, 'defaults', p);
@@ -570,10 +594,10 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     services.push(svc);
   }
   checkSharedListens(services, p);
-  if (admin) {
-    const adminListen = admin.listen;
-    const clash = listens.find((o) => listensOverlap(o.listen, adminListen));
-    if (clash) p.add('admin.listen', listenClash(adminListen, clash.listen, clash.name));
+  if (admin && !isUnixListen(admin.listen)) {
+    const tcp = admin.listen;
+    const clash = listens.find((o) => listensOverlap(o.listen, tcp));
+    if (clash) p.add('admin.listen', listenClash(tcp, clash.listen, clash.name));
   }
 
   const config: Config = {
