@@ -192,9 +192,16 @@ function check(opts: RunOpts): void {
     process.stderr.write(`${problems.join('\n')}\n`);
     process.exit(EXIT_CONFIG);
   }
-  if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
+  if (config.admin) out.push(`admin: ${adminSummary(config.admin)}`);
   out.push(`process: workers ${config.process.workers}`);
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** The admin listen address (a Unix socket with its mode) and which tokens guard it, never their values. */
+function adminSummary(a: NonNullable<Config['admin']>): string {
+  const mode = 'unix' in a.listen ? ` (mode ${a.listen.mode.toString(8).padStart(4, '0')})` : '';
+  const guard = a.readToken ? 'token and read_token' : a.token ? 'token for writes' : 'no token';
+  return `${a.listen.address}${mode}, ${guard}`;
 }
 
 /** What `check` says of a service's backend_tls, warnings included. */

@@ -10,6 +10,7 @@ import { REDACTED } from '../src/admin/config-view.js';
 import { parseConfig } from '../src/config/schema.js';
 import type { ConfigError } from '../src/errors.js';
 import { startAdmin, value } from './helpers/admin.js';
+import { runCli, tempConfig } from './helpers/cli.js';
 import {
   addr,
   echoServer,
@@ -342,4 +343,23 @@ test('api: the admin server on a Unix socket: its mode, a stale file replaced, t
   await startAdmin(t, lb, { listen: { ...listen, mode: 0o600 } });
   assert.equal(statSync(path).mode & 0o777, 0o600);
   assert.equal((await get('/healthz')).status, 200);
+});
+
+test('check: shows the admin socket with its mode and which tokens guard it, never the tokens', (t) => {
+  const file = tempConfig(
+    t,
+    `[admin]
+listen = "unix:admin.sock"
+mode = "0660"
+token = "${TOKEN}"
+read_token = "${READ}"
+[services.web]
+listen = "127.0.0.1:8080"
+backends = ["127.0.0.1:9001"]
+`,
+  );
+  const r = runCli(['check', '--config', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /admin: unix:\/.*\/admin\.sock \(mode 0660\), token and read_token/);
+  assert.ok(!r.stdout.includes(TOKEN) && !r.stdout.includes(READ));
 });
