@@ -163,7 +163,7 @@ test('setWeight through the API changes the share at once', async (t) => {
   for (let i = 0; i < 8; i++) cs.push(await echoOnce(port, 'w'));
   assert.deepEqual([a.open.size, b.open.size], [6, 2]);
   for (const c of cs) c.destroy();
-  assert.throws(() => lb.setWeight('web', addr(a.port), 0), { code: 'LB_ERR_INVALID_ARGUMENT' });
+  assert.throws(() => lb.setWeight('web', addr(a.port), -1), { code: 'LB_ERR_INVALID_ARGUMENT' });
   assert.throws(() => lb.setWeight('web', '127.0.0.1:1', 2), { code: 'LB_ERR_UNKNOWN_BACKEND' });
   assert.throws(() => lb.drainBackend('nope', addr(a.port)), { code: 'LB_ERR_UNKNOWN_SERVICE' });
 });
