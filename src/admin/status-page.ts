@@ -35,7 +35,7 @@ export const STATUS_PAGE = `<!doctype html>
   .stats b { font-size:16px; display:block; color:var(--text); }
   table { width:100%; border-collapse:collapse; font-size:13px; }
   th, td { text-align:left; padding:5px 6px; border-bottom:1px solid var(--line); vertical-align:top; overflow-wrap:anywhere; }
-  th { color:var(--dim); font-weight:500; }
+  th { color:var(--dim); font-weight:500; white-space:nowrap; overflow-wrap:normal; }
   .state { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff; }
   .state.up { background:var(--up); } .state.down { background:var(--down); } .state.half-open { background:var(--drain); }
   .state.draining { background:var(--drain); } .state.disabled { background:var(--off); }
