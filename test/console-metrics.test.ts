@@ -65,6 +65,13 @@ test('metrics: backend state as a label set beside backend_up, weights configure
   assert.equal(states(addr(a)).up, 1);
   assert.equal(value(m, `blitz_lb_backend_weight{${be('web', addr(a))},kind="configured"}`), 3);
   assert.equal(value(m, `blitz_lb_backend_weight{${be('web', addr(a))},kind="effective"}`), 7);
+  // Added at run time: configured is the weight it was added with, whatever it is set to later.
+  const extra = await refusedPort();
+  lb.addBackend('web', addr(extra), { weight: 2 });
+  lb.setWeight('web', addr(extra), 5);
+  m = await metrics();
+  assert.equal(value(m, `blitz_lb_backend_weight{${be('web', addr(extra))},kind="configured"}`), 2);
+  assert.equal(value(m, `blitz_lb_backend_weight{${be('web', addr(extra))},kind="effective"}`), 5);
 });
 
 test('metrics: weight 0 is a soft stop: no new sessions go to the backend, and it shows as effective 0', async (t) => {

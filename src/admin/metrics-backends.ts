@@ -53,7 +53,7 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
         lb.allServices.flatMap((s) =>
           s.backends.all.flatMap((b) => [
             {
-              value: s.baseWeight(b),
+              value: b.configuredWeight,
               labels: { service: s.name, backend: b.address, kind: 'configured' },
             },
             {

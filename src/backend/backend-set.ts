@@ -226,6 +226,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const b = this.require(cfg.address);
     const changed = b.weight !== cfg.weight || b.backup !== cfg.backup;
     b.weight = cfg.weight;
+    b.configuredWeight = cfg.weight;
     b.backup = cfg.backup;
     b.maxConnections = cfg.maxConnections;
     if (b.maxRate !== cfg.maxRate) {

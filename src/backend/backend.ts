@@ -16,6 +16,8 @@ export class Backend {
   readonly host: string;
   readonly port: number;
   weight: number;
+  /** The weight its config gave (the file's, discovery's, or the admin API's at adding); `weight` may differ (API, agent). */
+  configuredWeight: number;
   backup: boolean;
   maxConnections: number;
   maxRate: number;
@@ -81,6 +83,7 @@ export class Backend {
     this.host = cfg.host;
     this.port = cfg.port;
     this.weight = cfg.weight;
+    this.configuredWeight = cfg.weight;
     this.backup = cfg.backup;
     this.maxConnections = cfg.maxConnections;
     this.maxRate = cfg.maxRate;
