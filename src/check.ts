@@ -58,7 +58,7 @@ function warningsOf(c: Config, cert: string[], places: ReadonlyMap<string, Place
   const out: Issue[] = [];
   const add = (path: string, message: string) =>
     out.push({ path, message, ...(locate(places, path) ?? {}) });
-  if (c.admin && !isLoopbackHost(c.admin.listen.host))
+  if (c.admin && !('unix' in c.admin.listen) && !isLoopbackHost(c.admin.listen.host))
     add(
       'admin.listen',
       `${c.admin.listen.address} is not a loopback address: anyone who can reach it can change backends${c.admin.token ? '' : ', and no token is set'}`,
@@ -127,7 +127,7 @@ export function runCheck(file: string): CheckResult {
       problems.map((p) => issueOf(p, file, places)),
       problems,
     );
-  if (config.admin) summary.push(`admin: ${config.admin.listen.address}`);
+  if (config.admin) summary.push(`admin: ${adminSummary(config.admin)}`);
   summary.push(`process: workers ${config.process.workers}`);
   return {
     file,
@@ -201,4 +201,11 @@ function discoverySummary(d: DiscoveryConfig): string {
         ? `http ${d.url} (consul, blocking queries of ${showMs(d.waitMs)})`
         : `http ${d.url} (polled every ${showMs(d.intervalMs)})`;
   }
+}
+
+/** The admin listen address (a Unix socket with its mode) and which tokens guard it, never their values. */
+function adminSummary(a: NonNullable<Config['admin']>): string {
+  const mode = 'unix' in a.listen ? ` (mode ${a.listen.mode.toString(8).padStart(4, '0')})` : '';
+  const guard = a.readToken ? 'token and read_token' : a.token ? 'token for writes' : 'no token';
+  return `${a.listen.address}${mode}, ${guard}`;
 }

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
+import { ReloadLog } from './admin/reload-log.js';
 import { AdminServer } from './admin/server.js';
 import { checkJson, runCheck } from './check.js';
 import { ClusterPrimary } from './cluster/primary.js';
@@ -112,7 +113,9 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     if (err instanceof LbError) fail(EXIT_RUNTIME, err.message);
     throw err;
   }
-  const reload = async (): Promise<ReloadSummary> => {
+  // Every reload, SIGHUP's and the admin API's, is recorded for /api/info and /metrics.
+  const reloads = new ReloadLog();
+  const reload = reloads.track(async (): Promise<ReloadSummary> => {
     const next = loadConfig(opts.config);
     if (!sameConfig(next.admin, lb.config.admin)) {
       logger.warn('reload: [admin] changes take effect at the next restart');
@@ -121,14 +124,16 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       logger.warn('reload: [process] workers changes take effect at the next restart');
     }
     return primary ? primary.reload(next) : lb.reload(next);
-  };
+  });
   let admin: AdminServer | null = null;
   if (config.admin) {
     admin = new AdminServer(lb, {
       listen: config.admin.listen,
       token: config.admin.token,
+      readToken: config.admin.readToken,
       allowedHosts: config.admin.allowedHosts,
       reload,
+      reloads,
       log: logger.child({ component: 'admin' }),
       cluster: primary,
     });

@@ -381,6 +381,21 @@ export class LoadBalancer {
     return this.service(service).enableBackend(canonical(address));
   }
 
+  /** Sets a backend's health now (an operator's override); probes decide again unless paused. */
+  forceHealth(service: string, address: string, up: boolean): Backend {
+    return this.service(service).forceHealth(canonical(address), up);
+  }
+
+  /** Pauses or resumes a backend's health probes and agent checks. */
+  pauseChecks(service: string, address: string, paused: boolean): Backend {
+    return this.service(service).pauseChecks(canonical(address), paused);
+  }
+
+  /** Ends one open session by the id the admin API lists it under; false when none is open with it. */
+  endSession(service: string, id: number): boolean {
+    return this.service(service).endSession(id);
+  }
+
   /** Every service in service order, for the admin API and metrics. */
   get allServices(): Service[] {
     return [...this.services.values()];

@@ -35,6 +35,7 @@ import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
 import type { ListenerHost } from './proxy/listener.js';
 import { Listener } from './proxy/listener.js';
+import type { Session } from './proxy/session.js';
 import type { TerminationCause } from './proxy/session-host.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
@@ -483,6 +484,19 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.discovered.apply(list);
   }
 
+  /**
+   * A cluster worker follows the primary's membership (MembersMap): backends
+   * the admin API added there are added here, and those it removed are
+   * removed (their open sessions run to their end). Discovered backends are
+   * discovery's (applyDiscovered), never removed here.
+   */
+  followMembers(list: readonly BackendConfig[]): void {
+    const want = new Set(list.map((c) => c.address));
+    for (const b of [...this.backends.all])
+      if (!want.has(b.address) && !this.discovered.owns(b.address)) this.removeBackend(b.address);
+    for (const c of list) if (!this.backends.get(c.address)) this.addBackend(c);
+  }
+
   /** The discovered backends in rotation, as the cluster primary sends them to workers. */
   get discoveredBackends(): BackendConfig[] {
     return this.discovered.current;
@@ -501,6 +515,34 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
   /** A worker takes the primary's verdicts; a backend disabled there loses its sessions here too. */
   applyBackendState(states: readonly BackendState[]): void {
     for (const b of this.backends.applyState(states)) this.endSessionsOn(b.address);
+  }
+
+  /** An operator's word on a backend's health; probes decide again afterwards unless paused. */
+  forceHealth(address: string, up: boolean): Backend {
+    return this.backends.forceHealth(address, up);
+  }
+
+  /** Stops (or resumes) probing one backend; its health stays as it is meanwhile. */
+  pauseChecks(address: string, paused: boolean): Backend {
+    const b = this.backends.pauseChecks(address, paused);
+    // Resumed: a probe now, not an interval later.
+    if (!paused && this.probes) void this.health.checkAll();
+    return b;
+  }
+
+  /** The open sessions, oldest first (the admin API's list, /metrics' open bytes). */
+  get openSessions(): ReadonlySet<Session> {
+    return this.sessions.all;
+  }
+
+  /** Ends one open session (admin API); false when no open session has that id. */
+  endSession(id: number): boolean {
+    return this.sessions.endOne(id);
+  }
+
+  /** Clients waiting for a backend slot now, and the longest wait so far (ms). */
+  queueNow(): { length: number; longestWaitMs: number } {
+    return { length: this.queue.length, longestWaitMs: this.queue.longestWaitMs(this.clock.now()) };
   }
 
   /** Ends the open sessions on one backend now (an operator disabled it; or on_down, on_up_primary). */

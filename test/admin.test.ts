@@ -86,7 +86,7 @@ test('admin: /metrics has the blitz_lb_ metrics with service and backend labels,
     'blitz_lb_pool_hits_total{service="web"} 1',
     'blitz_lb_pool_misses_total{service="web"} 0',
     'blitz_lb_refused_total{service="web",reason="no-backend"} 0',
-    `blitz_lb_dial_failures_total{${b}} 0`,
+    `blitz_lb_dial_failures_total{${b},cause="refused"} 0`,
     `blitz_lb_backend_aborts_total{${b}} 0`,
     'blitz_lb_retries_total{service="web"} 0',
     'blitz_lb_connect_seconds_count{service="web",pool="hit"} 1',
@@ -103,7 +103,10 @@ test('admin: /metrics has the blitz_lb_ metrics with service and backend labels,
     ),
   );
   assert.match(r.text, new RegExp(`blitz_lb_pool_idle\\{${b.replace(/[.[\]]/g, '\\$&')}\\} [0-9]`));
-  assert.match(r.text, /blitz_lb_process_cpu_user_seconds_total \d/);
+  // Node's process metrics under the stock names dashboards query.
+  assert.match(r.text, /\nprocess_cpu_user_seconds_total \d/);
+  assert.match(r.text, /\nprocess_start_time_seconds \d/);
+  assert.match(r.text, /\nnodejs_heap_size_used_bytes \d/);
 });
 
 test('admin: /api/services, backend write calls, errors as JSON with the right status', async (t) => {
@@ -159,7 +162,7 @@ test('admin: /api/services, backend write calls, errors as JSON with the right s
     400,
   );
   assert.equal(
-    (await call('PUT', `/api/services/web/backends/${addr(b)}/weight`, '{"weight": 0}')).status,
+    (await call('PUT', `/api/services/web/backends/${addr(b)}/weight`, '{"weight": -1}')).status,
     400,
   );
   assert.equal((await call('GET', `/api/services/web/backends/${addr(b)}/drain`)).status, 405);

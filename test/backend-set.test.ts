@@ -71,7 +71,7 @@ test('BackendSet emits change only when the candidates or their weights changed'
 test('BackendSet: weights from code are checked like the file’s, with LB_ERR_INVALID_ARGUMENT', () => {
   const set = setOf([backendConfig(9001)]);
   const a = set.all[0] as Backend;
-  for (const bad of [0, -1, 2.5, 1_000_001, Number.NaN]) {
+  for (const bad of [-1, 2.5, 1_000_001, Number.NaN]) {
     assert.throws(
       () => set.setWeight(a.address, bad),
       { code: 'LB_ERR_INVALID_ARGUMENT' },
@@ -81,4 +81,8 @@ test('BackendSet: weights from code are checked like the file’s, with LB_ERR_I
   assert.equal(a.weight, 1);
   set.setWeight(a.address, 1_000_000);
   assert.equal(a.weight, 1_000_000);
+  // 0 is a soft stop (HAProxy's weight 0): allowed, and out of the candidates.
+  set.setWeight(a.address, 0);
+  assert.equal(a.weight, 0);
+  assert.deepEqual(set.candidates, []);
 });

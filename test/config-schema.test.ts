@@ -91,8 +91,10 @@ level = "warn"
 access = true
 
 [admin]
-listen = "127.0.0.1:9901"
+listen = "unix:/run/blitz-lb/admin.sock"
+mode = "0660"
 token = "s3cret-token"
+read_token = "r3ad-only-token"
 allowed_hosts = ["lb.internal:9901"]
 
 [defaults]
@@ -273,15 +275,16 @@ test('check --print: the effective config parses back to the same config (every 
   const config = loadConfig(file);
   const printed = toToml(effectiveConfig(config));
   const again = parseConfig(parseToml(printed, 'printed.toml'), { source: config.source });
-  // The token is redacted; everything else is the same.
+  // The tokens are redacted; everything else is the same.
   assert.deepEqual(
-    { ...again, admin: { ...again.admin, token: 's3cret-token' } },
+    { ...again, admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' } },
     {
       ...config,
       admin: { ...config.admin },
     },
   );
   assert.doesNotMatch(printed, /s3cret-token/);
+  assert.doesNotMatch(printed, /r3ad-only-token/);
   assert.deepEqual(
     validate(schema(), toml.parse(printed)),
     [],

@@ -217,9 +217,9 @@ const INVALID: { name: string; text: string; message: RegExp }[] = [
     message: /services\.web\.retry_delay: expected a duration with a unit/,
   },
   {
-    name: 'weight below 1',
-    text: base('backends = [{ address = "127.0.0.1:9001", weight = 0 }]'),
-    message: /services\.web\.backends\[0\]\.weight: must be 1-1000000, got 0/,
+    name: 'weight below 0 (0 is a soft stop)',
+    text: base('backends = [{ address = "127.0.0.1:9001", weight = -1 }]'),
+    message: /services\.web\.backends\[0\]\.weight: must be 0-1000000, got -1/,
   },
   {
     name: 'unknown strategy with a suggestion',

@@ -71,8 +71,8 @@ test('check: discovery keys are validated, each with the place and what was expe
     ],
     [{ kind: 'dns', name: 'db.internal', port: 80, intervall: '1s' }, /did you mean "interval"/],
     [
-      { kind: 'dns', name: 'db.internal', port: 80, backend: { weight: 0 } },
-      /discovery\.backend\.weight: must be 1-1000000/,
+      { kind: 'dns', name: 'db.internal', port: 80, backend: { weight: -1 } },
+      /discovery\.backend\.weight: must be 0-1000000/,
     ],
     [
       { kind: 'dns', name: 'db.internal', port: 80, backend: { address: 'x:1' } },

@@ -163,7 +163,7 @@ test('setWeight through the API changes the share at once', async (t) => {
   for (let i = 0; i < 8; i++) cs.push(await echoOnce(port, 'w'));
   assert.deepEqual([a.open.size, b.open.size], [6, 2]);
   for (const c of cs) c.destroy();
-  assert.throws(() => lb.setWeight('web', addr(a.port), 0), { code: 'LB_ERR_INVALID_ARGUMENT' });
+  assert.throws(() => lb.setWeight('web', addr(a.port), -1), { code: 'LB_ERR_INVALID_ARGUMENT' });
   assert.throws(() => lb.setWeight('web', '127.0.0.1:1', 2), { code: 'LB_ERR_UNKNOWN_BACKEND' });
   assert.throws(() => lb.drainBackend('nope', addr(a.port)), { code: 'LB_ERR_UNKNOWN_SERVICE' });
 });
@@ -175,7 +175,7 @@ test('addBackend checks its settings as the config file does, and adds nothing o
     [{ maxRate: -1 }, 'max_rate'],
     [{ maxConnections: 1.5 }, 'max_connections'],
     [{ slowStart: -5 }, 'slow_start'],
-    [{ weight: 0 }, 'weight'],
+    [{ weight: -1 }, 'weight'],
   ];
   for (const [opts, field] of cases) {
     assert.throws(

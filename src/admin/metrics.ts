@@ -1,72 +1,24 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
-import type { Histogram } from '../histogram.js';
 import type { HttpBackendStats } from '../http/stats.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
+import { backendStateMetrics } from './metrics-backends.js';
+import { loadMetrics } from './metrics-load.js';
+import {
+  type ExtraMetric,
+  histogramSamples,
+  type MetricType,
+  P,
+  perBackend,
+  perService,
+  perServiceBy,
+  perServiceRecord,
+  type Sample,
+  ScrapeMetric,
+} from './scrape-metric.js';
 
-type Labels = Record<string, string>;
-interface Sample {
-  value: number;
-  labels: Labels;
-  metricName?: string;
-}
-interface MetricValue {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  values: Sample[];
-  /** How prom-client's AggregatorRegistry combines workers' values (see src/cluster/). */
-  aggregator: 'sum';
-}
-
-/** A metric read at scrape time, for callers that add their own (the cluster primary). */
-export interface ExtraMetric {
-  name: string;
-  help: string;
-  type: MetricValue['type'];
-  read: () => Sample[];
-}
-
-/**
- * A metric that prom-client's registry asks for at scrape time. The hot path
- * only bumps plain numbers on services and backends; this reads them, so
- * metrics add nothing per session or per chunk.
- */
-class ScrapeMetric {
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly type: MetricValue['type'],
-    private readonly read: () => Sample[],
-  ) {}
-
-  get(): MetricValue {
-    return {
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      values: this.read(),
-      aggregator: 'sum',
-    };
-  }
-}
-
-/** Histogram samples in Prometheus form: cumulative `_bucket{le}`, `_sum`, `_count`. */
-export function histogramSamples(name: string, h: Histogram, labels: Labels): Sample[] {
-  const out: Sample[] = [];
-  let cum = 0;
-  for (let i = 0; i < h.counts.length; i++) {
-    cum += h.counts[i] as number;
-    const le = i < h.bounds.length ? String(h.bounds[i]) : '+Inf';
-    out.push({ metricName: `${name}_bucket`, value: cum, labels: { ...labels, le } });
-  }
-  out.push({ metricName: `${name}_sum`, value: h.sum, labels });
-  out.push({ metricName: `${name}_count`, value: h.count, labels });
-  return out;
-}
-
-const P = 'blitz_lb_';
+export { type ExtraMetric, histogramSamples } from './scrape-metric.js';
 
 /**
  * The registry behind GET /metrics: blitz_lb_* read from live counters, plus
@@ -77,10 +29,13 @@ const P = 'blitz_lb_';
  */
 export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] = []): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: P });
+  // Unprefixed: the names stock Node.js dashboards query (process_cpu_user_seconds_total…).
+  collectDefaultMetrics({ register: registry });
   const metrics = [
-    ...(lb.role === 'control' ? [] : trafficMetrics(lb)),
-    ...(lb.role === 'serve' ? [] : [...healthMetrics(lb), ...discoveryMetrics(lb)]),
+    ...(lb.role === 'control' ? [] : [...trafficMetrics(lb), ...loadMetrics(lb)]),
+    ...(lb.role === 'serve'
+      ? []
+      : [...healthMetrics(lb), ...backendStateMetrics(lb), ...discoveryMetrics(lb)]),
     ...extra.map((m) => new ScrapeMetric(m.name, m.help, m.type, m.read)),
   ];
   for (const m of metrics) registry.registerMetric(m as never);
@@ -88,7 +43,7 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
 }
 
 /** One metric: name (without the prefix), help, type, and how to read its samples at scrape time. */
-type Row = readonly [name: string, help: string, type: MetricValue['type'], read: () => Sample[]];
+type Row = readonly [name: string, help: string, type: MetricType, read: () => Sample[]];
 
 /** Where the verdicts are made (not a cluster worker): state, probe kind, the last failure's cause. */
 function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
@@ -166,47 +121,6 @@ function discoveryMetrics(lb: LoadBalancer): ScrapeMetric[] {
       each((d) => d.backends),
     ),
   ];
-}
-
-function perService(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
-  return () => lb.allServices.map((s) => ({ value: f(s), labels: { service: s.name } }));
-}
-
-function perBackend(lb: LoadBalancer, f: (s: Service, b: Backend) => number): () => Sample[] {
-  return () =>
-    lb.allServices.flatMap((s) =>
-      s.backends.all.map((b) => ({
-        value: f(s, b),
-        labels: { service: s.name, backend: b.address },
-      })),
-    );
-}
-
-/** One sample per service and key of a record of counts (by cause, by code), the key as `label`. */
-function perServiceRecord(
-  lb: LoadBalancer,
-  label: string,
-  record: (s: Service) => Readonly<Record<string, number>>,
-): () => Sample[] {
-  return () =>
-    lb.allServices.flatMap((s) =>
-      Object.entries(record(s)).map(([key, value]) => ({
-        value,
-        labels: { service: s.name, [label]: key },
-      })),
-    );
-}
-
-/** One sample per service and label value: `[label value, read]` pairs. */
-function perServiceBy(
-  lb: LoadBalancer,
-  label: string,
-  parts: readonly (readonly [string, (s: Service) => number])[],
-): () => Sample[] {
-  return () =>
-    lb.allServices.flatMap((s) =>
-      parts.map(([v, f]) => ({ value: f(s), labels: { service: s.name, [label]: v } })),
-    );
 }
 
 function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
@@ -294,12 +208,6 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       perService(lb, (s) => c(s).queued),
     ],
     [
-      'dial_failures_total',
-      'Failed backend connects (live dials and pool refills).',
-      'counter',
-      perBackend(lb, (_s, b) => b.dialFailuresTotal),
-    ],
-    [
       'backend_aborts_total',
       'Open sessions cut by a reset or error on the backend side.',
       'counter',
@@ -310,24 +218,6 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       'Dial attempts after the first, per service.',
       'counter',
       perService(lb, (s) => c(s).retries),
-    ],
-    [
-      'bytes_total',
-      'Bytes carried, counted at session close.',
-      'counter',
-      () =>
-        lb.allServices.flatMap((s) =>
-          s.backends.all.flatMap((b) => [
-            {
-              value: b.bytesToBackend,
-              labels: { service: s.name, backend: b.address, direction: 'to-backend' },
-            },
-            {
-              value: b.bytesFromBackend,
-              labels: { service: s.name, backend: b.address, direction: 'from-backend' },
-            },
-          ]),
-        ),
     ],
     [
       'pool_idle',

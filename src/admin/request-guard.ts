@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { type HostPort, isLoopback } from '../config/address.js';
+import { isLoopback } from '../config/address.js';
+import { type AdminListen, isUnixListen } from '../config/admin.js';
 import type { Logger } from '../logger.js';
 import { clientKey } from '../proxy/ip-text.js';
 
@@ -50,18 +51,22 @@ export class HttpError extends Error {
 export class RequestGuard {
   /** The token's digest: tokens are compared as digests so neither content nor length leaks through timing. */
   private readonly tokenDigest: Buffer | null;
+  /** read_token's digest: when set, reads need it (or the write token). */
+  private readonly readDigest: Buffer | null;
   private readonly allowedHosts: ReadonlySet<string>;
   private readonly warnedHosts = new Set<string>();
 
   constructor(
-    private readonly listen: HostPort,
+    private readonly listen: AdminListen,
     token: string | null,
     allowedHosts: readonly string[],
     /** The bound port (the listen port may be 0). */
     private readonly port: () => number,
     private readonly log: Logger,
+    readToken: string | null = null,
   ) {
     this.tokenDigest = token === null ? null : digest(token);
+    this.readDigest = readToken === null ? null : digest(readToken);
     this.allowedHosts = new Set(allowedHosts.map((h) => h.toLowerCase()));
   }
 
@@ -77,7 +82,8 @@ export class RequestGuard {
     const raw = req.headers.host;
     if (raw === undefined) return null;
     const value = raw.toLowerCase();
-    if (this.allowedHosts.has(value)) return value;
+    // No browser reaches a Unix socket, so no page can rebind a name to it: any Host will do.
+    if (this.allowedHosts.has(value) || isUnixListen(this.listen)) return value;
     const h = splitHost(value);
     if (h) {
       const { host: listenHost } = this.listen;
@@ -116,19 +122,36 @@ export class RequestGuard {
     return readBody(req);
   }
 
+  /** With a read_token, a read needs it or the write token; without one, reads are open. */
+  acceptRead(req: IncomingMessage): void {
+    if (this.readDigest === null) return;
+    const given = digest(bearer(req));
+    // Both compared, always: which one matched must not show in the timing either.
+    const asRead = timingSafeEqual(given, this.readDigest);
+    const asWrite = this.tokenDigest !== null && timingSafeEqual(given, this.tokenDigest);
+    if (!asRead && !asWrite) throw unauthorized('reads need the bearer read_token (or token)');
+  }
+
   private authorize(req: IncomingMessage): void {
     if (this.tokenDigest === null) return;
-    // RFC 7235: the scheme is case-insensitive ("bearer" is as good as "Bearer").
-    const m = /^bearer +(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!timingSafeEqual(digest(m?.[1] ?? ''), this.tokenDigest))
-      throw new HttpError(401, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
+    if (!timingSafeEqual(digest(bearer(req)), this.tokenDigest))
+      throw unauthorized('missing or wrong bearer token');
   }
 }
 
-/** The path of a request target (origin or absolute form); 400 when it does not parse. */
-export function requestPath(target: string | undefined): string {
+/** The bearer token of a request ('' when none). RFC 7235: the scheme is case-insensitive. */
+function bearer(req: IncomingMessage): string {
+  return /^bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+}
+
+function unauthorized(message: string): HttpError {
+  return new HttpError(401, message, { 'www-authenticate': 'Bearer' });
+}
+
+/** The request target (origin or absolute form) as a URL; 400 when it does not parse. */
+export function requestUrl(target: string | undefined): URL {
   try {
-    return new URL(target ?? '/', 'http://admin').pathname;
+    return new URL(target ?? '/', 'http://admin');
   } catch {
     throw new HttpError(400, 'bad request target');
   }

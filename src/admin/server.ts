@@ -1,29 +1,49 @@
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { Backend } from '../backend/backend.js';
-import { type HostPort, isLoopback } from '../config/address.js';
+import { isLoopback } from '../config/address.js';
+import { type AdminListen, isUnixListen, type UnixListen } from '../config/admin.js';
 import { LbError } from '../errors.js';
 import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
+import { packageVersion } from '../version.js';
+import {
+  type AdminCluster,
+  addBackend,
+  BACKEND_ACTIONS,
+  type BackendAction,
+  backendAction,
+  endSession,
+  listSessions,
+  pageParams,
+  removeBackend,
+  serviceOf,
+} from './api.js';
+import { configView } from './config-view.js';
+import { infoRegistry, infoView } from './info.js';
 import { createRegistry } from './metrics.js';
+import { ReloadLog } from './reload-log.js';
 import {
   ADMIN_LIMITS,
   decodeSegment,
   HttpError,
   RequestGuard,
-  requestPath,
+  requestUrl,
 } from './request-guard.js';
-
-export { ADMIN_LIMITS } from './request-guard.js';
-
 import { STATUS_PAGE } from './status-page.js';
 import { backendView, type ServiceView, servicesView } from './views.js';
 
+export type { AdminCluster } from './api.js';
+export { ADMIN_LIMITS } from './request-guard.js';
+
 export interface AdminOptions {
-  listen: HostPort;
+  /** "host:port", or a Unix socket (its file created with `mode`, removed at close). */
+  listen: AdminListen;
   /** When set, write calls need `Authorization: Bearer <token>`. */
   token: string | null;
+  /** When set, reads (/metrics, GET /api/*) need this token or `token`. */
+  readToken?: string | null;
   /**
    * Host header values accepted besides the listen address and loopback names,
    * as a browser sends them: "lb.internal:9900", or "lb.internal" behind port 80.
@@ -31,40 +51,46 @@ export interface AdminOptions {
   allowedHosts?: readonly string[];
   /** Re-reads the config and applies it; rejects with the reason when the file is invalid. */
   reload: (() => Promise<ReloadSummary>) | null;
+  /** Where every reload (SIGHUP's too) is recorded; one of its own when omitted. */
+  reloads?: ReloadLog;
   log: Logger;
   /** With workers: views and metrics gathered from every process (see cluster/reports.ts). */
   cluster?: AdminCluster | null;
 }
 
-/** What the admin server needs from a cluster primary. Backend actions still go to the LoadBalancer. */
-export interface AdminCluster {
-  servicesView(): Promise<unknown>;
-  metrics(): Promise<{ body: string; contentType: string }>;
-}
+const BACKEND_ROUTE = /^\/api\/services\/([^/]+)\/backends\/([^/]+)(?:\/([a-z-]+))?$/;
+const SESSIONS_ROUTE = /^\/api\/services\/([^/]+)\/sessions(?:\/([^/]+))?$/;
 
-const BACKEND_ROUTE =
-  /^\/api\/services\/([^/]+)\/backends\/([^/]+)\/(drain|enable|disable|weight)$/;
 /**
- * The admin server (node:http, loopback by default): Prometheus metrics, a
- * JSON API to read and change backend state, a health endpoint, reload, and
- * the live status page.
+ * The admin server (node:http, loopback by default, or a Unix socket):
+ * Prometheus metrics, a JSON API to read and change backends and sessions,
+ * a health endpoint, reload, and the live status page.
  */
 export class AdminServer {
   private readonly server: Server;
   private readonly registry: Registry | null;
+  private readonly info: Registry;
   private readonly guard: RequestGuard;
+  private readonly reloads: ReloadLog;
+  private readonly reload: (() => Promise<ReloadSummary>) | null;
+  private readonly version = packageVersion();
 
   constructor(
     private readonly lb: LoadBalancer,
     private readonly opts: AdminOptions,
   ) {
     this.registry = opts.cluster ? null : createRegistry(lb);
+    this.reloads = opts.reloads ?? new ReloadLog();
+    // Reloads made here are recorded by the caller's log when it gave one (it wrapped its own).
+    this.reload = opts.reload && !opts.reloads ? this.reloads.track(opts.reload) : opts.reload;
+    this.info = infoRegistry(this.version, this.reloads.last, opts.cluster != null);
     this.guard = new RequestGuard(
       opts.listen,
       opts.token,
       opts.allowedHosts ?? [],
       () => this.address().port,
       opts.log,
+      opts.readToken ?? null,
     );
     const l = ADMIN_LIMITS;
     this.server = createServer(
@@ -84,14 +110,37 @@ export class AdminServer {
     // oversized headers 431 before closing, and a client sees why instead of a bare reset.
   }
 
-  start(): Promise<void> {
-    const { host, port, address } = this.opts.listen;
-    if (!isLoopback(host)) {
+  async start(): Promise<void> {
+    const listen = this.opts.listen;
+    if (isUnixListen(listen)) return this.startUnix(listen);
+    if (!isLoopback(listen.host)) {
       this.opts.log.warn(
-        { listen: address },
+        { listen: listen.address },
         'admin server bound to a non-loopback address: anyone who can reach it can change backends',
       );
     }
+    await this.bind(listen.address, () => this.server.listen(listen.port, listen.host));
+  }
+
+  /**
+   * Binds the socket file with its mode already in place (a umask for the
+   * bind, so no other user can connect in between), after removing a stale
+   * file that nothing listens on any more.
+   */
+  private async startUnix(l: UnixListen): Promise<void> {
+    if (await staleSocket(l.unix)) unlinkSync(l.unix);
+    await this.bind(l.address, () => {
+      const old = process.umask(0o777 & ~l.mode);
+      try {
+        this.server.listen(l.unix);
+      } finally {
+        process.umask(old);
+      }
+    });
+    chmodSync(l.unix, l.mode);
+  }
+
+  private bind(address: string, listen: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', (err: NodeJS.ErrnoException) =>
         reject(
@@ -101,18 +150,24 @@ export class AdminServer {
           ),
         ),
       );
-      this.server.listen(port, host, () => {
+      this.server.once('listening', () => {
         this.server.removeAllListeners('error');
         this.server.on('error', (err) => this.opts.log.error({ err }, 'admin server error'));
         resolve();
       });
+      listen();
     });
   }
 
+  /** The bound TCP address (port 0 for a Unix socket). */
   address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    const a = this.server.address();
+    return typeof a === 'object' && a !== null
+      ? a
+      : { address: String(a), family: 'unix', port: 0 };
   }
 
+  /** Closes every connection; a Unix socket's file is removed (Node unlinks it on close). */
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.closeAllConnections();
@@ -122,89 +177,131 @@ export class AdminServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const host = this.guard.checkHost(req);
-    const path = requestPath(req.url);
+    const url = requestUrl(req.url);
+    const path = url.pathname;
     const method = req.method ?? 'GET';
     // HEAD is GET without the body; Node drops the body of a HEAD response and keeps its length.
     const read = method === 'GET' || method === 'HEAD';
+    // The page holds no data (it asks for a token when reads need one); /healthz is for checkers.
     if (read && path === '/') return this.send(res, 200, STATUS_PAGE, 'text/html; charset=utf-8');
-    if (read && path === '/metrics') {
-      const m = this.opts.cluster
-        ? await this.opts.cluster.metrics()
-        : {
-            body: await (this.registry as Registry).metrics(),
-            contentType: (this.registry as Registry).contentType,
-          };
-      return this.send(res, 200, m.body, m.contentType);
-    }
-    if (read && path === '/api/services') return this.json(res, 200, await this.view());
     if (read && path === '/healthz') return this.healthz(res);
+    if (read) this.guard.acceptRead(req);
+    if (read && path === '/metrics') return this.metrics(res);
+    if (read && path === '/api/services') return this.json(res, 200, await this.view());
+    if (read && path === '/api/info') return this.json(res, 200, this.infoView());
+    if (read && path === '/api/config') return this.json(res, 200, configView(this.lb.config));
     if (path === '/api/reload') {
       if (method !== 'POST') throw new HttpError(405, 'use POST', { allow: 'POST' });
       await this.guard.acceptWrite(req, host);
-      if (!this.opts.reload)
+      if (!this.reload)
         throw new HttpError(501, 'reload needs a config file (run from the command line)');
       try {
-        return this.json(res, 200, { reloaded: true, ...(await this.opts.reload()) });
+        return this.json(res, 200, { reloaded: true, ...(await this.reload()) });
       } catch (err) {
         throw new HttpError(400, (err as Error).message);
       }
     }
-    const m = BACKEND_ROUTE.exec(path);
-    if (m)
-      return this.backendAction(
-        req,
-        res,
-        host,
-        decodeSegment(m[1] as string),
-        decodeSegment(m[2] as string),
-        m[3] as string,
-      );
+    const b = BACKEND_ROUTE.exec(path);
+    if (b) {
+      const svc = decodeSegment(b[1] as string);
+      const addr = decodeSegment(b[2] as string);
+      return this.backendRoute(req, res, host, svc, addr, b[3] ?? null);
+    }
+    const s = SESSIONS_ROUTE.exec(path);
+    if (s) {
+      const svc = decodeSegment(s[1] as string);
+      const cluster = this.opts.cluster ?? null;
+      if (s[2] === undefined) {
+        if (!read) throw new HttpError(405, 'use GET', { allow: 'GET' });
+        return this.json(res, 200, await listSessions(this.lb, cluster, svc, pageParams(url)));
+      }
+      if (method !== 'DELETE') throw new HttpError(405, 'use DELETE', { allow: 'DELETE' });
+      await this.guard.acceptWrite(req, host);
+      const id = decodeSegment(s[2]);
+      await endSession(this.lb, cluster, svc, id);
+      this.opts.log.info({ service: svc, session: id }, 'admin: session ended');
+      return this.json(res, 200, { service: svc, ended: id });
+    }
     throw new HttpError(404, `no such endpoint: ${method} ${path}`);
   }
 
-  private async backendAction(
+  /** …/backends/ADDRESS (POST adds, DELETE removes) and …/backends/ADDRESS/ACTION. */
+  private async backendRoute(
     req: IncomingMessage,
     res: ServerResponse,
     host: string | null,
     svcName: string,
     addr: string,
-    action: string,
+    action: string | null,
   ): Promise<void> {
     const method = req.method ?? 'GET';
+    if (action === null) {
+      if (method !== 'POST' && method !== 'DELETE')
+        throw new HttpError(405, 'use POST (add) or DELETE (remove)', { allow: 'POST, DELETE' });
+      const body = await this.guard.acceptWrite(req, host);
+      if (method === 'DELETE') {
+        removeBackend(this.lb, svcName, addr);
+        this.opts.log.info({ service: svcName, backend: addr }, 'admin: backend removed');
+        return this.json(res, 200, { service: svcName, removed: addr });
+      }
+      const added = addBackend(this.lb, svcName, addr, body);
+      this.opts.log.info({ service: svcName, backend: added.address }, 'admin: backend added');
+      return this.json(res, 201, {
+        service: svcName,
+        backend: await this.backendJson(svcName, added.address),
+      });
+    }
+    if (!(BACKEND_ACTIONS as readonly string[]).includes(action))
+      throw new HttpError(404, `no such backend action: ${action} (${BACKEND_ACTIONS.join(', ')})`);
     const want = action === 'weight' ? 'PUT' : 'POST';
     if (method !== want) throw new HttpError(405, `use ${want}`, { allow: want });
     const body = await this.guard.acceptWrite(req, host);
-    const svc = this.lb.allServices.find((s) => s.name === svcName);
-    if (!svc) throw new HttpError(404, `no service ${svcName}`);
-    let b: Backend;
-    try {
-      if (action === 'drain') b = this.lb.drainBackend(svcName, addr);
-      else if (action === 'enable') b = this.lb.enableBackend(svcName, addr);
-      else if (action === 'disable') b = this.lb.disableBackend(svcName, addr);
-      else b = this.lb.setWeight(svcName, addr, parseWeight(body));
-    } catch (err) {
-      if (err instanceof LbError && err.code === 'LB_ERR_UNKNOWN_BACKEND')
-        throw new HttpError(404, err.message);
-      if (err instanceof LbError && err.code === 'LB_ERR_INVALID_ARGUMENT')
-        throw new HttpError(400, err.message);
-      throw err;
-    }
+    serviceOf(this.lb, svcName);
+    const b = backendAction(this.lb, svcName, addr, action as BackendAction, body);
     this.opts.log.info({ service: svcName, backend: b.address, action }, 'admin: backend changed');
-    let view: unknown = backendView(svc, b);
-    if (this.opts.cluster) {
-      // Traffic figures live in the workers: answer with the summed view.
-      const all = (await this.view()) as { services: ServiceView[] };
-      view = all.services
-        .find((s) => s.name === svcName)
-        ?.backends.find((x) => x.address === b.address);
+    this.json(res, 200, { service: svcName, backend: await this.backendJson(svcName, b.address) });
+  }
+
+  /** A backend as /api/services shows it; with workers, their traffic summed. */
+  private async backendJson(svcName: string, address: string): Promise<unknown> {
+    if (!this.opts.cluster) {
+      const svc = this.lb.service(svcName);
+      const b = svc.backends.get(address);
+      return b ? backendView(svc, b) : null;
     }
-    this.json(res, 200, { service: svcName, backend: view });
+    const all = (await this.view()) as { services: ServiceView[] };
+    return all.services
+      .find((s) => s.name === svcName)
+      ?.backends.find((x) => x.address === address);
   }
 
   private view(): Promise<unknown> {
     return this.opts.cluster
       ? this.opts.cluster.servicesView()
       : Promise.resolve(servicesView(this.lb));
+  }
+
+  private infoView(): unknown {
+    return infoView({
+      version: this.version,
+      lb: this.lb,
+      reloads: this.reloads.last,
+      workers: this.opts.cluster?.status() ?? null,
+      admin: this.opts.listen.address,
+      readToken: (this.opts.readToken ?? null) !== null,
+      token: this.opts.token !== null,
+    });
+  }
+
+  /** The balancer's metrics (summed over workers), then this process's build and reload facts. */
+  private async metrics(res: ServerResponse): Promise<void> {
+    const m = this.opts.cluster
+      ? await this.opts.cluster.metrics()
+      : {
+          body: await (this.registry as Registry).metrics(),
+          contentType: (this.registry as Registry).contentType,
+        };
+    this.send(res, 200, m.body + (await this.info.metrics()), m.contentType);
   }
 
   private healthz(res: ServerResponse): void {
@@ -245,13 +342,19 @@ export class AdminServer {
   }
 }
 
-/** `{"weight": 3}` or a bare `3`; the value is checked by the one backend validator (BackendSet.setWeight). */
-function parseWeight(body: string): number {
-  let v: unknown;
+/** True when `path` is a socket file nobody accepts on (a crashed run's); false when absent. */
+function staleSocket(path: string): Promise<boolean> {
   try {
-    v = JSON.parse(body);
+    if (!lstatSync(path).isSocket()) return Promise.resolve(false);
   } catch {
-    throw new HttpError(400, 'body must be JSON: {"weight": N}');
+    return Promise.resolve(false);
   }
-  return (typeof v === 'object' && v !== null ? (v as { weight?: unknown }).weight : v) as number;
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
 }

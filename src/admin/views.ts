@@ -13,8 +13,11 @@ export interface BackendView {
   sessionsTotal: number;
   dialFailuresTotal: number;
   sessionsAbortedTotal: number;
+  /** Open sessions included, read from their sockets now. */
   bytesToBackend: number;
   bytesFromBackend: number;
+  /** An operator paused its health checks (admin API). */
+  checksPaused: boolean;
   poolIdle: number;
   lastCheck: { ok: boolean; detail: string; latencyMs: number; at: string } | null;
   /** The last probe that failed, kept after later successes. */
@@ -48,7 +51,23 @@ function httpView(svc: Service, b: Backend): HttpBackendView | null {
   };
 }
 
+/**
+ * Bytes carried to and from `b`, open sessions included (read from their
+ * sockets now), as /metrics counts them: a long session grows as it runs.
+ */
+function liveBytes(svc: Service, b: Backend): { to: number; from: number } {
+  let to = b.bytesToBackend;
+  let from = b.bytesFromBackend;
+  for (const s of svc.openSessions) {
+    if (s.target !== b || !s.backend) continue;
+    to += s.backend.bytesWritten;
+    from += s.backend.bytesRead;
+  }
+  return { to, from };
+}
+
 export function backendView(svc: Service, b: Backend): BackendView {
+  const bytes = liveBytes(svc, b);
   const reason =
     b.state === 'disabled'
       ? 'disabled by operator'
@@ -67,8 +86,9 @@ export function backendView(svc: Service, b: Backend): BackendView {
     sessionsTotal: b.sessionsTotal,
     dialFailuresTotal: b.dialFailuresTotal,
     sessionsAbortedTotal: b.sessionsAbortedTotal,
-    bytesToBackend: b.bytesToBackend,
-    bytesFromBackend: b.bytesFromBackend,
+    bytesToBackend: bytes.to,
+    bytesFromBackend: bytes.from,
+    checksPaused: b.checksPaused,
     poolIdle: svc.pool.idleFor(b),
     lastCheck: b.lastCheck
       ? {
@@ -131,6 +151,8 @@ export interface ServiceView {
   health: string;
   discovery: DiscoveryView | null;
   activeSessions: number;
+  /** Clients waiting for a backend slot now, and the longest wait so far. */
+  queue: { length: number; longestWaitMs: number };
   counters: Service['counters'];
   pool: { hits: number; misses: number; idle: number };
   /** HTTP requests sent again to another backend (lb.request / lb.dispatcher). */
@@ -147,6 +169,7 @@ export function serviceView(svc: Service): ServiceView {
     health: svc.cfg.health.kind,
     discovery: discoveryView(svc),
     activeSessions: svc.activeSessions,
+    queue: svc.queueNow(),
     counters: { ...svc.counters },
     pool: {
       hits: svc.pool.counters.hits,

@@ -3,8 +3,10 @@ import { type Clock, monotonicClock } from '../clock.js';
 import { checkWeight } from '../config/backend-settings.js';
 import type { AllDownPolicy, BackendConfig, ServiceConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
+import { Histogram } from '../histogram.js';
 import { Backend, rateTokensAt } from './backend.js';
 import { candidatesOf, sameCandidates } from './candidates.js';
+import { dialCauseOf, probeCauseOf } from './causes.js';
 import {
   type BackendState,
   type DialJudge,
@@ -16,6 +18,11 @@ import {
 import { LocalVerdicts } from './verdicts.js';
 
 export type { BackendState, Follower } from './follow.js';
+
+/** Probe durations: 0.5 ms to 10 s. */
+const PROBE_BUCKETS = Object.freeze([
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]);
 
 export interface BackendSetEvents {
   /** A backend became healthy again. */
@@ -73,6 +80,8 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   private readonly judge: DialJudge;
   private readonly verdicts: LocalVerdicts;
   private readonly clock: Clock;
+  /** How long probes took, successes and failures alike (read by /metrics). */
+  readonly probeSeconds = new Histogram(PROBE_BUCKETS);
 
   /**
    * `follower`: hand health decisions to a primary (a cluster worker): dials
@@ -116,7 +125,10 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       if (!b || sameState(b, st)) continue;
       changed = true;
       if (st.healthy && !b.healthy) b.upSince = this.clock.now();
-      if (st.healthy !== b.healthy) went.push([b, st.healthy]);
+      if (st.healthy !== b.healthy) {
+        went.push([b, st.healthy]);
+        healthChanged(b, st.healthy);
+      }
       if (st.disabled && !b.disabled) disabled.push(b);
       b.healthy = st.healthy;
       b.downReason = st.downReason;
@@ -176,7 +188,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return b;
   }
 
-  /** Throws LB_ERR_INVALID_ARGUMENT for a weight outside 1..1,000,000 (the config file's rule). */
+  /** Throws LB_ERR_INVALID_ARGUMENT for a weight outside 0..1,000,000 (the config file's rule; 0 is a soft stop). */
   setWeight(address: string, weight: number): Backend {
     const w = checkWeight(weight);
     const b = this.require(address);
@@ -214,6 +226,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     const b = this.require(cfg.address);
     const changed = b.weight !== cfg.weight || b.backup !== cfg.backup;
     b.weight = cfg.weight;
+    b.configuredWeight = cfg.weight;
     b.backup = cfg.backup;
     b.maxConnections = cfg.maxConnections;
     if (b.maxRate !== cfg.maxRate) {
@@ -246,8 +259,39 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   reportProbe(b: Backend, ok: boolean, detail: string, latencyMs: number): void {
     const first = b.lastCheck === null;
     b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
-    if (!ok) b.lastFailure = { detail, at: b.lastCheck.at };
-    if (!b.removed) this.verdicts.probe(b, ok, detail, first);
+    this.probeSeconds.observe(latencyMs / 1000);
+    if (!ok) {
+      b.lastFailure = { detail, at: b.lastCheck.at };
+      b.probeFailures[probeCauseOf(detail)]++;
+    }
+    if (!b.removed && !b.checksPaused) this.verdicts.probe(b, ok, detail, first);
+  }
+
+  /**
+   * An operator's word on health ("set server health" in HAProxy): up or
+   * down now. Probes go on deciding afterwards unless paused (pauseChecks).
+   */
+  forceHealth(address: string, up: boolean): Backend {
+    const b = this.require(address);
+    if (up) {
+      b.agentDown = false;
+      b.consecutiveFailures = 0;
+      this.markUp(b);
+    } else {
+      b.consecutiveSuccesses = 0;
+      this.markDown(b, 'forced down by operator');
+    }
+    return b;
+  }
+
+  /** Paused: probe results no longer change its health (it keeps the one it has). */
+  pauseChecks(address: string, paused: boolean): Backend {
+    const b = this.require(address);
+    if (b.checksPaused !== paused) {
+      b.checksPaused = paused;
+      this.emit('state');
+    }
+    return b;
   }
 
   /** The agent check's last contact (see health/agent.ts). */
@@ -286,7 +330,14 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
   recordDialFailure(b: Backend, cause: string): void {
     b.dialFailuresTotal++;
+    b.dialFailures[dialCauseOf(cause)]++;
     this.judge.failed(b, cause);
+  }
+
+  /** A dial to `b` failed on the balancer's own resources (EMFILE…): counted, never held against it. */
+  recordLocalDialFailure(b: Backend): void {
+    b.dialFailures.local++;
+    this.abandonTrial(b);
   }
 
   /**
@@ -353,6 +404,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = false;
     b.downReason = reason;
     b.consecutiveSuccesses = 0;
+    healthChanged(b, false);
     if (this.opts.passiveOnly) this.verdicts.openCircuit(b);
     this.commit();
     this.emit('down', b, reason);
@@ -363,6 +415,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.healthy = true;
     b.downReason = null;
     b.consecutiveFailures = 0;
+    healthChanged(b, true);
     b.upSince = this.clock.now();
     this.verdicts.clearTrial(b);
     this.commit();
@@ -399,4 +452,14 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     this.candWeights = c.map((b) => b.weight);
     this.emit('change', this.cands);
   }
+}
+
+/** When health changed, and the down time it ends (for /metrics). */
+function healthChanged(b: Backend, up: boolean): void {
+  const now = Date.now();
+  b.stateChangedAt = now;
+  if (up && b.downSince > 0) {
+    b.downMsBefore += now - b.downSince;
+    b.downSince = 0;
+  } else if (!up) b.downSince = now;
 }

@@ -1,4 +1,11 @@
 import type { BackendConfig } from '../config/schema.js';
+import {
+  DIAL_CAUSES,
+  type DialCause,
+  PROBE_CAUSES,
+  type ProbeCause,
+  zeroCounts,
+} from './causes.js';
 
 /**
  * One backend and its live state. Fields are public for cheap reads on the
@@ -9,6 +16,8 @@ export class Backend {
   readonly host: string;
   readonly port: number;
   weight: number;
+  /** The weight its config gave (the file's, discovery's, or the admin API's at adding); `weight` may differ (API, agent). */
+  configuredWeight: number;
   backup: boolean;
   maxConnections: number;
   maxRate: number;
@@ -57,17 +66,34 @@ export class Backend {
   /** Bytes read from the backend / written to it, counted at session close. */
   bytesFromBackend = 0;
   bytesToBackend = 0;
+  /** dialFailuresTotal by class, plus dials that failed on the balancer's own resources ("local"). */
+  readonly dialFailures: Record<DialCause, number> = zeroCounts(DIAL_CAUSES);
+  /** Failed probes by class (see backend/causes.ts). */
+  readonly probeFailures: Record<ProbeCause, number> = zeroCounts(PROBE_CAUSES);
+  /** Wall-clock ms of the last health change (up <-> down), or of its creation. */
+  stateChangedAt = Date.now();
+  /** Wall-clock ms it went down (0 while healthy), and the down time of earlier outages. */
+  downSince = 0;
+  downMsBefore = 0;
+  /** An operator paused its probes (and agent checks): its health stays as it is until resumed. */
+  checksPaused = false;
 
   constructor(cfg: BackendConfig) {
     this.address = cfg.address;
     this.host = cfg.host;
     this.port = cfg.port;
     this.weight = cfg.weight;
+    this.configuredWeight = cfg.weight;
     this.backup = cfg.backup;
     this.maxConnections = cfg.maxConnections;
     this.maxRate = cfg.maxRate;
     this.slowStartMs = cfg.slowStartMs;
     this.rateTokens = cfg.maxRate;
+  }
+
+  /** Milliseconds spent down, the current outage included. */
+  downMs(now = Date.now()): number {
+    return this.downMsBefore + (this.downSince > 0 ? now - this.downSince : 0);
   }
 
   /** A short state word for logs and APIs. */

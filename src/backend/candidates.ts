@@ -5,14 +5,16 @@ import type { Backend } from './backend.js';
  * What strategies pick from: healthy (or half-open, trial not yet taken)
  * primaries that are not draining or disabled; if none, such backups; if none
  * and all_down = "try-all", every backend not draining or disabled (a health
- * verdict can be stale, a dial is cheap); else nothing.
+ * verdict can be stale, a dial is cheap); else nothing. A backend at weight 0
+ * is soft-stopped (HAProxy's weight 0): it takes no new session in any case.
  */
 export function candidatesOf(list: readonly Backend[], allDown: AllDownPolicy): Backend[] {
+  const inRotation = (b: Backend): boolean => !b.draining && !b.disabled && b.weight > 0;
   const usable = (b: Backend): boolean =>
-    !b.draining && !b.disabled && (b.healthy || (b.halfOpen && !b.trialInFlight));
+    inRotation(b) && (b.healthy || (b.halfOpen && !b.trialInFlight));
   let c = list.filter((b) => usable(b) && !b.backup);
   if (c.length === 0) c = list.filter((b) => usable(b) && b.backup);
-  if (c.length === 0 && allDown === 'try-all') c = list.filter((b) => !b.draining && !b.disabled);
+  if (c.length === 0 && allDown === 'try-all') c = list.filter(inRotation);
   return c;
 }
 

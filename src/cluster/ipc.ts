@@ -1,10 +1,13 @@
 import type { Worker } from 'node:cluster';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../logger.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import type { FromWorker, SessionQuery, ToWorker } from './messages.js';
 
 /** A request the primary sends to a worker; `id` is added on sending. */
-export type Query = { t: 'reload'; config: Config } | { t: 'query'; what: 'view' | 'metrics' };
+export type Query =
+  | { t: 'reload'; config: Config }
+  | { t: 'query'; what: 'view' | 'metrics' }
+  | { t: 'sessions'; q: SessionQuery };
 
 /** Where a request goes: the slot's worker is read when it is sent, so a restarted slot gets its new one. */
 export interface RequestTarget {

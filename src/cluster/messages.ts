@@ -7,6 +7,18 @@ export type StateMap = Record<string, BackendState[]>;
 /** Per service with [discovery], the discovered backends in rotation in the primary. */
 export type DiscoveredMap = Record<string, BackendConfig[]>;
 
+/**
+ * Per service, every backend of the primary's set (whole limits, not a
+ * worker's share): workers add the ones the admin API added and remove the
+ * ones it removed (see Service.followMembers).
+ */
+export type MembersMap = Record<string, BackendConfig[]>;
+
+/** What the primary asks of a worker's open sessions (admin API). */
+export type SessionQuery =
+  | { op: 'list'; service: string; after: number; limit: number }
+  | { op: 'end'; service: string; id: number };
+
 /** Primary → worker. */
 export type ToWorker =
   /** `workers`: how many run now (a reload may name another count, applied at restart). */
@@ -20,9 +32,11 @@ export type ToWorker =
       followConfigLogLevel: boolean;
       state: StateMap;
       discovered: DiscoveredMap;
+      members: MembersMap;
     }
-  /** `discovered` is applied first: the state may speak of backends it adds. */
-  | { t: 'state'; services: StateMap; discovered: DiscoveredMap }
+  /** `discovered` and `members` are applied first: the state may speak of backends they add. */
+  | { t: 'state'; services: StateMap; discovered: DiscoveredMap; members: MembersMap }
+  | { t: 'sessions'; id: number; q: SessionQuery }
   | { t: 'reload'; id: number; config: Config }
   | { t: 'query'; id: number; what: 'view' | 'metrics' }
   /** Drain for up to timeoutMs (0: close every session now), then exit. */

@@ -1,15 +1,15 @@
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import type { AdminCluster } from '../admin/server.js';
+import type { AdminCluster } from '../admin/api.js';
 import { type Clock, monotonicClock } from '../clock.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
 import { WorkerIpc } from './ipc.js';
-import type { FromWorker } from './messages.js';
+import type { FromWorker, SessionQuery } from './messages.js';
 import { ClusterReports } from './reports.js';
-import { discoveredMap, StateBroadcast, stateMap } from './state-broadcast.js';
+import { discoveredMap, membersMap, StateBroadcast, stateMap } from './state-broadcast.js';
 import type { WorkerStatus } from './views.js';
 import { type Slot, WorkerSlots } from './worker-slots.js';
 
@@ -52,6 +52,7 @@ export class ClusterPrimary implements AdminCluster {
     this.broadcast = new StateBroadcast(
       () => stateMap(this.lb),
       () => discoveredMap(this.lb),
+      () => membersMap(this.lb),
       (m) => this.slots.postAll(m),
     );
     this.lb = new LoadBalancer(config, {
@@ -71,6 +72,7 @@ export class ClusterPrimary implements AdminCluster {
           followConfigLogLevel: this.fixedLogLevel === null,
           state: stateMap(this.lb),
           discovered: discoveredMap(this.lb),
+          members: membersMap(this.lb),
         }),
         dial: (m) => this.onDial(m),
         retire: (w) => this.reports.retire(w),
@@ -174,6 +176,10 @@ export class ClusterPrimary implements AdminCluster {
 
   servicesView(): Promise<unknown> {
     return this.reports.servicesView();
+  }
+
+  sessions(q: SessionQuery, worker: number | null): Promise<{ worker: number; answer: unknown }[]> {
+    return this.reports.sessions(q, worker);
   }
 
   metrics(): Promise<{ body: string; contentType: string }> {

@@ -3,6 +3,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import { createRegistry } from '../admin/metrics.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { WorkerIpc } from './ipc.js';
+import type { SessionQuery } from './messages.js';
 import { clusterView, retireView, type WorkerView } from './views.js';
 import type { Slot, WorkerSlots } from './worker-slots.js';
 
@@ -76,6 +77,21 @@ export class ClusterReports {
     this.retiredMetrics = before.then((prev) =>
       AggregatorRegistry.aggregate([...(prev ? [prev] : []), totals]).getMetricsAsJSON(),
     );
+  }
+
+  /** A session query to one worker (`worker`) or every worker that is up; failed answers are left out. */
+  async sessions(
+    q: SessionQuery,
+    worker: number | null,
+  ): Promise<{ worker: number; answer: unknown }[]> {
+    const targets = this.slots.up.filter((s) => worker === null || s.n === worker);
+    const replies = await Promise.allSettled(
+      targets.map((s) => this.ipc.request(s, { t: 'sessions', q }, QUERY_TIMEOUT_MS)),
+    );
+    return targets.flatMap((s, i) => {
+      const r = replies[i];
+      return r?.status === 'fulfilled' ? [{ worker: s.n, answer: r.value }] : [];
+    });
   }
 
   async servicesView(): Promise<unknown> {

@@ -52,6 +52,10 @@ export function clusterView(control: LoadBalancer, views: WorkerView[], workers:
       // Discovery runs in the primary.
       discovery: discoveryView(svc),
       activeSessions: sum((s) => s.activeSessions),
+      queue: {
+        length: sum((s) => s.queue?.length ?? 0),
+        longestWaitMs: Math.max(0, ...parts.map((p) => p.s.queue?.longestWaitMs ?? 0)),
+      },
       counters,
       pool: {
         hits: sum((s) => s.pool.hits),
@@ -93,6 +97,7 @@ export function retireView(dead: WorkerView, prev: WorkerView | null): WorkerVie
         services.set(s.name, {
           ...s,
           activeSessions: 0,
+          queue: { length: 0, longestWaitMs: 0 },
           counters: { ...s.counters },
           pool: { ...s.pool, idle: 0 },
           backends: s.backends.map(withoutLevels),

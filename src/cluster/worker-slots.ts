@@ -9,6 +9,7 @@ import {
   type DiscoveredMap,
   type FromWorker,
   isFromWorker,
+  type MembersMap,
   type StateMap,
   type ToWorker,
 } from './messages.js';
@@ -43,6 +44,7 @@ export interface SlotHooks {
     followConfigLogLevel: boolean;
     state: StateMap;
     discovered: DiscoveredMap;
+    members: MembersMap;
   };
   /** A worker's dial outcome: the passive health signal the primary's BackendSet decides on. */
   dial(m: Extract<FromWorker, { t: 'dial' }>): void;

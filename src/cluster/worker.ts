@@ -1,9 +1,11 @@
 import type { Registry } from 'prom-client';
 import { createRegistry } from '../admin/metrics.js';
+import { sessionQuery } from '../admin/sessions.js';
 import { servicesView } from '../admin/views.js';
+import type { BackendConfig } from '../config/schema.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
-import type { DiscoveredMap, FromWorker, StateMap, ToWorker } from './messages.js';
+import type { DiscoveredMap, FromWorker, MembersMap, StateMap, ToWorker } from './messages.js';
 import { backendShare, workerShare } from './share.js';
 
 /**
@@ -49,8 +51,10 @@ export class ClusterWorker {
       case 'init':
         return this.init(m.slot, m);
       case 'state':
-        this.applyState(m.services, m.discovered);
+        this.applyState(m.services, m.discovered, m.members);
         return;
+      case 'sessions':
+        return this.reply(m.id, async () => sessionQuery(this.lb as LoadBalancer, m.q, this.slot));
       case 'reload':
         return this.reply(m.id, async () =>
           (this.lb as LoadBalancer).reload(workerShare(m.config, this.workers, this.slot)),
@@ -84,7 +88,7 @@ export class ClusterWorker {
       }),
     });
     this.lb = lb;
-    this.applyState(m.state, m.discovered);
+    this.applyState(m.state, m.discovered, m.members);
     try {
       await lb.start();
     } catch (err) {
@@ -96,12 +100,16 @@ export class ClusterWorker {
   }
 
   /** The primary's discovered backends first (this worker's share of their limits), then its verdicts. */
-  private applyState(map: StateMap, discovered: DiscoveredMap): void {
+  private applyState(map: StateMap, discovered: DiscoveredMap, members: MembersMap): void {
     const lb = this.lb;
     if (!lb) return;
+    const share = (b: BackendConfig) => backendShare(b, this.workers, this.slot);
     for (const [name, list] of Object.entries(discovered)) {
       const svc = lb.allServices.find((s) => s.name === name);
-      svc?.applyDiscovered(list.map((b) => backendShare(b, this.workers, this.slot)));
+      svc?.applyDiscovered(list.map(share));
+    }
+    for (const [name, list] of Object.entries(members)) {
+      lb.allServices.find((s) => s.name === name)?.followMembers(list.map(share));
     }
     for (const [name, states] of Object.entries(map)) {
       const svc = lb.allServices.find((s) => s.name === name);

@@ -23,9 +23,9 @@ export const BACKEND_FIELDS = {
   weight: {
     kind: 'integer',
     default: 1,
-    min: 1,
+    min: 0,
     max: MAX_WEIGHT,
-    doc: 'Share of new sessions relative to the other backends',
+    doc: 'Share of new sessions relative to the other backends; 0 is a soft stop (no new sessions, open ones continue)',
   },
   backup: {
     kind: 'boolean',
@@ -124,10 +124,10 @@ export function backendFromOptions(address: string, opts: BackendOptions = {}): 
   return Object.freeze({ ...hp, ...cfg });
 }
 
-/** A new weight from code or the admin API: a whole number from 1 to MAX_WEIGHT. */
+/** A new weight from code or the admin API: a whole number from 0 (a soft stop) to MAX_WEIGHT. */
 export function checkWeight(weight: unknown): number {
   const p = new Problems('backend');
-  const w = integer(weight ?? Number.NaN, 'weight', 1, 1, p, MAX_WEIGHT);
+  const w = integer(weight ?? Number.NaN, 'weight', 1, 0, p, MAX_WEIGHT);
   if (p.list.length > 0) throw new InvalidArgumentError(p.list.join('; '));
   return w;
 }

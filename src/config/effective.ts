@@ -12,6 +12,8 @@ import type { BackendConfig, Config, ServiceConfig } from './schema.js';
 
 /** What `check --print` shows for a secret: still a valid token, so the output parses. */
 export const REDACTED = '<redacted>';
+/** The read token's stand-in: unlike the token's, so the printed file still parses (the two must differ). */
+const READ_REDACTED = '<redacted-read-token>';
 
 /** 0 as the number ("off" reads better as 0 than "0ms"), else with a unit. */
 const d = (ms: number): string | number => (ms === 0 ? 0 : durationText(ms));
@@ -156,7 +158,9 @@ export function effectiveConfig(c: Config): Table {
   };
   if (c.admin) {
     const a: Table = { listen: c.admin.listen.address };
+    if ('unix' in c.admin.listen) a.mode = c.admin.listen.mode.toString(8).padStart(4, '0');
     if (c.admin.token !== null) a.token = REDACTED;
+    if (c.admin.readToken !== null) a.read_token = READ_REDACTED;
     a.allowed_hosts = [...c.admin.allowedHosts];
     out.admin = a;
   }

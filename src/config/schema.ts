@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
+import { type AdminListen, adminListen, isUnixListen } from './admin.js';
 import { BACKEND_FIELDS, BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import {
   BACKEND_TLS_FIELDS,
@@ -144,8 +145,12 @@ export interface Config {
   };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly admin: {
-    readonly listen: HostPort;
+    /** "host:port", or a Unix socket ("unix:PATH", with its file mode). */
+    readonly listen: AdminListen;
+    /** The write token: every call that changes something needs it (and it reads too). */
     readonly token: string | null;
+    /** When set, reads (/metrics, GET /api/*) need this token or the write token. */
+    readonly readToken: string | null;
     /** Host header values the admin server accepts besides its listen address and loopback names. */
     readonly allowedHosts: readonly string[];
   } | null;
@@ -225,14 +230,28 @@ export const LOG_FIELDS = {
 
 export const ADMIN_FIELDS = {
   listen: {
-    kind: 'address',
+    kind: 'anyOf',
     required: true,
-    doc: 'Status page, /metrics and /api/* on "host:port" (loopback unless you mean it)',
+    options: [
+      { kind: 'address', doc: '"host:port" (loopback unless you mean it)' },
+      { kind: 'string', pattern: '^unix:.+$', doc: '"unix:PATH": a Unix socket, with mode' },
+    ],
+    doc: 'Status page, /metrics and /api/* on "host:port" (loopback unless you mean it) or "unix:PATH"',
   },
   token: {
     kind: 'string',
     pattern: '^[\\x21-\\x7e]{8,4096}$',
     doc: 'Write calls need "Authorization: Bearer TOKEN" (8-4096 printable ASCII characters)',
+  },
+  read_token: {
+    kind: 'string',
+    pattern: '^[\\x21-\\x7e]{8,4096}$',
+    doc: 'With token set: GET /api/* and /metrics need "Authorization: Bearer READ_TOKEN" (or the token)',
+  },
+  mode: {
+    kind: 'string',
+    pattern: '^0?[0-7]{3}$',
+    doc: 'With listen = "unix:PATH": the socket file\'s permissions, e.g. "0660" (default "0600")',
   },
   allowed_hosts: {
     kind: 'list',
@@ -738,6 +757,21 @@ function listenClash(mine: HostPort, theirs: HostPort, owner: string): string {
  * Validates a parsed TOML document (or an equivalent object) and returns a
  * frozen Config. Throws ConfigError listing every problem found.
  */
+/**
+ * A bearer token (admin.token, admin.read_token): printable ASCII only, as a
+ * header cannot carry control characters, and non-ASCII reaches Node as
+ * latin1, so no client could ever send a matching token.
+ */
+function bearerToken(v: unknown, path: string, p: Problems): string | null {
+  if (v === undefined) return null;
+  if (typeof v === 'string' && /^[\x21-\x7e]{8,4096}$/.test(v)) return v;
+  p.add(
+    path,
+    'expected 8-4096 printable ASCII characters (no spaces, control or non-ASCII characters)',
+  );
+  return null;
+}
+
 export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
   const source = opts.source ?? '<config>';
   const p = new Problems(source);
@@ -759,18 +793,16 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     const hp =
       a.listen === undefined
         ? undefined
-        : hostPort(a.listen, 'admin.listen', p, opts.allowEphemeralListen ? 0 : 1);
-    let token: string | null = null;
-    if (a.token !== undefined) {
-      // Printable ASCII only: a header cannot carry control characters, and non-ASCII
-      // reaches Node as latin1, so no client could ever send a matching token.
-      if (typeof a.token !== 'string' || !/^[\x21-\x7e]{8,4096}$/.test(a.token)) {
-        p.add(
-          'admin.token',
-          'expected 8-4096 printable ASCII characters (no spaces, control or non-ASCII characters)',
-        );
-      } else token = a.token;
-    }
+        : adminListen(a.listen, a.mode, p, opts.allowEphemeralListen ? 0 : 1, opts.baseDir);
+    const token = bearerToken(a.token, 'admin.token', p);
+    const readToken = bearerToken(a.read_token, 'admin.read_token', p);
+    if (readToken !== null && token === null)
+      p.add(
+        'admin.read_token',
+        'needs admin.token as well: without it, writes would be open while reads are not',
+      );
+    if (readToken !== null && readToken === token)
+      p.add('admin.read_token', 'must differ from admin.token (it grants reads only)');
     // Written as a browser writes Host: "name:port", or a bare "name" behind port 80.
     const allowedHosts: string[] = [];
     if (a.allowed_hosts !== undefined && !Array.isArray(a.allowed_hosts)) {
@@ -791,7 +823,13 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
           `expected "name:port", "[v6]:port" or a bare "name" as a browser sends Host, got ${describe(h)}`,
         );
     });
-    if (hp) admin = Object.freeze({ listen: hp, token, allowedHosts: Object.freeze(allowedHosts) });
+    if (hp)
+      admin = Object.freeze({
+        listen: hp,
+        token,
+        readToken,
+        allowedHosts: Object.freeze(allowedHosts),
+      });
   }
 
   const defaults = table(top.defaults, 'defaults', p);
@@ -830,10 +868,10 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     services.push(svc);
   }
   checkSharedListens(services, p);
-  if (admin) {
-    const adminListen = admin.listen;
-    const clash = listens.find((o) => listensOverlap(o.listen, adminListen));
-    if (clash) p.add('admin.listen', listenClash(adminListen, clash.listen, clash.name));
+  if (admin && !isUnixListen(admin.listen)) {
+    const tcp = admin.listen;
+    const clash = listens.find((o) => listensOverlap(o.listen, tcp));
+    if (clash) p.add('admin.listen', listenClash(tcp, clash.listen, clash.name));
   }
 
   const config: Config = {

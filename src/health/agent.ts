@@ -129,7 +129,8 @@ export class AgentChecker {
 
   private async check(b: Backend): Promise<void> {
     const reply = await askAgent(this.cfg.host ?? b.host, this.cfg.port, this.timeoutMs);
-    if (b.removed) return;
+    // Paused by an operator (admin API): the agent's word waits until checks resume.
+    if (b.removed || b.checksPaused) return;
     const set = this.target.backends;
     if (typeof reply !== 'string') {
       set.reportAgent(b, false, reply.error);

@@ -85,6 +85,8 @@ export class HealthChecker {
   }
 
   private async probe(b: Backend): Promise<void> {
+    // Paused by an operator (admin API): no probe at all until resumed.
+    if (b.checksPaused) return;
     const r = await this.runProbe(b);
     this.log.trace({ backend: b.address, ok: r.ok, detail: r.detail, ms: r.latencyMs }, 'probe');
     if (!r.ok && this.localErrors?.claim(r.detail, 'probe', b.address)) return;

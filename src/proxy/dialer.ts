@@ -154,7 +154,8 @@ export class Dialer implements AttemptOwner {
   /** Records the failure, then retries with backoff or gives up. */
   private failed(a: DialAttempt, b: Backend, cause: string): void {
     if (a.reserved === b) this.unreserve(a);
-    if (this.deps.localErrors.claim(cause, 'dial', b.address)) this.deps.backends.abandonTrial(b);
+    if (this.deps.localErrors.claim(cause, 'dial', b.address))
+      this.deps.backends.recordLocalDialFailure(b);
     else this.deps.backends.recordDialFailure(b, cause);
     a.recordFailure({ backend: b.address, cause });
     if (a.done) return;

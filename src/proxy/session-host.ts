@@ -22,6 +22,8 @@ export type TerminationCause =
   /** Ended by health.on_up_primary: it was on a backup and a primary came back. */
   | 'primary-back'
   | 'max-lifetime'
+  /** Ended by an operator through the admin API (DELETE …/sessions/ID). */
+  | 'admin'
   | 'shutdown'
   | 'error';
 

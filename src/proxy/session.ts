@@ -36,6 +36,8 @@ export type { SessionConfig, SessionHost, TerminationCause } from './session-hos
  * on one side becomes a reset on the other, and an idle deadline ends both.
  */
 export class Session implements DialRequester {
+  /** Its number in its service, for the admin API's session list (given by OpenSessions). */
+  id = 0;
   readonly client: Socket;
   /**
    * The client's address, as a key (see clientKey): the socket's, or the one

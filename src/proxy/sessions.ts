@@ -46,6 +46,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   /** Clients of a terminating service in their TLS handshake. */
   private readonly handshakes = new Set<Handshaking>();
   private drainWaiters: (() => void)[] = [];
+  /** The last session id given (ids rise, so the open set is in id order). */
+  private lastId = 0;
   private readonly idle: IdleSweep;
 
   constructor(private readonly deps: SessionsDeps) {
@@ -88,6 +90,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     const s = new Session(this, client);
     // Read now, while the socket has its peer (the access log names it after the close).
     if (stats.logsClients) s.clientIp;
+    s.id = ++this.lastId;
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.start();
@@ -156,6 +159,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   private startRouted(client: Socket, r: Routed, terminated: boolean): void {
     const s = new RoutedSession(this, client, r, terminated);
     if (this.deps.stats.logsClients) s.clientIp;
+    s.id = ++this.lastId;
     this.open.add(s);
     this.deps.fds?.adjust(2);
     s.startRead();
@@ -246,6 +250,21 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       }
     }
     return n;
+  }
+
+  /** The open sessions, oldest first (read by the admin API and /metrics; never on the hot path). */
+  get all(): ReadonlySet<Session> {
+    return this.open;
+  }
+
+  /** Ends one open session by its id, as an operator's disable would; false when it is not open. */
+  endOne(id: number): boolean {
+    for (const s of this.open) {
+      if (s.id !== id) continue;
+      s.destroy('admin');
+      return true;
+    }
+    return false;
   }
 
   destroyAll(): void {

@@ -47,6 +47,13 @@ export class WaitQueue {
     return this.members.size;
   }
 
+  /** How long the longest-waiting attempt has waited so far, in ms (0: nobody waits). Read at scrape time. */
+  longestWaitMs(now: number): number {
+    let oldest = now;
+    for (const a of this.members) if (a.queuedAt < oldest) oldest = a.queuedAt;
+    return now - oldest;
+  }
+
   /** Every backend is at its cap for `a`: it waits at the back (at the head if it was just first). */
   offer(a: DialAttempt): void {
     if (a === this.serving) {
