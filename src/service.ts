@@ -290,9 +290,16 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       this.log.info({ backend: b.address, sessions: n }, 'on_up_primary: backup sessions ended');
   }
 
-  /** The weight an agent's "75%" is a share of: the file's, or the one it had when added at run time. */
+  /**
+   * The weight an agent's "75%" is a share of: the file's, or discovery's
+   * (never b.weight, which the agent's last percentage set: "50%" then
+   * "100%" would stay at half). An admin-added backend keeps its own.
+   */
   baseWeight(b: Backend): number {
-    return this.cfg.backends.find((c) => c.address === b.address)?.weight ?? b.weight;
+    const c =
+      this.cfg.backends.find((x) => x.address === b.address) ??
+      this.discovered.configured(b.address);
+    return c?.weight ?? b.weight;
   }
 
   /** A cluster worker runs none: it applies the primary's lists (applyDiscovered). */
