@@ -258,6 +258,37 @@ test('agent check: percentages of a discovered backend are of its discovered wei
   assert.equal(b.weight, 10, '100% is the whole discovered weight again');
 });
 
+test('agent check: a reply still on its way when a reload removes the agent is dropped', async (t) => {
+  const be = await echoServer(t);
+  let asked: () => void = () => {};
+  const askedP = new Promise<void>((r) => {
+    asked = r;
+  });
+  const held: Socket[] = [];
+  const agentPort = await scriptedServer(t, (s) => {
+    held.push(s);
+    asked();
+  });
+  const withAgent = svc([addr(be)], {
+    health: { kind: 'tcp', interval: '1h', rise: 1, agent_port: agentPort, agent_interval: '1h' },
+  });
+  const lb = await startLb(t, withAgent);
+  const s = lb.service('web');
+  const b = s.backends.all[0] as Backend;
+  const inFlight = s.probeNow();
+  await askedP;
+  await lb.reload(
+    parseConfig(svc([addr(be)], { health: { kind: 'tcp', interval: '1h', rise: 1 } }), {
+      source: '<test>',
+      allowEphemeralListen: true,
+    }),
+  );
+  for (const c of held) c.end('down#late\n');
+  await inFlight;
+  assert.equal(b.lastAgent?.detail ?? null, null, 'the late reply is not even shown');
+  assert.deepEqual([b.state, b.downReason ?? null], ['up', null], 'no agent holds it down');
+});
+
 test('agent check: an unreachable agent leaves the backend as it is and says why', async (t) => {
   const be = await echoServer(t);
   const lb = await startLb(

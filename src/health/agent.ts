@@ -101,6 +101,8 @@ function askAgent(
 export class AgentChecker {
   private readonly loop: BackendLoop;
   private readonly last = new Map<Backend, AgentReply>();
+  /** Set by stop(): a reply still on its way is dropped (a reload may have released every hold). */
+  private stopped = false;
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -120,6 +122,7 @@ export class AgentChecker {
   }
 
   stop(): void {
+    this.stopped = true;
     this.loop.stop();
   }
 
@@ -128,8 +131,9 @@ export class AgentChecker {
   }
 
   private async check(b: Backend): Promise<void> {
+    if (this.stopped) return;
     const reply = await askAgent(this.cfg.host ?? b.host, this.cfg.port, this.timeoutMs);
-    if (b.removed) return;
+    if (this.stopped || b.removed) return;
     const set = this.target.backends;
     if (typeof reply !== 'string') {
       set.reportAgent(b, false, reply.error);
