@@ -289,6 +289,37 @@ test('agent check: a reply still on its way when a reload removes the agent is d
   assert.deepEqual([b.state, b.downReason ?? null], ['up', null], 'no agent holds it down');
 });
 
+test('agent check: a removed backend is not kept by the agent checker (collected after removal)', async (t) => {
+  const be = await echoServer(t);
+  const other = await echoServer(t);
+  const ag = await agent(t);
+  ag.reply.line = 'up 50%';
+  const lb = await startLb(
+    t,
+    svc([addr(be)], {
+      health: { kind: 'tcp', interval: '1h', rise: 1, agent_port: ag.port, agent_interval: '1h' },
+    }),
+  );
+  const s = lb.service('web');
+  const ref = ((): WeakRef<Backend> => {
+    const b = lb.addBackend('web', addr(other), { weight: 4 });
+    return new WeakRef(b);
+  })();
+  await s.probeNow();
+  assert.equal(ref.deref()?.weight, 2, 'the agent answered for it');
+  lb.removeBackend('web', addr(other));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc, 'run with --expose-gc');
+  await waitFor(
+    () => {
+      gc();
+      return ref.deref() === undefined;
+    },
+    3000,
+    'the removed backend collected',
+  );
+});
+
 test('agent check: an unreachable agent leaves the backend as it is and says why', async (t) => {
   const be = await echoServer(t);
   const lb = await startLb(

@@ -103,6 +103,10 @@ export class AgentChecker {
   private readonly last = new Map<Backend, AgentReply>();
   /** Set by stop(): a reply still on its way is dropped (a reload may have released every hold). */
   private stopped = false;
+  /** A removed backend's last reply goes with it (a backend churned by discovery would pile up here). */
+  private readonly onRemoved = (b: Backend): void => {
+    this.last.delete(b);
+  };
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -114,6 +118,8 @@ export class AgentChecker {
   }
 
   start(): void {
+    if (this.stopped) return;
+    this.target.backends.on('removed', this.onRemoved);
     this.loop.start();
   }
 
@@ -123,6 +129,8 @@ export class AgentChecker {
 
   stop(): void {
     this.stopped = true;
+    this.target.backends.off('removed', this.onRemoved);
+    this.last.clear();
     this.loop.stop();
   }
 
