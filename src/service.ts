@@ -138,6 +138,10 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
     this.backendTls = this.createBackendTls(cfg);
+    // Throws CertificateError: a service cannot start (nor a reload add it) without its
+    // certificates. First, before anything holding a timer (Admission's sweep) exists: a
+    // constructor that throws leaves nobody to stop it. (Its callbacks reach sessions later.)
+    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
     // A worker hears the primary's verdicts as the same events (applyState), so this holds in every role.
     this.backends.on('down', (b) => this.onBackendDown(b));
     this.backends.on('up', (b) => this.onBackendUp(b));
@@ -185,8 +189,6 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
         return svc.terminator;
       },
     });
-    // Throws CertificateError: a service cannot start (nor a reload add it) without its certificates.
-    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
   }
 
   private createTerminator(cfg: ServiceConfig): TlsTerminator<Routed> {
