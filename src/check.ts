@@ -5,6 +5,7 @@ import { showMs, type Table } from './config/fields.js';
 import { loadConfig, readConfigFile } from './config/load.js';
 import { keyPlaces, locate, type Place } from './config/locate.js';
 import type { Config, ServiceConfig } from './config/schema.js';
+import { shownUrl } from './discovery/http.js';
 import { ConfigError, ConfigSyntaxError } from './errors.js';
 import { certificateReport } from './proxy/tls/certificates.js';
 
@@ -198,8 +199,8 @@ function discoverySummary(d: DiscoveryConfig): string {
       return `file ${d.path} (watched; re-checked every ${showMs(d.intervalMs)})`;
     case 'http':
       return d.shape === 'consul'
-        ? `http ${d.url} (consul, blocking queries of ${showMs(d.waitMs)})`
-        : `http ${d.url} (polled every ${showMs(d.intervalMs)})`;
+        ? `http ${shownUrl(d.url)} (consul, blocking queries of ${showMs(d.waitMs)})`
+        : `http ${shownUrl(d.url)} (polled every ${showMs(d.intervalMs)})`;
   }
 }
 

@@ -102,7 +102,13 @@ export class LoadBalancer {
       follower: opts.follower,
       onBackendsChanged: opts.onBackendsChanged,
     };
-    for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
+    try {
+      for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
+    } catch (err) {
+      // One service's bad certificate: the ones already made hold timers, with no one to close them.
+      for (const svc of this.services.values()) svc.stopAccepting();
+      throw err;
+    }
   }
 
   private createService(cfg: ServiceConfig): Service {
@@ -203,11 +209,12 @@ export class LoadBalancer {
     const summary: ReloadSummary = { added: [], removed: [], changed: [] };
     // 1. Everything that can fail, before anything changes: new services are created (not
     //    started) and every listen address gets its listener (see planListeners).
-    const added = next.services
-      .filter((c) => !this.services.has(c.name))
-      .map((c) => this.createService(c));
+    const added: Service[] = [];
     let plan: ListenerPlan | null = null;
     try {
+      // A new service's bad certificate throws here: the ones created before it are stopped below.
+      for (const c of next.services)
+        if (!this.services.has(c.name)) added.push(this.createService(c));
       for (const cfg of next.services) this.services.get(cfg.name)?.checkTls(cfg);
       if (this.started) plan = await planListeners([...this.services.values()], added, next);
     } catch (err) {

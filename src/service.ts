@@ -139,6 +139,10 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
     this.backendTls = this.createBackendTls(cfg);
+    // Throws CertificateError: a service cannot start (nor a reload add it) without its
+    // certificates. First, before anything holding a timer (Admission's sweep) exists: a
+    // constructor that throws leaves nobody to stop it. (Its callbacks reach sessions later.)
+    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
     // A worker hears the primary's verdicts as the same events (applyState), so this holds in every role.
     this.backends.on('down', (b) => this.onBackendDown(b));
     this.backends.on('up', (b) => this.onBackendUp(b));
@@ -186,8 +190,6 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
         return svc.terminator;
       },
     });
-    // Throws CertificateError: a service cannot start (nor a reload add it) without its certificates.
-    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
   }
 
   private createTerminator(cfg: ServiceConfig): TlsTerminator<Routed> {
@@ -291,9 +293,16 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       this.log.info({ backend: b.address, sessions: n }, 'on_up_primary: backup sessions ended');
   }
 
-  /** The weight an agent's "75%" is a share of: the file's, or the one it had when added at run time. */
+  /**
+   * The weight an agent's "75%" is a share of: the file's, or discovery's
+   * (never b.weight, which the agent's last percentage set: "50%" then
+   * "100%" would stay at half). An admin-added backend keeps its own.
+   */
   baseWeight(b: Backend): number {
-    return this.cfg.backends.find((c) => c.address === b.address)?.weight ?? b.weight;
+    const c =
+      this.cfg.backends.find((x) => x.address === b.address) ??
+      this.discovered.configured(b.address);
+    return c?.weight ?? b.weight;
   }
 
   /** A cluster worker runs none: it applies the primary's lists (applyDiscovered). */

@@ -304,3 +304,82 @@ test('srv: targets, ports and weights from the records; the next priority is the
   assert.deepEqual(row(d), [5, true]);
   assert.deepEqual([...(await answering(lb.address('web').port, 4))], [c.address]);
 });
+
+test('srv: more targets than the limit fail before any is resolved; the last good list stays', async (t) => {
+  const dns = await dnsServer(t);
+  const a = await namedServer(t, '127.0.0.2');
+  const srv = '_echo._tcp.test.internal';
+  dns.set('a.test.internal', [{ type: 'A', address: a.host, ttl: 60 }]);
+  const rec = (port: number, target: string) => ({
+    type: 'SRV' as const,
+    priority: 10,
+    weight: 1,
+    port,
+    target,
+    ttl: 60,
+  });
+  dns.set(srv, [rec(a.port, 'a.test.internal')]);
+  const lb = await startLb(
+    t,
+    discovering({ kind: 'srv', name: srv, resolver: dns.address, interval: '200ms' }),
+  );
+  await waitForBackends(lb, [a.address]);
+  const s = lb.service('web');
+  dns.set(
+    srv,
+    Array.from({ length: 1001 }, (_, i) => rec(a.port, `t${i}.x`)),
+  );
+  await waitFor(() => (s.discoveryStatus?.failing ?? 0) > 0, 5000, 'a failure');
+  assert.match(s.discoveryStatus?.lastError ?? '', /1001 SRV targets, over the limit of 1000/);
+  assert.equal(
+    dns.queries.filter((q) => q.name.endsWith('.x')).length,
+    0,
+    'no target was looked up',
+  );
+  assert.deepEqual(
+    s.backends.all.map((b) => b.address),
+    [a.address],
+  );
+});
+
+test('srv: targets whose addresses add up to more than the limit fail as a whole; the last good list stays', async (t) => {
+  const dns = await dnsServer(t);
+  const a = await namedServer(t, '127.0.0.2');
+  const srv = '_echo._tcp.test.internal';
+  dns.set('a.test.internal', [{ type: 'A', address: a.host, ttl: 60 }]);
+  const rec = (target: string) => ({
+    type: 'SRV' as const,
+    priority: 10,
+    weight: 1,
+    port: a.port,
+    target,
+    ttl: 60,
+  });
+  dns.set(srv, [rec('a.test.internal')]);
+  const lb = await startLb(
+    t,
+    discovering({ kind: 'srv', name: srv, resolver: dns.address, interval: '200ms' }),
+  );
+  await waitForBackends(lb, [a.address]);
+  const s = lb.service('web');
+  // Three targets of 3,400 A records each (one UDP answer holds about 4,000): 10,200 backends.
+  for (let n = 0; n < 3; n++)
+    dns.set(
+      `big${n}.test.internal`,
+      Array.from({ length: 3400 }, (_, i) => ({
+        type: 'A' as const,
+        address: `10.${n}.${i >> 8}.${i & 255}`,
+        ttl: 60,
+      })),
+    );
+  dns.set(
+    srv,
+    [0, 1, 2].map((n) => rec(`big${n}.test.internal`)),
+  );
+  await waitFor(() => (s.discoveryStatus?.failing ?? 0) > 0, 5000, 'a failure');
+  assert.match(s.discoveryStatus?.lastError ?? '', /10200 backends, over the limit of 10000/);
+  assert.deepEqual(
+    s.backends.all.map((b) => b.address),
+    [a.address],
+  );
+});

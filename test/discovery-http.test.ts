@@ -5,8 +5,10 @@ import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { servicesView } from '../src/admin/views.js';
+import { runCli, tempConfig } from './helpers/cli.js';
 import {
   answering,
+  captured,
   discovering,
   namedServer,
   session,
@@ -218,4 +220,34 @@ test('http: consul shape, with blocking queries that return when the index chang
   reg.reply = { status: 200, body: JSON.stringify([entry(b)]), index: 9 };
   await waitForBackends(lb, [b.address]);
   assert.equal(reg.requests[n]?.searchParams.has('index'), false, 'after a failure, no index');
+});
+
+test('http: the URL’s query string is used for the request, never shown (api, warnings, errors, check)', async (t) => {
+  const reg = await registry(t);
+  reg.reply = { status: 500, body: 'no' };
+  const url = `${reg.url}/backends?token=s3cret&dc=one`;
+  const { logger, lines } = captured('warn');
+  const lb = await startLb(
+    t,
+    discovering({ kind: 'http', url, interval: '100ms', timeout: '200ms' }),
+    { logger },
+  );
+  const svc = lb.service('web');
+  await waitFor(() => (svc.discoveryStatus?.failures ?? 0) > 0, 5000, 'a failure');
+  assert.equal(reg.requests[0]?.searchParams.get('token'), 's3cret', 'the request has the token');
+  const shown = `${reg.url}/backends?…`;
+  assert.equal(svc.discoveryStatus?.lastError, `${shown}: HTTP 500`);
+  const view = servicesView(lb).services[0]?.discovery;
+  assert.equal(view?.target, shown);
+  await waitFor(() => lines.some((l) => l.msg.startsWith('discovery failed')), 5000, 'a warning');
+  const everything = JSON.stringify([servicesView(lb), lines]);
+  assert.ok(!everything.includes('s3cret'), everything);
+
+  const file = tempConfig(
+    t,
+    `[services.web]\nlisten = "127.0.0.1:7000"\n[services.web.discovery]\nkind = "http"\nurl = "${url}"\n`,
+  );
+  const out = runCli(['check', '--config', file]);
+  assert.match(out.stdout, new RegExp(`http ${reg.url}/backends\\?… \\(polled`));
+  assert.ok(!out.stdout.includes('s3cret'), out.stdout);
 });

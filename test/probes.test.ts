@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { createRegistry } from '../src/admin/metrics.js';
 import { servicesView } from '../src/admin/views.js';
@@ -13,6 +16,7 @@ import { sendExpectSteps } from '../src/health/send-expect.js';
 import { smtpSteps } from '../src/health/smtp-probe.js';
 import { LoadBalancer } from '../src/load-balancer.js';
 import { runCli, tempConfig } from './helpers/cli.js';
+import { discovering, waitForBackends } from './helpers/discovery.js';
 import { logLines } from './helpers/log-lines.js';
 import {
   addr,
@@ -223,6 +227,97 @@ test('agent check: weight percentages, drain, ready, maint (sessions ended), dow
   assert.equal(b.state, 'up');
   const view = servicesView(lb).services[0]?.backends[0];
   assert.equal(view?.agent?.reply, 'up');
+});
+
+test('agent check: percentages of a discovered backend are of its discovered weight, not of the last one the agent set', async (t) => {
+  const be = await echoServer(t);
+  const ag = await agent(t);
+  const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-agent-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'backends.json');
+  writeFileSync(file, JSON.stringify([{ address: addr(be), weight: 10 }]));
+  const lb = await startLb(
+    t,
+    discovering(
+      { kind: 'file', path: file, interval: '1h' },
+      {
+        health: { kind: 'tcp', interval: '1h', rise: 1, agent_port: ag.port, agent_interval: '1h' },
+      },
+    ),
+  );
+  await waitForBackends(lb, [addr(be)]);
+  const s = lb.service('web');
+  const b = s.backends.get(addr(be)) as Backend;
+  const say = async (line: string) => {
+    ag.reply.line = line;
+    await s.probeNow();
+  };
+  await say('up 50%');
+  assert.equal(b.weight, 5);
+  await say('up 100%');
+  assert.equal(b.weight, 10, '100% is the whole discovered weight again');
+});
+
+test('agent check: a reply still on its way when a reload removes the agent is dropped', async (t) => {
+  const be = await echoServer(t);
+  let asked: () => void = () => {};
+  const askedP = new Promise<void>((r) => {
+    asked = r;
+  });
+  const held: Socket[] = [];
+  const agentPort = await scriptedServer(t, (s) => {
+    held.push(s);
+    asked();
+  });
+  const withAgent = svc([addr(be)], {
+    health: { kind: 'tcp', interval: '1h', rise: 1, agent_port: agentPort, agent_interval: '1h' },
+  });
+  const lb = await startLb(t, withAgent);
+  const s = lb.service('web');
+  const b = s.backends.all[0] as Backend;
+  const inFlight = s.probeNow();
+  await askedP;
+  await lb.reload(
+    parseConfig(svc([addr(be)], { health: { kind: 'tcp', interval: '1h', rise: 1 } }), {
+      source: '<test>',
+      allowEphemeralListen: true,
+    }),
+  );
+  for (const c of held) c.end('down#late\n');
+  await inFlight;
+  assert.equal(b.lastAgent?.detail ?? null, null, 'the late reply is not even shown');
+  assert.deepEqual([b.state, b.downReason ?? null], ['up', null], 'no agent holds it down');
+});
+
+test('agent check: a removed backend is not kept by the agent checker (collected after removal)', async (t) => {
+  const be = await echoServer(t);
+  const other = await echoServer(t);
+  const ag = await agent(t);
+  ag.reply.line = 'up 50%';
+  const lb = await startLb(
+    t,
+    svc([addr(be)], {
+      health: { kind: 'tcp', interval: '1h', rise: 1, agent_port: ag.port, agent_interval: '1h' },
+    }),
+  );
+  const s = lb.service('web');
+  const ref = ((): WeakRef<Backend> => {
+    const b = lb.addBackend('web', addr(other), { weight: 4 });
+    return new WeakRef(b);
+  })();
+  await s.probeNow();
+  assert.equal(ref.deref()?.weight, 2, 'the agent answered for it');
+  lb.removeBackend('web', addr(other));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc, 'run with --expose-gc');
+  await waitFor(
+    () => {
+      gc();
+      return ref.deref() === undefined;
+    },
+    3000,
+    'the removed backend collected',
+  );
 });
 
 test('agent check: an unreachable agent leaves the backend as it is and says why', async (t) => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -253,4 +254,38 @@ test('drain during load: no new sessions go to the backend; its open session fin
   const [data] = (await once(long, 'data')) as [Buffer];
   assert.match(data.toString(), /^HTTP\/1\.1 200/);
   long.destroy();
+});
+
+test('reload: a new service with a bad certificate fails the reload and leaves no timer of the services it created', async (t) => {
+  const be = await echoServer(t);
+  const base = svc([addr(be)]);
+  const lb = await startLb(t, base);
+  const cert = tempConfig(t, 'not a certificate\n', 'bad.pem');
+  const web = (base.services as Record<string, unknown>).web as Record<string, unknown>;
+  const next = cfgOf({
+    ...base,
+    services: {
+      web,
+      plain: { ...web, listen: '127.0.0.1:0' },
+      secure: { ...web, listen: '127.0.0.1:0', tls: { cert, key: cert } },
+    },
+  });
+  // Admission's sweep interval, one per service created: each must be cleared.
+  const sweeps = new Set<number>();
+  let created = 0;
+  const hook = createHook({
+    init(id, type) {
+      if (type !== 'Timeout' || !/admission\.js/.test(new Error().stack ?? '')) return;
+      sweeps.add(id);
+      created++;
+    },
+    destroy(id) {
+      sweeps.delete(id);
+    },
+  }).enable();
+  t.after(() => hook.disable());
+  await assert.rejects(lb.reload(next), /bad\.pem/);
+  assert.ok(created >= 1, 'a service was created before the certificate failed');
+  await waitFor(() => sweeps.size === 0, 2000, `${sweeps.size} admission timers cleared`);
+  assert.throws(() => lb.service('plain'), /plain/, 'the failed reload added nothing');
 });

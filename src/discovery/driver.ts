@@ -50,6 +50,11 @@ export class DiscoveryDriver {
     return this.owned.has(address);
   }
 
+  /** The config discovery last applied to `address` (its weight is the one an agent's percentages are of). */
+  configured(address: string): BackendConfig | undefined {
+    return this.owned.get(address);
+  }
+
   /** Makes the service's discovered backends `list` (static backends aside). */
   apply(list: readonly BackendConfig[]): void {
     const joining = this.applied;

@@ -43,6 +43,17 @@ function get(url: URL, signal: AbortSignal): Promise<Reply> {
 }
 
 /**
+ * The URL as logs, errors, /api/services, the status page and `check` show
+ * it: without its query string, where registries take tokens (Consul's
+ * ?token=); "?…" says there was one. The request itself uses the whole URL.
+ * (user:password in the URL is refused by the config.)
+ */
+export function shownUrl(raw: string): string {
+  const q = raw.search(/[?#]/);
+  return q < 0 ? raw : `${raw.slice(0, q)}${raw[q] === '?' ? '?…' : ''}`;
+}
+
+/**
  * kind = "http": a URL answering JSON, polled every `interval`. shape =
  * "generic" is the `backends` shape; shape = "consul" is Consul's
  * /v1/health/service/NAME, asked with blocking queries: each request carries
@@ -53,8 +64,9 @@ export function httpSource(cfg: DiscoveryConfig, clock: Clock): Source {
   const consul = cfg.shape === 'consul';
   let index = 0;
   const waitS = Math.ceil(cfg.waitMs / 1000);
+  const shown = shownUrl(cfg.url);
   return {
-    target: cfg.url,
+    target: shown,
     // Consul adds up to wait/16 of jitter to a blocking query.
     deadlineMs: () => cfg.timeoutMs + (consul && index > 0 ? cfg.waitMs + cfg.waitMs / 16 : 0),
     reset(): void {
@@ -75,18 +87,18 @@ export function httpSource(cfg: DiscoveryConfig, clock: Clock): Source {
         if (signal.aborted) throw signal.reason;
         throw err instanceof DiscoveryError
           ? err
-          : new DiscoveryError(`${cfg.url}: ${(err as Error).message}`);
+          : new DiscoveryError(`${shown}: ${(err as Error).message}`);
       }
-      if (reply.status !== 200) throw new DiscoveryError(`${cfg.url}: HTTP ${reply.status}`);
+      if (reply.status !== 200) throw new DiscoveryError(`${shown}: HTTP ${reply.status}`);
       let doc: unknown;
       try {
         doc = JSON.parse(reply.body);
       } catch (err) {
-        throw new DiscoveryError(`${cfg.url}: bad JSON: ${(err as Error).message}`);
+        throw new DiscoveryError(`${shown}: bad JSON: ${(err as Error).message}`);
       }
       const backends = consul
-        ? parseConsul(doc, cfg.backend, cfg.url)
-        : parseEntries(doc, cfg.backend, cfg.url);
+        ? parseConsul(doc, cfg.backend, shown)
+        : parseEntries(doc, cfg.backend, shown);
       if (!consul) return { backends, ttlMs: null };
       // Consul's rules for the index: reset when it goes backwards, never below 1.
       const header = Number(reply.headers['x-consul-index']);

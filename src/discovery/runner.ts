@@ -3,7 +3,8 @@ import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
 import { LogThrottle } from '../rate-limit.js';
-import type { Answer, Source } from './source.js';
+import { MAX_DISCOVERED } from './entries.js';
+import { type Answer, DiscoveryError, type Source } from './source.js';
 
 /** A failure is logged at most this often (with the number held back). */
 const WARN_EVERY_MS = 30_000;
@@ -128,6 +129,11 @@ export class DiscoveryRunner {
     if (a.backends !== null) {
       if (a.backends.length === 0 && !this.cfg.allowEmpty)
         return this.failed(new Error('empty answer (allow_empty = false): no backend found'));
+      // Every kind's answer passes here: DNS and SRV (whose targets multiply) as well as files and URLs.
+      if (a.backends.length > MAX_DISCOVERED)
+        return this.failed(
+          new DiscoveryError(`${a.backends.length} backends, over the limit of ${MAX_DISCOVERED}`),
+        );
       this.onList(a.backends);
       this.status.found = a.backends.length;
     }

@@ -3,7 +3,7 @@ import { formatHostPort } from '../config/address.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
 import { absolute, createResolver, dnsFailure, resolveAddresses } from './resolver.js';
-import type { Answer, Source } from './source.js';
+import { type Answer, DiscoveryError, type Source } from './source.js';
 
 /**
  * kind = "srv": the SRV records of `_service._proto.name` give targets, ports
@@ -12,6 +12,12 @@ import type { Answer, Source } from './source.js';
  * node:dns gives no TTL with SRV records, so the targets' A / AAAA TTLs (and
  * `interval`) decide when to look again.
  */
+/**
+ * More SRV targets than this is a broken registry: each one costs an A and
+ * an AAAA query, all at once, before the answer's size could be judged.
+ */
+export const MAX_SRV_TARGETS = 1000;
+
 export function srvSource(cfg: DiscoveryConfig): Source {
   const resolver = createResolver(cfg.resolver, cfg.timeoutMs);
   return {
@@ -37,6 +43,10 @@ export function srvSource(cfg: DiscoveryConfig): Source {
         .filter((r) => tiers.includes(r.priority))
         .sort((a, b) => a.priority - b.priority);
       const targets = [...new Set(inTiers.map((r) => r.name))];
+      if (targets.length > MAX_SRV_TARGETS)
+        throw new DiscoveryError(
+          `${cfg.name}: ${targets.length} SRV targets, over the limit of ${MAX_SRV_TARGETS}`,
+        );
       const resolved = await Promise.allSettled(
         targets.map((t) =>
           isIP(t) !== 0

@@ -101,6 +101,12 @@ function askAgent(
 export class AgentChecker {
   private readonly loop: BackendLoop;
   private readonly last = new Map<Backend, AgentReply>();
+  /** Set by stop(): a reply still on its way is dropped (a reload may have released every hold). */
+  private stopped = false;
+  /** A removed backend's last reply goes with it (a backend churned by discovery would pile up here). */
+  private readonly onRemoved = (b: Backend): void => {
+    this.last.delete(b);
+  };
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -112,6 +118,8 @@ export class AgentChecker {
   }
 
   start(): void {
+    if (this.stopped) return;
+    this.target.backends.on('removed', this.onRemoved);
     this.loop.start();
   }
 
@@ -120,6 +128,9 @@ export class AgentChecker {
   }
 
   stop(): void {
+    this.stopped = true;
+    this.target.backends.off('removed', this.onRemoved);
+    this.last.clear();
     this.loop.stop();
   }
 
@@ -128,9 +139,10 @@ export class AgentChecker {
   }
 
   private async check(b: Backend): Promise<void> {
+    if (this.stopped) return;
     const reply = await askAgent(this.cfg.host ?? b.host, this.cfg.port, this.timeoutMs);
     // Paused by an operator (admin API): the agent's word waits until checks resume.
-    if (b.removed || b.checksPaused) return;
+    if (this.stopped || b.removed || b.checksPaused) return;
     const set = this.target.backends;
     if (typeof reply !== 'string') {
       set.reportAgent(b, false, reply.error);
