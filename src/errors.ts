@@ -13,7 +13,8 @@ export type LbErrorCode =
   | 'LB_ERR_STATE'
   | 'LB_ERR_INVALID_ARGUMENT'
   | 'LB_ERR_LIMIT'
-  | 'LB_ERR_ABORTED';
+  | 'LB_ERR_ABORTED'
+  | 'LB_ERR_UPGRADE';
 
 export class LbError extends Error {
   readonly code: LbErrorCode;

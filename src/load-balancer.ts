@@ -1,4 +1,4 @@
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
 import type { StrategyOptions } from './balancer/index.js';
 import { type Clock, monotonicClock } from './clock.js';
@@ -8,6 +8,7 @@ import { sameConfig } from './config/same.js';
 import type { Config, ServiceConfig } from './config/schema.js';
 import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
+import type { PassedSockets } from './lifecycle/passed-sockets.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
 import type { Listener } from './proxy/listener.js';
@@ -41,6 +42,8 @@ export interface LoadBalancerOptions {
   onBackendsChanged?: ServiceOptions['onBackendsChanged'];
   /** "serve" role: this worker's number (1..N), for per-worker metrics. */
   workerSlot?: number;
+  /** Listening sockets given to the process (an upgrade, systemd); absent: every address is bound. */
+  sockets?: PassedSockets;
 }
 
 export interface ReloadSummary {
@@ -99,6 +102,7 @@ export class LoadBalancer {
             : opts.fds,
       follower: opts.follower,
       onBackendsChanged: opts.onBackendsChanged,
+      sockets: opts.sockets,
     };
     for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
   }
@@ -164,6 +168,16 @@ export class LoadBalancer {
       fronts.push(f);
     }
     this.fronts = fronts;
+  }
+
+  /** Each listen address's server (one per address, shared ones once), for an upgrade to hand over. */
+  listeningServers(): Map<string, Server> {
+    const out = new Map<string, Server>();
+    for (const svc of this.services.values()) {
+      const l = svc.boundListener;
+      if (l) out.set(svc.cfg.listen.address, l.listeningServer);
+    }
+    return out;
   }
 
   /** Clients refused before any service took them (bad or unmatched hellos), per shared listen address. */

@@ -4,7 +4,9 @@ import type { Logger } from '../logger.js';
 import type { FromWorker, ToWorker } from './messages.js';
 
 /** A request the primary sends to a worker; `id` is added on sending. */
-export type Query = { t: 'reload'; config: Config } | { t: 'query'; what: 'view' | 'metrics' };
+export type Query =
+  | { t: 'reload'; config: Config }
+  | { t: 'query'; what: 'view' | 'metrics' | 'handles' };
 
 /** Where a request goes: the slot's worker is read when it is sent, so a restarted slot gets its new one. */
 export interface RequestTarget {

@@ -20,11 +20,14 @@ export type ToWorker =
       followConfigLogLevel: boolean;
       state: StateMap;
       discovered: DiscoveredMap;
+      /** Listen address → a descriptor the primary holds (an upgrade's, systemd's): listen on it. */
+      passed: Record<string, number>;
     }
   /** `discovered` is applied first: the state may speak of backends it adds. */
   | { t: 'state'; services: StateMap; discovered: DiscoveredMap }
   | { t: 'reload'; id: number; config: Config }
-  | { t: 'query'; id: number; what: 'view' | 'metrics' }
+  /** `handles`: send each listening socket (a `handle` message), then reply with their addresses. */
+  | { t: 'query'; id: number; what: 'view' | 'metrics' | 'handles' }
   /** Drain for up to timeoutMs (0: close every session now), then exit. */
   | { t: 'stop'; timeoutMs: number };
 
@@ -41,6 +44,8 @@ export type FromWorker =
   | { t: 'fatal'; message: string }
   /** A dial outcome, the passive health signal the primary's BackendSet decides on. */
   | { t: 'dial'; service: string; backend: string; ok: boolean; cause: string }
+  /** One listening socket, sent with the message, for an upgrade to pass on. */
+  | { t: 'handle'; address: string }
   | { t: 'reply'; id: number; ok: true; data: unknown }
   | { t: 'reply'; id: number; ok: false; error: string };
 

@@ -4,6 +4,7 @@ import type { AdminCluster } from '../admin/server.js';
 import { type Clock, monotonicClock } from '../clock.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
+import { PassedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
 import { WorkerIpc } from './ipc.js';
@@ -35,6 +36,8 @@ export class ClusterPrimary implements AdminCluster {
   private readonly slots: WorkerSlots;
   private readonly reports: ClusterReports;
   private closing: Promise<void> | null = null;
+  /** Listening sockets a worker is sending, while listeningHandles waits for them. */
+  private inbox: Map<string, object> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
 
   /**
@@ -43,8 +46,15 @@ export class ClusterPrimary implements AdminCluster {
    */
   constructor(
     config: Config,
-    opts: { logger: Logger; fixedLogLevel: LogLevel | null; clock?: Clock },
+    opts: {
+      logger: Logger;
+      fixedLogLevel: LogLevel | null;
+      clock?: Clock;
+      /** Sockets passed to this process (upgrade, systemd): the workers listen on them. */
+      sockets?: PassedSockets;
+    },
   ) {
+    const sockets = opts.sockets ?? PassedSockets.none();
     this.fixedLogLevel = opts.fixedLogLevel;
     this.log = opts.logger;
     const clock = opts.clock ?? monotonicClock;
@@ -71,7 +81,9 @@ export class ClusterPrimary implements AdminCluster {
           followConfigLogLevel: this.fixedLogLevel === null,
           state: stateMap(this.lb),
           discovered: discoveredMap(this.lb),
+          passed: sockets.forWorkers(this.lb.config.services.map((s) => s.listen)),
         }),
+        handle: (address, handle) => this.inbox?.set(address, handle as object),
         dial: (m) => this.onDial(m),
         retire: (w) => this.reports.retire(w),
       },
@@ -167,6 +179,35 @@ export class ClusterPrimary implements AdminCluster {
     await this.lb.close(0);
   }
 
+  /**
+   * Every listen address's socket, for an upgrade: the workers hold them
+   * (node:cluster shares them from this process, out of reach), so one that
+   * serves sends its copies. The caller closes them (`release`) once passed on.
+   */
+  async listeningHandles(): Promise<{ sockets: Map<string, object>; release(): void }> {
+    const slot = this.slots.up[0];
+    if (!slot) throw new LbError('LB_ERR_UPGRADE', 'no worker is serving to hand its sockets over');
+    if (this.inbox) throw new LbError('LB_ERR_UPGRADE', 'sockets are being collected already');
+    const inbox = new Map<string, object>();
+    this.inbox = inbox;
+    try {
+      const sent = (await this.ipc.request(
+        slot,
+        { t: 'query', what: 'handles' },
+        RELOAD_TIMEOUT_MS,
+      )) as string[];
+      const missing = sent.filter((a) => !inbox.has(a));
+      if (missing.length > 0)
+        throw new LbError('LB_ERR_UPGRADE', `worker ${slot.n} did not pass ${missing.join(', ')}`);
+    } catch (err) {
+      closeHandles(inbox);
+      throw err instanceof LbError ? err : new LbError('LB_ERR_UPGRADE', (err as Error).message);
+    } finally {
+      this.inbox = null;
+    }
+    return { sockets: inbox, release: () => closeHandles(inbox) };
+  }
+
   /** Slots and their state, for /api/services. */
   status(): WorkerStatus[] {
     return this.slots.status();
@@ -179,4 +220,10 @@ export class ClusterPrimary implements AdminCluster {
   metrics(): Promise<{ body: string; contentType: string }> {
     return this.reports.metrics();
   }
+}
+
+/** Raw handles received over IPC are this process's copies: closing them leaves the workers' open. */
+function closeHandles(handles: Map<string, object>): void {
+  for (const h of handles.values()) (h as { close?: () => void }).close?.();
+  handles.clear();
 }

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import { createRegistry } from '../admin/metrics.js';
 import { servicesView } from '../admin/views.js';
+import { PassedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { DiscoveredMap, FromWorker, StateMap, ToWorker } from './messages.js';
@@ -59,6 +60,7 @@ export class ClusterWorker {
         return this.reply(m.id, async () => {
           const lb = this.lb as LoadBalancer;
           if (m.what === 'view') return { pid: process.pid, ...servicesView(lb) };
+          if (m.what === 'handles') return this.sendHandles(lb);
           this.registry ??= createRegistry(lb);
           return this.registry.getMetricsAsJSON();
         });
@@ -72,6 +74,7 @@ export class ClusterWorker {
     this.workers = m.workers;
     this.slot = slot;
     const lb = new LoadBalancer(workerShare(m.config, this.workers, this.slot), {
+      sockets: PassedSockets.fromMap(m.passed),
       logger: this.log,
       role: 'serve',
       followConfigLogLevel: m.followConfigLogLevel,
@@ -93,6 +96,28 @@ export class ClusterWorker {
       process.exit(1);
     }
     this.send({ t: 'ready' });
+  }
+
+  /**
+   * Sends each listening socket to the primary, which passes them to an
+   * upgrade's new process. Only with SCHED_NONE does a worker hold the real
+   * socket (with round-robin the primary accepts, and the worker's handle is
+   * a stand-in that cannot be sent).
+   */
+  private sendHandles(lb: LoadBalancer): string[] {
+    const sent: string[] = [];
+    for (const [address, server] of lb.listeningServers()) {
+      const handle = (server as unknown as { _handle: unknown })._handle;
+      try {
+        process.send?.({ t: 'handle', address } satisfies FromWorker, handle as never);
+      } catch (err) {
+        throw new Error(
+          `cannot pass the socket of ${address} (${(err as Error).message}); an upgrade with workers needs the default accept policy (NODE_CLUSTER_SCHED_POLICY unset or "none")`,
+        );
+      }
+      sent.push(address);
+    }
+    return sent;
   }
 
   /** The primary's discovered backends first (this worker's share of their limits), then its verdicts. */

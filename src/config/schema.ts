@@ -1,5 +1,4 @@
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
@@ -27,6 +26,13 @@ import {
   parseHealth,
 } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS } from './limits.js';
+import { type ListenAddress, listenAddress } from './listen.js';
+import {
+  PROCESS_DURATION_KEYS,
+  PROCESS_KEYS,
+  type ProcessConfig,
+  processConfig,
+} from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { alpnList, parseTls, type TlsConfig } from './tls.js';
 
@@ -73,7 +79,8 @@ export interface PoolConfig {
 
 export interface ServiceConfig {
   readonly name: string;
-  readonly listen: HostPort;
+  /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
+  readonly listen: ListenAddress;
   readonly balance: StrategyName;
   readonly backends: readonly BackendConfig[];
   readonly connectTimeoutMs: number;
@@ -124,11 +131,7 @@ export interface ServiceConfig {
 export interface Config {
   /** Where the config came from, for messages ("config.toml", "<inline>"). */
   readonly source: string;
-  readonly process: {
-    readonly shutdownTimeoutMs: number;
-    /** Worker processes (node:cluster); 1 runs everything in one process. "auto" is resolved to the core count. */
-    readonly workers: number;
-  };
+  readonly process: ProcessConfig;
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly admin: {
     readonly listen: HostPort;
@@ -166,8 +169,6 @@ export const DEFAULTS = Object.freeze({
 });
 
 const TOP_KEYS = ['process', 'log', 'admin', 'defaults', 'services'];
-const PROCESS_KEYS = ['shutdown_timeout', 'workers'];
-const MAX_WORKERS = 256;
 const LOG_KEYS = ['level', 'access'];
 const ADMIN_KEYS = ['listen', 'token', 'allowed_hosts'];
 const SERVICE_KEYS = [
@@ -224,6 +225,7 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
 ]);
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout',
+  ...PROCESS_DURATION_KEYS,
   'connect_timeout',
   'idle_timeout',
   'retry_delay',
@@ -239,16 +241,6 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'max_ttl',
   'wait',
 ]);
-
-/** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
-function workers(v: unknown, p: Problems): number {
-  if (v === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
-  if (typeof v === 'string') {
-    p.add('process.workers', `expected a whole number or "auto", got ${describe(v)}`);
-    return 1;
-  }
-  return integer(v, 'process.workers', 1, 1, p, MAX_WORKERS);
-}
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
 function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
@@ -313,10 +305,10 @@ function parseService(
 ): ServiceConfig | undefined {
   const path = `services.${name}`;
   checkKeys(raw, SERVICE_KEYS, path, p);
-  let listen: HostPort | undefined;
+  let listen: ListenAddress | undefined;
   if (raw.listen === undefined)
     p.add(`${path}.listen`, 'missing; every service needs listen = "host:port"');
-  else listen = hostPort(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+  else listen = listenAddress(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
 
   const backends: BackendConfig[] = [];
   const discovery = parseDiscovery(
@@ -355,7 +347,7 @@ function parseService(
   );
   const svc: ServiceConfig = {
     name,
-    listen: listen as HostPort,
+    listen: listen as ListenAddress,
     balance: oneOf(raw.balance, `${path}.balance`, DEFAULTS.balance, STRATEGY_NAMES, p),
     backends: Object.freeze(backends),
     connectTimeoutMs: duration(
@@ -578,15 +570,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
 
   const config: Config = {
     source,
-    process: Object.freeze({
-      shutdownTimeoutMs: duration(
-        proc.shutdown_timeout,
-        'process.shutdown_timeout',
-        DEFAULTS.shutdownTimeoutMs,
-        p,
-      ),
-      workers: workers(proc.workers, p),
-    }),
+    process: processConfig(proc, opts.baseDir ?? process.cwd(), p),
     log: Object.freeze({
       level: oneOf(log.level, 'log.level', DEFAULTS.logLevel, LOG_LEVELS, p),
       access: boolean(log.access, 'log.access', false, p),

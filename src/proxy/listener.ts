@@ -25,6 +25,8 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: 'address not available on this machine',
   ENOTFOUND: 'host not found',
   EAI_AGAIN: 'host lookup failed',
+  EBADF: 'no such open descriptor',
+  ENOTSOCK: 'the descriptor is not a socket',
 };
 
 /** A bound listener's host before a service adopts it: every client is closed at once. */
@@ -59,20 +61,31 @@ export class Listener {
    * first): until `handTo`, whoever connects is closed, so a reload that fails
    * later has taken no client in.
    */
-  static async bindPending(listen: HostPort, log: Logger, clock: Clock): Promise<Listener> {
+  static async bindPending(
+    listen: HostPort,
+    log: Logger,
+    clock: Clock,
+    fd: number | null = null,
+  ): Promise<Listener> {
     const l = new Listener(listen, NOT_YET, log, clock);
-    await l.start();
+    await l.start(fd);
     return l;
   }
 
-  start(): Promise<void> {
+  /** Binds `listen`, or listens on `fd`, a socket passed to the process (lifecycle/passed-sockets.ts). */
+  start(fd: number | null = null): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const why = (err.code && ERRNO_TEXT[err.code]) ?? err.message;
-        reject(new ListenError(`listen ${this.listen.address}: ${why}`, err));
+        const on = fd === null ? '' : ` (passed descriptor ${fd})`;
+        reject(new ListenError(`listen ${this.listen.address}${on}: ${why}`, err));
       };
       this.server.once('error', onError);
-      this.server.listen({ host: this.listen.host, port: this.listen.port, backlog: 511 }, () => {
+      const where =
+        fd === null
+          ? { host: this.listen.host, port: this.listen.port, backlog: 511 }
+          : { fd, backlog: 511 };
+      this.server.listen(where, () => {
         this.server.removeListener('error', onError);
         // After bind, server errors come from accept (EMFILE, ENFILE): log, never crash.
         this.server.on('error', (err) => this.onAcceptError(err));
@@ -83,6 +96,11 @@ export class Listener {
 
   address(): AddressInfo {
     return this.server.address() as AddressInfo;
+  }
+
+  /** The listening server, for an upgrade to hand its socket to the new process. */
+  get listeningServer(): Server {
+    return this.server;
   }
 
   /** The address as configured ("127.0.0.1:8080"; port 0 until bound). */
