@@ -256,7 +256,10 @@ function check(opts: RunOpts): void {
     process.exit(EXIT_CONFIG);
   }
   if (config.admin) out.push(`admin: ${config.admin.listen.address}`);
-  out.push(`process: workers ${config.process.workers}`);
+  const pr = config.process;
+  out.push(
+    `process: workers ${pr.workers}, pid_file ${pr.pidFile ?? '(none)'}, drain_delay ${showMs(pr.drainDelayMs)}, upgrade_timeout ${showMs(pr.upgradeTimeoutMs)}`,
+  );
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
