@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { churn, startBalancer, upgradeConfig } from './helpers/lifecycle.js';
 import { echoServer, refusedPort, waitFor } from './helpers/servers.js';
@@ -50,4 +52,26 @@ test('SIGTERM with drain_delay: /readyz 503 while still accepting, then a second
   lb.proc.kill('SIGTERM');
   assert.equal(await lb.exited, 0);
   assert.match(lb.stdout(), /"msg":"stopping: no new sessions, draining"/);
+});
+
+test('a reload applies pid_file (the new file written, the old removed) and drain_delay', async (t) => {
+  const be = await echoServer(t);
+  const lb = await startBalancer(t, upgradeConfig(be, 'pid_file = "a.pid"'));
+  const dir = dirname(lb.file);
+  assert.equal(readFileSync(join(dir, 'a.pid'), 'utf8'), `${lb.proc.pid}\n`);
+  const text = readFileSync(lb.file, 'utf8');
+  writeFileSync(
+    lb.file,
+    text.replace('pid_file = "a.pid"', 'pid_file = "b.pid"\ndrain_delay = "10m"'),
+  );
+  lb.proc.kill('SIGHUP');
+  await waitFor(() => lb.stdout().includes('"config reloaded"'), 10_000, 'the reload');
+  assert.equal(readFileSync(join(dir, 'b.pid'), 'utf8'), `${lb.proc.pid}\n`);
+  assert.equal(existsSync(join(dir, 'a.pid')), false);
+  lb.proc.kill('SIGTERM');
+  await waitFor(async () => (await lb.admin('/readyz')).status === 503, 10_000, 'readyz 503');
+  assert.doesNotMatch(lb.stdout(), /no new sessions/, 'drain_delay holds the stop');
+  lb.proc.kill('SIGTERM');
+  assert.equal(await lb.exited, 0);
+  assert.equal(existsSync(join(dir, 'b.pid')), false, 'removed at exit');
 });
