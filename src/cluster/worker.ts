@@ -32,6 +32,9 @@ export class ClusterWorker {
     });
     // SIGHUP is the primary's (a terminal hang-up reaches the whole group; the default would kill us).
     process.on('SIGHUP', () => {});
+    // SIGUSR2 (upgrade) is the primary's too; its default would kill a worker that `kill` or
+    // `systemctl kill` reached with the rest of the group.
+    process.on('SIGUSR2', () => {});
     // Ctrl-C reaches every process of the group: drain as the primary asks anyway.
     process.on('SIGINT', () => void this.stop(undefined));
     process.on('SIGTERM', () => void this.stop(undefined));
