@@ -202,8 +202,10 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   });
   process.on('SIGUSR2', () => {
     logger.info('SIGUSR2: upgrading');
-    // A failure is logged by the lifecycle; this process keeps serving.
-    upgrade().catch(() => {});
+    upgrade().catch((err: LbError) => {
+      // A failed start is logged by the lifecycle; this is one that could not begin.
+      if (err.code === 'LB_ERR_STATE') logger.warn({ reason: err.message }, 'upgrade refused');
+    });
   });
 }
 

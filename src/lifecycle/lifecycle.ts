@@ -103,14 +103,15 @@ export class Lifecycle {
       const got = await this.sockets();
       release = got.release;
       const pid = await startSuccessor({ sockets: got.sockets, timeoutMs, log: this.log });
-      this.state = 'handed-over';
+      // A stop that began meanwhile (SIGTERM) stays a stop.
+      if (this.state === 'upgrading') this.state = 'handed-over';
       this.log.info(
         { newPid: pid },
         'upgrade: the new process serves; this one stops accepting and drains',
       );
       return pid;
     } catch (err) {
-      this.state = 'serving';
+      if (this.state === 'upgrading') this.state = 'serving';
       const reason = (err as Error).message;
       this.log.error({ reason }, 'upgrade failed; this process keeps serving');
       throw err instanceof LbError ? err : new LbError('LB_ERR_UPGRADE', reason);
