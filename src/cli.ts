@@ -18,7 +18,7 @@ import { adminKey, PassedSockets } from './lifecycle/passed-sockets.js';
 import { removePidFile, writePidFile } from './lifecycle/pid-file.js';
 import { announceServing, reportStartFailure } from './lifecycle/successor.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { certificateReport } from './proxy/tls/certificates.js';
 
 const EXIT_OK = 0;
@@ -96,7 +96,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       logger.warn('reload: [process] workers changes take effect at the next restart');
     }
     const summary = await (primary ? primary.reload(next) : lb.reload(next));
-    pidFile = movePidFile(pidFile, next.process.pidFile);
+    pidFile = movePidFile(pidFile, next.process.pidFile, logger);
     return summary;
   };
   let admin: AdminServer | null = null;
@@ -146,7 +146,14 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       fail(EXIT_RUNTIME, (err as Error).message);
     }
   }
-  if (pidFile) writePidFile(pidFile, process.pid);
+  if (pidFile) {
+    try {
+      writePidFile(pidFile, process.pid);
+    } catch (err) {
+      await Promise.all([runner.close(0), admin?.close()]);
+      fail(EXIT_RUNTIME, `pid_file ${pidFile}: ${(err as Error).message}`);
+    }
+  }
   // An upgrade's new process: the old one stops accepting now.
   announceServing();
   logger.info(
@@ -209,10 +216,20 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   });
 }
 
-/** A reload that changes pid_file: the new file is written and the old one removed. */
-function movePidFile(from: string | null, to: string | null): string | null {
+/** A reload that changes pid_file: the new file is written and the old one removed (kept if the new one cannot be written). */
+function movePidFile(from: string | null, to: string | null, log: Logger): string | null {
   if (from === to) return to;
-  if (to) writePidFile(to, process.pid);
+  if (to) {
+    try {
+      writePidFile(to, process.pid);
+    } catch (err) {
+      log.error(
+        { pidFile: to, reason: (err as Error).message },
+        'reload: cannot write the new pid_file; keeping the old one',
+      );
+      return from;
+    }
+  }
   if (from) removePidFile(from, process.pid);
   return to;
 }
