@@ -10,7 +10,7 @@ import {
   startBalancer,
   upgradeConfig,
 } from './helpers/lifecycle.js';
-import { echoServer, waitFor } from './helpers/servers.js';
+import { echoServer, openClient, refusedPort, waitFor } from './helpers/servers.js';
 
 const SERVES = 'upgrade: the new process serves; this one stops accepting and drains';
 const FAILED = 'upgrade failed; this process keeps serving';
@@ -145,3 +145,21 @@ function hangingScript(t: TestContext): string {
   chmodSync(file, 0o755);
   return file;
 }
+
+test('an upgrade whose new config drops a service: its socket is closed, so clients there are refused, not left waiting', async (t) => {
+  const be = await echoServer(t);
+  const other = await refusedPort();
+  const extra = `\n[services.api]\nlisten = "127.0.0.1:${other}"\nbackends = ["127.0.0.1:${be}"]\n[services.api.health]\nkind = "none"\n`;
+  const lb = await startBalancer(t, (port, admin) => upgradeConfig(be)(port, admin) + extra);
+  const c = await openClient(other);
+  c.destroy();
+  writeFileSync(lb.file, readFileSync(lb.file, 'utf8').replace(extra, ''));
+  const r = await lb.admin('/api/upgrade', 'POST');
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(await lb.exited, 0);
+  await assert.rejects(openClient(other), /ECONNREFUSED/);
+  const load = churn(t, lb.port, 1);
+  await waitFor(() => load.ok >= 10, 20_000, 'the kept service to serve');
+  await load.stop();
+  assert.deepEqual(load.failed, []);
+});

@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import type { ListenAddress } from '../config/listen.js';
 import { ListenError } from '../errors.js';
 
@@ -120,6 +121,28 @@ export class PassedSockets {
       }
     }
     return out;
+  }
+
+  /**
+   * Closes the sockets an upgrade handed over that this process does not
+   * serve (the new config dropped their service or moved the admin server):
+   * left open, clients would queue on them unanswered instead of being
+   * refused. `inUse`: descriptors used other than by take (the ones cluster
+   * workers listen on through this process). systemd's are its own to keep.
+   */
+  closeUnused(inUse: ReadonlySet<number> = new Set()): string[] {
+    const closed: string[] = [];
+    for (const [key, fd] of this.handedOver) {
+      if (this.taken.has(fd) || inUse.has(fd)) continue;
+      try {
+        closeSync(fd);
+        this.taken.add(fd);
+        closed.push(key);
+      } catch {
+        // Not open (closed already): nothing to do.
+      }
+    }
+    return closed;
   }
 
   private mark(fd: number): number {
