@@ -163,3 +163,17 @@ test('an upgrade whose new config drops a service: its socket is closed, so clie
   await load.stop();
   assert.deepEqual(load.failed, []);
 });
+
+test('with workers under the round-robin accept policy the primary cannot hand sockets over: the upgrade fails and says why', async (t) => {
+  const be = await echoServer(t);
+  const lb = await startBalancer(t, upgradeConfig(be, 'workers = 2'), {
+    NODE_CLUSTER_SCHED_POLICY: 'rr',
+  });
+  const r = await lb.admin('/api/upgrade', 'POST');
+  assert.equal(r.status, 500);
+  assert.match(String(r.body.error), /NODE_CLUSTER_SCHED_POLICY/);
+  const load = churn(t, lb.port, 1);
+  await waitFor(() => load.ok >= 10, 20_000, 'load after the failed upgrade');
+  await load.stop();
+  assert.deepEqual(load.failed, []);
+});
