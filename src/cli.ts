@@ -156,10 +156,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   }
   // An upgrade's new process: sockets the old config had and this one has not are closed
   // (clients are refused there, not left waiting), then the old one stops accepting.
-  const inUse = new Set(
-    primary ? Object.values(sockets.forWorkers(config.services.map((s) => s.listen))) : [],
-  );
-  const unused = sockets.closeUnused(inUse);
+  const unused = sockets.closeUnused();
   if (unused.length > 0)
     logger.info({ closed: unused }, 'upgrade: closed sockets this config does not use');
   announceServing();

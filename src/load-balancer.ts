@@ -8,7 +8,7 @@ import { sameConfig } from './config/same.js';
 import type { Config, ServiceConfig } from './config/schema.js';
 import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
-import type { PassedSockets } from './lifecycle/passed-sockets.js';
+import type { SocketSource } from './lifecycle/passed-sockets.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
 import type { Listener } from './proxy/listener.js';
@@ -43,7 +43,7 @@ export interface LoadBalancerOptions {
   /** "serve" role: this worker's number (1..N), for per-worker metrics. */
   workerSlot?: number;
   /** Listening sockets given to the process (an upgrade, systemd); absent: every address is bound. */
-  sockets?: PassedSockets;
+  sockets?: SocketSource;
 }
 
 export interface ReloadSummary {

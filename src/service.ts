@@ -20,7 +20,7 @@ import {
 import { ListenError, NoBackendError } from './errors.js';
 import { AgentChecker, type AgentTarget } from './health/agent.js';
 import { HealthChecker } from './health/checker.js';
-import type { PassedSockets } from './lifecycle/passed-sockets.js';
+import type { SocketSource } from './lifecycle/passed-sockets.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
 import { WarmPool } from './pool/warm-pool.js';
@@ -63,7 +63,7 @@ export interface ServiceOptions {
   /** Called whenever a backend's state changes (the primary broadcasts it). */
   onBackendsChanged?: (svc: Service) => void;
   /** Listening sockets given to the process (upgrade, systemd); absent: every address is bound. */
-  sockets?: PassedSockets;
+  sockets?: SocketSource;
 }
 
 /**
@@ -92,7 +92,7 @@ export class Service implements DialerDeps, AgentTarget {
   /** Bound at start (or handed over by a reload); null in the control role and once given away. */
   private listener: Listener | null = null;
   private readonly sessions: OpenSessions;
-  private readonly sockets: PassedSockets | null;
+  private readonly sockets: SocketSource | null;
   private readonly dialer: Dialer;
   private readonly queue: WaitQueue;
   private readonly admission: Admission;
@@ -387,10 +387,10 @@ export class Service implements DialerDeps, AgentTarget {
    * that fails later has taken no client in.
    */
   async bind(listen: ServiceConfig['listen']): Promise<Listener> {
-    const fd = this.sockets ? this.sockets.take(listen.address, listen) : null;
-    if (fd === null && listen.passed)
+    const on = this.sockets ? this.sockets.take(listen.address, listen) : null;
+    if (on === null && listen.passed)
       throw new ListenError(`listen ${listen.address}: no socket was passed to this process`);
-    return Listener.bindPending(listen, this.log, this.clock, fd);
+    return Listener.bindPending(listen, this.log, this.clock, on);
   }
 
   /** Serves from `l` from now on; the listener it had is closed unless it was given away. */

@@ -89,17 +89,27 @@ test('listen = "systemd:web": serves on the socket systemd passed (LISTEN_FDS, L
   assert.deepEqual(load.failed, []);
 });
 
-test('listen = "fd:3" with workers: each worker accepts on the passed descriptor', async (t) => {
+test('listen = "fd:3" with workers: each worker accepts on the passed descriptor, and workers restarted after all died do too', async (t) => {
   const be = await echoServer(t);
   const lb = await activated(t, config(be, 'fd:3', 'workers = 2'), {});
+  const ups = (): number[] =>
+    [...lb.out().matchAll(/"workerPid":(\d+),"msg":"worker up"/g)].map((m) => Number(m[1]));
+  await waitFor(() => ups().length === 2, 20_000, 'both workers');
   const load = churn(t, lb.port, 2);
   await waitFor(() => load.ok >= 20, 20_000, 'clients served on fd 3');
-  await load.stop();
   assert.deepEqual(load.failed, []);
-  await waitFor(
-    () => (lb.out().match(/"msg":"worker up"/g) ?? []).length === 2,
-    10_000,
-    'both workers',
+  // Both workers die at once: the sessions they carried die with them (one a loop at most),
+  // but the primary still holds the socket, so new clients wait in its queue (none is
+  // refused) and the restarted workers listen on it again.
+  for (const pid of ups()) process.kill(pid, 'SIGKILL');
+  await waitFor(() => ups().length === 4, 20_000, 'both workers restarted');
+  const at = load.ok;
+  await waitFor(() => load.ok >= at + 20, 20_000, 'clients served by the restarted workers');
+  await load.stop();
+  assert.ok(load.failed.length <= 2, `at most the two sessions in flight: ${load.failed}`);
+  assert.deepEqual(
+    load.failed.filter((f) => /ECONNREFUSED/.test(f)),
+    [],
   );
 });
 

@@ -33,10 +33,11 @@ export class WorkerIpc {
   constructor(private readonly log: Logger) {}
 
   /** A worker that is gone or going cannot take a message; that is not worth more than a warning. */
-  post(w: Worker, m: ToWorker): void {
+  post(w: Worker, m: ToWorker, handle?: object): void {
     if (!w.isConnected()) return;
     try {
-      w.send(m);
+      if (handle) w.send(m, handle as never);
+      else w.send(m);
     } catch (err) {
       this.log.warn({ pid: w.process.pid, err: (err as Error).message }, 'worker IPC send failed');
     }

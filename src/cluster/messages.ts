@@ -20,9 +20,9 @@ export type ToWorker =
       followConfigLogLevel: boolean;
       state: StateMap;
       discovered: DiscoveredMap;
-      /** Listen address → a descriptor the primary holds (an upgrade's, systemd's): listen on it. */
-      passed: Record<string, number>;
     }
+  /** Sent with a handle, before `init`: a passed socket the primary holds (held-sockets.ts), to listen on for `address`. */
+  | { t: 'socket'; address: string }
   /** `discovered` is applied first: the state may speak of backends it adds. */
   | { t: 'state'; services: StateMap; discovered: DiscoveredMap }
   | { t: 'reload'; id: number; config: Config }

@@ -2,11 +2,13 @@ import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { AdminCluster } from '../admin/server.js';
 import { type Clock, monotonicClock } from '../clock.js';
+import type { ListenAddress } from '../config/listen.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import { PassedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
+import { HeldSockets } from './held-sockets.js';
 import { WorkerIpc } from './ipc.js';
 import type { FromWorker } from './messages.js';
 import { ClusterReports } from './reports.js';
@@ -36,6 +38,7 @@ export class ClusterPrimary implements AdminCluster {
   private readonly slots: WorkerSlots;
   private readonly reports: ClusterReports;
   private closing: Promise<void> | null = null;
+  private readonly held: HeldSockets;
   /** Listening sockets a worker is sending, while listeningHandles waits for them. */
   private inbox: Map<string, object> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
@@ -54,7 +57,7 @@ export class ClusterPrimary implements AdminCluster {
       sockets?: PassedSockets;
     },
   ) {
-    const sockets = opts.sockets ?? PassedSockets.none();
+    this.held = new HeldSockets(opts.sockets ?? PassedSockets.none(), opts.logger);
     this.fixedLogLevel = opts.fixedLogLevel;
     this.log = opts.logger;
     const clock = opts.clock ?? monotonicClock;
@@ -81,8 +84,8 @@ export class ClusterPrimary implements AdminCluster {
           followConfigLogLevel: this.fixedLogLevel === null,
           state: stateMap(this.lb),
           discovered: discoveredMap(this.lb),
-          passed: sockets.forWorkers(this.lb.config.services.map((s) => s.listen)),
         }),
+        sockets: () => this.held.forListens(this.listens()),
         handle: (address, handle) => this.inbox?.set(address, handle as object),
         dial: (m) => this.onDial(m),
         retire: (w) => this.reports.retire(w),
@@ -101,6 +104,8 @@ export class ClusterPrimary implements AdminCluster {
     // 0.69x of one worker, where SCHED_NONE gave 1.11x. Node reads the variable itself.
     if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_MAIN, args: [] });
+    // A passed socket that is missing stops the start here, with its reason.
+    this.held.forListens(this.listens(), true);
     await this.lb.start();
     try {
       await this.slots.start();
@@ -108,6 +113,10 @@ export class ClusterPrimary implements AdminCluster {
       await this.close(0);
       throw err;
     }
+  }
+
+  private listens(): ListenAddress[] {
+    return this.lb.config.services.map((s) => s.listen);
   }
 
   private onDial(m: Extract<FromWorker, { t: 'dial' }>): void {

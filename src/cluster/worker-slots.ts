@@ -43,8 +43,9 @@ export interface SlotHooks {
     followConfigLogLevel: boolean;
     state: StateMap;
     discovered: DiscoveredMap;
-    passed: Record<string, number>;
   };
+  /** Passed sockets the primary holds, by listen address: sent to each worker before `init`. */
+  sockets(): ReadonlyMap<string, object>;
   /** A listening socket a worker sent (see ClusterPrimary.listeningHandles). */
   handle(address: string, handle: unknown): void;
   /** A worker's dial outcome: the passive health signal the primary's BackendSet decides on. */
@@ -98,6 +99,8 @@ export class WorkerSlots {
         if (!isFromWorker(m)) return;
         if (m.t === 'hello') {
           s.configured = true;
+          for (const [address, h] of this.hooks.sockets())
+            this.ipc.post(w, { t: 'socket', address }, h);
           this.ipc.post(w, {
             t: 'init',
             slot: s.n,

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import { createRegistry } from '../admin/metrics.js';
 import { servicesView } from '../admin/views.js';
-import { PassedSockets } from '../lifecycle/passed-sockets.js';
+import { HandedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { DiscoveredMap, FromWorker, StateMap, ToWorker } from './messages.js';
@@ -22,10 +22,16 @@ export class ClusterWorker {
   private workers = 1;
   /** This worker's slot (1..workers): the lowest slots take the units a limit does not divide evenly. */
   private slot = 1;
+  /** Passed sockets the primary holds, by listen address (sent before `init`). */
+  private readonly handles = new Map<string, object>();
 
   /** Wires the IPC channel and signals; the primary's `init` message does the rest. */
   attach(): void {
-    process.on('message', (m: ToWorker) => {
+    process.on('message', (m: ToWorker, handle: unknown) => {
+      if (m.t === 'socket') {
+        if (handle) this.handles.set(m.address, handle as object);
+        return;
+      }
       this.onMessage(m).catch((err: Error) => {
         this.log?.error({ err }, 'worker: message handling failed');
       });
@@ -77,7 +83,7 @@ export class ClusterWorker {
     this.workers = m.workers;
     this.slot = slot;
     const lb = new LoadBalancer(workerShare(m.config, this.workers, this.slot), {
-      sockets: PassedSockets.fromMap(m.passed),
+      sockets: new HandedSockets(this.handles),
       logger: this.log,
       role: 'serve',
       followConfigLogLevel: m.followConfigLogLevel,

@@ -22,6 +22,14 @@ export function adminKey(address: string): string {
   return `admin ${address}`;
 }
 
+/** Where a listener listens instead of binding: a descriptor, or a raw handle a cluster primary sent. */
+export type ListenOn = number | object;
+
+/** What Service.bind asks for a listen address's passed socket (null: bind it). */
+export interface SocketSource {
+  take(key: string, listen?: ListenAddress): ListenOn | null;
+}
+
 /**
  * Listening sockets this process was given instead of binding them: by an
  * upgrading blitz-lb (UPGRADE_FDS_ENV), by systemd socket activation
@@ -30,7 +38,7 @@ export function adminKey(address: string): string {
  * reload removed its service) closes the descriptor, and the same address
  * bound later is bound afresh.
  */
-export class PassedSockets {
+export class PassedSockets implements SocketSource {
   private readonly taken = new Set<number>();
 
   constructor(
@@ -69,11 +77,6 @@ export class PassedSockets {
     return new PassedSockets(handed, systemd);
   }
 
-  /** For a cluster worker: the descriptors its primary resolved (see forWorkers). */
-  static fromMap(map: Readonly<Record<string, number>>): PassedSockets {
-    return new PassedSockets(new Map(Object.entries(map)), new Map());
-  }
-
   /**
    * The descriptor to listen on for `listen` (or an admin key), or null to
    * bind it. Throws ListenError for "systemd:NAME" / "fd:N" that nothing
@@ -101,26 +104,6 @@ export class PassedSockets {
       );
     }
     return this.mark(fd);
-  }
-
-  /**
-   * What a cluster worker needs to listen as this process would: the
-   * descriptor of every passed socket among `listens`. The workers open them
-   * through the primary (node:cluster shares one handle per descriptor).
-   */
-  forWorkers(listens: readonly ListenAddress[]): Record<string, number> {
-    const out: Record<string, number> = {};
-    const probe = new PassedSockets(this.handedOver, this.systemd);
-    for (const l of listens) {
-      if (l.address in out) continue;
-      try {
-        const fd = probe.take(l.address, l);
-        if (fd !== null) out[l.address] = fd;
-      } catch {
-        // Nothing passed for it: the worker says so when it cannot listen.
-      }
-    }
-    return out;
   }
 
   /**
@@ -165,4 +148,26 @@ export function readHandOver(env: NodeJS.ProcessEnv): UpgradeHandOver | null {
 
 function isFd(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 3;
+}
+
+/**
+ * A cluster worker's passed sockets: the handles its primary holds for
+ * passed listen addresses (see cluster/held-sockets.ts), sent before `init`.
+ * Each is listened on once; a worker restarted later gets them again.
+ */
+export class HandedSockets implements SocketSource {
+  private readonly taken = new Set<string>();
+
+  constructor(private readonly handles: ReadonlyMap<string, object>) {}
+
+  take(key: string, listen?: ListenAddress): ListenOn | null {
+    const h = this.handles.get(key);
+    if (h && !this.taken.has(key)) {
+      this.taken.add(key);
+      return h;
+    }
+    if (listen?.passed)
+      throw new ListenError(`listen ${key}: the primary holds no socket for it (see its log)`);
+    return null;
+  }
 }

@@ -2,6 +2,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import type { Clock } from '../clock.js';
 import type { HostPort } from '../config/address.js';
 import { ListenError } from '../errors.js';
+import type { ListenOn } from '../lifecycle/passed-sockets.js';
 import type { Logger } from '../logger.js';
 import { noop } from '../noop.js';
 import { LogThrottle } from '../rate-limit.js';
@@ -65,32 +66,44 @@ export class Listener {
     listen: HostPort,
     log: Logger,
     clock: Clock,
-    fd: number | null = null,
+    on: ListenOn | null = null,
   ): Promise<Listener> {
     const l = new Listener(listen, NOT_YET, log, clock);
-    await l.start(fd);
+    await l.start(on);
     return l;
   }
 
-  /** Binds `listen`, or listens on `fd`, a socket passed to the process (lifecycle/passed-sockets.ts). */
-  start(fd: number | null = null): Promise<void> {
+  /**
+   * Binds `listen`, or listens on `on`: a descriptor passed to the process
+   * or a raw handle a cluster primary sent (lifecycle/passed-sockets.ts).
+   */
+  start(on: ListenOn | null = null): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const why = (err.code && ERRNO_TEXT[err.code]) ?? err.message;
-        const on = fd === null ? '' : ` (passed descriptor ${fd})`;
-        reject(new ListenError(`listen ${this.listen.address}${on}: ${why}`, err));
+        const passed =
+          on === null
+            ? ''
+            : typeof on === 'number'
+              ? ` (passed descriptor ${on})`
+              : ' (passed socket)';
+        reject(new ListenError(`listen ${this.listen.address}${passed}: ${why}`, err));
       };
       this.server.once('error', onError);
-      const where =
-        fd === null
-          ? { host: this.listen.host, port: this.listen.port, backlog: 511 }
-          : { fd, backlog: 511 };
-      this.server.listen(where, () => {
+      const listening = (): void => {
         this.server.removeListener('error', onError);
         // After bind, server errors come from accept (EMFILE, ENFILE): log, never crash.
         this.server.on('error', (err) => this.onAcceptError(err));
         resolve();
-      });
+      };
+      if (on === null)
+        this.server.listen(
+          { host: this.listen.host, port: this.listen.port, backlog: 511 },
+          listening,
+        );
+      else if (typeof on === 'number') this.server.listen({ fd: on, backlog: 511 }, listening);
+      // A handle is listened on by this process alone (not through the cluster primary).
+      else this.server.listen(on, 511, listening);
     });
   }
 
