@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { CLI, tempConfig } from './helpers/cli.js';
@@ -59,7 +60,7 @@ async function activated(
         process.kill(Number(m[1]), 'SIGKILL');
       } catch {}
   });
-  return { proc, port, adminPort, exited, out: () => out, err: () => err };
+  return { proc, port, adminPort, file, exited, out: () => out, err: () => err };
 }
 
 function config(backend: number, listen: string, extra = ''): (admin: number) => string {
@@ -124,4 +125,19 @@ test('listen = "systemd:NAME" that systemd did not pass: exit 1 naming what it p
     lb.err(),
     /listen systemd:api: systemd passed no socket named "api" \(it passed: web\)/,
   );
+});
+
+test('with workers, a reload that moves a service onto a passed socket: running workers get it and serve there', async (t) => {
+  const be = await echoServer(t);
+  const first = await refusedPort();
+  const lb = await activated(t, config(be, `127.0.0.1:${first}`, 'workers = 2'), {});
+  await waitFor(() => lb.out().includes('"blitz-lb started"'), 20_000, 'the start');
+  writeFileSync(lb.file, readFileSync(lb.file, 'utf8').replace(`127.0.0.1:${first}`, 'fd:3'));
+  lb.proc.kill('SIGHUP');
+  await waitFor(() => lb.out().includes('"config reloaded"'), 20_000, 'the reload');
+  assert.doesNotMatch(lb.out(), /reload failed/);
+  const load = churn(t, lb.port, 2);
+  await waitFor(() => load.ok >= 20, 20_000, 'clients served on fd 3 after the reload');
+  await load.stop();
+  assert.deepEqual(load.failed, []);
 });

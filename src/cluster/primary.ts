@@ -145,6 +145,12 @@ export class ClusterPrimary implements AdminCluster {
     const summary = await this.lb.reload(next);
     // Starting workers too: one sent the old config just before this reload must not keep it.
     const slots = this.slots.configured;
+    // Passed sockets new to this config go to running workers first (IPC keeps the order).
+    const had = new Set(prev.services.map((s) => s.listen.address));
+    const added = [...this.held.forListens(this.listens())].filter(([a]) => !had.has(a));
+    for (const s of slots)
+      for (const [address, h] of added)
+        if (s.worker) this.ipc.post(s.worker, { t: 'socket', address }, h);
     const apply = (targets: Slot[], config: Config) =>
       Promise.allSettled(
         targets.map((s) => this.ipc.request(s, { t: 'reload', config }, RELOAD_TIMEOUT_MS)),

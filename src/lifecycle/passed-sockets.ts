@@ -110,13 +110,12 @@ export class PassedSockets implements SocketSource {
    * Closes the sockets an upgrade handed over that this process does not
    * serve (the new config dropped their service or moved the admin server):
    * left open, clients would queue on them unanswered instead of being
-   * refused. `inUse`: descriptors used other than by take (the ones cluster
-   * workers listen on through this process). systemd's are its own to keep.
+   * refused. systemd's are its own to keep.
    */
-  closeUnused(inUse: ReadonlySet<number> = new Set()): string[] {
+  closeUnused(): string[] {
     const closed: string[] = [];
     for (const [key, fd] of this.handedOver) {
-      if (this.taken.has(fd) || inUse.has(fd)) continue;
+      if (this.taken.has(fd)) continue;
       try {
         closeSync(fd);
         this.taken.add(fd);
