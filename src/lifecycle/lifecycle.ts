@@ -102,7 +102,12 @@ export class Lifecycle {
     try {
       const got = await this.sockets();
       release = got.release;
-      const pid = await startSuccessor({ sockets: got.sockets, timeoutMs, log: this.log });
+      const pid = await startSuccessor({
+        sockets: got.sockets,
+        timeoutMs,
+        drainMs: this.settings().shutdownTimeoutMs,
+        log: this.log,
+      });
       // A stop that began meanwhile (SIGTERM) stays a stop.
       if (this.state === 'upgrading') this.state = 'handed-over';
       this.log.info(

@@ -11,7 +11,7 @@ export const UPGRADE_COMMAND_ENV = 'BLITZ_LB_UPGRADE_COMMAND';
 const READY = 'blitz-lb-ready';
 /** The start-up failure report is cut here: enough for any config error list, bounded. */
 const MAX_REPORT = 8192;
-/** A new process that missed its deadline and ignores SIGTERM is killed this much later. */
+/** Past its own drain (shutdown_timeout), a new process that missed its deadline is killed this much later. */
 const KILL_GRACE_MS = 5_000;
 
 export interface SuccessorOptions {
@@ -19,6 +19,8 @@ export interface SuccessorOptions {
   sockets: ReadonlyMap<string, Server | object>;
   /** The new process must say it serves within this. */
   timeoutMs: number;
+  /** shutdown_timeout: a new process stopped for missing its deadline may drain what it accepted for this long. */
+  drainMs: number;
   log: Logger;
   /** Default: the `blitz-lb` on disk, as this one was started (same node flags, script and arguments). */
   command?: { file: string; args: string[] };
@@ -102,7 +104,7 @@ export function startSuccessor(opts: SuccessorOptions): Promise<number> {
         ),
       );
       child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS).unref();
+      setTimeout(() => child.kill('SIGKILL'), opts.drainMs + KILL_GRACE_MS).unref();
     }, opts.timeoutMs);
     child.on('message', (m: unknown) => {
       if ((m as { t?: unknown } | null)?.t === READY) finish(null);
