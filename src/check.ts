@@ -129,7 +129,10 @@ export function runCheck(file: string): CheckResult {
       problems,
     );
   if (config.admin) summary.push(`admin: ${adminSummary(config.admin)}`);
-  summary.push(`process: workers ${config.process.workers}`);
+  const pr = config.process;
+  summary.push(
+    `process: workers ${pr.workers}, pid_file ${pr.pidFile ?? '(none)'}, drain_delay ${showMs(pr.drainDelayMs)}, upgrade_timeout ${showMs(pr.upgradeTimeoutMs)}`,
+  );
   return {
     file,
     valid: true,

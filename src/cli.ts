@@ -16,8 +16,12 @@ import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
 import { toToml } from './config/toml-write.js';
 import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
+import { Lifecycle } from './lifecycle/lifecycle.js';
+import { adminKey, PassedSockets } from './lifecycle/passed-sockets.js';
+import { removePidFile, writePidFile } from './lifecycle/pid-file.js';
+import { announceServing, reportStartFailure } from './lifecycle/successor.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { certificateReport } from './proxy/tls/certificates.js';
 
 const EXIT_OK = 0;
@@ -66,19 +70,22 @@ function check(opts: CheckOpts): void {
   process.stdout.write(`${[`${opts.config}: valid`, ...r.summary, ...warnings].join('\n')}\n`);
 }
 
-function fail(code: number, message: string): never {
-  process.stderr.write(`blitz-lb: ${message}\n`);
+/** Exits with `message` on stderr; an upgrade's new process also tells the old one why it did not start. */
+function exitWith(code: number, message: string): never {
+  process.stderr.write(`${message}\n`);
+  reportStartFailure(message);
   process.exit(code);
+}
+
+function fail(code: number, message: string): never {
+  exitWith(code, `blitz-lb: ${message}`);
 }
 
 function load(file: string): Config {
   try {
     return loadConfig(file);
   } catch (err) {
-    if (err instanceof LbError && err.code === 'LB_ERR_CONFIG') {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(EXIT_CONFIG);
-    }
+    if (err instanceof LbError && err.code === 'LB_ERR_CONFIG') exitWith(EXIT_CONFIG, err.message);
     throw err;
   }
 }
@@ -86,13 +93,12 @@ function load(file: string): Config {
 /** Certificates that cannot be used stop `run` as a config error would (exit 2), before anything binds. */
 function checkCertificatesOrExit(config: Config): void {
   const report = certificateReport(config.services, config.source);
-  if (report.errors.length > 0) {
-    process.stderr.write(`${report.errors.join('\n')}\n`);
-    process.exit(EXIT_CONFIG);
-  }
+  if (report.errors.length > 0) exitWith(EXIT_CONFIG, report.errors.join('\n'));
 }
 
 async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
+  // Sockets handed over by an upgrade or by systemd, read (and their variables cleared) first.
+  const sockets = PassedSockets.fromEnv(process.env, process.pid);
   const config = load(opts.config);
   checkCertificatesOrExit(config);
   const logLevel = opts.logLevel ?? config.log.level;
@@ -101,10 +107,12 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   // --log-level wins over the file for good; without it, a reload applies the file's [log] level.
   const fixedLogLevel = opts.logLevel ?? null;
   const primary =
-    config.process.workers > 1 ? new ClusterPrimary(config, { logger, fixedLogLevel }) : null;
+    config.process.workers > 1
+      ? new ClusterPrimary(config, { logger, fixedLogLevel, sockets })
+      : null;
   const lb = primary
     ? primary.lb
-    : new LoadBalancer(config, { logger, followConfigLogLevel: fixedLogLevel === null });
+    : new LoadBalancer(config, { logger, followConfigLogLevel: fixedLogLevel === null, sockets });
   const runner: { close(timeoutMs?: number): Promise<void> } = primary ?? lb;
   try {
     await (primary ?? lb).start();
@@ -113,6 +121,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     if (err instanceof LbError) fail(EXIT_RUNTIME, err.message);
     throw err;
   }
+  let pidFile = config.process.pidFile;
   // Every reload, SIGHUP's and the admin API's, is recorded for /api/info and /metrics.
   const reloads = new ReloadLog();
   const reload = reloads.track(async (): Promise<ReloadSummary> => {
@@ -123,9 +132,31 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     if (next.process.workers !== lb.config.process.workers) {
       logger.warn('reload: [process] workers changes take effect at the next restart');
     }
-    return primary ? primary.reload(next) : lb.reload(next);
+    const summary = await (primary ? primary.reload(next) : lb.reload(next));
+    pidFile = movePidFile(pidFile, next.process.pidFile, logger);
+    return summary;
   });
   let admin: AdminServer | null = null;
+  const lifecycle = new Lifecycle(
+    () => lb.config.process,
+    async () => {
+      const got = primary
+        ? await primary.listeningHandles()
+        : { sockets: new Map<string, object>(lb.listeningServers()), release: () => {} };
+      if (admin && config.admin)
+        got.sockets.set(adminKey(config.admin.listen.address), admin.listeningServer);
+      return got;
+    },
+    logger.child({ component: 'lifecycle' }),
+  );
+  let stop: (why: NodeJS.Signals | 'upgrade') => void = () => {};
+  /** The new process serves: this one stops accepting and drains, as for SIGTERM without drain_delay. */
+  const upgrade = async (): Promise<number> => {
+    const pid = await lifecycle.upgrade();
+    // After the caller's answer is out (an API response): retiring closes the admin server.
+    setImmediate(() => stop('upgrade'));
+    return pid;
+  };
   if (config.admin) {
     admin = new AdminServer(lb, {
       listen: config.admin.listen,
@@ -136,6 +167,16 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       reloads,
       log: logger.child({ component: 'admin' }),
       cluster: primary,
+      lifecycle: {
+        notReadyBecause: () => lifecycle.notReadyBecause(),
+        get draining() {
+          return lifecycle.draining;
+        },
+        drain: () => lifecycle.drain(),
+        undrain: () => lifecycle.undrain(),
+        upgrade,
+      },
+      fd: sockets.take(adminKey(config.admin.listen.address)),
     });
     try {
       await admin.start();
@@ -144,6 +185,20 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       fail(EXIT_RUNTIME, (err as Error).message);
     }
   }
+  if (pidFile) {
+    try {
+      writePidFile(pidFile, process.pid);
+    } catch (err) {
+      await Promise.all([runner.close(0), admin?.close()]);
+      fail(EXIT_RUNTIME, `pid_file ${pidFile}: ${(err as Error).message}`);
+    }
+  }
+  // An upgrade's new process: sockets the old config had and this one has not are closed
+  // (clients are refused there, not left waiting), then the old one stops accepting.
+  const unused = sockets.closeUnused();
+  if (unused.length > 0)
+    logger.info({ closed: unused }, 'upgrade: closed sockets this config does not use');
+  announceServing();
   logger.info(
     {
       config: opts.config,
@@ -156,24 +211,35 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   );
 
   let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
+  let now: () => void = () => {};
+  const skip = new Promise<void>((resolve) => {
+    now = resolve;
+  });
+  stop = (why): void => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: closing open sessions now');
+      if (why === 'upgrade') return;
+      logger.warn({ signal: why }, 'second signal: closing open sessions now');
+      now();
       void runner.close(0);
       return;
     }
     stopping = true;
-    logger.info(
-      { signal, timeoutMs: lb.config.process.shutdownTimeoutMs },
-      'stopping: no new sessions, draining',
-    );
-    for (const s of demoServers) s.close();
-    void Promise.all([runner.close(), admin?.close()]).then(() => {
-      logger.info('stopped');
-      logger.flush();
-      process.exitCode = EXIT_OK;
-      // Anything still holding the loop (a demo backend's keep-alive socket) must not keep us alive.
-      setImmediate(() => process.exit(EXIT_OK));
+    // After an upgrade the new process accepts already: no drain_delay, and the PID file is its.
+    const hold = why === 'upgrade' ? Promise.resolve() : lifecycle.holdBeforeStop(skip);
+    void hold.then(() => {
+      logger.info(
+        { signal: why, timeoutMs: lb.config.process.shutdownTimeoutMs },
+        'stopping: no new sessions, draining',
+      );
+      for (const s of demoServers) s.close();
+      return Promise.all([runner.close(), admin?.close()]).then(() => {
+        if (pidFile) removePidFile(pidFile, process.pid);
+        logger.info('stopped');
+        logger.flush();
+        process.exitCode = EXIT_OK;
+        // Anything still holding the loop (a demo backend's keep-alive socket) must not keep us alive.
+        setImmediate(() => process.exit(EXIT_OK));
+      });
     });
   };
   process.on('SIGTERM', stop);
@@ -184,6 +250,31 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       logger.error({ reason: err.message }, 'reload failed; the old config keeps running');
     });
   });
+  process.on('SIGUSR2', () => {
+    logger.info('SIGUSR2: upgrading');
+    upgrade().catch((err: LbError) => {
+      // A failed start is logged by the lifecycle; this is one that could not begin.
+      if (err.code === 'LB_ERR_STATE') logger.warn({ reason: err.message }, 'upgrade refused');
+    });
+  });
+}
+
+/** A reload that changes pid_file: the new file is written and the old one removed (kept if the new one cannot be written). */
+function movePidFile(from: string | null, to: string | null, log: Logger): string | null {
+  if (from === to) return to;
+  if (to) {
+    try {
+      writePidFile(to, process.pid);
+    } catch (err) {
+      log.error(
+        { pidFile: to, reason: (err as Error).message },
+        'reload: cannot write the new pid_file; keeping the old one',
+      );
+      return from;
+    }
+  }
+  if (from) removePidFile(from, process.pid);
+  return to;
 }
 
 async function demo(opts: RunOpts): Promise<void> {
@@ -296,8 +387,7 @@ async function main(): Promise<void> {
       // --help and --version exit 0; every usage error is exit 2, as the contract says.
       process.exit(err.exitCode === 0 ? EXIT_OK : EXIT_CONFIG);
     }
-    process.stderr.write(`blitz-lb: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(EXIT_RUNTIME);
+    fail(EXIT_RUNTIME, (err as Error).stack ?? String(err));
   }
 }
 

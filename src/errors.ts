@@ -14,7 +14,8 @@ export type LbErrorCode =
   | 'LB_ERR_INVALID_ARGUMENT'
   | 'LB_ERR_LIMIT'
   | 'LB_ERR_ABORTED'
-  | 'LB_ERR_TIMEOUT';
+  | 'LB_ERR_TIMEOUT'
+  | 'LB_ERR_UPGRADE';
 
 export class LbError extends Error {
   readonly code: LbErrorCode;

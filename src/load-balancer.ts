@@ -1,4 +1,4 @@
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Backend } from './backend/backend.js';
 import type { StrategyOptions } from './balancer/index.js';
@@ -10,6 +10,7 @@ import type { Config, ServiceConfig } from './config/schema.js';
 import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
 import type { HttpRequestOptions, HttpResponse } from './http/request.js';
+import type { SocketSource } from './lifecycle/passed-sockets.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
 import type { Listener } from './proxy/listener.js';
@@ -43,6 +44,8 @@ export interface LoadBalancerOptions {
   onBackendsChanged?: ServiceOptions['onBackendsChanged'];
   /** "serve" role: this worker's number (1..N), for per-worker metrics. */
   workerSlot?: number;
+  /** Listening sockets given to the process (an upgrade, systemd); absent: every address is bound. */
+  sockets?: SocketSource;
 }
 
 export interface ReloadSummary {
@@ -101,6 +104,7 @@ export class LoadBalancer {
             : opts.fds,
       follower: opts.follower,
       onBackendsChanged: opts.onBackendsChanged,
+      sockets: opts.sockets,
     };
     try {
       for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
@@ -172,6 +176,16 @@ export class LoadBalancer {
       fronts.push(f);
     }
     this.fronts = fronts;
+  }
+
+  /** Each listen address's server (one per address, shared ones once), for an upgrade to hand over. */
+  listeningServers(): Map<string, Server> {
+    const out = new Map<string, Server>();
+    for (const svc of this.services.values()) {
+      const l = svc.boundListener;
+      if (l) out.set(svc.cfg.listen.address, l.listeningServer);
+    }
+    return out;
   }
 
   /** Clients refused before any service took them (bad or unmatched hellos), per shared listen address. */

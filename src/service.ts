@@ -17,13 +17,14 @@ import {
   type DiscoveryRunner,
   type DiscoveryStatus,
 } from './discovery/index.js';
-import { NoBackendError } from './errors.js';
+import { ListenError, NoBackendError } from './errors.js';
 import { AgentChecker, type AgentTarget } from './health/agent.js';
 import { HealthChecker } from './health/checker.js';
 import { ServiceDispatcher } from './http/dispatcher.js';
 import type { HttpHost } from './http/host.js';
 import { type HttpRequestOptions, type HttpResponse, requestThrough } from './http/request.js';
 import { HttpStats } from './http/stats.js';
+import type { SocketSource } from './lifecycle/passed-sockets.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
 import { WarmPool } from './pool/warm-pool.js';
@@ -66,6 +67,8 @@ export interface ServiceOptions {
   follower?: (service: string) => Follower;
   /** Called whenever a backend's state changes (the primary broadcasts it). */
   onBackendsChanged?: (svc: Service) => void;
+  /** Listening sockets given to the process (upgrade, systemd); absent: every address is bound. */
+  sockets?: SocketSource;
 }
 
 /**
@@ -94,6 +97,7 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
   /** Bound at start (or handed over by a reload); null in the control role and once given away. */
   private listener: Listener | null = null;
   private readonly sessions: OpenSessions;
+  private readonly sockets: SocketSource | null;
   private readonly dialer: Dialer;
   private readonly queue: WaitQueue;
   private readonly admission: Admission;
@@ -120,6 +124,7 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.log = log.child({ service: cfg.name });
     this.localErrors = new LocalErrors(this.log, this.clock);
     this.fds = opts.fds ?? null;
+    this.sockets = opts.sockets ?? null;
     this.stats = new SessionAccounting(this.log, opts.accessLog ?? false, this.clock);
     // A worker follows the primary, which decides and logs health.
     const follower = this.role === 'serve' ? (opts.follower?.(cfg.name) ?? null) : null;
@@ -402,8 +407,11 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
    * everything first): until `adopt`, it closes whoever connects, so a reload
    * that fails later has taken no client in.
    */
-  bind(listen: ServiceConfig['listen']): Promise<Listener> {
-    return Listener.bindPending(listen, this.log, this.clock);
+  async bind(listen: ServiceConfig['listen']): Promise<Listener> {
+    const on = this.sockets ? this.sockets.take(listen.address, listen) : null;
+    if (on === null && listen.passed)
+      throw new ListenError(`listen ${listen.address}: no socket was passed to this process`);
+    return Listener.bindPending(listen, this.log, this.clock, on);
   }
 
   /** Serves from `l` from now on; the listener it had is closed unless it was given away. */

@@ -85,6 +85,9 @@ function maximalConfig(pki: ReturnType<typeof makePki>, dir: string): string {
 [process]
 shutdown_timeout = "20s"
 workers = 2
+pid_file = "/run/blitz-lb.pid"
+drain_delay = "5s"
+upgrade_timeout = "20s"
 
 [log]
 level = "warn"

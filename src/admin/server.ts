@@ -56,11 +56,31 @@ export interface AdminOptions {
   log: Logger;
   /** With workers: views and metrics gathered from every process (see cluster/reports.ts). */
   cluster?: AdminCluster | null;
+  /** /readyz, drain and upgrade (lifecycle/lifecycle.ts); absent: /readyz checks backends only. */
+  lifecycle?: AdminLifecycle | null;
+  /** A listening socket passed to the process (an upgrade's) to serve on instead of binding `listen`. */
+  fd?: number | null;
+}
+
+/** What the lifecycle routes need (see lifecycle/lifecycle.ts and cli.ts). */
+export interface AdminLifecycle {
+  /** Why /readyz says 503 (draining, stopping, handed over); null: nothing stops it. */
+  notReadyBecause(): string | null;
+  readonly draining: boolean;
+  drain(): void;
+  undrain(): void;
+  /** Resolves with the new process's PID once it serves (this one then retires); LB_ERR_STATE when one cannot start now. */
+  upgrade(): Promise<number>;
 }
 
 const BACKEND_ROUTE = /^\/api\/services\/([^/]+)\/backends\/([^/]+)(?:\/([a-z-]+))?$/;
 const SESSIONS_ROUTE = /^\/api\/services\/([^/]+)\/sessions(?:\/([^/]+))?$/;
 
+const LIFECYCLE_ROUTES: ReadonlySet<string> = new Set([
+  '/api/drain',
+  '/api/undrain',
+  '/api/upgrade',
+]);
 /**
  * The admin server (node:http, loopback by default, or a Unix socket):
  * Prometheus metrics, a JSON API to read and change backends and sessions,
@@ -119,7 +139,11 @@ export class AdminServer {
         'admin server bound to a non-loopback address: anyone who can reach it can change backends',
       );
     }
-    await this.bind(listen.address, () => this.server.listen(listen.port, listen.host));
+    // An upgrade's new process (or systemd) may pass the admin socket in.
+    const fd = this.opts.fd ?? null;
+    await this.bind(listen.address, () =>
+      fd === null ? this.server.listen(listen.port, listen.host) : this.server.listen({ fd }),
+    );
   }
 
   /**
@@ -167,6 +191,11 @@ export class AdminServer {
       : { address: String(a), family: 'unix', port: 0 };
   }
 
+  /** The listening server, for an upgrade to hand its socket to the new process. */
+  get listeningServer(): Server {
+    return this.server;
+  }
+
   /** Closes every connection; a Unix socket's file is removed (Node unlinks it on close). */
   close(): Promise<void> {
     return new Promise((resolve) => {
@@ -185,6 +214,9 @@ export class AdminServer {
     // The page holds no data (it asks for a token when reads need one); /healthz is for checkers.
     if (read && path === '/') return this.send(res, 200, STATUS_PAGE, 'text/html; charset=utf-8');
     if (read && path === '/healthz') return this.healthz(res);
+    if (read && path === '/livez') return this.json(res, 200, { ok: true, pid: process.pid });
+    if (read && path === '/readyz') return this.readyz(res);
+    if (LIFECYCLE_ROUTES.has(path)) return this.lifecycleAction(req, res, host, path);
     if (read) this.guard.acceptRead(req);
     if (read && path === '/metrics') return this.metrics(res);
     if (read && path === '/api/services') return this.json(res, 200, await this.view());
@@ -307,6 +339,44 @@ export class AdminServer {
   private healthz(res: ServerResponse): void {
     const failing = this.lb.allServices.filter((s) => !s.backends.anyHealthy).map((s) => s.name);
     this.json(res, failing.length === 0 ? 200 : 503, { ok: failing.length === 0, failing });
+  }
+
+  /** 200 while this process accepts, is not draining and every service has a healthy backend. */
+  private readyz(res: ServerResponse): void {
+    const failing = this.lb.allServices.filter((s) => !s.backends.anyHealthy).map((s) => s.name);
+    const why = this.opts.lifecycle?.notReadyBecause() ?? null;
+    const ready = why === null && failing.length === 0;
+    this.json(res, ready ? 200 : 503, { ready, ...(why ? { reason: why } : {}), failing });
+  }
+
+  private async lifecycleAction(
+    req: IncomingMessage,
+    res: ServerResponse,
+    host: string | null,
+    path: string,
+  ): Promise<void> {
+    if (req.method !== 'POST') throw new HttpError(405, 'use POST', { allow: 'POST' });
+    await this.guard.acceptWrite(req, host);
+    const lc = this.opts.lifecycle;
+    if (!lc) throw new HttpError(501, 'needs the command line (blitz-lb run)');
+    if (path === '/api/drain' || path === '/api/undrain') {
+      if (path === '/api/drain') lc.drain();
+      else lc.undrain();
+      this.opts.log.info({ action: path.slice(5) }, 'admin: lifecycle changed');
+      return this.json(res, 200, { draining: lc.draining, ready: lc.notReadyBecause() === null });
+    }
+    // The upgrade is bounded by upgrade_timeout, which may exceed the admin's idle timeout.
+    req.socket.setTimeout(0);
+    try {
+      return this.json(res, 200, { upgraded: true, pid: await lc.upgrade() });
+    } catch (err) {
+      if (err instanceof LbError && err.code === 'LB_ERR_STATE')
+        throw new HttpError(409, err.message);
+      throw new HttpError(
+        500,
+        `upgrade failed, this process keeps serving: ${(err as Error).message}`,
+      );
+    }
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {

@@ -6,7 +6,7 @@ import type { FromWorker, SessionQuery, ToWorker } from './messages.js';
 /** A request the primary sends to a worker; `id` is added on sending. */
 export type Query =
   | { t: 'reload'; config: Config }
-  | { t: 'query'; what: 'view' | 'metrics' }
+  | { t: 'query'; what: 'view' | 'metrics' | 'handles' }
   | { t: 'sessions'; q: SessionQuery };
 
 /** Where a request goes: the slot's worker is read when it is sent, so a restarted slot gets its new one. */
@@ -34,10 +34,11 @@ export class WorkerIpc {
   constructor(private readonly log: Logger) {}
 
   /** A worker that is gone or going cannot take a message; that is not worth more than a warning. */
-  post(w: Worker, m: ToWorker): void {
+  post(w: Worker, m: ToWorker, handle?: object): void {
     if (!w.isConnected()) return;
     try {
-      w.send(m);
+      if (handle) w.send(m, handle as never);
+      else w.send(m);
     } catch (err) {
       this.log.warn({ pid: w.process.pid, err: (err as Error).message }, 'worker IPC send failed');
     }

@@ -34,11 +34,14 @@ export type ToWorker =
       discovered: DiscoveredMap;
       members: MembersMap;
     }
+  /** Sent with a handle, before `init`: a passed socket the primary holds (held-sockets.ts), to listen on for `address`. */
+  | { t: 'socket'; address: string }
   /** `discovered` and `members` are applied first: the state may speak of backends they add. */
   | { t: 'state'; services: StateMap; discovered: DiscoveredMap; members: MembersMap }
   | { t: 'sessions'; id: number; q: SessionQuery }
   | { t: 'reload'; id: number; config: Config }
-  | { t: 'query'; id: number; what: 'view' | 'metrics' }
+  /** `handles`: send each listening socket (a `handle` message), then reply with their addresses. */
+  | { t: 'query'; id: number; what: 'view' | 'metrics' | 'handles' }
   /** Drain for up to timeoutMs (0: close every session now), then exit. */
   | { t: 'stop'; timeoutMs: number };
 
@@ -55,6 +58,8 @@ export type FromWorker =
   | { t: 'fatal'; message: string }
   /** A dial outcome, the passive health signal the primary's BackendSet decides on. */
   | { t: 'dial'; service: string; backend: string; ok: boolean; cause: string }
+  /** One listening socket, sent with the message, for an upgrade to pass on. */
+  | { t: 'handle'; address: string }
   | { t: 'reply'; id: number; ok: true; data: unknown }
   | { t: 'reply'; id: number; ok: false; error: string };
 

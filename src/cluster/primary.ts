@@ -2,10 +2,13 @@ import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { AdminCluster } from '../admin/api.js';
 import { type Clock, monotonicClock } from '../clock.js';
+import type { ListenAddress } from '../config/listen.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
+import { PassedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
+import { HeldSockets } from './held-sockets.js';
 import { WorkerIpc } from './ipc.js';
 import type { FromWorker, SessionQuery } from './messages.js';
 import { ClusterReports } from './reports.js';
@@ -35,6 +38,9 @@ export class ClusterPrimary implements AdminCluster {
   private readonly slots: WorkerSlots;
   private readonly reports: ClusterReports;
   private closing: Promise<void> | null = null;
+  private readonly held: HeldSockets;
+  /** Listening sockets a worker is sending, while listeningHandles waits for them. */
+  private inbox: Map<string, object> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
 
   /**
@@ -43,8 +49,15 @@ export class ClusterPrimary implements AdminCluster {
    */
   constructor(
     config: Config,
-    opts: { logger: Logger; fixedLogLevel: LogLevel | null; clock?: Clock },
+    opts: {
+      logger: Logger;
+      fixedLogLevel: LogLevel | null;
+      clock?: Clock;
+      /** Sockets passed to this process (upgrade, systemd): the workers listen on them. */
+      sockets?: PassedSockets;
+    },
   ) {
+    this.held = new HeldSockets(opts.sockets ?? PassedSockets.none(), opts.logger);
     this.fixedLogLevel = opts.fixedLogLevel;
     this.log = opts.logger;
     const clock = opts.clock ?? monotonicClock;
@@ -74,6 +87,8 @@ export class ClusterPrimary implements AdminCluster {
           discovered: discoveredMap(this.lb),
           members: membersMap(this.lb),
         }),
+        sockets: () => this.held.forListens(this.listens()),
+        handle: (address, handle) => this.inbox?.set(address, handle as object),
         dial: (m) => this.onDial(m),
         retire: (w) => this.reports.retire(w),
       },
@@ -91,6 +106,8 @@ export class ClusterPrimary implements AdminCluster {
     // 0.69x of one worker, where SCHED_NONE gave 1.11x. Node reads the variable itself.
     if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_MAIN, args: [] });
+    // A passed socket that is missing stops the start here, with its reason.
+    this.held.forListens(this.listens(), true);
     await this.lb.start();
     try {
       await this.slots.start();
@@ -98,6 +115,10 @@ export class ClusterPrimary implements AdminCluster {
       await this.close(0);
       throw err;
     }
+  }
+
+  private listens(): ListenAddress[] {
+    return this.lb.config.services.map((s) => s.listen);
   }
 
   private onDial(m: Extract<FromWorker, { t: 'dial' }>): void {
@@ -126,6 +147,12 @@ export class ClusterPrimary implements AdminCluster {
     const summary = await this.lb.reload(next);
     // Starting workers too: one sent the old config just before this reload must not keep it.
     const slots = this.slots.configured;
+    // Passed sockets new to this config go to running workers first (IPC keeps the order).
+    const had = new Set(prev.services.map((s) => s.listen.address));
+    const added = [...this.held.forListens(this.listens())].filter(([a]) => !had.has(a));
+    for (const s of slots)
+      for (const [address, h] of added)
+        if (s.worker) this.ipc.post(s.worker, { t: 'socket', address }, h);
     const apply = (targets: Slot[], config: Config) =>
       Promise.allSettled(
         targets.map((s) => this.ipc.request(s, { t: 'reload', config }, RELOAD_TIMEOUT_MS)),
@@ -169,6 +196,35 @@ export class ClusterPrimary implements AdminCluster {
     await this.lb.close(0);
   }
 
+  /**
+   * Every listen address's socket, for an upgrade: the workers hold them
+   * (node:cluster shares them from this process, out of reach), so one that
+   * serves sends its copies. The caller closes them (`release`) once passed on.
+   */
+  async listeningHandles(): Promise<{ sockets: Map<string, object>; release(): void }> {
+    const slot = this.slots.up[0];
+    if (!slot) throw new LbError('LB_ERR_UPGRADE', 'no worker is serving to hand its sockets over');
+    if (this.inbox) throw new LbError('LB_ERR_UPGRADE', 'sockets are being collected already');
+    const inbox = new Map<string, object>();
+    this.inbox = inbox;
+    try {
+      const sent = (await this.ipc.request(
+        slot,
+        { t: 'query', what: 'handles' },
+        RELOAD_TIMEOUT_MS,
+      )) as string[];
+      const missing = sent.filter((a) => !inbox.has(a));
+      if (missing.length > 0)
+        throw new LbError('LB_ERR_UPGRADE', `worker ${slot.n} did not pass ${missing.join(', ')}`);
+    } catch (err) {
+      closeHandles(inbox);
+      throw err instanceof LbError ? err : new LbError('LB_ERR_UPGRADE', (err as Error).message);
+    } finally {
+      this.inbox = null;
+    }
+    return { sockets: inbox, release: () => closeHandles(inbox) };
+  }
+
   /** Slots and their state, for /api/services. */
   status(): WorkerStatus[] {
     return this.slots.status();
@@ -185,4 +241,10 @@ export class ClusterPrimary implements AdminCluster {
   metrics(): Promise<{ body: string; contentType: string }> {
     return this.reports.metrics();
   }
+}
+
+/** Raw handles received over IPC are this process's copies: closing them leaves the workers' open. */
+function closeHandles(handles: Map<string, object>): void {
+  for (const h of handles.values()) (h as { close?: () => void }).close?.();
+  handles.clear();
 }

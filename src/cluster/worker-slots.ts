@@ -46,6 +46,10 @@ export interface SlotHooks {
     discovered: DiscoveredMap;
     members: MembersMap;
   };
+  /** Passed sockets the primary holds, by listen address: sent to each worker before `init`. */
+  sockets(): ReadonlyMap<string, object>;
+  /** A listening socket a worker sent (see ClusterPrimary.listeningHandles). */
+  handle(address: string, handle: unknown): void;
   /** A worker's dial outcome: the passive health signal the primary's BackendSet decides on. */
   dial(m: Extract<FromWorker, { t: 'dial' }>): void;
   /** A slot's worker died or stopped: what it last reported must outlive it. */
@@ -93,10 +97,12 @@ export class WorkerSlots {
     s.startedAt = this.clock.now();
     return new Promise((resolve, reject) => {
       let settled = false;
-      w.on('message', (m: unknown) => {
+      w.on('message', (m: unknown, handle: unknown) => {
         if (!isFromWorker(m)) return;
         if (m.t === 'hello') {
           s.configured = true;
+          for (const [address, h] of this.hooks.sockets())
+            this.ipc.post(w, { t: 'socket', address }, h);
           this.ipc.post(w, {
             t: 'init',
             slot: s.n,
@@ -112,6 +118,7 @@ export class WorkerSlots {
           settled = true;
           reject(new LbError('LB_ERR_LISTEN', m.message));
         } else if (m.t === 'dial') this.hooks.dial(m);
+        else if (m.t === 'handle') this.hooks.handle(m.address, handle);
         else if (m.t === 'reply') this.ipc.settle(m);
       });
       w.on('error', (err) => this.log.warn({ worker: s.n, err: err.message }, 'worker IPC error'));

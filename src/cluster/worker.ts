@@ -3,6 +3,7 @@ import { createRegistry } from '../admin/metrics.js';
 import { sessionQuery } from '../admin/sessions.js';
 import { servicesView } from '../admin/views.js';
 import type { BackendConfig } from '../config/schema.js';
+import { HandedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { DiscoveredMap, FromWorker, MembersMap, StateMap, ToWorker } from './messages.js';
@@ -23,16 +24,25 @@ export class ClusterWorker {
   private workers = 1;
   /** This worker's slot (1..workers): the lowest slots take the units a limit does not divide evenly. */
   private slot = 1;
+  /** Passed sockets the primary holds, by listen address (sent before `init`). */
+  private readonly handles = new Map<string, object>();
 
   /** Wires the IPC channel and signals; the primary's `init` message does the rest. */
   attach(): void {
-    process.on('message', (m: ToWorker) => {
+    process.on('message', (m: ToWorker, handle: unknown) => {
+      if (m.t === 'socket') {
+        if (handle) this.handles.set(m.address, handle as object);
+        return;
+      }
       this.onMessage(m).catch((err: Error) => {
         this.log?.error({ err }, 'worker: message handling failed');
       });
     });
     // SIGHUP is the primary's (a terminal hang-up reaches the whole group; the default would kill us).
     process.on('SIGHUP', () => {});
+    // SIGUSR2 (upgrade) is the primary's too; its default would kill a worker that `kill` or
+    // `systemctl kill` reached with the rest of the group.
+    process.on('SIGUSR2', () => {});
     // Ctrl-C reaches every process of the group: drain as the primary asks anyway.
     process.on('SIGINT', () => void this.stop(undefined));
     process.on('SIGTERM', () => void this.stop(undefined));
@@ -63,6 +73,7 @@ export class ClusterWorker {
         return this.reply(m.id, async () => {
           const lb = this.lb as LoadBalancer;
           if (m.what === 'view') return { pid: process.pid, ...servicesView(lb) };
+          if (m.what === 'handles') return this.sendHandles(lb);
           this.registry ??= createRegistry(lb);
           return this.registry.getMetricsAsJSON();
         });
@@ -76,6 +87,7 @@ export class ClusterWorker {
     this.workers = m.workers;
     this.slot = slot;
     const lb = new LoadBalancer(workerShare(m.config, this.workers, this.slot), {
+      sockets: new HandedSockets(this.handles),
       logger: this.log,
       role: 'serve',
       followConfigLogLevel: m.followConfigLogLevel,
@@ -97,6 +109,28 @@ export class ClusterWorker {
       process.exit(1);
     }
     this.send({ t: 'ready' });
+  }
+
+  /**
+   * Sends each listening socket to the primary, which passes them to an
+   * upgrade's new process. Only with SCHED_NONE does a worker hold the real
+   * socket (with round-robin the primary accepts, and the worker's handle is
+   * a stand-in that cannot be sent).
+   */
+  private sendHandles(lb: LoadBalancer): string[] {
+    const sent: string[] = [];
+    for (const [address, server] of lb.listeningServers()) {
+      const handle = (server as unknown as { _handle: unknown })._handle;
+      try {
+        process.send?.({ t: 'handle', address } satisfies FromWorker, handle as never);
+      } catch (err) {
+        throw new Error(
+          `cannot pass the socket of ${address} (${(err as Error).message}); an upgrade with workers needs the default accept policy (NODE_CLUSTER_SCHED_POLICY unset or "none")`,
+        );
+      }
+      sent.push(address);
+    }
+    return sent;
   }
 
   /** The primary's discovered backends first (this worker's share of their limits), then its verdicts. */

@@ -116,6 +116,8 @@ function binds(host: string): Binds {
  * address, "::" with anything. Port 0 (OS-chosen) never clashes.
  */
 export function listensOverlap(a: HostPort, b: HostPort): boolean {
+  // A passed socket ("systemd:NAME", "fd:N"; config/listen.ts) has no host: only its own name clashes.
+  if (a.host === '' || b.host === '') return a.address === b.address;
   if (a.port !== b.port || a.port === 0) return false;
   if (a.host === b.host) return true;
   const x = binds(a.host);

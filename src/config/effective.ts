@@ -153,7 +153,13 @@ function service(s: ServiceConfig): Table {
 /** The effective config in the file's shape; the admin token shows as REDACTED. */
 export function effectiveConfig(c: Config): Table {
   const out: Table = {
-    process: { shutdown_timeout: d(c.process.shutdownTimeoutMs), workers: c.process.workers },
+    process: {
+      shutdown_timeout: d(c.process.shutdownTimeoutMs),
+      workers: c.process.workers,
+      ...(c.process.pidFile !== null ? { pid_file: c.process.pidFile } : {}),
+      drain_delay: d(c.process.drainDelayMs),
+      upgrade_timeout: d(c.process.upgradeTimeoutMs),
+    },
     log: { level: c.log.level, access: c.log.access },
   };
   if (c.admin) {

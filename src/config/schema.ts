@@ -1,5 +1,4 @@
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
@@ -17,7 +16,6 @@ import {
   booleanOf,
   checkKeys,
   durationOf,
-  hostPort,
   integerOf,
   isTable,
   oneOf,
@@ -36,6 +34,8 @@ import {
   parseHealth,
 } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
+import { type ListenAddress, listenAddress } from './listen.js';
+import { PROCESS_DURATION_KEYS, type ProcessConfig, processConfig } from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { type Fields, keysOf } from './spec.js';
 import { alpnList, parseTls, TLS_FIELDS, type TlsConfig } from './tls.js';
@@ -83,7 +83,8 @@ export interface PoolConfig {
 
 export interface ServiceConfig {
   readonly name: string;
-  readonly listen: HostPort;
+  /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
+  readonly listen: ListenAddress;
   readonly balance: StrategyName;
   readonly backends: readonly BackendConfig[];
   readonly connectTimeoutMs: number;
@@ -138,11 +139,7 @@ export interface ServiceConfig {
 export interface Config {
   /** Where the config came from, for messages ("config.toml", "<inline>"). */
   readonly source: string;
-  readonly process: {
-    readonly shutdownTimeoutMs: number;
-    /** Worker processes (node:cluster); 1 runs everything in one process. "auto" is resolved to the core count. */
-    readonly workers: number;
-  };
+  readonly process: ProcessConfig;
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   readonly admin: {
     /** "host:port", or a Unix socket ("unix:PATH", with its file mode). */
@@ -211,6 +208,24 @@ export const PROCESS_FIELDS = {
     default: 1,
     options: [WORKER_COUNT, { kind: 'enum', values: ['auto'], doc: 'One worker per core' }],
     doc: 'Processes serving traffic: 1-256 or "auto" (a primary and one worker per core)',
+  },
+  pid_file: {
+    kind: 'string',
+    doc: "Written with the PID once the process serves (and by an upgrade's new process); relative to the config file",
+  },
+  drain_delay: {
+    kind: 'duration',
+    default: 0,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'On SIGTERM/SIGINT: /readyz answers 503 this long while still accepting, before accepting stops',
+  },
+  upgrade_timeout: {
+    kind: 'duration',
+    default: 30_000,
+    min: 1,
+    max: MAX_TIMER_MS,
+    doc: "An upgrade's new process must say it serves within this, or the old one keeps serving",
   },
 } satisfies Fields;
 
@@ -287,9 +302,17 @@ export const POOL_FIELDS = {
 /** [services.NAME], and [defaults] (the same keys, inherited by every service). */
 export const SERVICE_FIELDS = {
   listen: {
-    kind: 'address',
+    kind: 'anyOf',
     required: true,
-    doc: 'Where clients connect: "host:port" or "[v6]:port"',
+    options: [
+      { kind: 'address', doc: '"host:port" or "[v6]:port"' },
+      {
+        kind: 'string',
+        pattern: '^(systemd:.+|fd:[0-9]+)$',
+        doc: 'A socket passed in: "systemd:NAME" (LISTEN_FDNAMES) or "fd:N"',
+      },
+    ],
+    doc: 'Where clients connect: "host:port", "[v6]:port", or a passed socket ("systemd:NAME", "fd:N")',
   },
   balance: {
     kind: 'enum',
@@ -534,6 +557,7 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
 ]);
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout',
+  ...PROCESS_DURATION_KEYS,
   'connect_timeout',
   'idle_timeout',
   'retry_delay',
@@ -550,16 +574,6 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'max_ttl',
   'wait',
 ]);
-
-/** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
-function workers(v: unknown, p: Problems): number {
-  if (v === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
-  if (typeof v === 'string') {
-    p.add('process.workers', `expected a whole number or "auto", got ${describe(v)}`);
-    return 1;
-  }
-  return integerOf(WORKER_COUNT, v, 'process.workers', p);
-}
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
 function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
@@ -623,10 +637,10 @@ function parseService(
 ): ServiceConfig | undefined {
   const path = `services.${name}`;
   checkKeys(raw, SERVICE_KEYS, path, p);
-  let listen: HostPort | undefined;
+  let listen: ListenAddress | undefined;
   if (raw.listen === undefined)
     p.add(`${path}.listen`, 'missing; every service needs listen = "host:port"');
-  else listen = hostPort(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+  else listen = listenAddress(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
 
   const backends: BackendConfig[] = [];
   const discovery = parseDiscovery(
@@ -666,7 +680,7 @@ function parseService(
   const f = SERVICE_FIELDS;
   const svc: ServiceConfig = {
     name,
-    listen: listen as HostPort,
+    listen: listen as ListenAddress,
     balance: oneOfSpec(f.balance, raw.balance, `${path}.balance`, p),
     backends: Object.freeze(backends),
     connectTimeoutMs: durationOf(
@@ -876,15 +890,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
 
   const config: Config = {
     source,
-    process: Object.freeze({
-      shutdownTimeoutMs: durationOf(
-        PROCESS_FIELDS.shutdown_timeout,
-        proc.shutdown_timeout,
-        'process.shutdown_timeout',
-        p,
-      ),
-      workers: workers(proc.workers, p),
-    }),
+    process: processConfig(proc, opts.baseDir ?? process.cwd(), p),
     log: Object.freeze({
       level: oneOfSpec(LOG_FIELDS.level, log.level, 'log.level', p),
       access: booleanOf(LOG_FIELDS.access, log.access, 'log.access', p),

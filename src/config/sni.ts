@@ -29,7 +29,7 @@ export function sniList(v: unknown, path: string, p: Problems): readonly string[
  * services that route by SNI.
  */
 export function listenKey(cfg: ServiceConfig): string {
-  return cfg.listen.port !== 0 || cfg.sni
+  return cfg.listen.port !== 0 || cfg.listen.host === '' || cfg.sni
     ? `listen ${cfg.listen.address}`
     : `service ${cfg.name} ${cfg.listen.address}`;
 }

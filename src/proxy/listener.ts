@@ -2,6 +2,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import type { Clock } from '../clock.js';
 import type { HostPort } from '../config/address.js';
 import { ListenError } from '../errors.js';
+import type { ListenOn } from '../lifecycle/passed-sockets.js';
 import type { Logger } from '../logger.js';
 import { noop } from '../noop.js';
 import { LogThrottle } from '../rate-limit.js';
@@ -25,6 +26,8 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: 'address not available on this machine',
   ENOTFOUND: 'host not found',
   EAI_AGAIN: 'host lookup failed',
+  EBADF: 'no such open descriptor',
+  ENOTSOCK: 'the descriptor is not a socket',
 };
 
 /** A bound listener's host before a service adopts it: every client is closed at once. */
@@ -59,30 +62,58 @@ export class Listener {
    * first): until `handTo`, whoever connects is closed, so a reload that fails
    * later has taken no client in.
    */
-  static async bindPending(listen: HostPort, log: Logger, clock: Clock): Promise<Listener> {
+  static async bindPending(
+    listen: HostPort,
+    log: Logger,
+    clock: Clock,
+    on: ListenOn | null = null,
+  ): Promise<Listener> {
     const l = new Listener(listen, NOT_YET, log, clock);
-    await l.start();
+    await l.start(on);
     return l;
   }
 
-  start(): Promise<void> {
+  /**
+   * Binds `listen`, or listens on `on`: a descriptor passed to the process
+   * or a raw handle a cluster primary sent (lifecycle/passed-sockets.ts).
+   */
+  start(on: ListenOn | null = null): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const why = (err.code && ERRNO_TEXT[err.code]) ?? err.message;
-        reject(new ListenError(`listen ${this.listen.address}: ${why}`, err));
+        const passed =
+          on === null
+            ? ''
+            : typeof on === 'number'
+              ? ` (passed descriptor ${on})`
+              : ' (passed socket)';
+        reject(new ListenError(`listen ${this.listen.address}${passed}: ${why}`, err));
       };
       this.server.once('error', onError);
-      this.server.listen({ host: this.listen.host, port: this.listen.port, backlog: 511 }, () => {
+      const listening = (): void => {
         this.server.removeListener('error', onError);
         // After bind, server errors come from accept (EMFILE, ENFILE): log, never crash.
         this.server.on('error', (err) => this.onAcceptError(err));
         resolve();
-      });
+      };
+      if (on === null)
+        this.server.listen(
+          { host: this.listen.host, port: this.listen.port, backlog: 511 },
+          listening,
+        );
+      else if (typeof on === 'number') this.server.listen({ fd: on, backlog: 511 }, listening);
+      // A handle is listened on by this process alone (not through the cluster primary).
+      else this.server.listen(on, 511, listening);
     });
   }
 
   address(): AddressInfo {
     return this.server.address() as AddressInfo;
+  }
+
+  /** The listening server, for an upgrade to hand its socket to the new process. */
+  get listeningServer(): Server {
+    return this.server;
   }
 
   /** The address as configured ("127.0.0.1:8080"; port 0 until bound). */
