@@ -157,9 +157,20 @@ export async function bulk(r: Running, opts: ScenarioOpts): Promise<Figures> {
  */
 async function openExchanged(port: number): Promise<Socket> {
   const s = await open(port);
-  const reply = once(s, 'data');
+  const reply = new Promise<void>((resolve, reject) => {
+    s.once('data', () => resolve());
+    // Refused (a limit, descriptors): closed with no reply; counted as an error, never awaited forever.
+    s.once('close', () => reject(new Error('closed before the reply')));
+    s.once('error', reject);
+    setTimeout(() => reject(new Error('no reply within 10 s')), 10_000).unref();
+  });
   s.write('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
-  await reply;
+  try {
+    await reply;
+  } catch (err) {
+    s.destroy();
+    throw err;
+  }
   return s;
 }
 
