@@ -20,7 +20,7 @@ import {
 import { ListenError, NoBackendError } from './errors.js';
 import { AgentChecker, type AgentTarget } from './health/agent.js';
 import { HealthChecker } from './health/checker.js';
-import { ServiceDispatcher } from './http/dispatcher.js';
+import { type ServiceDispatcher, serviceDispatcher } from './http/dispatcher.js';
 import type { HttpHost } from './http/host.js';
 import { type HttpRequestOptions, type HttpResponse, requestThrough } from './http/request.js';
 import { HttpStats } from './http/stats.js';
@@ -594,7 +594,7 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
 
   /** The undici Dispatcher on this service's backends (see http/dispatcher.ts). */
   get dispatcher(): ServiceDispatcher {
-    this.http ??= new ServiceDispatcher(this, this.name);
+    this.http ??= serviceDispatcher(this, this.name);
     return this.http;
   }
 

@@ -1,9 +1,10 @@
 import type { TLSSocket } from 'node:tls';
-import { Client, Pool } from 'undici';
+import type { Client, Pool } from 'undici';
 import type { Backend } from '../backend/backend.js';
 import { noop } from '../noop.js';
 import { backendConnector } from './backend-connector.js';
 import type { HttpHost } from './host.js';
+import { undici } from './undici.js';
 
 /** Requests at once on one HTTP/2 connection (undici's own maxConcurrentStreams default). */
 const H2_STREAMS = 100;
@@ -36,12 +37,13 @@ export class BackendPools {
       const scheme = this.host.backendTls ? 'https' : 'http';
       const host = b.host.includes(':') ? `[${b.host}]` : b.host;
       const connect = backendConnector(this.host, b);
-      p = new Pool(`${scheme}://${host}:${b.port}`, {
+      const u = undici();
+      p = new u.Pool(`${scheme}://${host}:${b.port}`, {
         allowH2: true,
         // undici counts an HTTP/2 connection as busy at `pipelining` requests (1 by default), and
         // would open a connection per concurrent request: an h2 one takes many streams instead.
         factory: (origin, opts) => {
-          const client = new Client(origin, {
+          const client: Client = new u.Client(origin, {
             ...opts,
             connect: (o, cb) =>
               connect(o, (err, sock) => {

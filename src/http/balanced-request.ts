@@ -1,6 +1,5 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { errors } from 'undici';
 import type { Backend } from '../backend/backend.js';
 import type { PickContext } from '../balancer/strategy.js';
 import { MAX_RETRY_DELAY_MS } from '../config/limits.js';
@@ -9,6 +8,7 @@ import type { DialFailure } from '../proxy/dial-attempt.js';
 import type { BackendPools } from './backend-pools.js';
 import type { HttpHost } from './host.js';
 import type { HttpBackendStats } from './stats.js';
+import { undici } from './undici.js';
 
 type Handler = Dispatcher.DispatchHandlers;
 type Abort = (err?: Error) => void;
@@ -148,7 +148,7 @@ export class BalancedRequest implements PickContext {
   /** The caller's abort: works while picking, queued, backing off or under way. */
   private readonly abortAll = (err?: Error): void => {
     if (this.finished || this.abortedBy) return;
-    this.abortedBy = err ?? new errors.RequestAbortedError();
+    this.abortedBy = err ?? new (undici().errors.RequestAbortedError)();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const a = this.current;
@@ -198,7 +198,7 @@ export class BalancedRequest implements PickContext {
 
   attemptSending(a: Attempt, abort: Abort): void {
     // Left while it waited for a connection: it must not be written now.
-    if (a !== this.current) abort(this.abortedBy ?? new errors.RequestAbortedError());
+    if (a !== this.current) abort(this.abortedBy ?? new (undici().errors.RequestAbortedError)());
     else if (this.abortedBy) abort(this.abortedBy);
   }
 

@@ -1,8 +1,9 @@
-import { Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { LbError } from '../errors.js';
 import { BackendPools } from './backend-pools.js';
 import { BalancedRequest } from './balanced-request.js';
 import type { HttpHost } from './host.js';
+import { undici } from './undici.js';
 
 type Headers = Dispatcher.DispatchOptions['headers'];
 
@@ -52,61 +53,76 @@ function withHost(opts: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions 
  * per backend (see BackendPools). The URL's host is only the Host header:
  * the backends are the service's.
  */
-export class ServiceDispatcher extends Dispatcher {
-  private readonly pools: BackendPools;
-  private closing: Promise<void> | null = null;
-
-  constructor(
-    private readonly host: HttpHost,
-    private readonly serviceName: string,
-  ) {
-    super();
-    this.pools = new BackendPools(host);
-  }
-
-  override dispatch(
-    opts: Dispatcher.DispatchOptions,
-    handler: Dispatcher.DispatchHandlers,
-  ): boolean {
-    if (this.closing) {
-      handler.onError?.(new LbError('LB_ERR_STATE', `service ${this.serviceName}: closed`));
-      return false;
-    }
-    const key = (opts as { key?: unknown }).key;
-    new BalancedRequest(
-      this.host,
-      this.pools,
-      withHost(opts),
-      handler,
-      typeof key === 'string' ? key : '',
-    ).start();
-    return true;
-  }
-
+export interface ServiceDispatcher extends Dispatcher {
   /** Backend TLS settings changed: the connections made under the old ones take no new request. */
-  dropConnections(): void {
-    this.pools.dropAll();
-  }
+  dropConnections(): void;
+}
 
-  /** Takes no new request; resolves once the ones under way have finished. */
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    this.closing ??= this.pools.close();
-    if (!callback) return this.closing;
-    void this.closing.then(() => callback());
-  }
+let Impl: (new (host: HttpHost, serviceName: string) => ServiceDispatcher) | null = null;
 
-  /** Cuts the requests under way. */
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
-    this.closing ??= Promise.resolve();
-    const done = this.pools.destroy();
-    const callback = typeof a === 'function' ? a : b;
-    if (!callback) return done;
-    void done.then(() => callback());
-  }
+/** The service's dispatcher; undici's Dispatcher class is loaded here, at the first one (see undici.ts). */
+export function serviceDispatcher(host: HttpHost, serviceName: string): ServiceDispatcher {
+  Impl ??= dispatcherClass(undici().Dispatcher);
+  return new Impl(host, serviceName);
+}
+
+function dispatcherClass(Base: typeof Dispatcher) {
+  return class extends Base implements ServiceDispatcher {
+    private readonly pools: BackendPools;
+    private closing: Promise<void> | null = null;
+
+    constructor(
+      private readonly host: HttpHost,
+      private readonly serviceName: string,
+    ) {
+      super();
+      this.pools = new BackendPools(host);
+    }
+
+    override dispatch(
+      opts: Dispatcher.DispatchOptions,
+      handler: Dispatcher.DispatchHandlers,
+    ): boolean {
+      if (this.closing) {
+        handler.onError?.(new LbError('LB_ERR_STATE', `service ${this.serviceName}: closed`));
+        return false;
+      }
+      const key = (opts as { key?: unknown }).key;
+      new BalancedRequest(
+        this.host,
+        this.pools,
+        withHost(opts),
+        handler,
+        typeof key === 'string' ? key : '',
+      ).start();
+      return true;
+    }
+
+    /** Backend TLS settings changed: the connections made under the old ones take no new request. */
+    dropConnections(): void {
+      this.pools.dropAll();
+    }
+
+    /** Takes no new request; resolves once the ones under way have finished. */
+    override close(): Promise<void>;
+    override close(callback: () => void): void;
+    override close(callback?: () => void): Promise<void> | void {
+      this.closing ??= this.pools.close();
+      if (!callback) return this.closing;
+      void this.closing.then(() => callback());
+    }
+
+    /** Cuts the requests under way. */
+    override destroy(): Promise<void>;
+    override destroy(err: Error | null): Promise<void>;
+    override destroy(callback: () => void): void;
+    override destroy(err: Error | null, callback: () => void): void;
+    override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+      this.closing ??= Promise.resolve();
+      const done = this.pools.destroy();
+      const callback = typeof a === 'function' ? a : b;
+      if (!callback) return done;
+      void done.then(() => callback());
+    }
+  };
 }
