@@ -5,16 +5,20 @@
  *
  *   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/ &&
  *     (cd /tmp/base && npx tsc -p .)
- *   npm run build && node dist/bench/ab.js --base /tmp/base/dist [--churn|--keep-alive]
+ *   npm run build && node dist/bench/ab.js --base /tmp/base/dist [--churn|--keep-alive|--bulk]
  *     [--seconds 8] [--rounds 4]
+ *
+ * --bulk: 1 GiB up and 1 GiB down through one stream each (the bench's bulk peer);
+ * CPU ms per GiB and Gbit/s each way.
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoad } from './lib/load.js';
-import { startHttpBackends } from './lib/peers.js';
+import { startBulkBackend, startHttpBackends } from './lib/peers.js';
 import { cpuMs, median } from './lib/proc.js';
+import { bulk } from './lib/scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -29,17 +33,20 @@ if (!base) {
   );
   process.exit(2);
 }
-const churn = !argv.includes('--keep-alive');
+const bulkMode = argv.includes('--bulk');
+const churn = !bulkMode && !argv.includes('--keep-alive');
 const seconds = Number(opt('seconds', '8'));
 const rounds = Number(opt('rounds', '4'));
 
-const backends = await startHttpBackends();
+const backends = bulkMode ? null : await startHttpBackends();
+const bulkPeer = bulkMode ? await startBulkBackend() : null;
+const backendPorts = bulkPeer ? [bulkPeer.port] : (backends?.ports ?? []);
 const config = {
   log: { level: 'warn' },
   services: {
     bench: {
       listen: '127.0.0.1:0',
-      backends: backends.ports.map((p) => `127.0.0.1:${p}`),
+      backends: backendPorts.map((p) => `127.0.0.1:${p}`),
       max_connections: 50_000,
     },
   },
@@ -56,6 +63,19 @@ for (let r = 0; r < rounds; r++) {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const [{ port }] = (await once(child, 'message')) as [{ port: number }];
+    if (bulkMode) {
+      const pid = child.pid as number;
+      const f = await bulk(
+        { port, pid, stop: async () => {} },
+        { seconds: 0, bulkBytes: 2 ** 30, idleSessions: 0 },
+      );
+      cpu[i]?.push(f.cpuUs / 1000);
+      rps[i]?.push(((f.gbitUp ?? 0) + (f.gbitDown ?? 0)) / 2);
+      const gone = once(child, 'exit');
+      child.disconnect();
+      await gone;
+      continue;
+    }
     const url = `http://127.0.0.1:${port}/`;
     await runLoad({ url, connections: 50, seconds: 2, churn }); // warm-up
     const before = cpuMs(child.pid as number);
@@ -67,10 +87,15 @@ for (let r = 0; r < rounds; r++) {
     await exited;
   }
 }
-await backends.stop();
+await backends?.stop();
+await bulkPeer?.stop();
 const [baseCpu, thisCpu] = cpu.map((xs) => median(xs)) as [number, number];
 for (const [i, b] of builds.entries())
   process.stdout.write(
-    `${churn ? 'churn' : 'keep-alive'} ${b.name}: CPU µs/req ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), req/s ${median(rps[i] ?? []).toFixed(0)}\n`,
+    bulkMode
+      ? `bulk ${b.name}: CPU ms/GiB ${median(cpu[i] ?? []).toFixed(0)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(0)).join(', ')}), mean Gbit/s ${median(rps[i] ?? []).toFixed(2)}\n`
+      : `${churn ? 'churn' : 'keep-alive'} ${b.name}: CPU µs/req ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), req/s ${median(rps[i] ?? []).toFixed(0)}\n`,
   );
-process.stdout.write(`this build / base, CPU per request: ${(thisCpu / baseCpu).toFixed(2)}x\n`);
+process.stdout.write(
+  `this build / base, CPU per ${bulkMode ? 'GiB' : 'request'}: ${(thisCpu / baseCpu).toFixed(2)}x\n`,
+);
