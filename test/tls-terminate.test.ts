@@ -499,3 +499,22 @@ test('terminate: per-source limits apply before the handshake, and shutdown ends
   await lb.close(200);
   await closed;
 });
+
+test('terminate: a per-source lease taken before the handshake is released when the session ends', async (t) => {
+  const pki = makeIssuer(t);
+  const a = pki.server(['a.test']);
+  const backend = await echoServer(t);
+  const lb = await startLb(
+    t,
+    tlsService(backend, { cert: a.cert, key: a.key }, { max_connections_per_source: 1 }),
+  );
+  const port = lb.address('web').port;
+  for (let i = 0; i < 3; i++) {
+    // One at a time from one source: each must be served, so each lease came back.
+    const c = await dial(port, { servername: 'a.test', ca: pki.ca });
+    assert.equal(await echo(c, `turn ${i}`), `turn ${i}`);
+    c.destroy();
+    await waitFor(() => lb.service('web').activeSessions === 0, 3000, 'session to end');
+  }
+  assert.equal(lb.service('web').counters.refusedSourceConnections, 0);
+});

@@ -183,10 +183,11 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
-    const lease =
-      s instanceof RoutedSession && s.preLease !== undefined
-        ? s.preLease
-        : this.deps.admission.lease(s);
+    const pre = s instanceof RoutedSession ? s.preLease : undefined;
+    // A lease taken before the handshake is released by the address read now, while the
+    // socket still has its peer (after the close it would read as none, and the lease leak).
+    if (pre) s.clientIp;
+    const lease = pre !== undefined ? pre : this.deps.admission.lease(s);
     if (typeof lease === 'string') {
       this.deps.stats.refusedSource(s.clientIp, lease);
       s.refuse('refused-limit');
