@@ -1,6 +1,6 @@
 import { type Clock, monotonicClock } from '../clock.js';
-import { connectTo } from '../proxy/connect.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { converse } from './exchange.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -26,20 +26,6 @@ export function tcpProbe(
   clock: Clock = monotonicClock,
   tls: BackendTls | null = null,
 ): Promise<ProbeResult> {
-  const start = clock.now();
-  return new Promise((resolve) => {
-    connectTo(
-      b,
-      timeoutMs,
-      (cause, sock) => {
-        sock.destroy();
-        resolve({
-          ok: cause === null,
-          detail: cause ?? (tls ? 'handshake done' : 'connected'),
-          latencyMs: clock.now() - start,
-        });
-      },
-      tls,
-    );
-  });
+  // A conversation of no steps: connect (and handshake), then close with a FIN.
+  return converse(b, [], timeoutMs, tls ? 'handshake done' : 'connected', clock, tls);
 }
