@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -45,6 +45,11 @@ function tlsService(
       },
     },
   };
+}
+
+/** A client certificate's files as the PEM a node:tls client takes. */
+function withCert(i: { cert: string; key: string }) {
+  return { cert: readFileSync(i.cert), key: readFileSync(i.key) };
 }
 
 /** A TLS client of the balancer; resolves once the handshake is done (rejects on a handshake failure). */
@@ -186,11 +191,6 @@ test('terminate: verify_client = "required" takes only certificates from client_
   const good = pki.client('alice');
   const stranger = pki.selfSigned('mallory');
   const backend = await echoServer(t);
-  const { readFileSync } = await import('node:fs');
-  const withCert = (i: { cert: string; key: string }) => ({
-    cert: readFileSync(i.cert),
-    key: readFileSync(i.key),
-  });
   const lb = await startLb(
     t,
     tlsService(backend, {
@@ -235,11 +235,6 @@ test('terminate: with several certificates chosen by SNI, client certificates ar
   const good = pki.client('alice');
   const stranger = pki.selfSigned('mallory');
   const backend = await echoServer(t);
-  const { readFileSync } = await import('node:fs');
-  const withCert = (i: { cert: string; key: string }) => ({
-    cert: readFileSync(i.cert),
-    key: readFileSync(i.key),
-  });
   const lb = await startLb(
     t,
     tlsService(backend, {
@@ -308,7 +303,6 @@ test('terminate: SNI routing and termination share a listener: one name passes t
   const term = pki.server(['term.test']);
   const plain = await echoServer(t);
   const passCert = pki.server(['pass.test']);
-  const { readFileSync } = await import('node:fs');
   const { createServer } = await import('node:tls');
   const passBackend = createServer(
     { cert: readFileSync(passCert.cert), key: readFileSync(passCert.key) },
