@@ -191,7 +191,7 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
     ],
     [
       'listener_refused_total',
-      'Clients refused on a listen address that reads the ClientHello, before any service took them: bad-hello (not TLS, malformed, too large, late), refused-sni (no service takes the name), refused-proxy, max-connections, descriptors.',
+      'Clients refused on a listen address that reads the ClientHello, before any service took them: bad-hello (not TLS, malformed, too large, late), refused-sni (no service takes the name), refused-proxy, refused-denied (every service here denies the address), refused-source (over the per-source count of clients still sending their hello), max-connections, descriptors.',
       'counter',
       () =>
         [...lb.listenerRefusals].flatMap(([listen, counts]) =>

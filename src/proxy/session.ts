@@ -46,7 +46,18 @@ export class Session implements DialRequester {
    * session that needs none of these never makes.
    */
   get clientIp(): string {
-    if (this.ip === null) this.ip = clientKey(this.client.remoteAddress ?? '');
+    return this.ip ?? this.captureClientIp();
+  }
+
+  /**
+   * Fixes the client's address now (once): `known` when it was read already
+   * (a front judged it), else the socket's peer, read while the socket still
+   * has one (after the close it reads as none, and the access log or a
+   * per-source release would miss it).
+   */
+  captureClientIp(known?: string): string {
+    if (known !== undefined) this.ip = known;
+    else this.ip ??= clientKey(this.client.remoteAddress ?? '');
     return this.ip;
   }
   backend: Socket | null = null;

@@ -5,7 +5,7 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { SessionAccounting } from './accounting.js';
-import type { Admission } from './admission.js';
+import type { Admission, Refusal } from './admission.js';
 import type { Dialer } from './dialer.js';
 import type { FdBudget } from './fd-budget.js';
 import { IdleSweep } from './idle-sweep.js';
@@ -88,8 +88,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       }
     }
     const s = new Session(this, client);
-    // Read now, while the socket has its peer (the access log names it after the close).
-    if (stats.logsClients) s.clientIp;
+    // The access log names the client after the close, when the socket has no peer left.
+    if (stats.logsClients) s.captureClientIp();
     s.id = ++this.lastId;
     this.open.add(s);
     this.deps.fds?.adjust(2);
@@ -98,6 +98,18 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   trustedSender(ip: string): boolean {
     return this.deps.admission.trustedSender(ip);
+  }
+
+  get admission(): Admission {
+    return this.deps.admission;
+  }
+
+  /** A client its front judged for this service, before its hello, and refused (see SharedAdmission). */
+  refusedBeforeHello(client: Socket, ip: string, why: Refusal): void {
+    const { stats } = this.deps;
+    stats.counters.accepted++;
+    if (why === 'denied') stats.refusedDenied(ip, client);
+    else stats.refusedSource(ip, why);
   }
 
   /**
@@ -109,17 +121,17 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     const { stats, admission } = this.deps;
     stats.counters.accepted++;
     if (r.route !== null) stats.routed(r.route);
-    // allow/deny before any handshake: the address the PROXY header gave, else the socket's.
-    if (admission.access !== null) {
-      const ip = clientKey(r.proxied?.srcAddr ?? client.remoteAddress ?? '');
-      if (!admission.access.admits(ip)) {
-        client.on('error', noop);
-        stats.refusedDenied(ip, client);
-        client.destroy();
-        return;
-      }
+    // The address the PROXY header gave, else the socket's.
+    const ip = r.pass?.ip ?? clientKey(r.proxied?.srcAddr ?? client.remoteAddress ?? '');
+    // allow/deny before any handshake, unless the front judged it already.
+    if (r.pass === null && !admission.admits(ip)) {
+      client.on('error', noop);
+      stats.refusedDenied(ip, client);
+      client.destroy();
+      return;
     }
     if (this.activeSessions >= this.cfg.maxConnections) {
+      r.pass?.limiter?.release(ip);
       stats.refusedAtLimit(client, 'max-connections');
       client.destroy();
       return;
@@ -127,15 +139,18 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     const tls = this.deps.tls;
     if (tls) {
       // Per-source limits before the handshake: a source over its limit costs no ECDHE.
-      const ip = clientKey(r.proxied?.srcAddr ?? client.remoteAddress ?? '');
-      const lease = admission.lease({ clientIp: ip });
-      if (typeof lease === 'string') {
-        client.on('error', noop);
-        stats.refusedSource(ip, lease);
-        client.destroy();
-        return;
+      let pass = r.pass;
+      if (pass === null) {
+        const lease = admission.lease({ clientIp: ip });
+        if (typeof lease === 'string') {
+          client.on('error', noop);
+          stats.refusedSource(ip, lease);
+          client.destroy();
+          return;
+        }
+        pass = { ip, limiter: lease };
       }
-      const h: Handshaking = { ...r, raw: client, lease, ip };
+      const h: Handshaking = { ...r, raw: client, pass };
       this.handshakes.add(h);
       tls.handshake(client, h);
       return;
@@ -152,13 +167,13 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   tlsFailed(r: Routed, _cause: HandshakeFailure): void {
     const h = r as Handshaking;
     this.handshakes.delete(h);
-    h.lease?.release(h.ip);
+    h.pass.limiter?.release(h.pass.ip);
     this.maybeDrained();
   }
 
   private startRouted(client: Socket, r: Routed, terminated: boolean): void {
     const s = new RoutedSession(this, client, r, terminated);
-    if (this.deps.stats.logsClients) s.clientIp;
+    if (this.deps.stats.logsClients) s.captureClientIp();
     s.id = ++this.lastId;
     this.open.add(s);
     this.deps.fds?.adjust(2);
@@ -183,11 +198,9 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
-    const pre = s instanceof RoutedSession ? s.preLease : undefined;
-    // A lease taken before the handshake is released by the address read now, while the
-    // socket still has its peer (after the close it would read as none, and the lease leak).
-    if (pre) s.clientIp;
-    const lease = pre !== undefined ? pre : this.deps.admission.lease(s);
+    // Judged before its session (its address captured then): its lease is taken already.
+    const pass = s instanceof RoutedSession ? s.pass : null;
+    const lease = pass !== null ? pass.limiter : this.deps.admission.lease(s);
     if (typeof lease === 'string') {
       this.deps.stats.refusedSource(s.clientIp, lease);
       s.refuse('refused-limit');

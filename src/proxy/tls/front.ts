@@ -2,8 +2,10 @@ import type { Socket } from 'node:net';
 import type { ServiceConfig } from '../../config/schema.js';
 import type { Logger } from '../../logger.js';
 import { noop } from '../../noop.js';
+import { type Admission, type PendingPass, type Refusal, SharedAdmission } from '../admission.js';
 import type { FdBudget } from '../fd-budget.js';
 import { readProxyHeader } from '../header-reader.js';
+import { clientKey } from '../ip-text.js';
 import type { ListenerHost } from '../listener.js';
 import type { ProxyAddresses } from '../proxy-protocol.js';
 import { readClientHello } from './hello-reader.js';
@@ -17,6 +19,10 @@ export interface FrontTarget {
   /** A client the front has read (PROXY header, hello): the service takes it from here. */
   acceptRouted(client: Socket, r: Routed): void;
   trustedSender(ip: string): boolean;
+  /** Its allow/deny lists and per-source limits, judged at accept (see SharedAdmission). */
+  readonly admission: Admission;
+  /** A client refused for this service before its hello (the only service on the address). */
+  refusedBeforeHello(client: Socket, ip: string, why: Refusal): void;
 }
 
 /** Clients turned away before any service took them, by cause: one record per listen address, kept across reloads. */
@@ -24,6 +30,10 @@ export interface FrontCounters {
   'bad-hello': number;
   'refused-sni': number;
   'refused-proxy': number;
+  /** Denied by every service on the address (several share it), at accept. */
+  'refused-denied': number;
+  /** Over the per-source count of clients still sending their hello (several services share the address). */
+  'refused-source': number;
   'max-connections': number;
   descriptors: number;
 }
@@ -33,12 +43,19 @@ export function frontCounters(): FrontCounters {
     'bad-hello': 0,
     'refused-sni': 0,
     'refused-proxy': 0,
+    'refused-denied': 0,
+    'refused-source': 0,
     'max-connections': 0,
     descriptors: 0,
   };
 }
 
-type FrontCause = 'bad-hello' | 'refused-sni' | 'refused-proxy';
+type FrontCause =
+  | 'bad-hello'
+  | 'refused-sni'
+  | 'refused-proxy'
+  | 'refused-denied'
+  | 'refused-source';
 
 /**
  * The listener host of a listen address whose services read the hello:
@@ -54,6 +71,8 @@ export class Front implements ListenerHost {
   /** null: one service that takes every client without reading its hello (it terminates TLS, no sni). */
   readonly routes: SniRoutes<FrontTarget> | null;
   readonly first: FrontTarget;
+  /** allow/deny and per-source limits at accept, before the hello is read. */
+  readonly admission: SharedAdmission;
   private readonly pending = new Set<FrontClient>();
 
   constructor(
@@ -65,6 +84,7 @@ export class Front implements ListenerHost {
     readonly accessLog: Logger | null,
   ) {
     this.first = targets[0] as FrontTarget;
+    this.admission = new SharedAdmission(targets.map((t) => t.admission));
     this.fds = fds;
     this.cfg = {
       maxConnections: targets.reduce((n, t) => n + Math.max(0, t.cfg.maxConnections), 0),
@@ -134,6 +154,8 @@ export class Front implements ListenerHost {
 class FrontClient {
   private cancel: (() => void) | null = null;
   private proxied: ProxyAddresses | null = null;
+  /** Its pass through the checks at accept; given back unless its service takes it over. */
+  private pass: PendingPass | null = null;
   private settled = false;
 
   constructor(
@@ -145,7 +167,7 @@ class FrontClient {
     this.client.once('close', this.onClose);
     const { front, client } = this;
     if (!front.first.cfg.acceptProxy) {
-      this.readHello();
+      if (this.judge(client.remoteAddress)) this.readHello();
       return;
     }
     if (!front.first.trustedSender(client.remoteAddress ?? '')) {
@@ -157,15 +179,45 @@ class FrontClient {
       if (failure !== null) this.refuse('refused-proxy', failure, null);
       else {
         this.proxied = addresses;
-        this.readHello();
+        if (this.judge(addresses?.srcAddr ?? client.remoteAddress)) this.readHello();
       }
     });
+  }
+
+  /**
+   * allow/deny and the per-source limits, on the client's own address (the
+   * one its PROXY header gave), before a byte of its hello is read. False:
+   * refused, counted, and closed.
+   */
+  private judge(address: string | undefined): boolean {
+    const ip = clientKey(address ?? '');
+    const v = this.front.admission.judge(ip);
+    if (typeof v !== 'string') {
+      this.pass = v;
+      return true;
+    }
+    if (this.front.targets.length === 1) {
+      this.settle();
+      this.front.first.refusedBeforeHello(this.client, ip, v);
+      this.client.destroy();
+    } else
+      this.refuse(
+        v === 'denied' ? 'refused-denied' : 'refused-source',
+        v === 'denied' ? 'denied by every service here' : `over the per-source limit (${v})`,
+        null,
+      );
+    return false;
   }
 
   private readHello(): void {
     const routes = this.front.routes;
     if (!routes) {
-      this.hand(this.front.first, { proxied: this.proxied, serverName: null, route: null });
+      this.hand(this.front.first, {
+        proxied: this.proxied,
+        serverName: null,
+        route: null,
+        pass: this.carriedPass(),
+      });
       return;
     }
     this.cancel = readClientHello(
@@ -191,20 +243,28 @@ class FrontClient {
           proxied: this.proxied,
           serverName: hello.serverName,
           route: route.pattern,
+          pass: this.carriedPass(),
         });
       },
     );
   }
 
-  private settle(): void {
+  private carriedPass(): PendingPass | null {
+    return this.pass?.carried ? this.pass : null;
+  }
+
+  /** `handed`: its service takes a carried pass over (see PendingPass). */
+  private settle(handed = false): void {
     if (this.settled) return;
     this.settled = true;
+    const p = this.pass;
+    if (p !== null && !(handed && p.carried)) this.front.admission.release(p);
     this.client.removeListener('close', this.onClose);
     this.front.settled(this);
   }
 
   private hand(target: FrontTarget, r: Routed): void {
-    this.settle();
+    this.settle(true);
     try {
       target.acceptRouted(this.client, r);
     } catch (err) {

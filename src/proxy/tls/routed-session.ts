@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
+import type { SourcePass } from '../admission.js';
 import type { ProxyAddresses } from '../proxy-protocol.js';
 import { Session, type SessionHost } from '../session.js';
-import type { SourceLimiter } from '../source-limits.js';
 
 /** What the front learnt about a client before its session: who it is, the name it asked for, the route it took. */
 export interface Routed {
@@ -11,18 +11,22 @@ export interface Routed {
   readonly serverName: string | null;
   /** The sni pattern that took it (the route, a bounded metrics label); null when nothing was matched. */
   readonly route: string | null;
+  /**
+   * Its pass through allow/deny and the per-source limits of its service,
+   * when they were judged before its hello (a listen address of one service,
+   * or a terminating service's handshake); null: its service judges it at hand-over.
+   */
+  readonly pass: SourcePass | null;
 }
 
 /**
- * A client of a terminating service while its handshake runs: its per-source
- * lease is taken before the handshake (a source over its limit costs no
- * ECDHE), and the raw socket is kept so shutdown can end it.
+ * A client of a terminating service while its handshake runs: judged before
+ * the handshake (a source over its limit costs no ECDHE), and the raw socket
+ * is kept so shutdown can end it.
  */
 export interface Handshaking extends Routed {
   readonly raw: Socket;
-  /** Its per-source lease (null: no limit applies), released if the handshake fails. */
-  readonly lease: SourceLimiter | null;
-  readonly ip: string;
+  readonly pass: SourcePass;
 }
 
 /**
@@ -34,14 +38,15 @@ export class RoutedSession extends Session {
   readonly serverName: string | null;
   /** The client leg is a TLS socket this balancer terminates. */
   readonly terminated: boolean;
-  /** Leased before its handshake (see Handshaking); undefined: admission leases as for any session. */
-  readonly preLease: SourceLimiter | null | undefined;
+  /** Judged before its session (see Routed.pass); null: admission judges it as any session. */
+  readonly pass: SourcePass | null;
 
   constructor(host: SessionHost, client: Socket, r: Routed, terminated: boolean) {
     super(host, client);
     this.serverName = r.serverName;
     this.terminated = terminated;
-    this.preLease = (r as Partial<Handshaking>).lease;
+    this.pass = r.pass;
     if (r.proxied) this.proxiedBy(r.proxied);
+    else if (r.pass) this.captureClientIp(r.pass.ip);
   }
 }
