@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { isLoopback } from './config/address.js';
 import type { Config } from './config/schema.js';
+import { errnoText } from './errno.js';
 
 /**
  * The demo's backends: one small HTTP server per loopback backend address in
@@ -31,9 +32,7 @@ export async function startDemoBackends(config: Config): Promise<Server[]> {
         });
       }).catch((err: NodeJS.ErrnoException) => {
         for (const s of servers) s.close();
-        throw new Error(
-          `demo backend ${b.address}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
-        );
+        throw new Error(`demo backend ${b.address}: ${errnoText(err)}`);
       });
       servers.push(server);
     }

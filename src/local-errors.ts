@@ -1,21 +1,7 @@
 import type { Clock } from './clock.js';
+import { LOCAL_ERRNO } from './errno.js';
 import type { Logger } from './logger.js';
 import { LogThrottle } from './rate-limit.js';
-
-/**
- * Errors that say the balancer itself is short of something (descriptors,
- * buffers, ephemeral ports), not that a backend failed: out of descriptors,
- * every dial fails whatever the backend, and counting that against backends
- * would take healthy ones down (and with all_down = "refuse", turn a local
- * problem into an outage).
- */
-const LOCAL_CODES: ReadonlySet<string> = new Set([
-  'EMFILE',
-  'ENFILE',
-  'ENOBUFS',
-  'ENOMEM',
-  'EADDRNOTAVAIL',
-]);
 
 /** One service's count of its own resource errors, by code, with a rate-limited log line. */
 export class LocalErrors {
@@ -36,7 +22,7 @@ export class LocalErrors {
    * count it against the backend.
    */
   claim(cause: string, during: 'dial' | 'pool refill' | 'probe', backend: string): boolean {
-    if (!LOCAL_CODES.has(cause)) return false;
+    if (!LOCAL_ERRNO.has(cause)) return false;
     this.counts[cause] = (this.counts[cause] ?? 0) + 1;
     const held = this.throttle.pass();
     if (held >= 0)

@@ -4,6 +4,7 @@ import { type AddressInfo, connect } from 'node:net';
 import type { Registry } from 'prom-client';
 import { isLoopback } from '../config/address.js';
 import { type AdminListen, isUnixListen, type UnixListen } from '../config/admin.js';
+import { errnoText } from '../errno.js';
 import { LbError } from '../errors.js';
 import type { LoadBalancer, ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
@@ -167,12 +168,7 @@ export class AdminServer {
   private bind(address: string, listen: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new LbError(
-            'LB_ERR_LISTEN',
-            `admin listen ${address}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
-          ),
-        ),
+        reject(new LbError('LB_ERR_LISTEN', `admin listen ${address}: ${errnoText(err)}`)),
       );
       this.server.once('listening', () => {
         this.server.removeAllListeners('error');

@@ -1,3 +1,5 @@
+import { LOCAL_ERRNO } from '../errno.js';
+
 /**
  * Bounded label sets for /metrics: a dial's or a probe's cause text (an
  * errno code such as "ECONNREFUSED", "connect timeout 2000ms", "tls: …",
@@ -10,9 +12,6 @@ export type DialCause = (typeof DIAL_CAUSES)[number];
 export const PROBE_CAUSES = ['refused', 'timeout', 'reset', 'tls', 'bad-reply', 'other'] as const;
 export type ProbeCause = (typeof PROBE_CAUSES)[number];
 
-/** The balancer's own resource errors (see LocalErrors): never the backend's fault. */
-const LOCAL = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']);
-
 /** The errno code or own text at the start of a cause ("pool refill: " is only where it happened). */
 function head(cause: string): string {
   return cause.startsWith('pool refill: ') ? cause.slice(13) : cause;
@@ -24,7 +23,7 @@ function transport(c: string): 'refused' | 'timeout' | 'reset' | 'tls' | 'local'
   if (c === 'ETIMEDOUT' || /^[a-z ]*timeout\b/.test(c) || c.startsWith('timeout')) return 'timeout';
   if (c === 'ECONNRESET' || c === 'EPIPE' || c === 'ECONNABORTED') return 'reset';
   if (c.startsWith('tls')) return 'tls';
-  if (LOCAL.has(c)) return 'local';
+  if (LOCAL_ERRNO.has(c)) return 'local';
   return null;
 }
 

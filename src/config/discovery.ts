@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
+import { errnoText } from '../errno.js';
 import { parseHostPort } from './address.js';
 import {
   BACKEND_FIELDS,
@@ -240,8 +241,7 @@ function watchedFile(v: unknown, path: string, baseDir: string, p: Problems): st
   try {
     if (!statSync(file).isFile()) p.add(path, `${file} is not a regular file`);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    p.add(path, `${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    p.add(path, `${file}: ${errnoText(err)}`);
   }
   return file;
 }

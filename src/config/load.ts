@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import toml from 'toml';
+import { errnoText } from '../errno.js';
 import { ConfigError, ConfigSyntaxError } from '../errors.js';
 import { isTable } from './fields.js';
 import { type Config, DURATION_KEYS, parseConfig, WHOLE_NUMBER_KEYS } from './schema.js';
@@ -104,16 +105,7 @@ export function readConfigFile(file: string): string {
     // opened descriptor then checks the very file that will be read, not the path again.
     fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : code === 'ENXIO'
-            ? 'is not a regular file (a socket?)'
-            : (err as Error).message;
-    throw new ConfigError([`${file}: cannot read config: ${why}`]);
+    throw new ConfigError([`${file}: cannot read config: ${errnoText(err)}`]);
   }
   try {
     const st = fstatSync(fd);

@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { errnoText } from '../errno.js';
 import { describe } from './duration.js';
 import type { Problems } from './fields.js';
 
@@ -47,16 +48,7 @@ export function readPem(v: unknown, path: string, baseDir: string, p: Problems):
   try {
     return Object.freeze({ file: v, pem: readSmallFile(file) });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (err as Error).message;
-    p.add(path, `cannot read ${file}: ${why}`);
+    p.add(path, `cannot read ${file}: ${errnoText(err)}`);
     return null;
   }
 }

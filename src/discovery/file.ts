@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import { parseToml } from '../config/load.js';
+import { errnoText } from '../errno.js';
 import { parseEntries } from './entries.js';
 import { type Answer, DiscoveryError, type Source } from './source.js';
 
@@ -38,10 +39,7 @@ export function fileSource(cfg: DiscoveryConfig): Source {
         text = await readFile(file, 'utf8');
       } catch (err) {
         if (err instanceof DiscoveryError) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new DiscoveryError(
-          `${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-        );
+        throw new DiscoveryError(`${file}: ${errnoText(err)}`);
       }
       let doc: unknown;
       if (/\.toml$/i.test(file)) {

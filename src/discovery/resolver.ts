@@ -1,4 +1,5 @@
 import { promises as dns } from 'node:dns';
+import { errnoText } from '../errno.js';
 import { DiscoveryError } from './source.js';
 
 /** A resolver of its own: a set server (`resolver = "ip:port"`) and one try within the timeout. */
@@ -13,22 +14,18 @@ export function absolute(name: string): string {
   return name.endsWith('.') ? name : `${name}.`;
 }
 
+/** What node:dns codes mean when a query failed (ENOTFOUND is an NXDOMAIN here). */
+const DNS_WORDS: Readonly<Record<string, string>> = {
+  ENOTFOUND: 'NXDOMAIN (no such name)',
+  ETIMEOUT: 'no answer (timeout)',
+  ECANCELLED: 'cancelled',
+  ECONNREFUSED: 'the DNS server refused',
+  ESERVFAIL: 'SERVFAIL',
+};
+
 /** A node:dns failure in words an operator reads: NXDOMAIN, timeout, refused. */
 export function dnsFailure(name: string, err: unknown): DiscoveryError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const why =
-    code === 'ENOTFOUND'
-      ? 'NXDOMAIN (no such name)'
-      : code === 'ETIMEOUT'
-        ? 'no answer (timeout)'
-        : code === 'ECANCELLED'
-          ? 'cancelled'
-          : code === 'ECONNREFUSED'
-            ? 'the DNS server refused'
-            : code === 'ESERVFAIL'
-              ? 'SERVFAIL'
-              : (code ?? (err as Error).message);
-  return new DiscoveryError(`${name}: ${why}`);
+  return new DiscoveryError(`${name}: ${errnoText(err, { words: DNS_WORDS, otherwise: 'code' })}`);
 }
 
 export interface Addresses {

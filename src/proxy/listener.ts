@@ -1,6 +1,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import type { HostPort } from '../config/address.js';
+import { errnoText } from '../errno.js';
 import { ListenError } from '../errors.js';
 import type { ListenOn } from '../lifecycle/passed-sockets.js';
 import type { Logger } from '../logger.js';
@@ -19,16 +20,6 @@ export interface ListenerHost {
   /** A client turned away at a limit. */
   refused(client: Socket, limit: 'max-connections' | 'descriptors'): void;
 }
-
-const ERRNO_TEXT: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'address already in use',
-  EACCES: 'permission denied',
-  EADDRNOTAVAIL: 'address not available on this machine',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host lookup failed',
-  EBADF: 'no such open descriptor',
-  ENOTSOCK: 'the descriptor is not a socket',
-};
 
 /** A bound listener's host before a service adopts it: every client is closed at once. */
 const NOT_YET: ListenerHost = {
@@ -80,7 +71,7 @@ export class Listener {
   start(on: ListenOn | null = null): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        const why = (err.code && ERRNO_TEXT[err.code]) ?? err.message;
+        const why = errnoText(err);
         const passed =
           on === null
             ? ''

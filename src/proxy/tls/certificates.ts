@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { TlsConfig } from '../../config/schema.js';
+import { errnoText } from '../../errno.js';
 import { LbError } from '../../errors.js';
 
 /** A certificate and key read from their files, checked to belong together. */
@@ -30,14 +31,7 @@ function read(file: string, what: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : (err as Error).message;
-    throw new CertificateError(`${what} ${file}: cannot read it: ${why}`);
+    throw new CertificateError(`${what} ${file}: cannot read it: ${errnoText(err)}`);
   }
 }
 
