@@ -1,3 +1,4 @@
+import type { ConnectFailure } from './backend/causes.js';
 import type { Clock } from './clock.js';
 import { LOCAL_ERRNO } from './errno.js';
 import type { Logger } from './logger.js';
@@ -17,12 +18,18 @@ export class LocalErrors {
   }
 
   /**
-   * True when `cause` (a dial cause: an errno code or a timeout text) is the
+   * True when `failure` (a failed connect, or a probe's detail text) is the
    * balancer's own: it is counted and logged here, and the caller must not
    * count it against the backend.
    */
-  claim(cause: string, during: 'dial' | 'pool refill' | 'probe', backend: string): boolean {
-    if (!LOCAL_ERRNO.has(cause)) return false;
+  claim(
+    failure: ConnectFailure | string,
+    during: 'dial' | 'pool refill' | 'probe',
+    backend: string,
+  ): boolean {
+    const cause = typeof failure === 'string' ? failure : failure.detail;
+    if (typeof failure === 'string' ? !LOCAL_ERRNO.has(cause) : failure.kind !== 'local')
+      return false;
     this.counts[cause] = (this.counts[cause] ?? 0) + 1;
     const held = this.throttle.pass();
     if (held >= 0)

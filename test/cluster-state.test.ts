@@ -14,8 +14,8 @@ test('a worker follows the primary: dial outcomes are reported, never decided lo
     dialSucceeded: (b) => sent.push(`ok ${b.port}`),
   });
   const [a] = set.all as [Backend, Backend];
-  set.recordDialFailure(a, 'ECONNREFUSED');
-  set.recordDialFailure(a, 'ECONNREFUSED');
+  set.recordDialFailure(a, { kind: 'refused', detail: 'ECONNREFUSED' });
+  set.recordDialFailure(a, { kind: 'refused', detail: 'ECONNREFUSED' });
   assert.equal(a.healthy, true, 'fall = 1, but only the primary may take it down');
   assert.equal(a.dialFailuresTotal, 2, 'still counted for this worker’s metrics');
   set.reportDialSuccess(a);
@@ -29,7 +29,7 @@ test('a worker follows the primary: dial outcomes are reported, never decided lo
   set.applyState([
     { ...set.snapshot()[0], healthy: false } as ReturnType<typeof set.snapshot>[number],
   ]);
-  set.recordDialFailure(a, 'ECONNREFUSED');
+  set.recordDialFailure(a, { kind: 'refused', detail: 'ECONNREFUSED' });
   assert.equal(sent.length, 3);
   assert.equal(a.dialFailuresTotal, 3);
 });

@@ -6,7 +6,7 @@ import { LbError } from '../errors.js';
 import { Histogram } from '../histogram.js';
 import { Backend, rateTokensAt } from './backend.js';
 import { candidatesOf, sameCandidates } from './candidates.js';
-import { dialCauseOf, probeCauseOf } from './causes.js';
+import { type ConnectFailure, probeCauseOf } from './causes.js';
 import {
   type BackendState,
   type DialJudge,
@@ -328,10 +328,10 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
-  recordDialFailure(b: Backend, cause: string): void {
+  recordDialFailure(b: Backend, failure: ConnectFailure): void {
     b.dialFailuresTotal++;
-    b.dialFailures[dialCauseOf(cause)]++;
-    this.judge.failed(b, cause);
+    b.dialFailures[failure.kind]++;
+    this.judge.failed(b, failure);
   }
 
   /** A dial to `b` failed on the balancer's own resources (EMFILE…): counted, never held against it. */
@@ -345,7 +345,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
    * failure like a failed dial, without counting as one in dial_failures_total.
    */
   recordHttpFailure(b: Backend, cause: string): void {
-    this.judge.failed(b, cause);
+    this.judge.failed(b, { kind: 'other', detail: cause });
   }
 
   /**

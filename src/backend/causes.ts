@@ -9,6 +9,22 @@ import { LOCAL_ERRNO } from '../errno.js';
 export const DIAL_CAUSES = ['refused', 'timeout', 'reset', 'tls', 'local', 'other'] as const;
 export type DialCause = (typeof DIAL_CAUSES)[number];
 
+/** A failed connect, typed where it happened: its class, and its text for logs and the API. */
+export interface ConnectFailure {
+  readonly kind: DialCause;
+  /** "ECONNREFUSED", "connect timeout 2000ms", "tls: certificate has expired", "pool refill: ECONNRESET". */
+  readonly detail: string;
+}
+
+/** The class of a socket error's errno code. */
+export function errnoKind(code: string): DialCause {
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ETIMEDOUT') return 'timeout';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') return 'reset';
+  if (LOCAL_ERRNO.has(code)) return 'local';
+  return 'other';
+}
+
 export const PROBE_CAUSES = ['refused', 'timeout', 'reset', 'tls', 'bad-reply', 'other'] as const;
 export type ProbeCause = (typeof PROBE_CAUSES)[number];
 
@@ -25,10 +41,6 @@ function transport(c: string): 'refused' | 'timeout' | 'reset' | 'tls' | 'local'
   if (c.startsWith('tls')) return 'tls';
   if (LOCAL_ERRNO.has(c)) return 'local';
   return null;
-}
-
-export function dialCauseOf(cause: string): DialCause {
-  return transport(head(cause)) ?? 'other';
 }
 
 /**

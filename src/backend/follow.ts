@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Backend } from './backend.js';
+import type { ConnectFailure, DialCause } from './causes.js';
 
 /*
  * How a cluster worker's BackendSet follows the primary's. Part of the
@@ -11,24 +12,25 @@ import type { Backend } from './backend.js';
  * and takes health verdicts from `applyState`, never deciding them itself.
  */
 export interface Follower {
-  dialFailed(b: Backend, cause: string): void;
+  /** `cause`: the failure's detail; `kind` its class, so the primary counts it as the worker saw it. */
+  dialFailed(b: Backend, cause: string, kind: DialCause): void;
   dialSucceeded(b: Backend): void;
 }
 
 /** Who judges live dial outcomes: this set (rise/fall, circuit), or a primary it follows. */
 export interface DialJudge {
-  failed(b: Backend, cause: string): void;
+  failed(b: Backend, failure: ConnectFailure): void;
   succeeded(b: Backend): void;
 }
 
 /** Only news goes to the primary: its own rise/fall and circuit logic decide. */
 export function reportTo(f: Follower): DialJudge {
   return {
-    failed(b, cause) {
+    failed(b, failure) {
       b.consecutiveFailures++;
       // The primary acts on a failure only while the backend is up or on trial: a backend
       // already down (all_down = "try-all" dials it anyway) would only flood the channel.
-      if (!b.removed && (b.healthy || b.halfOpen)) f.dialFailed(b, cause);
+      if (!b.removed && (b.healthy || b.halfOpen)) f.dialFailed(b, failure.detail, failure.kind);
     },
     succeeded(b) {
       // The end of a failure streak, or a half-open trial's success.

@@ -1,4 +1,5 @@
 import type { Backend } from './backend.js';
+import type { ConnectFailure } from './causes.js';
 import type { DialJudge } from './follow.js';
 
 /** The settings verdicts read (BackendSetOptions, shared and updated by reloads). */
@@ -55,7 +56,8 @@ export class LocalVerdicts implements DialJudge {
     }
   }
 
-  failed(b: Backend, cause: string): void {
+  failed(b: Backend, failure: ConnectFailure): void {
+    const cause = failure.detail;
     b.consecutiveSuccesses = 0;
     b.consecutiveFailures++;
     if (b.removed) return;

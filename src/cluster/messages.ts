@@ -1,4 +1,5 @@
 import type { BackendState } from '../backend/backend-set.js';
+import type { DialCause } from '../backend/causes.js';
 import type { BackendConfig, Config, LogLevel } from '../config/schema.js';
 
 /** Every backend's state, per service: the primary's verdicts, sent on each change. */
@@ -57,7 +58,14 @@ export type FromWorker =
   /** The worker could not start (a listen address in use); it exits after sending this. */
   | { t: 'fatal'; message: string }
   /** A dial outcome, the passive health signal the primary's BackendSet decides on. */
-  | { t: 'dial'; service: string; backend: string; ok: boolean; cause: string }
+  | {
+      t: 'dial';
+      service: string;
+      backend: string;
+      ok: boolean;
+      kind: DialCause;
+      cause: string;
+    }
   /** One listening socket, sent with the message, for an upgrade to pass on. */
   | { t: 'handle'; address: string }
   | { t: 'reply'; id: number; ok: true; data: unknown }

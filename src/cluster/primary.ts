@@ -126,7 +126,7 @@ export class ClusterPrimary implements AdminCluster {
     const b = svc?.backends.get(m.backend);
     if (!svc || !b) return;
     if (m.ok) svc.backends.reportDialSuccess(b);
-    else svc.backends.recordDialFailure(b, m.cause);
+    else svc.backends.recordDialFailure(b, { kind: m.kind, detail: m.cause });
   }
 
   /**

@@ -93,10 +93,10 @@ export class ClusterWorker {
       followConfigLogLevel: m.followConfigLogLevel,
       workerSlot: slot,
       follower: (service) => ({
-        dialFailed: (b, cause) =>
-          this.send({ t: 'dial', service, backend: b.address, ok: false, cause }),
+        dialFailed: (b, cause, kind) =>
+          this.send({ t: 'dial', service, backend: b.address, ok: false, kind, cause }),
         dialSucceeded: (b) =>
-          this.send({ t: 'dial', service, backend: b.address, ok: true, cause: '' }),
+          this.send({ t: 'dial', service, backend: b.address, ok: true, kind: 'other', cause: '' }),
       }),
     });
     this.lb = lb;

@@ -65,8 +65,8 @@ function askAgent(
   timeoutMs: number,
 ): Promise<string | { error: string }> {
   return new Promise((resolve) => {
-    connectTo({ host, port }, timeoutMs, (cause, sock) => {
-      if (cause !== null) return resolve({ error: cause });
+    connectTo({ host, port }, timeoutMs, (failure, sock) => {
+      if (failure !== null) return resolve({ error: failure.detail });
       let text = '';
       let done = false;
       const finish = (r: string | { error: string }): void => {

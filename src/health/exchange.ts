@@ -39,9 +39,9 @@ export function converse(
     connectTo(
       target,
       timeoutMs,
-      (cause, sock) => {
-        if (cause !== null) {
-          resolve({ ok: false, detail: cause, latencyMs: clock.now() - start });
+      (failure, sock) => {
+        if (failure !== null) {
+          resolve({ ok: false, detail: failure.detail, latencyMs: clock.now() - start });
           return;
         }
         new Conversation(sock, steps, timeoutMs, (ok, detail) =>

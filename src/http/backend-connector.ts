@@ -38,11 +38,11 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
     connectTo(
       b,
       host.cfg.connectTimeoutMs,
-      (cause, sock: Socket) => {
-        if (cause !== null) {
-          if (host.localErrors.claim(cause, 'dial', b.address)) host.backends.abandonTrial(b);
-          else host.backends.recordDialFailure(b, cause);
-          cb(new DialError(host.cfg.name, [{ backend: b.address, cause }]), null);
+      (failure, sock: Socket) => {
+        if (failure !== null) {
+          if (host.localErrors.claim(failure, 'dial', b.address)) host.backends.abandonTrial(b);
+          else host.backends.recordDialFailure(b, failure);
+          cb(new DialError(host.cfg.name, [{ backend: b.address, cause: failure.detail }]), null);
           return;
         }
         // With passive_http_5xx the answer is the verdict: a backend that accepts and answers 500

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
+import type { ConnectFailure } from '../backend/causes.js';
 import type { Clock } from '../clock.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
@@ -252,10 +253,10 @@ export class WarmPool {
     connectTo(
       p.backend,
       this.connectTimeoutMs,
-      (cause, sock) => {
+      (failure, sock) => {
         p.connecting--;
-        if (cause === null) this.opened(p, sock);
-        else this.refillFailed(p, cause);
+        if (failure === null) this.opened(p, sock);
+        else this.refillFailed(p, failure);
       },
       this.backendTls,
     );
@@ -279,10 +280,14 @@ export class WarmPool {
     this.refill(p);
   }
 
-  private refillFailed(p: BackendPool, cause: string): void {
+  private refillFailed(p: BackendPool, failure: ConnectFailure): void {
+    const cause = failure.detail;
     this.counters.refillFailures++;
-    if (!this.localErrors.claim(cause, 'pool refill', p.backend.address))
-      this.backends.recordDialFailure(p.backend, `pool refill: ${cause}`);
+    if (!this.localErrors.claim(failure, 'pool refill', p.backend.address))
+      this.backends.recordDialFailure(p.backend, {
+        kind: failure.kind,
+        detail: `pool refill: ${cause}`,
+      });
     if (p.closed || p.retryTimer) return;
     const wait = p.backOff(this.refillBaseMs);
     this.log.debug({ backend: p.backend.address, cause, retryInMs: wait }, 'pool refill failed');

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { type ConnectFailure, errnoKind } from '../backend/causes.js';
 import { noop } from '../noop.js';
 import type { BackendTls } from './tls/backend-tls.js';
 import { tlsCause } from './tls/tls-cause.js';
@@ -11,16 +12,29 @@ export interface ConnectTarget {
 }
 
 /**
- * Told once: `cause` is null and the socket is connected (its 'error'
+ * Told once: `failure` is null and the socket is connected (its 'error'
  * listener is gone, so the callee must add its own before returning), or
- * `cause` says why the connect failed and the socket is already destroyed.
+ * `failure` says why the connect failed and the socket is already destroyed.
  */
-export type ConnectDone = (cause: string | null, sock: Socket) => void;
+export type ConnectDone = (failure: ConnectFailure | null, sock: Socket) => void;
 
-/** The error text of a failed connect, short enough for a log line: "ECONNREFUSED", "connect timeout 2000ms". */
-export function dialCause(err: Error | undefined, timeoutMs: number): string {
-  if (!err) return `connect timeout ${timeoutMs}ms`;
-  return (err as NodeJS.ErrnoException).code ?? err.message;
+/** A failed TCP connect, its detail short enough for a log line: "ECONNREFUSED", "connect timeout 2000ms". */
+function tcpFailure(err: Error | undefined, timeoutMs: number): ConnectFailure {
+  if (!err) return { kind: 'timeout', detail: `connect timeout ${timeoutMs}ms` };
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === undefined
+    ? { kind: 'other', detail: err.message }
+    : { kind: errnoKind(code), detail: code };
+}
+
+/** A TLS connect that failed after the TCP connect: a handshake or certificate failure, or a socket error mid-handshake. */
+function tlsFailure(err: Error | undefined, timeoutMs: number): ConnectFailure {
+  if (!err) return { kind: 'timeout', detail: `tls handshake timeout ${timeoutMs}ms` };
+  const detail = tlsCause(err);
+  // tlsCause keeps a socket error's errno code as it is; everything else it names is TLS's.
+  return detail === (err as NodeJS.ErrnoException).code
+    ? { kind: errnoKind(detail), detail }
+    : { kind: 'tls', detail };
 }
 
 /**
@@ -56,7 +70,7 @@ export function connectTo(
     // A socket being destroyed must never throw an unhandled 'error'.
     sock.on('error', noop);
     sock.destroy();
-    done(dialCause(err, timeoutMs), sock);
+    done(tcpFailure(err, timeoutMs), sock);
   };
   const onTimeout = (): void => {
     // Destroyed by its caller mid-connect (its client left): `done` is not told.
@@ -115,14 +129,7 @@ function connectTls(
     sock.destroy();
     // A resumed session that failed must not be offered again.
     tls.forget(target, name);
-    const cause = !err
-      ? tcpUp
-        ? `tls handshake timeout ${timeoutMs}ms`
-        : `connect timeout ${timeoutMs}ms`
-      : tcpUp
-        ? tlsCause(err)
-        : dialCause(err, timeoutMs);
-    done(cause, sock);
+    done(tcpUp ? tlsFailure(err, timeoutMs) : tcpFailure(err, timeoutMs), sock);
   };
   const onTcp = (): void => {
     tcpUp = true;

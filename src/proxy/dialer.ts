@@ -1,5 +1,6 @@
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
+import type { ConnectFailure } from '../backend/causes.js';
 import type { Strategy } from '../balancer/strategy.js';
 import type { Clock } from '../clock.js';
 import { MAX_RETRY_DELAY_MS } from '../config/limits.js';
@@ -132,10 +133,10 @@ export class Dialer implements AttemptOwner {
     a.pending = connectTo(
       b,
       d.cfg.connectTimeoutMs,
-      (cause) => {
-        if (cause !== null) {
+      (failure) => {
+        if (failure !== null) {
           a.pending = null;
-          this.failed(a, b, cause);
+          this.failed(a, b, failure);
           return;
         }
         d.backends.reportDialSuccess(b);
@@ -152,11 +153,12 @@ export class Dialer implements AttemptOwner {
   }
 
   /** Records the failure, then retries with backoff or gives up. */
-  private failed(a: DialAttempt, b: Backend, cause: string): void {
+  private failed(a: DialAttempt, b: Backend, failure: ConnectFailure): void {
+    const cause = failure.detail;
     if (a.reserved === b) this.unreserve(a);
-    if (this.deps.localErrors.claim(cause, 'dial', b.address))
+    if (this.deps.localErrors.claim(failure, 'dial', b.address))
       this.deps.backends.recordLocalDialFailure(b);
-    else this.deps.backends.recordDialFailure(b, cause);
+    else this.deps.backends.recordDialFailure(b, failure);
     a.recordFailure({ backend: b.address, cause });
     if (a.done) return;
     const { maxRetries, retryDelayMs, name } = this.deps.cfg;
