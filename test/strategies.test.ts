@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend } from '../src/backend/backend.js';
 import type { BackendSet } from '../src/backend/backend-set.js';
+import type { SlotLease } from '../src/backend/lease.js';
 import { createStrategy, type StrategyName } from '../src/balancer/index.js';
 import { IpHash, MAGLEV_TABLE_SIZE, slotQuotas } from '../src/balancer/ip-hash.js';
 import type { PickContext, Strategy } from '../src/balancer/strategy.js';
@@ -289,7 +290,7 @@ function shares(strategy: StrategyName, weights: number[], open = 0, clientIps =
   const rng = seeded(7);
   const s = wire(strategy, set, seeded(99));
   const counts = weights.map(() => 0);
-  const live: Backend[] = [];
+  const live: SlotLease[] = [];
   const ctx: PickContext = { clientIp: '', tried: [], now: 0 };
   for (let i = 0; i < 100_000; i++) {
     if (clientIps)
@@ -297,14 +298,13 @@ function shares(strategy: StrategyName, weights: number[], open = 0, clientIps =
     const b = s.pick(ctx) as Backend;
     counts[b.port - 9000]++;
     if (open > 0) {
-      set.reserve(b, 0);
-      live.push(b);
+      live.push(set.reserve(b, 0));
       if (live.length > open) {
         const j = (rng() * live.length) | 0;
-        const gone = live[j] as Backend;
-        live[j] = live[live.length - 1] as Backend;
+        const gone = live[j] as SlotLease;
+        live[j] = live[live.length - 1] as SlotLease;
         live.pop();
-        set.sessionClosed(gone, 0, 0);
+        gone.end();
       }
     }
   }
@@ -500,8 +500,7 @@ test('max_rate: at most N new sessions a second per backend', () => {
   let toA = 0;
   for (let i = 0; i < 100; i++) {
     const b = rr.pick(ctx) as Backend;
-    set.reserve(b, ctx.now);
-    set.sessionClosed(b, 0, 0);
+    set.reserve(b, ctx.now).end();
     if (b === a) toA++;
   }
   assert.equal(toA, 10, 'the burst allowance is one second of max_rate');
@@ -509,8 +508,7 @@ test('max_rate: at most N new sessions a second per backend', () => {
   let more = 0;
   for (let i = 0; i < 100; i++) {
     const b = rr.pick(ctx) as Backend;
-    set.reserve(b, ctx.now);
-    set.sessionClosed(b, 0, 0);
+    set.reserve(b, ctx.now).end();
     if (b === a) more++;
   }
   assert.equal(more, 5, 'half a second later: five more');

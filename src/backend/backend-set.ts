@@ -15,6 +15,7 @@ import {
   sameState,
   stateOf,
 } from './follow.js';
+import { SlotLease } from './lease.js';
 import { LocalVerdicts } from './verdicts.js';
 
 export type { BackendState, Follower } from './follow.js';
@@ -368,19 +369,16 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   /**
    * A session was just sent to `b`: it holds one of b's max_connections slots
    * from now (so concurrent dials cannot overshoot the cap) and spends a
-   * max_rate token. Undone by `release` if the dial fails.
+   * max_rate token. The slot comes back by the lease's `end()`: the dial
+   * failed, the client left first, or the session on it ended.
    */
-  reserve(b: Backend, now: number): void {
+  reserve(b: Backend, now: number): SlotLease {
     b.active++;
     if (b.maxRate > 0) {
       b.rateTokens = rateTokensAt(b, now) - 1;
       b.rateAt = now;
     }
-  }
-
-  /** A reserved slot whose dial failed or whose client left before the backend was ready. */
-  release(b: Backend): void {
-    b.active--;
+    return new SlotLease(b);
   }
 
   /** An open session was cut by an error or reset on b's side. */
@@ -391,12 +389,6 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   /** The reserved session is spliced to `b`. */
   sessionOpened(b: Backend): void {
     b.sessionsTotal++;
-  }
-
-  sessionClosed(b: Backend, bytesFromBackend: number, bytesToBackend: number): void {
-    b.active--;
-    b.bytesFromBackend += bytesFromBackend;
-    b.bytesToBackend += bytesToBackend;
   }
 
   markDown(b: Backend, reason: string): void {

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Backend } from '../backend/backend.js';
+import type { SlotLease } from '../backend/lease.js';
 import type { PickContext } from '../balancer/strategy.js';
 import { MAX_RETRY_DELAY_MS } from '../config/limits.js';
 import { DialError, LbError, NoBackendError } from '../errors.js';
@@ -63,12 +64,17 @@ class Attempt implements Handler {
   ended = false;
   abort: Abort | null = null;
 
+  readonly backend: Backend;
+
   constructor(
     private readonly req: BalancedRequest,
-    readonly backend: Backend,
+    /** The backend's slot, ended when this try ends. */
+    readonly lease: SlotLease,
     readonly stats: HttpBackendStats,
     readonly startedAt: number,
-  ) {}
+  ) {
+    this.backend = lease.backend;
+  }
 
   onConnect(abort: Abort): void {
     this.sent = true;
@@ -187,11 +193,11 @@ export class BalancedRequest implements PickContext {
       return;
     }
     this.tried.push(b);
-    h.backends.reserve(b, now);
+    const lease = h.backends.reserve(b, now);
     if (b.halfOpen) h.backends.beginTrial(b);
     const stats = h.httpStats.for(b);
     stats.requests++;
-    const a = new Attempt(this, b, stats, now);
+    const a = new Attempt(this, lease, stats, now);
     this.current = a;
     this.pools.for(b).dispatch(this.opts, a);
   }
@@ -254,7 +260,7 @@ export class BalancedRequest implements PickContext {
     a.ended = true;
     const h = this.host;
     const b = a.backend;
-    h.backends.release(b);
+    a.lease.end();
     h.backends.abandonTrial(b);
     a.stats.latency.observe((h.clock.now() - a.startedAt) / 1000);
     if (ok) a.stats.successes++;

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
+import type { SlotLease } from '../backend/lease.js';
 import type { PickContext } from '../balancer/strategy.js';
 import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
@@ -12,7 +13,8 @@ export interface DialRequester {
   /** The client's address as a key, read on demand (see Session.clientIp). */
   readonly clientIp?: string;
   /** A connected socket to `target`; `pooled` when it came warm from the pool, with what its backend sent so far. */
-  dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void;
+  /** The requester now holds `lease` (the backend's slot) and must end it. */
+  dialed(a: DialAttempt, sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void;
   /** No backend could be picked, every dial failed, or the wait for a slot ended. */
   dialFailed(a: DialAttempt, err: LbError): void;
   /** Joined the wait queue: a requester that can tell its client left should cancel then. */
@@ -56,8 +58,8 @@ export class DialAttempt implements PickContext {
   dials = 0;
   /** Each failed dial, in order; allocated at the first failure. */
   failures: readonly DialFailure[] = NO_FAILURES;
-  /** The backend picked for the dial under way; holds one of its slots until the socket is handed over or fails. */
-  reserved: Backend | null = null;
+  /** The slot of the backend picked for the dial under way, until the socket is handed over (with it) or the dial fails. */
+  lease: SlotLease | null = null;
   /** A connect in flight. */
   pending: Socket | null = null;
   retryTimer: NodeJS.Timeout | null = null;

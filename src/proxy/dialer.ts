@@ -1,6 +1,7 @@
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import type { ConnectFailure } from '../backend/causes.js';
+import type { SlotLease } from '../backend/lease.js';
 import type { Strategy } from '../balancer/strategy.js';
 import type { Clock } from '../clock.js';
 import { MAX_RETRY_DELAY_MS } from '../config/limits.js';
@@ -79,15 +80,14 @@ export class Dialer implements AttemptOwner {
       else this.fail(a, new NoBackendError(d.cfg.name));
       return;
     }
-    d.backends.reserve(b, now);
-    a.reserved = b;
+    a.lease = d.backends.reserve(b, now);
     a.picked = b;
     a.dials++;
     if (b.halfOpen) d.backends.beginTrial(b);
     const pooled = a.noPool ? null : d.pool.take(b);
     if (pooled) {
       // The requester's listeners go on before the pool's come off: never without an 'error' listener.
-      this.handOver(a, b, pooled);
+      this.handOver(a, pooled);
       d.pool.detach(pooled);
       return;
     }
@@ -108,7 +108,7 @@ export class Dialer implements AttemptOwner {
     a.retryTimer = null;
     a.pending?.destroy();
     a.pending = null;
-    if (a.reserved) this.deps.backends.abandonTrial(a.reserved);
+    if (a.lease) this.deps.backends.abandonTrial(a.lease.backend);
     this.unreserve(a);
     if (a.queuedAt !== 0) this.deps.leftQueue(a);
   }
@@ -119,13 +119,14 @@ export class Dialer implements AttemptOwner {
     a.requester.dialFailed(a, err);
   }
 
-  private handOver(a: DialAttempt, b: Backend, pooled: PooledSocket | null): void {
+  private handOver(a: DialAttempt, pooled: PooledSocket | null): void {
     const sock = pooled ? pooled.socket : a.pending;
-    a.reserved = null;
+    const lease = a.lease;
+    a.lease = null;
     a.pending = null;
     a.done = true;
-    // Never null: a fresh dial hands over its connected `pending` socket.
-    a.requester.dialed(a, sock as NonNullable<typeof sock>, b, pooled);
+    // Never null: a fresh dial hands over its connected `pending` socket, and run() leased its backend.
+    a.requester.dialed(a, sock as NonNullable<typeof sock>, lease as SlotLease, pooled);
   }
 
   private connect(a: DialAttempt, b: Backend): void {
@@ -140,7 +141,7 @@ export class Dialer implements AttemptOwner {
           return;
         }
         d.backends.reportDialSuccess(b);
-        this.handOver(a, b, null);
+        this.handOver(a, null);
       },
       d.backendTls,
       a.servername,
@@ -148,14 +149,14 @@ export class Dialer implements AttemptOwner {
   }
 
   private unreserve(a: DialAttempt): void {
-    if (a.reserved) this.deps.backends.release(a.reserved);
-    a.reserved = null;
+    a.lease?.end();
+    a.lease = null;
   }
 
   /** Records the failure, then retries with backoff or gives up. */
   private failed(a: DialAttempt, b: Backend, failure: ConnectFailure): void {
     const cause = failure.detail;
-    if (a.reserved === b) this.unreserve(a);
+    if (a.lease?.backend === b) this.unreserve(a);
     if (this.deps.localErrors.claim(failure, 'dial', b.address))
       this.deps.backends.recordLocalDialFailure(b);
     else this.deps.backends.recordDialFailure(b, failure);

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
-import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
+import type { SlotLease } from '../backend/lease.js';
 import { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
@@ -48,9 +48,9 @@ export class EmbeddedDial implements DialRequester {
     if (!this.settled) this.attempt = a;
   }
 
-  dialed(_a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+  dialed(_a: DialAttempt, sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void {
     this.settle();
-    this.backends.sessionOpened(target);
+    this.backends.sessionOpened(lease.backend);
     // Held until the caller reads, and bytes the backend sent to a warm socket come first. A stream
     // paused on purpose is not resumed by a 'data' listener, so the first one resumes it here, as a
     // fresh socket would behave.
@@ -65,9 +65,7 @@ export class EmbeddedDial implements DialRequester {
     sock.setTimeout(0);
     // Never an unhandled 'error': the caller's own listeners still see every error.
     sock.on('error', noop);
-    sock.once('close', () =>
-      this.backends.sessionClosed(target, sock.bytesRead, sock.bytesWritten),
-    );
+    sock.once('close', () => lease.end(sock.bytesRead, sock.bytesWritten));
     this.resolve(sock);
   }
 

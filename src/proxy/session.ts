@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
+import type { SlotLease } from '../backend/lease.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
@@ -62,6 +63,8 @@ export class Session implements DialRequester {
   }
   backend: Socket | null = null;
   target: Backend | null = null;
+  /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */
+  private lease: SlotLease | null = null;
   /** The dial for this session, once admitted: cancelled if the client leaves first, kept for the access log. */
   attempt: DialAttempt | null = null;
   /** Clock ms at accept and when the backend leg was ready. */
@@ -161,18 +164,18 @@ export class Session implements DialRequester {
    * brings the bytes its backend sent while it waited; they reach the client
    * first, in order.
    */
-  dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+  dialed(a: DialAttempt, sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void {
     this.attempt = a;
     if (this.client.destroyed) {
       // Gone between its last event and this hand-over: the slot goes back, the socket too.
       sock.on('error', noop);
       sock.destroy();
-      this.host.backends.release(target);
+      lease.end();
       return;
     }
     this.backend = sock;
     try {
-      this.attach(sock, target, pooled);
+      this.attach(sock, lease, pooled);
     } catch (err) {
       // Whatever step threw: never without an 'error' listener, and its close must end the session.
       if (sock.listenerCount('error') === 0) sock.on('error', noop);
@@ -184,7 +187,9 @@ export class Session implements DialRequester {
     }
   }
 
-  private attach(sock: Socket, target: Backend, pooled: PooledSocket | null): void {
+  private attach(sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void {
+    const target = lease.backend;
+    this.lease = lease;
     this.stopWatching?.();
     this.target = target;
     this.poolHit = pooled !== null;
@@ -305,7 +310,8 @@ export class Session implements DialRequester {
     b.removeListener('close', backendClose);
     b.removeListener('end', backendEnd);
     b.destroy();
-    if (this.target) this.host.backends.sessionClosed(this.target, 0, 0);
+    this.lease?.end();
+    this.lease = null;
     this.backend = null;
     this.target = null;
     this.poolHit = false;
@@ -380,8 +386,7 @@ export class Session implements DialRequester {
     this.ended = true;
     if (this.lifeTimer) clearTimeout(this.lifeTimer);
     const b = this.backend;
-    if (b && this.target)
-      this.host.backends.sessionClosed(this.target, b.bytesRead, b.bytesWritten);
+    if (b) this.lease?.end(b.bytesRead, b.bytesWritten);
     this.host.sessionEnded(this);
   }
 }

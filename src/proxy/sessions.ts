@@ -240,7 +240,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   endOn(address: string, cause: TerminationCause = 'shutdown'): number {
     let n = 0;
     for (const s of this.open) {
-      if (s.target?.address === address || s.attempt?.reserved?.address === address) {
+      if (s.target?.address === address || s.attempt?.lease?.backend.address === address) {
         s.destroy(cause);
         n++;
       }
