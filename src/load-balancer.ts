@@ -110,7 +110,7 @@ export class LoadBalancer {
       for (const cfg of config.services) this.services.set(cfg.name, this.createService(cfg));
     } catch (err) {
       // One service's bad certificate: the ones already made hold timers, with no one to close them.
-      for (const svc of this.services.values()) svc.stopAccepting();
+      for (const svc of this.services.values()) svc.stop();
       throw err;
     }
   }
@@ -129,7 +129,7 @@ export class LoadBalancer {
       const plan = await planListeners([], [...this.services.values()], this.config);
       for (const svc of this.services.values()) await svc.start(plan.byName.get(svc.name) ?? null);
     } catch (err) {
-      for (const svc of this.services.values()) svc.stopAccepting();
+      for (const svc of this.services.values()) svc.stop();
       throw err;
     }
     this.wireListeners();
@@ -232,7 +232,7 @@ export class LoadBalancer {
       for (const cfg of next.services) this.services.get(cfg.name)?.checkTls(cfg);
       if (this.started) plan = await planListeners([...this.services.values()], added, next);
     } catch (err) {
-      for (const svc of added) svc.stopAccepting();
+      for (const svc of added) svc.stop();
       throw err;
     }
     // 2. Commit: nothing below can fail.
@@ -241,7 +241,7 @@ export class LoadBalancer {
     for (const [name, svc] of this.services) {
       if (names.has(name)) continue;
       this.services.delete(name);
-      svc.stopAccepting();
+      svc.stop();
       this.retiring.add(svc);
       void svc.drained().then(() => this.retiring.delete(svc));
       summary.removed.push(name);
@@ -296,7 +296,7 @@ export class LoadBalancer {
   private async doClose(timeoutMs: number): Promise<void> {
     await this.reloading;
     const svcs = this.everyService();
-    for (const svc of svcs) svc.stopAccepting();
+    for (const svc of svcs) svc.stop();
     for (const f of this.fronts) f.close();
     const open = svcs.reduce((n, s) => n + s.activeSessions, 0);
     if (open > 0) this.log.info({ open, timeoutMs }, 'draining open sessions');

@@ -44,7 +44,7 @@ export async function planListeners(
   try {
     for (const cfg of next.services) {
       const svc = owners.get(cfg.name) as Service;
-      if (!svc.serves) continue;
+      if (!svc.acceptsClients) continue;
       const key = listenKey(cfg);
       let l = chosen.get(key) ?? bound.get(key);
       if (!l) {

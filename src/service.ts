@@ -1,83 +1,47 @@
 import { type AddressInfo, isIPv6, type Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
-import {
-  BackendSet,
-  type BackendState,
-  type Follower,
-  setOptionsOf,
-} from './backend/backend-set.js';
+import { BackendSet, type BackendState, setOptionsOf } from './backend/backend-set.js';
 import { createStrategy, type StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
-import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
-import {
-  createDiscovery,
-  DiscoveryDriver,
-  type DiscoveryRunner,
-  type DiscoveryStatus,
-} from './discovery/index.js';
-import { ListenError, NoBackendError } from './errors.js';
-import { AgentChecker, type AgentTarget } from './health/agent.js';
-import { HealthChecker } from './health/checker.js';
-import { type ServiceDispatcher, serviceDispatcher } from './http/dispatcher.js';
-import type { HttpHost } from './http/host.js';
+import type { DiscoveryDriver } from './discovery/index.js';
+import { LbError } from './errors.js';
+import type { AgentTarget } from './health/agent.js';
+import type { ServiceDispatcher } from './http/dispatcher.js';
 import { type HttpRequestOptions, type HttpResponse, requestThrough } from './http/request.js';
 import { HttpStats } from './http/stats.js';
-import type { SocketSource } from './lifecycle/passed-sockets.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
-import { WarmPool } from './pool/warm-pool.js';
+import type { WarmPool } from './pool/warm-pool.js';
 import { type ServiceCounters, SessionAccounting } from './proxy/accounting.js';
-import { Admission } from './proxy/admission.js';
-import type { DialAttempt } from './proxy/dial-attempt.js';
-import { Dialer, type DialerDeps } from './proxy/dialer.js';
-import { EmbeddedDial } from './proxy/embedded-dial.js';
 import type { FdBudget } from './proxy/fd-budget.js';
-import type { ListenerHost } from './proxy/listener.js';
-import { Listener } from './proxy/listener.js';
+import type { Listener, ListenerHost } from './proxy/listener.js';
 import type { Session } from './proxy/session.js';
 import type { TerminationCause } from './proxy/session-host.js';
-import { OpenSessions } from './proxy/sessions.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
-import { CertificateError, describeCertificate, loadTls } from './proxy/tls/certificates.js';
 import type { FrontTarget } from './proxy/tls/front.js';
-import type { Routed } from './proxy/tls/routed-session.js';
-import { TlsTerminator } from './proxy/tls/terminator.js';
-import { WaitQueue } from './proxy/wait-queue.js';
+import { BackendOps } from './service/backend-ops.js';
+import { ControlPlane } from './service/control-plane.js';
+import type { ServiceCore, ServiceOptionsOf, ServiceRole } from './service/core.js';
+import { DataPlane, emptyPool } from './service/data-plane.js';
+import { type Reloadable, runReloadSteps } from './service/reload-steps.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
+export type { ServiceRole } from './service/core.js';
+
+/** A Service's options (see service/core.ts), its change hook given the Service. */
+export type ServiceOptions = ServiceOptionsOf<Service>;
+
+const NO_SESSIONS: ReadonlySet<Session> = new Set();
 
 /**
- * What a Service does in its process. "single": everything. With workers, the
- * primary's services are "control" (health probes and backend state, no
- * listener, no pool) and each worker's are "serve" (listener, sessions and
- * pool, with health verdicts taken from the primary).
+ * One [services.NAME]: its backends, strategy and counters, and the two
+ * halves its role gives it (service/data-plane.ts, service/control-plane.ts).
+ * It wires; the backend operations (service/backend-ops.ts) and the reload
+ * steps (service/reload-steps.ts) decide.
  */
-export type ServiceRole = 'single' | 'serve' | 'control';
-
-export interface ServiceOptions {
-  strategy?: StrategyOptions;
-  accessLog?: boolean;
-  role?: ServiceRole;
-  clock?: Clock;
-  /** The process's descriptor reserve (LoadBalancer makes one per process). */
-  fds?: FdBudget | null;
-  /** "serve" role: where dial outcomes go (the primary). */
-  follower?: (service: string) => Follower;
-  /** Called whenever a backend's state changes (the primary broadcasts it). */
-  onBackendsChanged?: (svc: Service) => void;
-  /** Listening sockets given to the process (upgrade, systemd); absent: every address is bound. */
-  sockets?: SocketSource;
-}
-
-/**
- * One [services.NAME]: wires its listener, admission, sessions, dialer, wait
- * queue, backends, strategy, health checker and warm pool, and is the one way
- * to change its backends. `applyConfig` changes all of that in place on a
- * reload without touching open sessions.
- */
-export class Service implements DialerDeps, AgentTarget, HttpHost {
+export class Service implements ServiceCore, AgentTarget, Reloadable {
   readonly name: string;
   cfg: ServiceConfig;
   readonly backends: BackendSet;
@@ -90,30 +54,19 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
   readonly fds: FdBudget | null;
   /** TLS to the backends (backend_tls), replaced when a reload changes it; null: plain TCP. */
   backendTls: BackendTls | null;
-  private warmPool: WarmPool;
-  private health: HealthChecker;
-  /** health.agent_port's loop; null when none is configured. */
-  private agent: AgentChecker | null;
-  /** Bound at start (or handed over by a reload); null in the control role and once given away. */
-  private listener: Listener | null = null;
-  private readonly sessions: OpenSessions;
-  private readonly sockets: SocketSource | null;
-  private readonly dialer: Dialer;
-  private readonly queue: WaitQueue;
-  private readonly admission: Admission;
-  private readonly strategyOpts: StrategyOptions;
-  /** [tls]: this service terminates TLS (null: bytes pass through). */
-  private terminator: TlsTerminator<Routed> | null = null;
-  /** Applies discovered lists to the backends (here or, in a worker, the primary's). */
-  private readonly discovered: DiscoveryDriver;
-  /** Looks the backends up ([discovery]); null without one, and in a cluster worker. */
-  private discovery: DiscoveryRunner | null = null;
-  /** Between start() and stopAccepting(). */
-  private running = false;
   /** HTTP requests (lb.request, lb.dispatcher) per backend, apart from the session counters. */
   readonly httpStats = new HttpStats();
-  /** Made at the first lb.dispatcher() or lb.request(): a service used only at layer 4 has none. */
-  private http: ServiceDispatcher | null = null;
+  /** Listener, sessions, dialer, pool, TLS termination; null in the cluster primary. */
+  readonly data: DataPlane | null;
+  /** Probes, agent, discovery; null in a cluster worker. */
+  readonly control: ControlPlane | null;
+  readonly ops: BackendOps;
+  /** Applies discovered lists to the backends (here or, in a worker, the primary's). */
+  readonly discovered: DiscoveryDriver;
+  /** Between start() and stop(). */
+  running = false;
+  private readonly strategyOpts: StrategyOptions;
+  private noPool: WarmPool | null = null;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -124,7 +77,6 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.log = log.child({ service: cfg.name });
     this.localErrors = new LocalErrors(this.log, this.clock);
     this.fds = opts.fds ?? null;
-    this.sockets = opts.sockets ?? null;
     this.stats = new SessionAccounting(this.log, opts.accessLog ?? false, this.clock);
     // A worker follows the primary, which decides and logs health.
     const follower = this.role === 'serve' ? (opts.follower?.(cfg.name) ?? null) : null;
@@ -135,135 +87,19 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.strategy = createStrategy(cfg.balance, this.strategyOpts);
     this.strategy.update(this.backends.candidates);
     this.backends.on('change', (c) => this.strategy.update(c));
-    if (this.role !== 'serve') {
-      this.backends.on('down', (b, reason) =>
-        this.log.warn({ backend: b.address, reason }, 'backend down'),
-      );
-      this.backends.on('up', (b) => this.log.info({ backend: b.address }, 'backend up'));
-    }
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
     this.backendTls = this.createBackendTls(cfg);
-    // Throws CertificateError: a service cannot start (nor a reload add it) without its
-    // certificates. First, before anything holding a timer (Admission's sweep) exists: a
-    // constructor that throws leaves nobody to stop it. (Its callbacks reach sessions later.)
-    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
-    // A worker hears the primary's verdicts as the same events (applyState), so this holds in every role.
-    this.backends.on('down', (b) => this.onBackendDown(b));
-    this.backends.on('up', (b) => this.onBackendUp(b));
-    this.warmPool = this.createPool(cfg);
-    this.health = this.createHealth(cfg);
-    this.agent = this.createAgent(cfg);
-    this.discovered = new DiscoveryDriver({
-      get: (address) => this.backends.get(address),
-      add: (c, joining) => this.addBackend(c, joining),
-      reconfigure: (c) => {
-        this.backends.reconfigure(c);
-        // A new max_connections or max_rate emits no state of its own; workers need it too.
-        changed?.(this);
-      },
-      drain: (address) => this.drainBackend(address),
-      undrain: (address) => this.backends.setDraining(address, false),
-      remove: (address) => this.removeBackend(address),
-      statics: () => this.cfg.backends,
+    // Throws CertificateError ([tls] files): first, before any part holding a timer exists.
+    this.data = this.role === 'control' ? null : new DataPlane(this, opts.sockets ?? null);
+    this.ops = new BackendOps({
+      core: this,
+      reconfigured: () => changed?.(this),
+      endSessionsOn: (address, cause) => this.endSessionsOn(address, cause),
+      probeAll: () => this.control?.probeAll(),
     });
-    this.discovery = this.createDiscovery(cfg);
-    this.admission = new Admission(cfg, this.clock);
-    this.dialer = new Dialer(this);
-    const { queueSize, queueTimeoutMs } = cfg;
-    this.queue = new WaitQueue(
-      cfg.name,
-      this.dialer,
-      this.clock,
-      this.stats.counters,
-      queueSize,
-      queueTimeoutMs,
-    );
-    const svc = this;
-    this.sessions = new OpenSessions({
-      get cfg() {
-        return svc.cfg;
-      },
-      backends: this.backends,
-      clock: this.clock,
-      stats: this.stats,
-      admission: this.admission,
-      dialer: this.dialer,
-      queue: this.queue,
-      fds: this.fds,
-      get tls() {
-        return svc.terminator;
-      },
-    });
-  }
-
-  private createTerminator(cfg: ServiceConfig): TlsTerminator<Routed> {
-    const t = new TlsTerminator<Routed>(
-      cfg.tls as NonNullable<ServiceConfig['tls']>,
-      cfg.helloTimeoutMs,
-      (r, sock) => this.sessions.tlsReady(r, sock),
-      (r, cause) => this.sessions.tlsFailed(r, cause),
-      this.log,
-    );
-    this.warnExpiry(t);
-    return t;
-  }
-
-  private warnExpiry(t: TlsTerminator<Routed>): void {
-    for (const p of t.pairs) {
-      const d = describeCertificate(p);
-      if (d.problem) this.log.warn({ certificate: p.certFile }, d.problem);
-    }
-  }
-
-  /** Handshake failures by cause (all zero without [tls]). */
-  get tlsFailures(): Readonly<Record<string, number>> {
-    return this.terminator?.failures ?? {};
-  }
-
-  /**
-   * The fallible half of a reload for [tls]: a service that gains it must
-   * have readable, matching certificates, or the reload fails. A service that
-   * had it already never fails here: applyConfig keeps its old certificates
-   * when the new files are bad.
-   */
-  checkTls(next: ServiceConfig): void {
-    if (next.tls && !this.terminator && this.serves) loadTls(next.tls);
-  }
-
-  /** How its listener reaches it: straight to its sessions, or through a front (see proxy/tls/front.ts). */
-  get listenerHost(): ListenerHost {
-    return this.sessions;
-  }
-
-  get frontTarget(): FrontTarget {
-    return this.sessions;
-  }
-
-  private createPool(cfg: ServiceConfig): WarmPool {
-    const refillBaseMs = Math.max(cfg.retryDelayMs, 100);
-    return new WarmPool(
-      cfg.pool,
-      this.backends,
-      cfg.connectTimeoutMs,
-      refillBaseMs,
-      this.log,
-      this.clock,
-      this.localErrors,
-      this.backendTls,
-    );
-  }
-
-  private createHealth(cfg: ServiceConfig): HealthChecker {
-    return new HealthChecker(
-      cfg.health,
-      this.backends,
-      this.log,
-      this.clock,
-      this.localErrors,
-      Math.random,
-      this.backendTls,
-    );
+    this.discovered = this.ops.discovered;
+    this.control = this.role === 'serve' ? null : new ControlPlane(this, this, this.discovered);
   }
 
   private createBackendTls(cfg: ServiceConfig): BackendTls | null {
@@ -273,313 +109,129 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     return new BackendTls(cfg.backendTls);
   }
 
-  private createAgent(cfg: ServiceConfig): AgentChecker | null {
-    const a = cfg.health.agent;
-    return a ? new AgentChecker(a, cfg.health.timeoutMs, this, this.log) : null;
+  replaceStrategy(next: ServiceConfig): void {
+    this.strategy = createStrategy(next.balance, this.strategyOpts);
+    this.strategy.update(this.backends.candidates);
   }
 
-  /** health.on_down = "shutdown-sessions": a backend marked down loses its open sessions. */
-  private onBackendDown(b: Backend): void {
-    if (this.cfg.health.onDown !== 'shutdown-sessions') return;
-    const n = this.endSessionsOn(b.address, 'backend-down');
-    this.stats.counters.endedBackendDown += n;
-    if (n > 0) this.log.info({ backend: b.address, sessions: n }, 'on_down: sessions ended');
-  }
-
-  /** health.on_up_primary = "shutdown-backup-sessions": a primary back in rotation takes the backups' clients. */
-  private onBackendUp(b: Backend): void {
-    if (this.cfg.health.onUpPrimary !== 'shutdown-backup-sessions') return;
-    if (b.backup || b.draining || b.disabled) return;
-    let n = 0;
-    for (const x of this.backends.all)
-      if (x.backup) n += this.endSessionsOn(x.address, 'primary-back');
-    this.stats.counters.endedPrimaryBack += n;
-    if (n > 0)
-      this.log.info({ backend: b.address, sessions: n }, 'on_up_primary: backup sessions ended');
+  replaceBackendTls(next: ServiceConfig): void {
+    this.backendTls = this.createBackendTls(next);
   }
 
   /**
-   * The weight an agent's "75%" is a share of: the file's, or discovery's
-   * (never b.weight, which the agent's last percentage set: "50%" then
-   * "100%" would stay at half). An admin-added backend keeps its own.
-   */
-  baseWeight(b: Backend): number {
-    const c =
-      this.cfg.backends.find((x) => x.address === b.address) ??
-      this.discovered.configured(b.address);
-    return c?.weight ?? b.weight;
-  }
-
-  /** A cluster worker runs none: it applies the primary's lists (applyDiscovered). */
-  private createDiscovery(cfg: ServiceConfig): DiscoveryRunner | null {
-    if (!cfg.discovery || this.role === 'serve') return null;
-    return createDiscovery(
-      cfg.discovery,
-      (list) => this.discovered.apply(list),
-      this.log,
-      this.clock,
-    );
-  }
-
-  /**
-   * Applies a reloaded config in place; it cannot fail (whatever can, binding
-   * a listener, LoadBalancer.reload did before). `listener`: the one to
-   * serve from now on, when the listen address changed. Backends follow the
-   * file (see syncBackends), and each other part is replaced only where its
-   * own settings changed. Open sessions are never cut.
+   * Applies a reloaded config in place (service/reload-steps.ts); it cannot
+   * fail (whatever can, binding a listener, LoadBalancer.reload did before).
+   * `listener`: the one to serve from now on, when the listen address
+   * changed. Returns a problem to report (certificates kept), or null.
    */
   applyConfig(next: ServiceConfig, listener: Listener | null = null): string | null {
     const prev = this.cfg;
-    if (listener && listener !== this.listener) this.adopt(listener);
+    if (listener && listener !== this.data?.boundListener) this.data?.adopt(listener);
     this.cfg = next;
-    const tlsProblem = this.applyTls(next);
-    this.admission.configure(next);
-    if (next.applyToOpen && !sameConfig([next.allow, next.deny], [prev.allow, prev.deny])) {
-      const n = this.sessions.endRefused();
-      this.stats.counters.endedDenied += n;
-      if (n > 0)
-        this.log.info({ sessions: n }, 'apply_to_open: sessions of clients now refused ended');
-    }
-    this.queue.configure(next.queueSize, next.queueTimeoutMs);
-    this.backends.setOptions(setOptionsOf(next));
-    this.syncBackends(next.backends);
-    if (!sameConfig(next.discovery, prev.discovery)) this.restartDiscovery(next);
-    if (next.balance !== prev.balance) {
-      this.strategy = createStrategy(next.balance, this.strategyOpts);
-      this.strategy.update(this.backends.candidates);
-    }
-    // New TLS settings: new dials use them at once; the probes and the pool are rebuilt below.
-    const tlsChanged = !sameConfig(next.backendTls, prev.backendTls);
-    if (tlsChanged) {
-      this.backendTls = this.createBackendTls(next);
-      this.http?.dropConnections();
-    }
-    if (tlsChanged || !sameConfig(next.health, prev.health)) {
-      this.health.stop();
-      this.health = this.createHealth(next);
-      if (this.probes) this.health.start();
-      this.agent?.stop();
-      this.agent = this.createAgent(next);
-      if (this.probes) this.agent?.start();
-      // No agent any more: nothing would ever lift what the old one held down.
-      if (!next.health.agent) for (const b of this.backends.all) this.backends.holdDown(b, null);
-    }
-    const poolKeys = (c: ServiceConfig) => [c.pool, c.connectTimeoutMs, c.retryDelayMs];
-    // The old pool's sockets were handshaken under the old settings: closed, never handed out.
-    if (tlsChanged || !sameConfig(poolKeys(next), poolKeys(prev))) {
-      this.warmPool.close();
-      this.warmPool = this.createPool(next);
-      if (this.serves) this.warmPool.start();
-    }
-    return tlsProblem;
+    return runReloadSteps(this, prev, next);
   }
 
-  /**
-   * Re-reads the certificates on every reload (a renewed certificate keeps
-   * its file name). New handshakes take them; open sessions keep theirs. Bad
-   * files leave the old ones in force: the problem is logged and returned.
-   */
-  private applyTls(next: ServiceConfig): string | null {
-    if (!next.tls || !this.serves) {
-      this.terminator = null;
-      return null;
-    }
-    let err: CertificateError | null = null;
-    if (this.terminator) {
-      err = this.terminator.reload(next.tls, next.helloTimeoutMs);
-      if (!err) this.warnExpiry(this.terminator);
-    } else {
-      try {
-        this.terminator = this.createTerminator(next);
-      } catch (e) {
-        if (!(e instanceof CertificateError)) throw e;
-        err = e;
-      }
-    }
-    if (!err) return null;
-    const msg = `services.${this.name}.tls: ${err.message}; the previous certificates stay in force`;
-    this.log.error({ err: err.message }, msg);
-    return msg;
+  /** The fallible half of a reload for [tls] (see DataPlane.checkTls). */
+  checkTls(next: ServiceConfig): void {
+    this.data?.checkTls(next);
   }
 
-  /**
-   * Binds `listen` for this service without adopting it yet (a reload binds
-   * everything first): until `adopt`, it closes whoever connects, so a reload
-   * that fails later has taken no client in.
-   */
-  async bind(listen: ServiceConfig['listen']): Promise<Listener> {
-    const on = this.sockets ? this.sockets.take(listen.address, listen) : null;
-    if (on === null && listen.passed)
-      throw new ListenError(`listen ${listen.address}: no socket was passed to this process`);
-    return Listener.bindPending(listen, this.log, this.clock, on);
+  /** Binds `listen` for this service without adopting it yet (see DataPlane.bind). */
+  bind(listen: ServiceConfig['listen']): Promise<Listener> {
+    return this.plane('bind a listener').bind(listen);
   }
 
-  /** Serves from `l` from now on; the listener it had is closed unless it was given away. */
-  adopt(l: Listener): void {
-    this.listener?.stop();
-    l.handTo(this.sessions);
-    this.listener = l;
-  }
-
-  /** Gives this service's bound listener to another (a reload renamed it, or reused its address). */
   giveAwayListener(): Listener | null {
-    const l = this.listener;
-    this.listener = null;
-    return l;
+    return this.data?.giveAwayListener() ?? null;
   }
 
-  /** The file's backends; discovered ones are discovery's (it re-applies its last list against these). */
-  private syncBackends(configs: readonly BackendConfig[]): void {
-    const keep = new Set(configs.map((b) => b.address));
-    for (const b of [...this.backends.all])
-      if (!keep.has(b.address) && !this.discovered.owns(b.address)) this.removeBackend(b.address);
-    for (const bc of configs) {
-      if (this.backends.get(bc.address)) this.backends.reconfigure(bc);
-      else this.addBackend(bc);
-    }
-    this.discovered.reconcile();
+  /** How its listener reaches it: straight to its sessions, or through a front (see proxy/tls/front.ts). */
+  get listenerHost(): ListenerHost {
+    return this.plane('take clients').sessions;
   }
 
-  /**
-   * New discovery settings: the old lookup stops, the new one starts, and
-   * its first answer is diffed against what the old one found (nothing is
-   * drained and re-added). No discovery any more: its backends drain.
-   */
-  private restartDiscovery(next: ServiceConfig): void {
-    this.discovery?.stop();
-    this.discovery = this.createDiscovery(next);
-    if (this.discovery && this.running) this.discovery.start();
-    if (!next.discovery) this.discovered.apply([]);
+  get frontTarget(): FrontTarget {
+    return this.plane('take clients').sessions;
   }
 
-  // The one way backends change (LoadBalancer, the admin API and reload call these).
-
-  /**
-   * A new backend: it takes traffic at once, and is probed and pooled like
-   * the others. `joining`: it ramps up through its slow_start (a discovered
-   * backend that arrives after the first answer).
-   */
-  addBackend(cfg: BackendConfig, joining = false): Backend {
-    const b = this.backends.add(cfg, joining);
-    this.health.watch(b);
-    this.agent?.watch(b);
-    return b;
+  /** The listener this service serves from now (null in the control role). */
+  get boundListener(): Listener | null {
+    return this.data?.boundListener ?? null;
   }
 
-  /** No new sessions go to it; its open sessions run to their end. */
-  removeBackend(address: string): Backend {
-    return this.backends.remove(address);
+  /** The data plane, or a clear error where this process has none (the cluster primary). */
+  private plane(what: string): DataPlane {
+    if (this.data) return this.data;
+    throw new LbError(
+      'LB_ERR_STATE',
+      `service ${this.name}: cannot ${what} in the cluster primary`,
+    );
   }
 
-  setWeight(address: string, weight: number): Backend {
-    return this.backends.setWeight(address, weight);
-  }
-
-  /** No new sessions; open ones continue. */
-  drainBackend(address: string): Backend {
-    return this.backends.setDraining(address, true);
-  }
-
-  /** Maintenance: out of rotation, warm pool closed, its open sessions ended now. */
-  disableBackend(address: string): Backend {
-    const b = this.backends.setDisabled(address, true);
-    this.endSessionsOn(b.address);
-    return b;
-  }
-
-  /** Ends a drain or a disable. */
-  enableBackend(address: string): Backend {
-    this.backends.setDisabled(address, false);
-    return this.backends.setDraining(address, false);
-  }
-
-  /**
-   * A cluster worker takes the primary's discovered backends (before its
-   * verdicts on them): added, drained and removed here as the primary's were.
-   */
-  applyDiscovered(list: readonly BackendConfig[]): void {
-    this.discovered.apply(list);
-  }
-
-  /**
-   * A cluster worker follows the primary's membership (MembersMap): backends
-   * the admin API added there are added here, and those it removed are
-   * removed (their open sessions run to their end). Discovered backends are
-   * discovery's (applyDiscovered), never removed here.
-   */
-  followMembers(list: readonly BackendConfig[]): void {
-    const want = new Set(list.map((c) => c.address));
-    for (const b of [...this.backends.all])
-      if (!want.has(b.address) && !this.discovered.owns(b.address)) this.removeBackend(b.address);
-    for (const c of list) if (!this.backends.get(c.address)) this.addBackend(c);
-  }
+  // The backend operations (service/backend-ops.ts), as LoadBalancer, the admin API and the agent call them.
+  addBackend = (cfg: BackendConfig, joining = false): Backend => this.ops.add(cfg, joining);
+  removeBackend = (address: string): Backend => this.ops.remove(address);
+  setWeight = (address: string, weight: number): Backend => this.ops.setWeight(address, weight);
+  drainBackend = (address: string): Backend => this.ops.drain(address);
+  disableBackend = (address: string): Backend => this.ops.disable(address);
+  enableBackend = (address: string): Backend => this.ops.enable(address);
+  forceHealth = (address: string, up: boolean): Backend => this.ops.forceHealth(address, up);
+  pauseChecks = (address: string, paused: boolean): Backend =>
+    this.ops.pauseChecks(address, paused);
+  baseWeight = (b: Backend): number => this.ops.baseWeight(b);
+  followMembers = (list: readonly BackendConfig[]): void => this.ops.followMembers(list);
+  applyBackendState = (states: readonly BackendState[]): void => this.ops.applyState(states);
+  /** A cluster worker takes the primary's discovered backends (before its verdicts on them). */
+  applyDiscovered = (list: readonly BackendConfig[]): void => this.discovered.apply(list);
 
   /** The discovered backends in rotation, as the cluster primary sends them to workers. */
   get discoveredBackends(): BackendConfig[] {
     return this.discovered.current;
   }
 
-  /** What discovery found and how it fares, for /api/services and /metrics; null without [discovery]. */
-  get discoveryStatus(): (DiscoveryStatus & { backends: number; leaving: number }) | null {
-    if (!this.discovery) return null;
-    return {
-      ...this.discovery.status,
-      backends: this.discovered.current.length,
-      leaving: this.discovered.leavingCount,
-    };
-  }
-
-  /** A worker takes the primary's verdicts; a backend disabled there loses its sessions here too. */
-  applyBackendState(states: readonly BackendState[]): void {
-    for (const b of this.backends.applyState(states)) this.endSessionsOn(b.address);
-  }
-
-  /** An operator's word on a backend's health; probes decide again afterwards unless paused. */
-  forceHealth(address: string, up: boolean): Backend {
-    return this.backends.forceHealth(address, up);
-  }
-
-  /** Stops (or resumes) probing one backend; its health stays as it is meanwhile. */
-  pauseChecks(address: string, paused: boolean): Backend {
-    const b = this.backends.pauseChecks(address, paused);
-    // Resumed: a probe now, not an interval later.
-    if (!paused && this.probes) void this.health.checkAll();
-    return b;
+  get discoveryStatus(): ControlPlane['discoveryStatus'] {
+    return this.control?.discoveryStatus ?? null;
   }
 
   /** The open sessions, oldest first (the admin API's list, /metrics' open bytes). */
   get openSessions(): ReadonlySet<Session> {
-    return this.sessions.all;
+    return this.data?.sessions.all ?? NO_SESSIONS;
   }
 
   /** Ends one open session (admin API); false when no open session has that id. */
   endSession(id: number): boolean {
-    return this.sessions.endOne(id);
+    return this.data?.sessions.endOne(id) ?? false;
   }
 
-  /** Clients waiting for a backend slot now, and the longest wait so far (ms). */
   queueNow(): { length: number; longestWaitMs: number } {
-    return { length: this.queue.length, longestWaitMs: this.queue.longestWaitMs(this.clock.now()) };
+    return this.data?.queueNow() ?? { length: 0, longestWaitMs: 0 };
   }
 
   /** Ends the open sessions on one backend now (an operator disabled it; or on_down, on_up_primary). */
   endSessionsOn(address: string, cause: TerminationCause = 'shutdown'): number {
-    return this.sessions.endOn(address, cause);
+    return this.data?.sessions.endOn(address, cause) ?? 0;
   }
 
   /** Runs one round of probes (and agent checks) now; resolves when all verdicts are in. */
   async probeNow(): Promise<void> {
-    if (this.probes) await Promise.all([this.health.checkAll(), this.agent?.checkAll()]);
+    await this.control?.probeNow();
   }
 
   /** Closes idle pooled sockets past idle_ttl now (refill replaces them). */
   reapPool(): void {
-    this.warmPool.reap();
+    this.data?.pool.reap();
   }
 
-  /** The warm pool in force (replaced when a reload changes its settings). */
+  /** The warm pool in force (replaced when a reload changes its settings); the primary's is an empty one. */
   get pool(): WarmPool {
-    return this.warmPool;
+    if (this.data) return this.data.pool;
+    this.noPool ??= emptyPool(this);
+    return this.noPool;
+  }
+
+  /** Handshake failures by cause (all zero without [tls]). */
+  get tlsFailures(): Readonly<Record<string, number>> {
+    return this.data?.tlsFailures ?? {};
   }
 
   get counters(): ServiceCounters {
@@ -588,14 +240,12 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
 
   /** A connected socket to a backend, dialled as a client session would be (see LoadBalancer.connect). */
   connect(opts: { signal?: AbortSignal; key?: string } = {}): Promise<Socket> {
-    this.stats.counters.embedded++;
-    return new EmbeddedDial(this.backends, this.dialer, opts.key ?? '', opts.signal).result;
+    return this.plane('dial').connect(opts);
   }
 
   /** The undici Dispatcher on this service's backends (see http/dispatcher.ts). */
   get dispatcher(): ServiceDispatcher {
-    this.http ??= serviceDispatcher(this, this.name);
-    return this.http;
+    return this.plane('send HTTP requests').dispatcher;
   }
 
   /** One HTTP request to a backend, read to the end (see LoadBalancer.request). */
@@ -608,45 +258,40 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
   }
 
   get activeSessions(): number {
-    return this.sessions.activeSessions;
+    return this.data?.sessions.activeSessions ?? 0;
   }
 
   /** This process runs the health probes (not a cluster worker). */
-  get probes(): boolean {
-    return this.role !== 'serve';
+  get runsProbes(): boolean {
+    return this.control !== null;
   }
 
   /** This process accepts clients and keeps the warm pool (not the cluster primary). */
-  get serves(): boolean {
-    return this.role !== 'control';
+  get acceptsClients(): boolean {
+    return this.data !== null;
   }
 
   /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
   async start(listener: Listener | null = null): Promise<void> {
-    if (this.serves) this.adopt(listener ?? (await this.bind(this.cfg.listen)));
+    await this.data?.start(listener);
     this.running = true;
-    this.discovery?.start();
-    if (this.probes) {
-      this.health.start();
-      this.agent?.start();
-    }
-    if (!this.serves) return;
-    this.warmPool.start();
+    this.control?.start();
+    if (!this.data) return;
     const a = this.address();
     this.log.info({ listen: `${a.address}:${a.port}` }, 'listening');
   }
 
   /** The bound address; the configured one where nothing is bound (the cluster primary). */
   address(): AddressInfo {
-    const bound = this.listener?.address();
+    const bound = this.data?.boundListener?.address();
     if (bound) return bound;
     const { host, port } = this.cfg.listen;
     return { address: host, port, family: isIPv6(host) ? 'IPv6' : 'IPv4' };
   }
 
-  /** The listener this service serves from now (null in the control role). */
-  get boundListener(): Listener | null {
-    return this.listener;
+  /** Stops accepting new clients; nothing else. */
+  stopAccepting(): void {
+    this.data?.stopAccepting();
   }
 
   /**
@@ -654,38 +299,20 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
    * does the wait queue (its poll stops by itself once empty), so a queued
    * client is still served or refused at queue_timeout.
    */
-  stopAccepting(): void {
-    this.listener?.stop();
+  stop(): void {
     this.running = false;
-    this.discovery?.stop();
+    this.data?.stop();
+    this.control?.stop();
     this.discovered.close();
-    this.admission.close();
-    this.health.stop();
-    this.agent?.stop();
-    this.warmPool.close();
     this.backends.close();
-    void this.http?.close();
   }
 
   /** Resolves when every open session (and HTTP request under way) has ended. */
   async drained(): Promise<void> {
-    await Promise.all([this.sessions.drained(), this.http?.close()]);
+    await this.data?.drained();
   }
 
   destroySessions(): void {
-    this.sessions.destroyAll();
-    void this.http?.destroy();
-  }
-
-  // Dialer hooks: every candidate at its cap, and an attempt that leaves the queue.
-
-  /** Every candidate is at its cap: a session waits for a slot; an embedded connect() fails (its caller decides). */
-  unavailable(a: DialAttempt): void {
-    if (a.canWait) this.queue.offer(a);
-    else this.dialer.fail(a, new NoBackendError(this.name, 'every backend is at its limit'));
-  }
-
-  leftQueue(a: DialAttempt): void {
-    this.queue.remove(a);
+    this.data?.destroySessions();
   }
 }

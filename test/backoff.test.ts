@@ -39,9 +39,7 @@ test('retry backoff doubles from retry_delay and stops at 30 s, never past the s
     backendTls: null,
     clock: { now: () => 0 },
     localErrors: { claim: () => false } as unknown as LocalErrors,
-    counters: { retries: 0 },
-    unavailable() {},
-    leftQueue() {},
+    counters: { retries: 0, queued: 0 },
   });
   let failed: (err: LbError) => void = () => {};
   const gaveUp = new Promise<LbError>((resolve) => (failed = resolve));

@@ -34,7 +34,9 @@ export interface BackendSetEvents {
   change: [candidates: readonly Backend[]];
   /** Some backend's state changed (health, trial, drain, disable, weight, membership): the pool and the cluster follow. */
   state: [];
-  /** A backend left the set (removed at run time). */
+  /** A backend joined the set at run time (the file, discovery, the admin API): probes start on it. */
+  added: [backend: Backend];
+  /** A backend left the set (removed at run time): probes stop on it. */
   removed: [backend: Backend];
 }
 
@@ -175,6 +177,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     if (joining) b.upSince = this.clock.now();
     this.list.push(b);
     this.commit();
+    this.emit('added', b);
     return b;
   }
 

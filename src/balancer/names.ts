@@ -1,9 +1,2 @@
-/** The strategy names, in a leaf module: the config schema validates against them without importing any strategy. */
-export const STRATEGY_NAMES = Object.freeze([
-  'round-robin',
-  'least-connections',
-  'random-two',
-  'ip-hash',
-] as const);
-
-export type StrategyName = (typeof STRATEGY_NAMES)[number];
+// The names live in a leaf (src/strategy-names.ts), which config/ may import.
+export * from '../strategy-names.js';

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { parseHostPort } from './address.js';
+import { type HostPort, parseHostPort } from './address.js';
 import { describe } from './duration.js';
 import {
   booleanOf,
@@ -13,8 +13,19 @@ import {
   type Table,
 } from './fields.js';
 import { LIMITS, MAX_TIMER_MS } from './limits.js';
-import type { BackendConfig } from './schema.js';
 import { type Fields, keysOf } from './spec.js';
+
+/** One backend as the config gives it (types.ts re-exports it). */
+export interface BackendConfig extends HostPort {
+  readonly weight: number;
+  readonly backup: boolean;
+  /** Open sessions on this backend; at the cap it takes no new ones (0: no cap; NO_SHARE: none). */
+  readonly maxConnections: number;
+  /** New sessions a second to this backend (0: no limit; NO_SHARE: none). */
+  readonly maxRate: number;
+  /** Ramp from 10 % to full weight over this long after coming back up (0: off). */
+  readonly slowStartMs: number;
+}
 
 export const MAX_WEIGHT = 1_000_000;
 /** A backend written as a table; "host:port" alone is the same with every setting at its default. */

@@ -1,16 +1,11 @@
 import { isIP } from 'node:net';
-import { STRATEGY_NAMES, type StrategyName } from '../balancer/names.js';
 import { ConfigError } from '../errors.js';
+import { STRATEGY_NAMES, type StrategyName } from '../strategy-names.js';
 import { type HostPort, listensOverlap, parseHostPort } from './address.js';
-import { type AdminListen, adminListen, isUnixListen } from './admin.js';
+import { adminListen, isUnixListen } from './admin.js';
 import { BACKEND_FIELDS, BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
-import {
-  BACKEND_TLS_FIELDS,
-  BACKEND_TLS_KEYS,
-  type BackendTlsConfig,
-  parseBackendTls,
-} from './backend-tls.js';
-import { DISCOVERY_FIELDS, type DiscoveryConfig, parseDiscovery } from './discovery.js';
+import { BACKEND_TLS_FIELDS, BACKEND_TLS_KEYS, parseBackendTls } from './backend-tls.js';
+import { DISCOVERY_FIELDS, parseDiscovery } from './discovery.js';
 import { describe } from './duration.js';
 import {
   booleanOf,
@@ -30,15 +25,14 @@ import {
   HEALTH_FIELDS,
   HEALTH_KEYS,
   HEALTH_WHOLE_NUMBER_KEYS,
-  type HealthConfig,
   parseHealth,
 } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { type ListenAddress, listenAddress } from './listen.js';
-import { PROCESS_DURATION_KEYS, type ProcessConfig, processConfig } from './process.js';
+import { PROCESS_DURATION_KEYS, processConfig } from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { type Fields, keysOf } from './spec.js';
-import { alpnList, parseTls, TLS_FIELDS, type TlsConfig } from './tls.js';
+import { alpnList, parseTls, TLS_FIELDS } from './tls.js';
 
 export type {
   AgentConfig,
@@ -50,118 +44,19 @@ export type {
 export { HEALTH_KINDS } from './health.js';
 export type { TlsCertPair, TlsConfig } from './tls.js';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export const ALL_DOWN_POLICIES = ['try-all', 'refuse'] as const;
-export type AllDownPolicy = (typeof ALL_DOWN_POLICIES)[number];
+export * from './types.js';
 
-/**
- * A cluster worker's share of a limit that was set but is smaller than the
- * number of workers, in the workers that get none of it (see cluster/share.ts):
- * take no session under that limit. Never read from a file, where limits are
- * >= 0 and 0 means "no limit". Negative, so `count >= limit` checks refuse it
- * as they stand; checks that skip a limit of 0 test `!== 0`.
- */
-export const NO_SHARE = -1;
-
-export interface BackendConfig extends HostPort {
-  readonly weight: number;
-  readonly backup: boolean;
-  /** Open sessions on this backend; at the cap it takes no new ones (0: no cap; NO_SHARE: none). */
-  readonly maxConnections: number;
-  /** New sessions a second to this backend (0: no limit; NO_SHARE: none). */
-  readonly maxRate: number;
-  /** Ramp from 10 % to full weight over this long after coming back up (0: off). */
-  readonly slowStartMs: number;
-}
-
-export interface PoolConfig {
-  readonly minIdle: number;
-  readonly maxIdle: number;
-  readonly idleTtlMs: number;
-}
-
-export interface ServiceConfig {
-  readonly name: string;
-  /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
-  readonly listen: ListenAddress;
-  readonly balance: StrategyName;
-  readonly backends: readonly BackendConfig[];
-  readonly connectTimeoutMs: number;
-  /** 0 disables the idle deadline. */
-  readonly idleTimeoutMs: number;
-  readonly maxRetries: number;
-  readonly retryDelayMs: number;
-  /** Open sessions of this service (>= 1 in a file; NO_SHARE: none in this worker). */
-  readonly maxConnections: number;
-  readonly allDown: AllDownPolicy;
-  /** Sessions older than this are closed, busy or not (0: off). Defeats slowloris-style trickles. */
-  readonly maxLifetimeMs: number;
-  /** Write a PROXY protocol header to the backend before the client's bytes. */
-  readonly sendProxy: 'v1' | 'v2' | null;
-  /** Expect a PROXY protocol header (v1 or v2) from clients in trusted_proxies; refuse everyone else. */
-  readonly acceptProxy: boolean;
-  /** CIDRs ("10.0.0.0/8", "127.0.0.1", "::1/128") allowed to send PROXY headers. */
-  readonly trustedProxies: readonly string[];
-  /** Clients allowed in (CIDRs; empty: everyone not denied). */
-  readonly allow: readonly string[];
-  /** Clients refused (CIDRs); deny wins over allow. */
-  readonly deny: readonly string[];
-  /** A reload that changes allow/deny ends the open sessions of clients now refused. */
-  readonly applyToOpen: boolean;
-  /** Open sessions per client address (0: no limit; NO_SHARE: none). */
-  readonly maxConnectionsPerSource: number;
-  /** New sessions a second per client address (0: no limit; NO_SHARE: none). */
-  readonly maxRatePerSource: number;
-  /** Clients that may wait for a backend slot when every backend is at its cap (0 or NO_SHARE: refuse at once). */
-  readonly queueSize: number;
-  readonly queueTimeoutMs: number;
-  readonly health: HealthConfig;
-  readonly pool: PoolConfig;
-  /** TLS to the backends (null: plain TCP). */
-  readonly backendTls: BackendTlsConfig | null;
-  /** Names this service takes on a listen address it may share (see config/sni.ts); null: no ClientHello is read. */
-  readonly sni: readonly string[] | null;
-  /** With sni: only hellos offering one of these protocols (null: any). */
-  readonly alpn: readonly string[] | null;
-  /** How long a client has to send its whole ClientHello (and, when terminating, to finish the handshake). */
-  readonly helloTimeoutMs: number;
-  /** Terminate TLS here; null: bytes pass through untouched. */
-  readonly tls: TlsConfig | null;
-  /** Backends found at run time besides `backends` (null: none). */
-  readonly discovery: DiscoveryConfig | null;
-  /** lb.request(): the whole request, retries and body included, must finish within this. */
-  readonly requestTimeoutMs: number;
-  /** HTTP requests (lb.request, lb.dispatcher): a 5xx answer counts as a passive health failure. */
-  readonly passiveHttp5xx: boolean;
-}
-
-export interface Config {
-  /** Where the config came from, for messages ("config.toml", "<inline>"). */
-  readonly source: string;
-  readonly process: ProcessConfig;
-  readonly log: { readonly level: LogLevel; readonly access: boolean };
-  readonly admin: {
-    /** "host:port", or a Unix socket ("unix:PATH", with its file mode). */
-    readonly listen: AdminListen;
-    /** The write token: every call that changes something needs it (and it reads too). */
-    readonly token: string | null;
-    /** When set, reads (/metrics, GET /api/*) need this token or the write token. */
-    readonly readToken: string | null;
-    /** Host header values the admin server accepts besides its listen address and loopback names. */
-    readonly allowedHosts: readonly string[];
-  } | null;
-  readonly services: readonly ServiceConfig[];
-}
-
-export interface ParseOptions {
-  /** Name used in error messages. */
-  source?: string;
-  /** Allow `listen` on port 0 (an OS-chosen port): for tests and embedding, never from a file. */
-  allowEphemeralListen?: boolean;
-  /** Where relative file names (certificates, a discovery `path`) are taken from: the config file's directory; default the working directory. */
-  baseDir?: string;
-}
+import {
+  ALL_DOWN_POLICIES,
+  type AllDownPolicy,
+  type BackendConfig,
+  type Config,
+  LOG_LEVELS,
+  type LogLevel,
+  type ParseOptions,
+  type PoolConfig,
+  type ServiceConfig,
+} from './types.js';
 
 export const DEFAULTS = Object.freeze({
   shutdownTimeoutMs: 30_000,

@@ -1,7 +1,7 @@
-import { badPattern, SniRoutes } from '../proxy/tls/sni-routes.js';
+import { badPattern, SniRoutes } from '../sni-routes.js';
 import { describe } from './duration.js';
 import type { Problems } from './fields.js';
-import type { ServiceConfig } from './schema.js';
+import type { ServiceConfig } from './types.js';
 
 /** `sni = [...]`: host names, "*.domain" wildcards and the default "*". */
 export function sniList(v: unknown, path: string, p: Problems): readonly string[] | null {

@@ -123,10 +123,6 @@ export class AgentChecker {
     this.loop.start();
   }
 
-  watch(b: Backend): void {
-    this.loop.watch(b);
-  }
-
   stop(): void {
     this.stopped = true;
     this.target.backends.off('removed', this.onRemoved);

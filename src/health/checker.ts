@@ -70,11 +70,6 @@ export class HealthChecker {
     if (this.enabled) this.loop.start();
   }
 
-  /** Starts probing a backend added at run time. */
-  watch(b: Backend): void {
-    this.loop.watch(b);
-  }
-
   stop(): void {
     this.loop.stop();
   }

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { type Clock, monotonicClock } from '../clock.js';
 import { connectTo } from '../proxy/connect.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
-import type { ProbeResult, ProbeTarget } from './tcp-probe.js';
+import type { ProbeResult, ProbeTarget } from './probe-result.js';
 
 /** null: not yet, wait for more; true: this step passed; a string: it failed, and why. */
 export type StepVerdict = null | true | string;

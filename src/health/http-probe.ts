@@ -4,7 +4,7 @@ import type { SecureContext } from 'node:tls';
 import { type Clock, monotonicClock } from '../clock.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import { tlsCause } from '../proxy/tls/tls-cause.js';
-import type { ProbeResult, ProbeTarget } from './tcp-probe.js';
+import type { ProbeResult, ProbeTarget } from './probe-result.js';
 
 /**
  * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within

@@ -13,6 +13,10 @@ export class BackendLoop {
   private readonly inFlight = new Map<Backend, Promise<void>>();
   private running = false;
   private readonly onRemoved = (b: Backend): void => this.unschedule(b);
+  /** A backend added at run time joins at once. */
+  private readonly onAdded = (b: Backend): void => {
+    if (this.running && !this.timers.has(b)) this.schedule(b, 0);
+  };
 
   constructor(
     private readonly set: BackendSet,
@@ -29,16 +33,13 @@ export class BackendLoop {
     this.set.all.forEach((b, i) => {
       this.schedule(b, i * step);
     });
+    this.set.on('added', this.onAdded);
     this.set.on('removed', this.onRemoved);
-  }
-
-  /** A backend added at run time joins at once. */
-  watch(b: Backend): void {
-    if (this.running && !this.timers.has(b)) this.schedule(b, 0);
   }
 
   stop(): void {
     this.running = false;
+    this.set.off('added', this.onAdded);
     this.set.off('removed', this.onRemoved);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();

@@ -1,19 +1,9 @@
 import { type Clock, monotonicClock } from '../clock.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import { converse } from './exchange.js';
+import type { ProbeResult, ProbeTarget } from './probe-result.js';
 
-export interface ProbeResult {
-  ok: boolean;
-  /** "connected", "HTTP 503", "ECONNREFUSED", "connect timeout 2000ms", "tls: certificate has expired"… */
-  detail: string;
-  latencyMs: number;
-}
-
-/** Where a probe goes: the backend, or the health table's `address` / `port` in its place. */
-export interface ProbeTarget {
-  readonly host: string;
-  readonly port: number;
-}
+export type { ProbeResult, ProbeTarget } from './probe-result.js';
 
 /**
  * TCP probe: connect, then close. Healthy if the connect completes within

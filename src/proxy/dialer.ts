@@ -13,8 +13,12 @@ import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
 import { connectTo } from './connect.js';
 import { type AttemptOwner, DialAttempt, type DialRequester } from './dial-attempt.js';
 import type { BackendTls } from './tls/backend-tls.js';
+import { WaitQueue } from './wait-queue.js';
 
-/** What the dialer reads from its service; read on every dial, so a reload takes effect at once. */
+/**
+ * What the dialer reads from its service; `cfg`, `strategy`, `pool` and
+ * `backendTls` are read on every dial, so a reload takes effect at once.
+ */
 export interface DialerDeps {
   readonly cfg: ServiceConfig;
   readonly backends: BackendSet;
@@ -26,12 +30,8 @@ export interface DialerDeps {
   readonly clock: Clock;
   /** The balancer's own resource errors: never counted against a backend. */
   readonly localErrors: LocalErrors;
-  /** Plain counter, read at scrape time. */
-  readonly counters: { retries: number };
-  /** Every candidate is at its max_connections or max_rate: the attempt waits for a slot, or fails. */
-  unavailable(a: DialAttempt): void;
-  /** An attempt left (cancelled, or served from the queue): its queue place, if any, is free. */
-  leftQueue(a: DialAttempt): void;
+  /** Plain counters, read at scrape time. */
+  readonly counters: { retries: number; queued: number };
 }
 
 /**
@@ -42,7 +42,13 @@ export interface DialerDeps {
  * DialAttempt that this class creates and alone changes.
  */
 export class Dialer implements AttemptOwner {
-  constructor(private readonly deps: DialerDeps) {}
+  /** Attempts waiting for a slot while every candidate is at its cap (queue_size, queue_timeout). */
+  readonly queue: WaitQueue;
+
+  constructor(private readonly deps: DialerDeps) {
+    const { name, queueSize, queueTimeoutMs } = deps.cfg;
+    this.queue = new WaitQueue(name, this, deps.clock, deps.counters, queueSize, queueTimeoutMs);
+  }
 
   /**
    * Starts serving `req`; the attempt is what the requester cancels if it
@@ -76,8 +82,10 @@ export class Dialer implements AttemptOwner {
     a.rememberPicked();
     const b = d.strategy.pick(a);
     if (!b) {
-      if (d.backends.candidates.length > 0) d.unavailable(a);
-      else this.fail(a, new NoBackendError(d.cfg.name));
+      if (d.backends.candidates.length === 0) this.fail(a, new NoBackendError(d.cfg.name));
+      // Every candidate is at its cap: a session waits for a slot; an embedded connect() fails (its caller decides).
+      else if (a.canWait) this.queue.offer(a);
+      else this.fail(a, new NoBackendError(d.cfg.name, 'every backend is at its limit'));
       return;
     }
     a.lease = d.backends.reserve(b, now);
@@ -110,7 +118,7 @@ export class Dialer implements AttemptOwner {
     a.pending = null;
     if (a.lease) this.deps.backends.abandonTrial(a.lease.backend);
     this.unreserve(a);
-    if (a.queuedAt !== 0) this.deps.leftQueue(a);
+    if (a.queuedAt !== 0) this.queue.remove(a);
   }
 
   /** Tells the requester it failed (no backend, every retry failed, or the wait for a slot ended). */

@@ -1,8 +1,4 @@
-import type { BackendSet } from '../backend/backend-set.js';
-import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
-import type { LbError } from '../errors.js';
-import type { Session } from './session.js';
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -32,22 +28,3 @@ export type SessionConfig = Pick<
   ServiceConfig,
   'idleTimeoutMs' | 'maxLifetimeMs' | 'acceptProxy' | 'sendProxy'
 >;
-
-export interface SessionHost {
-  readonly backends: BackendSet;
-  readonly clock: Clock;
-  /** Read at each use, so a reload applies to sessions that start after it. */
-  readonly cfg: SessionConfig;
-  /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
-  admit(s: Session): void;
-  /** A PROXY header was missing, malformed or late. */
-  proxyHeaderFailed(s: Session, reason: string): void;
-  /** The backend leg is ready (s.poolHit says whether it came warm from the pool). */
-  sessionReady(s: Session): void;
-  /** Called once, when both legs are closed. */
-  sessionEnded(s: Session): void;
-  /** The dial ended without a backend; the session closes. */
-  dialFailed(s: Session, err: LbError): void;
-  /** The session's own code threw (a bug, or input nothing foresaw): it was closed. */
-  sessionFailed(s: Session, err: unknown): void;
-}

@@ -1,22 +1,39 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Session } from './session.js';
+
+/**
+ * What the shared listeners reach on a session (proxy/session.ts's Session
+ * implements it): declared here, so this file and session.ts do not import
+ * each other.
+ */
+export interface SessionSockets {
+  readonly client: Socket;
+  readonly backend: Socket | null;
+  /** A chunk crossed since the idle sweep last looked. */
+  busy: boolean;
+  onClientEnd(): void;
+  onBackendEnd(): void;
+  onClientError(): void;
+  onBackendError(): void;
+  onClientClose(hadError: boolean): void;
+  onBackendClose(hadError: boolean): void;
+}
 
 /** Where a session's sockets keep their session: see `tag`. */
 const SESSION = Symbol('session');
 
 /** A socket of a session, which it can be found by: how the shared listeners below find theirs. */
 interface Owned {
-  [SESSION]?: Session;
+  [SESSION]?: SessionSockets;
 }
 
 /** Marks `sock` as a leg of `s`, so the shared listeners below find it. */
-export function tag(sock: Socket, s: Session): void {
+export function tag(sock: Socket, s: SessionSockets): void {
   (sock as Owned)[SESSION] = s;
 }
 
-function owner(sock: Socket): Session {
-  return (sock as Owned)[SESSION] as Session;
+function owner(sock: Socket): SessionSockets {
+  return (sock as Owned)[SESSION] as SessionSockets;
 }
 
 // Listeners shared by every session: each finds its session through the socket it fires

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
+import type { BackendSet } from '../backend/backend-set.js';
 import type { SlotLease } from '../backend/lease.js';
+import type { Clock } from '../clock.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
@@ -9,7 +11,7 @@ import { readProxyHeader } from './header-reader.js';
 import { clientKey } from './ip-text.js';
 import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-protocol.js';
 import { watchQueued } from './queue-watch.js';
-import type { SessionHost, TerminationCause } from './session-host.js';
+import type { SessionConfig, TerminationCause } from './session-host.js';
 import {
   abort,
   backendClose,
@@ -27,7 +29,27 @@ import {
 } from './session-listeners.js';
 import type { SourceLimiter } from './source-limits.js';
 
-export type { SessionConfig, SessionHost, TerminationCause } from './session-host.js';
+export type { SessionConfig, TerminationCause } from './session-host.js';
+
+/** What a session reaches of its service (proxy/sessions.ts's OpenSessions). */
+export interface SessionHost {
+  readonly backends: BackendSet;
+  readonly clock: Clock;
+  /** Read at each use, so a reload applies to sessions that start after it. */
+  readonly cfg: SessionConfig;
+  /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
+  admit(s: Session): void;
+  /** A PROXY header was missing, malformed or late. */
+  proxyHeaderFailed(s: Session, reason: string): void;
+  /** The backend leg is ready (s.poolHit says whether it came warm from the pool). */
+  sessionReady(s: Session): void;
+  /** Called once, when both legs are closed. */
+  sessionEnded(s: Session): void;
+  /** The dial ended without a backend; the session closes. */
+  dialFailed(s: Session, err: LbError): void;
+  /** The session's own code threw (a bug, or input nothing foresaw): it was closed. */
+  sessionFailed(s: Session, err: unknown): void;
+}
 
 /**
  * One client <-> backend pair. The client is accepted paused and is not read

@@ -1,3 +1,4 @@
+import { normalizeName } from '../../sni-routes.js';
 /**
  * Reads a TLS ClientHello from the bytes a client has sent so far, without
  * consuming them (the caller replays them to the backend unchanged). The
@@ -40,11 +41,7 @@ function fail(reason: string): HelloResult {
  */
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 
-/** Lower case, one trailing dot dropped: the form names are matched in. */
-export function normalizeName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
+export { normalizeName } from '../../sni-routes.js';
 
 export function parseClientHello(buf: Buffer): HelloResult {
   if (buf.length === 0) return MORE;

@@ -1,0 +1,12 @@
+import type { ConnectTarget } from '../proxy/connect.js';
+
+/** What one probe found. A leaf, so every probe kind and the checker share it without a cycle. */
+export interface ProbeResult {
+  ok: boolean;
+  /** "connected", "HTTP 503", "ECONNREFUSED", "connect timeout 2000ms", "tls: certificate has expired"… */
+  detail: string;
+  latencyMs: number;
+}
+
+/** Where a probe goes: the backend, or the health table's `address` / `port` in its place (a connect target). */
+export type ProbeTarget = ConnectTarget;

@@ -1,0 +1,56 @@
+import type { BackendSet, Follower } from '../backend/backend-set.js';
+import type { StrategyOptions } from '../balancer/index.js';
+import type { Strategy } from '../balancer/strategy.js';
+import type { Clock } from '../clock.js';
+import type { ServiceConfig } from '../config/schema.js';
+import type { HttpStats } from '../http/stats.js';
+import type { SocketSource } from '../lifecycle/passed-sockets.js';
+import type { LocalErrors } from '../local-errors.js';
+import type { Logger } from '../logger.js';
+import type { SessionAccounting } from '../proxy/accounting.js';
+import type { FdBudget } from '../proxy/fd-budget.js';
+import type { BackendTls } from '../proxy/tls/backend-tls.js';
+
+/**
+ * What the two halves of a service (data plane, control plane) and its
+ * backend operations read from it. `cfg`, `strategy` and `backendTls` are
+ * read on each use, so a reload that replaces them takes effect at once.
+ */
+export interface ServiceCore {
+  readonly name: string;
+  readonly cfg: ServiceConfig;
+  readonly backends: BackendSet;
+  readonly strategy: Strategy;
+  readonly backendTls: BackendTls | null;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly localErrors: LocalErrors;
+  readonly stats: SessionAccounting;
+  readonly httpStats: HttpStats;
+  /** The process's descriptor reserve, shared by every service (null: not checked). */
+  readonly fds: FdBudget | null;
+}
+
+/**
+ * What a Service does in its process. "single": both halves. With workers,
+ * the primary's services are "control" (the control plane: probes, agent,
+ * discovery; no listener, no pool) and each worker's are "serve" (the data
+ * plane: listener, sessions and pool, with verdicts taken from the primary).
+ */
+export type ServiceRole = 'single' | 'serve' | 'control';
+
+/** `S`: the service the change hook is given (service.ts's Service). */
+export interface ServiceOptionsOf<S> {
+  strategy?: StrategyOptions;
+  accessLog?: boolean;
+  role?: ServiceRole;
+  clock?: Clock;
+  /** The process's descriptor reserve (LoadBalancer makes one per process). */
+  fds?: FdBudget | null;
+  /** "serve" role: where dial outcomes go (the primary). */
+  follower?: (service: string) => Follower;
+  /** Called whenever a backend's state changes (the primary broadcasts it). */
+  onBackendsChanged?: (svc: S) => void;
+  /** Listening sockets given to the process (upgrade, systemd); absent: every address is bound. */
+  sockets?: SocketSource;
+}
