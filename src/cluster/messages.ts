@@ -1,5 +1,5 @@
 import type { BackendState } from '../backend/backend-set.js';
-import type { DialCause } from '../backend/causes.js';
+import type { ConnectFailure } from '../backend/causes.js';
 import type { BackendConfig, Config, LogLevel } from '../config/schema.js';
 
 /** Every backend's state, per service: the primary's verdicts, sent on each change. */
@@ -57,15 +57,8 @@ export type FromWorker =
   | { t: 'ready' }
   /** The worker could not start (a listen address in use); it exits after sending this. */
   | { t: 'fatal'; message: string }
-  /** A dial outcome, the passive health signal the primary's BackendSet decides on. */
-  | {
-      t: 'dial';
-      service: string;
-      backend: string;
-      ok: boolean;
-      kind: DialCause;
-      cause: string;
-    }
+  /** A dial outcome, the passive health signal the primary's BackendSet decides on (failure null: it connected). */
+  | { t: 'dial'; service: string; backend: string; failure: ConnectFailure | null }
   /** One listening socket, sent with the message, for an upgrade to pass on. */
   | { t: 'handle'; address: string }
   | { t: 'reply'; id: number; ok: true; data: unknown }

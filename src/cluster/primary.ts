@@ -125,8 +125,8 @@ export class ClusterPrimary implements AdminCluster {
     const svc = this.lb.allServices.find((x) => x.name === m.service);
     const b = svc?.backends.get(m.backend);
     if (!svc || !b) return;
-    if (m.ok) svc.backends.reportDialSuccess(b);
-    else svc.backends.recordDialFailure(b, { kind: m.kind, detail: m.cause });
+    if (m.failure === null) svc.backends.reportDialSuccess(b);
+    else svc.backends.recordDialFailure(b, m.failure);
   }
 
   /**

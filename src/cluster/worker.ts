@@ -93,10 +93,9 @@ export class ClusterWorker {
       followConfigLogLevel: m.followConfigLogLevel,
       workerSlot: slot,
       follower: (service) => ({
-        dialFailed: (b, cause, kind) =>
-          this.send({ t: 'dial', service, backend: b.address, ok: false, kind, cause }),
-        dialSucceeded: (b) =>
-          this.send({ t: 'dial', service, backend: b.address, ok: true, kind: 'other', cause: '' }),
+        dialFailed: (b, detail, kind) =>
+          this.send({ t: 'dial', service, backend: b.address, failure: { kind, detail } }),
+        dialSucceeded: (b) => this.send({ t: 'dial', service, backend: b.address, failure: null }),
       }),
     });
     this.lb = lb;

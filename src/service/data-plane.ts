@@ -21,7 +21,7 @@ import type { ServiceCore } from './core.js';
  * and the HTTP client. A single process has it, and so does each cluster
  * worker; the cluster primary has none.
  */
-export class DataPlane implements HttpHost {
+export class DataPlane {
   readonly admission: Admission;
   readonly sessions: OpenSessions;
   readonly dialer: Dialer;
@@ -34,7 +34,8 @@ export class DataPlane implements HttpHost {
   private http: ServiceDispatcher | null = null;
 
   constructor(
-    private readonly core: ServiceCore,
+    /** The service: what this half reads of it, and what its HTTP client does (the pool is this half's). */
+    private readonly core: ServiceCore & HttpHost,
     private readonly sockets: SocketSource | null,
   ) {
     const cfg = core.cfg;
@@ -79,29 +80,6 @@ export class DataPlane implements HttpHost {
       queue: this.dialer.queue,
       fds: core.fds,
     });
-  }
-
-  // HttpHost: what the HTTP client reads, on every request.
-  get cfg(): ServiceConfig {
-    return this.core.cfg;
-  }
-  get backends(): ServiceCore['backends'] {
-    return this.core.backends;
-  }
-  get strategy(): ServiceCore['strategy'] {
-    return this.core.strategy;
-  }
-  get backendTls(): ServiceCore['backendTls'] {
-    return this.core.backendTls;
-  }
-  get clock(): ServiceCore['clock'] {
-    return this.core.clock;
-  }
-  get localErrors(): ServiceCore['localErrors'] {
-    return this.core.localErrors;
-  }
-  get httpStats(): ServiceCore['httpStats'] {
-    return this.core.httpStats;
   }
 
   /** The warm pool in force (replaced when a reload changes its settings). */
@@ -180,7 +158,7 @@ export class DataPlane implements HttpHost {
 
   /** The undici Dispatcher on this service's backends (see http/dispatcher.ts). */
   get dispatcher(): ServiceDispatcher {
-    this.http ??= serviceDispatcher(this, this.core.name);
+    this.http ??= serviceDispatcher(this.core, this.core.name);
     return this.http;
   }
 
