@@ -7,7 +7,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { LoadBalancer } from '../src/load-balancer.js';
 import { encodeV1, encodeV2, type ProxyAddresses } from '../src/proxy/proxy-protocol.js';
 import { logLines } from './helpers/log-lines.js';
-import { addr, echoServer, svc, waitFor } from './helpers/servers.js';
+import { addr, echoServer, exchange, svc, waitFor } from './helpers/servers.js';
 
 type Raw = Record<string, unknown>;
 
@@ -26,26 +26,6 @@ async function start(t: Parameters<typeof echoServer>[0], extra: Raw, listen = '
   t.after(() => lb.close(0));
   const reload = (x: Raw) => lb.reload(parseConfig(raw(x), { allowEphemeralListen: true }));
   return { lb, log, port: lb.address('web').port, reload, backend: be };
-}
-
-/** Connects from `from` to the balancer, sends `hi` (after `header`), half-closes; what came back (the echo, or nothing when refused). */
-async function exchange(
-  port: number,
-  host: string,
-  from: string,
-  header: Buffer | null = null,
-): Promise<string> {
-  const c = connect({ port, host, localAddress: from, allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  c.on('data', (d: Buffer) => chunks.push(d));
-  c.on('error', () => {});
-  c.on('connect', () => {
-    if (header) c.write(header);
-    c.end('hi');
-  });
-  // Not once(): a refused client may see a reset, and once() rejects on 'error'.
-  await new Promise((r) => c.once('close', r));
-  return Buffer.concat(chunks).toString();
 }
 
 /** An open echo session from `from`: resolves once its first echo came back. */

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { ADMIN_LIMITS, AdminServer } from '../src/admin/server.js';
+import { ADMIN_LIMITS } from '../src/admin/server.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LbError } from '../src/errors.js';
 import { LoadBalancer } from '../src/load-balancer.js';
-import { createLogger, type Logger } from '../src/logger.js';
+import { startAdmin } from './helpers/admin.js';
 import { runBalancer } from './helpers/cluster.js';
+import { logLines } from './helpers/log-lines.js';
 import {
   addr,
   echoServer,
@@ -20,53 +20,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-async function startAdmin(
-  t: Parameters<typeof startLb>[0],
-  lb: LoadBalancer,
-  extra: {
-    token?: string;
-    reload?: () =>
-      | Promise<never>
-      | Promise<{ added: string[]; removed: string[]; changed: string[] }>;
-    allowedHosts?: string[];
-    log?: Logger;
-  } = {},
-) {
-  const admin = new AdminServer(lb, {
-    listen: { host: '127.0.0.1', port: 0, address: '127.0.0.1:0' },
-    token: extra.token ?? null,
-    allowedHosts: extra.allowedHosts ?? [],
-    reload: extra.reload ?? null,
-    log: extra.log ?? createLogger('silent'),
-  });
-  await admin.start();
-  t.after(() => admin.close());
-  const port = admin.address().port;
-  const base = `http://127.0.0.1:${port}`;
-  return {
-    base,
-    port,
-    /** A request as the API's clients send it: writes carry the JSON content type unless `headers` say otherwise. */
-    call: async (
-      method: string,
-      path: string,
-      body?: string,
-      headers: Record<string, string> = {},
-    ) => {
-      const write = method !== 'GET' && method !== 'HEAD';
-      const all = write ? { 'content-type': 'application/json', ...headers } : headers;
-      const r = await fetch(base + path, { method, body, headers: all });
-      const text = await r.text();
-      return {
-        status: r.status,
-        type: r.headers.get('content-type') ?? '',
-        text,
-        json: () => JSON.parse(text),
-      };
-    },
-  };
-}
 
 test('admin: /metrics has the blitz_lb_ metrics with service and backend labels, and process metrics', async (t) => {
   const a = await httpServer(t, 'a');
@@ -428,14 +381,8 @@ test('admin: silent, slow and idle connections are closed within seconds', async
 test('admin: a bad URL is a 400 with no stack trace logged; a large body a 413; HEAD answers like GET', async (t) => {
   const a = await httpServer(t, 'a');
   const lb = await startLb(t, svc([addr(a)]));
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  const { call, port, base } = await startAdmin(t, lb, { log: createLogger('info', sink) });
+  const { lines, logger: sinkLogger } = logLines();
+  const { call, port, base } = await startAdmin(t, lb, { log: sinkLogger });
   const host = `127.0.0.1:${port}`;
   for (const request of [
     `GET http://[/ HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
@@ -520,13 +467,7 @@ test('admin: the bearer scheme is case-insensitive (RFC 7235); a wrong, longer o
 
 test('access log: one JSON line per closed session, with the termination cause', async (t) => {
   const be = await echoServer(t);
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
+  const { lines, logger: sinkLogger } = logLines();
   const cfg = parseConfig(
     {
       log: { access: true },
@@ -541,7 +482,7 @@ test('access log: one JSON line per closed session, with the termination cause',
     },
     { allowEphemeralListen: true },
   );
-  const lb = new LoadBalancer(cfg, { logger: createLogger('info', sink) });
+  const lb = new LoadBalancer(cfg, { logger: sinkLogger });
   await lb.start();
   t.after(() => lb.close(0));
   const c = await openClient(lb.address('web').port);

@@ -4,13 +4,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Server } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { parseConfig } from '../src/config/schema.js';
-import { createLogger } from '../src/logger.js';
 import { runCli } from './helpers/cli.js';
 import { runBalancer, twoWorkers } from './helpers/cluster.js';
+import { logLines } from './helpers/log-lines.js';
 import { makePki, type Pair } from './helpers/pki.js';
 import {
   addr,
@@ -86,14 +85,8 @@ async function roundTrip(lbPort: number, msg: string): Promise<string> {
 
 /** A logger whose JSON lines land in `lines`. */
 function captureLog() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { lines, logger: createLogger('info', sink) };
+  const { lines, logger: sinkLogger } = logLines();
+  return { lines, logger: sinkLogger };
 }
 
 test('backend_tls: dials verify against the CA and send the configured name; an IP backend without servername is verified by its address', async (t) => {

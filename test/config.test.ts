@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { symlinkSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { loadConfig, parseToml } from '../src/config/load.js';
 import { parseConfig } from '../src/config/schema.js';
 import { CLI, runCli, tempConfig } from './helpers/cli.js';
+import { tempDir } from './helpers/config.js';
 import { startLb, svc } from './helpers/servers.js';
 
 const EVERY_KEY = `
@@ -564,12 +565,6 @@ test('an admin token that no client could send is rejected: control, non-ASCII, 
 });
 
 // Issue 13 item 10: the config file is read with limits.
-
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-test-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** `check` in a child with a deadline: a read that blocks must fail this test, not hang the runner. */
 function checkWithDeadline(file: string): { status: number | null; stderr: string } {

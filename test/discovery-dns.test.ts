@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { createRegistry } from '../src/admin/metrics.js';
 import { servicesView } from '../src/admin/views.js';
 import { effectiveWeight } from '../src/backend/backend.js';
-import { parseConfig } from '../src/config/schema.js';
+import { cfgOf } from './helpers/config.js';
 import {
   answering,
   captured,
@@ -19,8 +19,6 @@ import { dnsServer } from './helpers/dns-server.js';
 import { readBytes, startLb, waitFor } from './helpers/servers.js';
 
 const NAME = 'web.test.internal';
-const cfgOf = (raw: Record<string, unknown>) =>
-  parseConfig(raw, { source: '<test>', allowEphemeralListen: true });
 
 test('dns: A and AAAA records are the backends; one that leaves drains, its open session carries on, then it goes', async (t) => {
   const dns = await dnsServer(t);

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
-import { parseConfig } from '../src/config/schema.js';
+import { cfgOf, tempDir as tempDirOf } from './helpers/config.js';
 import {
   answering,
   discovering,
@@ -14,14 +13,7 @@ import {
 } from './helpers/discovery.js';
 import { readBytes, startLb, waitFor } from './helpers/servers.js';
 
-const cfgOf = (raw: Record<string, unknown>) =>
-  parseConfig(raw, { source: '<test>', allowEphemeralListen: true });
-
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-disc-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: TestContext): string => tempDirOf(t, 'blitz-lb-disc-');
 
 /** Writes a new file beside `file` and renames it over it, as deploy tools and editors do. */
 function replace(file: string, text: string): void {

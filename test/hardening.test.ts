@@ -8,10 +8,10 @@ import { closeSync, openSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/logger.js';
 import { FdBudget } from '../src/proxy/fd-budget.js';
 import { ManualClock } from './helpers/backends.js';
+import { cfgOf } from './helpers/config.js';
 import {
   addr,
   blackhole,
@@ -29,9 +29,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const cfgOf = (raw: Record<string, unknown>) =>
-  parseConfig(raw, { source: '<test>', allowEphemeralListen: true });
 
 /** A pino logger whose lines a test can read. */
 function captured(level: 'trace' | 'debug' | 'info' | 'warn' | 'silent' = 'trace') {

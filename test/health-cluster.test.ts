@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { runBalancer, sample, twoWorkers } from './helpers/cluster.js';
-import { addr, listen, openClient, scriptedServer, waitFor } from './helpers/servers.js';
+import { addr, exchange, listen, openClient, scriptedServer, waitFor } from './helpers/servers.js';
 
 interface BackendJson {
   state: string;
@@ -11,18 +11,6 @@ interface BackendJson {
 }
 interface ViewJson {
   services: { health: string; counters: { refusedDenied: number }; backends: BackendJson[] }[];
-}
-
-/** Sends "hi" from `from`, half-closes; what came back (nothing when refused). */
-async function exchange(port: number, from: string): Promise<string> {
-  const c = connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  c.on('data', (d: Buffer) => chunks.push(d));
-  c.on('error', () => {});
-  c.on('connect', () => c.end('hi'));
-  // Not once(): a refused client may see a reset, and once() rejects on 'error'.
-  await new Promise((r) => c.once('close', r));
-  return Buffer.concat(chunks).toString();
 }
 
 test('workers = 2: deny in every worker, the agent in the primary reaching the workers, and on_down ending sessions in the worker that holds them', async (t) => {
@@ -44,8 +32,8 @@ test('workers = 2: deny in every worker, the agent in the primary reaching the w
     ),
   );
   const view = async () => (await lb.admin('/api/services')).body as ViewJson;
-  for (let i = 0; i < 4; i++) assert.equal(await exchange(lb.port, '127.0.0.1'), 'hi');
-  for (let i = 0; i < 4; i++) assert.equal(await exchange(lb.port, '127.0.0.2'), '');
+  for (let i = 0; i < 4; i++) assert.equal(await exchange(lb.port, '127.0.0.1', '127.0.0.1'), 'hi');
+  for (let i = 0; i < 4; i++) assert.equal(await exchange(lb.port, '127.0.0.1', '127.0.0.2'), '');
   await waitFor(
     async () => (await view()).services[0]?.counters.refusedDenied === 4,
     5000,

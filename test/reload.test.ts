@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import autocannon from 'autocannon';
-import { parseConfig } from '../src/config/schema.js';
 import { spawnCli, tempConfig } from './helpers/cli.js';
+import { cfgOf } from './helpers/config.js';
 import {
   addr,
   echoServer,
@@ -19,9 +19,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const cfgOf = (raw: Record<string, unknown>) =>
-  parseConfig(raw, { source: '<test>', allowEphemeralListen: true });
 
 test('reload: backends added, removed and re-weighted in place; health, pools and open sessions kept', async (t) => {
   const a = await echoServer(t);

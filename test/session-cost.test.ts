@@ -4,12 +4,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { parseConfig } from '../src/config/schema.js';
 import { LoadBalancer } from '../src/load-balancer.js';
-import { createLogger } from '../src/logger.js';
 import { sweepPeriod } from '../src/proxy/idle-sweep.js';
+import { logLines } from './helpers/log-lines.js';
 import {
   addr,
   blackhole,
@@ -30,18 +29,12 @@ async function loggedLb(
   t: Parameters<typeof startLb>[0],
   raw: Record<string, unknown>,
 ): Promise<{ lb: LoadBalancer; lines: Record<string, unknown>[] }> {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
+  const { lines, logger: sinkLogger } = logLines();
   const cfg = parseConfig(
     { ...raw, log: { access: true } },
     { source: '<test>', allowEphemeralListen: true },
   );
-  const lb = new LoadBalancer(cfg, { logger: createLogger('info', sink) });
+  const lb = new LoadBalancer(cfg, { logger: sinkLogger });
   await lb.start();
   t.after(() => lb.close(0));
   return { lb, lines };

@@ -7,9 +7,7 @@ import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { AdminServer } from '../src/admin/server.js';
-import type { LoadBalancer } from '../src/load-balancer.js';
-import { createLogger } from '../src/logger.js';
+import { startAdmin } from './helpers/admin.js';
 import { runBalancer, twoWorkers } from './helpers/cluster.js';
 import {
   addr,
@@ -44,19 +42,6 @@ function haveChromium(t: TestContext): boolean {
   return false;
 }
 
-/** An admin server on an OS-chosen loopback port, closed after the test. */
-async function startAdmin(t: TestContext, lb: LoadBalancer): Promise<AdminServer> {
-  const admin = new AdminServer(lb, {
-    listen: { host: '127.0.0.1', port: 0, address: '127.0.0.1:0' },
-    token: null,
-    reload: null,
-    log: createLogger('silent'),
-  });
-  await admin.start();
-  t.after(() => admin.close());
-  return admin;
-}
-
 test('status page: a real browser shows a drained backend within 2 s, and a screenshot is saved', async (t) => {
   if (!haveChromium(t)) return;
   const ports = [await httpServer(t, 'a'), await httpServer(t, 'b'), await httpServer(t, 'c')];
@@ -67,7 +52,7 @@ test('status page: a real browser shows a drained backend within 2 s, and a scre
       { health: { kind: 'tcp', interval: '1s' } },
     ),
   );
-  const admin = await startAdmin(t, lb);
+  const { admin } = await startAdmin(t, lb);
   const base = `http://127.0.0.1:${admin.address().port}`;
   for (let i = 0; i < 9; i++) await httpGet(lb.address('web').port);
 
@@ -125,7 +110,7 @@ test('a page on another site cannot disable a backend through the browser: form 
   if (!haveChromium(t)) return;
   const a = await httpServer(t, 'a');
   const lb = await startLb(t, svc([addr(a)]));
-  const admin = await startAdmin(t, lb);
+  const { admin } = await startAdmin(t, lb);
   const target = `http://127.0.0.1:${admin.address().port}/api/services/web/backends/${addr(a)}/disable`;
   // Both are "simple" cross-origin requests: the browser sends them without asking first.
   const evil = createServer((_req, res) => {

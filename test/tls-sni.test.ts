@@ -2,17 +2,16 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { createRegistry } from '../src/admin/metrics.js';
 import { parseConfig } from '../src/config/schema.js';
 import { LoadBalancer } from '../src/load-balancer.js';
-import { createLogger } from '../src/logger.js';
 import { encodeV2 } from '../src/proxy/proxy-protocol.js';
 import { bigAlpn, captureHello } from './helpers/hello.js';
 import { have, type Issuer, makeIssuer } from './helpers/issuer.js';
+import { logLines } from './helpers/log-lines.js';
 import { addr, ended, listen, startLb, waitFor } from './helpers/servers.js';
 
 const run = promisify(execFile);
@@ -341,17 +340,11 @@ test('sni: real clients (openssl s_client -servername, curl --resolve) reach the
 test('sni: the access log carries the server name; metrics count per route and per refusal cause, not per name', async (t) => {
   const pki = makeIssuer(t);
   const ports = { a: await tlsBackend(t, pki, 'a', ['a.test']) };
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
+  const { lines, logger: sinkLogger } = logLines();
   const cfg = sniServices(ports, { a: { sni: ['*.test'] } });
   const lb = new LoadBalancer(
     parseConfig({ ...cfg, log: { access: true } }, { allowEphemeralListen: true }),
-    { logger: createLogger('info', sink) },
+    { logger: sinkLogger },
   );
   await lb.start();
   t.after(() => lb.close(0));

@@ -6,7 +6,7 @@ import type { HttpHost } from '../http/host.js';
 import type { SocketSource } from '../lifecycle/passed-sockets.js';
 import { WarmPool } from '../pool/warm-pool.js';
 import { Admission } from '../proxy/admission.js';
-import { Dialer } from '../proxy/dialer.js';
+import { Dialer, type DialerDeps } from '../proxy/dialer.js';
 import { EmbeddedDial } from '../proxy/embedded-dial.js';
 import { Listener } from '../proxy/listener.js';
 import { OpenSessions } from '../proxy/sessions.js';
@@ -34,8 +34,8 @@ export class DataPlane {
   private http: ServiceDispatcher | null = null;
 
   constructor(
-    /** The service: what this half reads of it, and what its HTTP client does (the pool is this half's). */
-    private readonly core: ServiceCore & HttpHost,
+    /** The service: what this half, its dialer and its HTTP client read of it (the pool is this half's). */
+    private readonly core: ServiceCore & HttpHost & DialerDeps,
     private readonly sockets: SocketSource | null,
   ) {
     const cfg = core.cfg;
@@ -46,25 +46,8 @@ export class DataPlane {
     this.warmPool = this.createPool(cfg);
     this.admission = new Admission(cfg, core.clock);
     const plane = this;
-    this.dialer = new Dialer({
-      get cfg() {
-        return core.cfg;
-      },
-      get strategy() {
-        return core.strategy;
-      },
-      get pool() {
-        return plane.warmPool;
-      },
-      get backendTls() {
-        return core.backendTls;
-      },
-      backends: core.backends,
-      log: core.log,
-      clock: core.clock,
-      localErrors: core.localErrors,
-      counters: core.stats.counters,
-    });
+    // The service is the dialer's deps: it reads cfg, strategy, pool and backend TLS on each dial.
+    this.dialer = new Dialer(core);
     this.sessions = new OpenSessions({
       get cfg() {
         return core.cfg;

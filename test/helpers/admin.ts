@@ -6,13 +6,20 @@ import { createLogger } from '../../src/logger.js';
 export interface AdminClient {
   admin: AdminServer;
   base: string;
+  port: number;
   /** A request as the API's clients send it: writes carry the JSON content type. */
   call(
     method: string,
     path: string,
     body?: string,
     headers?: Record<string, string>,
-  ): Promise<{ status: number; text: string; json: () => ReturnType<typeof JSON.parse> }>;
+  ): Promise<{
+    status: number;
+    /** The content-type header ('' when none). */
+    type: string;
+    text: string;
+    json: () => ReturnType<typeof JSON.parse>;
+  }>;
   /** GET /metrics' text. */
   metrics(headers?: Record<string, string>): Promise<string>;
 }
@@ -32,17 +39,24 @@ export async function startAdmin(
   });
   await admin.start();
   t.after(() => admin.close());
-  const base = `http://127.0.0.1:${admin.address().port}`;
+  const port = admin.address().port;
+  const base = `http://127.0.0.1:${port}`;
   const call: AdminClient['call'] = async (method, path, body, headers = {}) => {
     const write = method !== 'GET' && method !== 'HEAD';
     const all = write ? { 'content-type': 'application/json', ...headers } : headers;
     const r = await fetch(base + path, { method, body, headers: all });
     const text = await r.text();
-    return { status: r.status, text, json: () => JSON.parse(text) };
+    return {
+      status: r.status,
+      type: r.headers.get('content-type') ?? '',
+      text,
+      json: () => JSON.parse(text),
+    };
   };
   return {
     admin,
     base,
+    port,
     call,
     metrics: async (headers = {}) => (await call('GET', '/metrics', undefined, headers)).text,
   };

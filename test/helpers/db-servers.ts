@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { waitForPort } from '../../bench/lib/net.js';
+import { tempDir } from './config.js';
 import { refusedPort } from './servers.js';
 
 /*
@@ -18,12 +18,6 @@ export interface DbServer {
 }
 
 const isRoot = process.getuid?.() === 0;
-
-function tempDir(t: TestContext, prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 export async function mariadb(t: TestContext): Promise<DbServer | null> {
   if (!existsSync('/usr/sbin/mariadbd') || !existsSync('/usr/bin/mariadb-install-db')) return null;

@@ -247,3 +247,23 @@ export async function httpGet(port: number, path = '/'): Promise<string> {
   c.destroy();
   return raw.slice(raw.indexOf('\r\n\r\n') + 4);
 }
+
+/** Connects from `from` to the balancer, sends `hi` (after `header`), half-closes; what came back (the echo, or nothing when refused). */
+export async function exchange(
+  port: number,
+  host: string,
+  from: string,
+  header: Buffer | null = null,
+): Promise<string> {
+  const c = connect({ port, host, localAddress: from, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  c.on('data', (d: Buffer) => chunks.push(d));
+  c.on('error', () => {});
+  c.on('connect', () => {
+    if (header) c.write(header);
+    c.end('hi');
+  });
+  // Not once(): a refused client may see a reset, and once() rejects on 'error'.
+  await new Promise((r) => c.once('close', r));
+  return Buffer.concat(chunks).toString();
+}
