@@ -1,8 +1,8 @@
 import type { ConnectFailure } from './backend/causes.js';
 import type { Clock } from './clock.js';
 import { LOCAL_ERRNO } from './errno.js';
+import { LogThrottle } from './log-throttle.js';
 import type { Logger } from './logger.js';
-import { LogThrottle } from './rate-limit.js';
 
 /** One service's count of its own resource errors, by code, with a rate-limited log line. */
 export class LocalErrors {

@@ -1,8 +1,8 @@
 import type { Clock } from '../clock.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
+import { LogThrottle } from '../log-throttle.js';
 import type { Logger } from '../logger.js';
-import { LogThrottle } from '../rate-limit.js';
 import { MAX_DISCOVERED } from './entries.js';
 import { type Answer, DiscoveryError, type Source } from './source.js';
 

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { Clock } from '../clock.js';
-import { LogThrottle } from '../rate-limit.js';
+import { LogThrottle } from '../log-throttle.js';
 
 /** Bytes a backend may send to an idle pooled socket (a greeting) before we give up on it. */
 export const MAX_EARLY_BYTES = 64 * 1024;

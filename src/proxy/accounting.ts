@@ -2,8 +2,8 @@ import type { Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import type { LbError, LimitError } from '../errors.js';
 import { CONNECT_BUCKETS, Histogram } from '../histogram.js';
+import { LogThrottle } from '../log-throttle.js';
 import type { Logger } from '../logger.js';
-import { LogThrottle } from '../rate-limit.js';
 import type { Session } from './session.js';
 import { RoutedSession } from './tls/routed-session.js';
 

@@ -4,9 +4,9 @@ import type { HostPort } from '../config/address.js';
 import { errnoText } from '../errno.js';
 import { ListenError } from '../errors.js';
 import type { ListenOn } from '../lifecycle/passed-sockets.js';
+import { LogThrottle } from '../log-throttle.js';
 import type { Logger } from '../logger.js';
 import { noop } from '../noop.js';
-import { LogThrottle } from '../rate-limit.js';
 import type { FdBudget } from './fd-budget.js';
 
 export interface ListenerHost {
