@@ -121,12 +121,14 @@ export class WarmPool {
   take(b: Backend): PooledSocket | null {
     if (!this.enabled) return null;
     const p = this.pools.get(b);
-    let ps = p?.idle.pop();
+    // Oldest first: the order the backend accepted them. A server that serves one connection at
+    // a time (iperf3) reads the first socket it accepted; newest first handed the client another.
+    let ps = p?.idle.shift();
     // Listeners evict on FIN/RST/error as they happen; this catches a socket destroyed some other way.
     while (ps && (ps.socket.destroyed || !ps.socket.readable)) {
       this.counters.evictions.closed++;
       ps.socket.destroy();
-      ps = p?.idle.pop();
+      ps = p?.idle.shift();
     }
     if (!p || !ps) {
       this.counters.misses++;
