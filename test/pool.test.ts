@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
+import type { Backend } from '../src/backend/backend.js';
 import { ManualClock } from './helpers/backends.js';
+import { captured } from './helpers/discovery.js';
 import {
   addr,
   echoServer,
@@ -236,4 +238,42 @@ test('pool: take() refills after the taker is served, not inside it, and takes i
     s.pool.detach(ps);
     ps.socket.destroy();
   }
+});
+
+test('pool: a backend that closes idle sockets after ~1.2 s (an accept-time timeout): the pool learns it, says so once, retires sockets before it and never hands one out late', async (t) => {
+  const be = await scriptedServer(t, (s) => {
+    // MariaDB's connect_timeout in small: a socket nobody spoke on is closed at 1.2 s.
+    const timer = setTimeout(() => s.end(), 1200);
+    s.once('data', (d) => {
+      clearTimeout(timer);
+      s.end(d);
+    });
+  });
+  const { logger, lines } = captured('warn');
+  const lb = await startLb(t, svc([addr(be)], { pool: { min_idle: 2, max_idle: 2 } }), {
+    logger,
+  });
+  const s = lb.service('web');
+  const b = s.backends.all[0] as Backend;
+  await waitFor(() => s.pool.lifetimeFor(b) > 0, 5000, 'a learned lifetime');
+  const learned = s.pool.lifetimeFor(b);
+  assert.ok(learned >= 1200 && learned < 1400, `learned ${learned} ms`);
+  const closedThen = s.pool.counters.evictions.closed;
+  // Two more generations: each retires at 900 ms (1200 less a quarter), before the backend's end.
+  await waitFor(() => s.pool.counters.evictions.retired >= 4, 5000, 'retirements');
+  assert.equal(s.pool.counters.evictions.closed, closedThen, 'no socket reached the backend’s end');
+  assert.equal(s.pool.counters.earlyCloses.closed, 0, 'not a young death: no backoff');
+  const said = lines.filter((l) => /closes idle connections after ~1[23]\d\d ms/.test(l.msg));
+  assert.equal(said.length, 1, 'said once');
+  assert.equal(said[0]?.retireAtMs, learned - learned / 4);
+  // Clients arriving at any moment get a socket younger than the retirement age.
+  for (let i = 0; i < 6; i++) {
+    const c = await openClient(lb.address('web').port);
+    c.end(`hello ${i}`);
+    assert.equal((await readAll(c)).toString(), `hello ${i}`);
+    c.destroy();
+    // Spreads the clients over the sockets’ ages (the behaviour under test), not a sync.
+    await new Promise((r) => setTimeout(r, 170));
+  }
+  assert.equal(s.counters.connectFailed, 0);
 });

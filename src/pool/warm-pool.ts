@@ -9,6 +9,7 @@ import { connectTo } from '../proxy/connect.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 
 import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
+import { LEARN_MIN_MS } from './idle-lifetime.js';
 
 /** Young deaths in a row after which a backend's pool stops pre-opening for a while. */
 const SUSPEND_AFTER = 8;
@@ -53,7 +54,15 @@ export class WarmPool {
     misses: 0,
     refills: 0,
     refillFailures: 0,
-    evictions: { closed: 0, error: 0, expired: 0, overflow: 0, 'backend-down': 0, shutdown: 0 },
+    evictions: {
+      closed: 0,
+      error: 0,
+      expired: 0,
+      retired: 0,
+      overflow: 0,
+      'backend-down': 0,
+      shutdown: 0,
+    },
     earlyCloses: { closed: 0, error: 0, overflow: 0 },
   };
   private readonly pools = new Map<Backend, BackendPool>();
@@ -114,6 +123,11 @@ export class WarmPool {
     return this.pools.get(b)?.idle.length ?? 0;
   }
 
+  /** How long `b` keeps an idle connection, as learned (ms; 0: nothing learned). */
+  lifetimeFor(b: Backend): number {
+    return this.pools.get(b)?.life.lifetimeMs ?? 0;
+  }
+
   /**
    * A live idle socket to `b`, or null (a miss). The caller owns the socket
    * and must attach its own listeners before calling `detach(ps)`.
@@ -124,11 +138,16 @@ export class WarmPool {
     // Oldest first: the order the backend accepted them. A server that serves one connection at
     // a time (iperf3) reads the first socket it accepted; newest first handed the client another.
     let ps = p?.idle.shift();
-    // Listeners evict on FIN/RST/error as they happen; this catches a socket destroyed some other way.
-    while (ps && (ps.socket.destroyed || !ps.socket.readable)) {
-      this.counters.evictions.closed++;
+    // Listeners evict on FIN/RST/error as they happen; this catches a socket destroyed some other
+    // way, and one within the margin of the backend's learned idle lifetime (its timer lags).
+    while (p && ps) {
+      if (ps.socket.destroyed || !ps.socket.readable) this.counters.evictions.closed++;
+      else if (this.clock.now() - ps.openedAt >= p.life.retireAtMs)
+        this.counters.evictions.retired++;
+      else break;
+      ps.socket.removeListener('close', ps.onEnd);
       ps.socket.destroy();
-      ps = p?.idle.shift();
+      ps = p.idle.shift();
     }
     if (!p || !ps) {
       this.counters.misses++;
@@ -165,6 +184,7 @@ export class WarmPool {
       for (let i = p.idle.length - 1; i >= 0; i--) {
         const ps = p.idle[i] as PooledSocket;
         if (ps.openedAt <= cutoff) this.evict(p, ps, 'expired');
+        else if (now - ps.openedAt >= p.life.retireAtMs) this.evict(p, ps, 'retired');
       }
       if (p.missesSinceReap === 0 && p.target > this.cfg.minIdle) p.target--;
       p.missesSinceReap = 0;
@@ -209,6 +229,7 @@ export class WarmPool {
     if (!p) return;
     p.closed = true;
     if (p.retryTimer) clearTimeout(p.retryTimer);
+    if (p.retireTimer) clearTimeout(p.retireTimer);
     while (p.idle.length > 0) this.evict(p, p.idle[p.idle.length - 1] as PooledSocket, cause);
     this.pools.delete(b);
   }
@@ -278,7 +299,46 @@ export class WarmPool {
     sock.on('error', ps.onError);
     sock.once('close', ps.onEnd);
     p.idle.push(ps);
+    this.scheduleRetire(p);
     this.refill(p);
+  }
+
+  /**
+   * Retires idle sockets as they reach the backend's learned idle lifetime
+   * less its margin (see IdleLifetime), and refills. One timer per backend,
+   * set for the oldest socket (the first: sockets queue in the order opened).
+   */
+  private scheduleRetire(p: BackendPool): void {
+    if (p.retireTimer || p.closed || p.life.lifetimeMs === 0) return;
+    const oldest = p.idle[0];
+    if (!oldest) return;
+    const due = oldest.openedAt + p.life.retireAtMs - this.clock.now();
+    p.retireTimer = setTimeout(() => this.retireDue(p), Math.max(0, due));
+    p.retireTimer.unref();
+  }
+
+  private retireDue(p: BackendPool): void {
+    p.retireTimer = null;
+    const now = this.clock.now();
+    while (p.idle[0] && now - p.idle[0].openedAt >= p.life.retireAtMs)
+      this.evict(p, p.idle[0], 'retired');
+    this.scheduleRetire(p);
+  }
+
+  /**
+   * An untouched idle socket the backend closed at an age that looks like an
+   * idle timeout (see IdleLifetime); said once per learned figure.
+   */
+  private learnLifetime(p: BackendPool, ageMs: number): void {
+    if (!p.life.observe(ageMs)) return;
+    const { lifetimeMs, retireAtMs } = p.life;
+    this.log.warn(
+      { backend: p.backend.address, lifetimeMs, retireAtMs },
+      `backend closes idle connections after ~${lifetimeMs} ms; pooled sockets to it now retire at ${retireAtMs} ms (pool.idle_ttl below ${retireAtMs} ms says so up front)`,
+    );
+    if (p.retireTimer) clearTimeout(p.retireTimer);
+    p.retireTimer = null;
+    this.retireDue(p);
   }
 
   private refillFailed(p: BackendPool, cause: string): void {
@@ -347,10 +407,11 @@ export class WarmPool {
     if (cause === 'shutdown' || cause === 'backend-down') return;
     if (cause === 'closed' || cause === 'error' || cause === 'overflow') {
       const age = this.clock.now() - ps.openedAt;
-      if (age < this.youngMs) {
+      if (age < this.youngMs && (age < LEARN_MIN_MS || cause === 'overflow')) {
         this.diedYoung(p, cause, age);
         return;
       }
+      if (cause !== 'overflow' && age >= LEARN_MIN_MS) this.learnLifetime(p, age);
     }
     // It lived long enough to show the backend keeps idle connections.
     p.proven();
