@@ -75,7 +75,7 @@ export async function mariadb(t: TestContext, args: string[] = []): Promise<DbSe
 }
 
 /** Debian's newest PostgreSQL: /usr/lib/postgresql/<version>/bin. */
-function pgBin(): string | null {
+export function pgBin(): string | null {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return null;
   const v = readdirSync(root)
