@@ -3,7 +3,9 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import type { Backend } from '../src/backend/backend.js';
+import { runCheck } from '../src/check.js';
 import { ManualClock } from './helpers/backends.js';
+import { tempConfig } from './helpers/cli.js';
 import { captured } from './helpers/discovery.js';
 import {
   addr,
@@ -276,4 +278,42 @@ test('pool: a backend that closes idle sockets after ~1.2 s (an accept-time time
     await new Promise((r) => setTimeout(r, 170));
   }
   assert.equal(s.counters.connectFailed, 0);
+});
+
+test('check: says what a pool is per backend with workers, and warns where a pooled socket or the greeting probe looks like an aborted login', (t) => {
+  const file = tempConfig(
+    t,
+    `[process]
+workers = 3
+[services.db]
+listen = "127.0.0.1:3307"
+backends = ["127.0.0.1:3306"]
+health = { kind = "mysql" }
+[services.db2]
+listen = "127.0.0.1:3308"
+backends = ["127.0.0.1:3306"]
+health = { kind = "mysql", user = "probe" }
+pool = { min_idle = 0 }
+[services.web]
+listen = "127.0.0.1:8080"
+backends = ["127.0.0.1:9001"]
+`,
+  );
+  const r = runCheck(file);
+  assert.equal(r.valid, true);
+  assert.ok(
+    r.summary.some((l) =>
+      l.includes('pool min_idle 2 max_idle 10 (3 workers: 6-30 idle connections per backend)'),
+    ),
+    r.summary.join('\n'),
+  );
+  assert.deepEqual(
+    r.warnings.map((w) => w.path),
+    ['services.db.pool.min_idle', 'services.db.health.kind'],
+  );
+  assert.match(
+    r.warnings[0]?.message ?? '',
+    /^2 \(x3 workers\): MySQL and MariaDB count each pooled connection/,
+  );
+  assert.match(r.warnings[1]?.message ?? '', /set health\.user/);
 });
