@@ -317,3 +317,40 @@ backends = ["127.0.0.1:9001"]
   );
   assert.match(r.warnings[1]?.message ?? '', /set health\.user/);
 });
+
+test('pool: sockets are handed out oldest first, so a server that serves one connection at a time (in accept order) serves the client', async (t) => {
+  // iperf3's way: the first accepted connection is served alone; the rest wait their turn.
+  const queue: Socket[] = [];
+  const serveNext = (): void => {
+    const s = queue[0];
+    if (!s) return;
+    s.pipe(s);
+    s.once('close', () => {
+      queue.shift();
+      serveNext();
+    });
+  };
+  const be = await scriptedServer(t, (s) => {
+    queue.push(s);
+    if (queue.length === 1) serveNext();
+  });
+  const lb = await startLb(t, svc([addr(be)], { pool: { min_idle: 3, max_idle: 3 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 3 && queue.length === 3, 3000, 'pool to fill');
+  const c = await openClient(lb.address('web').port);
+  c.write('first');
+  // Bounded: handed the wrong socket, the client would wait forever.
+  const reply = await Promise.race([
+    readBytes(c, 5),
+    new Promise<Buffer>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(new Error('no echo in 3 s: the client got a socket the server does not serve')),
+        3000,
+      ).unref(),
+    ),
+  ]);
+  assert.equal(reply.toString(), 'first');
+  c.destroy();
+  assert.equal(s.pool.counters.hits, 1);
+});
