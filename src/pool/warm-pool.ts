@@ -9,17 +9,10 @@ import { connectTo } from '../proxy/connect.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 
 import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
-import { LEARN_MIN_MS } from './idle-lifetime.js';
-
-/** Young deaths in a row after which a backend's pool stops pre-opening for a while. */
-const SUSPEND_AFTER = 8;
-const SUSPEND_MS = 5 * 60_000;
+import { type EarlyCause, idleDeath } from './idle-deaths.js';
 
 export type { EvictionCause } from './backend-pool.js';
 export { MAX_EARLY_BYTES, PooledSocket } from './backend-pool.js';
-
-/** Causes of an idle socket's death that, young, say the backend will not keep idle connections. */
-type EarlyCause = 'closed' | 'error' | 'overflow';
 
 /** Plain counters, read by metrics at scrape time. */
 export interface PoolCounters {
@@ -325,22 +318,6 @@ export class WarmPool {
     this.scheduleRetire(p);
   }
 
-  /**
-   * An untouched idle socket the backend closed at an age that looks like an
-   * idle timeout (see IdleLifetime); said once per learned figure.
-   */
-  private learnLifetime(p: BackendPool, ageMs: number): void {
-    if (!p.life.observe(ageMs)) return;
-    const { lifetimeMs, retireAtMs } = p.life;
-    this.log.warn(
-      { backend: p.backend.address, lifetimeMs, retireAtMs },
-      `backend closes idle connections after ~${lifetimeMs} ms; pooled sockets to it now retire at ${retireAtMs} ms (pool.idle_ttl below ${retireAtMs} ms says so up front)`,
-    );
-    if (p.retireTimer) clearTimeout(p.retireTimer);
-    p.retireTimer = null;
-    this.retireDue(p);
-  }
-
   private refillFailed(p: BackendPool, cause: string): void {
     this.counters.refillFailures++;
     if (!this.localErrors.claim(cause, 'pool refill', p.backend.address))
@@ -348,42 +325,6 @@ export class WarmPool {
     if (p.closed || p.retryTimer) return;
     const wait = p.backOff(this.refillBaseMs);
     this.log.debug({ backend: p.backend.address, cause, retryInMs: wait }, 'pool refill failed');
-    this.retryIn(p, wait);
-  }
-
-  /**
-   * An idle socket the backend closed, reset or flooded well before idle_ttl
-   * and before any client used it: a backend at its own connection limit, or
-   * with an idle timeout shorter than ours, or a greeting over the cap. Every
-   * connect succeeds there, so without this the pool would reconnect as fast
-   * as the loop turns. It counts as a refill failure (backoff, a warning, a
-   * metric); after SUSPEND_AFTER in a row the backend's pool stops
-   * pre-opening for SUSPEND_MS, and its clients dial fresh meanwhile. Not a
-   * health signal: such a backend serves real clients well.
-   */
-  private diedYoung(p: BackendPool, cause: EarlyCause, ageMs: number): void {
-    this.counters.refillFailures++;
-    this.counters.earlyCloses[cause]++;
-    p.earlyCloses++;
-    const wait = p.backOff(this.refillBaseMs);
-    const backend = p.backend.address;
-    const afterMs = Math.round(ageMs);
-    if (p.earlyCloses >= SUSPEND_AFTER) {
-      p.suspendedUntil = this.clock.now() + SUSPEND_MS;
-      p.earlyCloses = 0;
-      this.log.warn(
-        { backend, cause, afterMs, suspendedMs: SUSPEND_MS },
-        `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)`,
-      );
-      this.retryIn(p, SUSPEND_MS);
-      return;
-    }
-    const held = p.warning.pass();
-    if (held >= 0)
-      this.log.warn(
-        { backend, cause, afterMs, retryInMs: wait, alsoEarly: held },
-        `backend closes idle connections after ~${afterMs} ms; pool refill backs off (idle_ttl below that avoids it)`,
-      );
     this.retryIn(p, wait);
   }
 
@@ -406,12 +347,20 @@ export class WarmPool {
     ps.socket.destroy();
     if (cause === 'shutdown' || cause === 'backend-down') return;
     if (cause === 'closed' || cause === 'error' || cause === 'overflow') {
-      const age = this.clock.now() - ps.openedAt;
-      if (age < this.youngMs && (age < LEARN_MIN_MS || cause === 'overflow')) {
-        this.diedYoung(p, cause, age);
-        return;
-      }
-      if (cause !== 'overflow' && age >= LEARN_MIN_MS) this.learnLifetime(p, age);
+      const now = this.clock.now();
+      const c = {
+        counters: this.counters,
+        log: this.log,
+        now,
+        refillBaseMs: this.refillBaseMs,
+        youngMs: this.youngMs,
+        retryIn: (ms: number) => this.retryIn(p, ms),
+        retireNow: () => {
+          if (p.retireTimer) clearTimeout(p.retireTimer);
+          this.retireDue(p);
+        },
+      };
+      if (idleDeath(c, p, cause, now - ps.openedAt)) return;
     }
     // It lived long enough to show the backend keeps idle connections.
     p.proven();
