@@ -98,7 +98,9 @@ test('pool (defaults): MariaDB with connect_timeout = 2 under a trickle of real 
   const lbPort = String(lb.address('db').port);
   const failures: string[] = [];
   let clients = 0;
-  const until = Date.now() + 14_000;
+  // 14 s in the suite; the issue's minute (a soak):
+  // BLITZ_POOL_TRICKLE_MS=60000 flock /tmp/blitz-load.lock node --test dist/test/pool-servers.test.js
+  const until = Date.now() + Number(process.env.BLITZ_POOL_TRICKLE_MS ?? 14_000);
   while (Date.now() < until) {
     clients++;
     await run(
@@ -112,6 +114,9 @@ test('pool (defaults): MariaDB with connect_timeout = 2 under a trickle of real 
     // Clients at uneven gaps reach pooled sockets of every age (the behaviour under test).
     await new Promise((r) => setTimeout(r, 400 + ((clients * 397) % 1200)));
   }
+  t.diagnostic(
+    `${clients} clients, ${failures.length} failed; pool ${JSON.stringify(s.pool.counters)}; learned ${s.pool.lifetimeFor(b)} ms`,
+  );
   assert.deepEqual(failures, [], `${failures.length} of ${clients} clients failed`);
   const learned = s.pool.lifetimeFor(b);
   assert.ok(
