@@ -4,7 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { configView } from '../src/admin/config-view.js';
 import type { Backend } from '../src/backend/backend.js';
+import { effectiveConfig } from '../src/config/effective.js';
+import { parseConfig } from '../src/config/schema.js';
+import { toToml } from '../src/config/toml-write.js';
 import { type DbServer, mariadb, pgBin, postgres } from './helpers/db-servers.js';
 import { addr, scriptedServer, startLb, waitFor } from './helpers/servers.js';
 
@@ -224,4 +228,25 @@ test('login probes: truncated, lying or foreign replies are failures with a reas
     assert.equal(ok, false, `${kind} ${reply}`);
     assert.match(String(got), detail, `${kind} ${reply}`);
   }
+});
+
+test('a login probe’s password never leaves the process: /api/config and check --print show it redacted', () => {
+  const config = parseConfig(
+    {
+      services: {
+        db: {
+          listen: '127.0.0.1:5433',
+          backends: ['127.0.0.1:5432'],
+          health: { kind: 'postgres', user: 'monitor', password: 'pa55word' },
+        },
+      },
+    },
+    { source: '<test>' },
+  );
+  const view = JSON.stringify(configView(config));
+  assert.doesNotMatch(view, /pa55word/);
+  assert.match(view, /"user":"monitor","password":"\(redacted\)"/);
+  const printed = toToml(effectiveConfig(config));
+  assert.doesNotMatch(printed, /pa55word/);
+  assert.match(printed, /password = "<redacted>"/);
 });
