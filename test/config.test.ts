@@ -209,7 +209,7 @@ const INVALID: { name: string; text: string; message: RegExp }[] = [
     name: 'upper-case duration unit',
     text: base('backends = ["127.0.0.1:9001"]\n[services.web.health]\ninterval = "5S"'),
     message:
-      /services\.web\.health\.interval: units are lower case \(ms, s, m, h\): write "5s", got "5S"/,
+      /services\.web\.health\.interval: units are lower case \(d, h, m, s, ms\): write "5s", got "5S"/,
   },
   {
     name: 'nonsense duration',
