@@ -19,6 +19,7 @@ import { LbError } from './errors.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { adminKey, PassedSockets } from './lifecycle/passed-sockets.js';
 import { removePidFile, writePidFile } from './lifecycle/pid-file.js';
+import { SystemdNotifier } from './lifecycle/sd-notify.js';
 import { announceServing, reportStartFailure } from './lifecycle/successor.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
 import { createLogger, type Logger } from './logger.js';
@@ -103,6 +104,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   checkCertificatesOrExit(config);
   const logLevel = opts.logLevel ?? config.log.level;
   const logger = createLogger(logLevel);
+  const systemd = SystemdNotifier.fromEnv(process.env, logger.child({ component: 'systemd' }));
   // workers > 1: this process is the primary; lb is its control plane (probes, state, no listeners).
   // --log-level wins over the file for good; without it, a reload applies the file's [log] level.
   const fixedLogLevel = opts.logLevel ?? null;
@@ -125,6 +127,11 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   // Every reload, SIGHUP's and the admin API's, is recorded for /api/info and /metrics.
   const reloads = new ReloadLog();
   const reload = reloads.track(async (): Promise<ReloadSummary> => {
+    void systemd.reloading();
+    // Serving again whether the reload applies or fails (the old config keeps running).
+    return applyReload().finally(() => void systemd.ready());
+  });
+  const applyReload = async (): Promise<ReloadSummary> => {
     const next = loadConfig(opts.config);
     if (!sameConfig(next.admin, lb.config.admin)) {
       logger.warn('reload: [admin] changes take effect at the next restart');
@@ -135,7 +142,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     const summary = await (primary ? primary.reload(next) : lb.reload(next));
     pidFile = movePidFile(pidFile, next.process.pidFile, logger);
     return summary;
-  });
+  };
   let admin: AdminServer | null = null;
   const lifecycle = new Lifecycle(
     () => lb.config.process,
@@ -153,6 +160,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   /** The new process serves: this one stops accepting and drains, as for SIGTERM without drain_delay. */
   const upgrade = async (): Promise<number> => {
     const pid = await lifecycle.upgrade();
+    void systemd.mainPid(pid);
     // After the caller's answer is out (an API response): retiring closes the admin server.
     setImmediate(() => stop('upgrade'));
     return pid;
@@ -199,6 +207,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   if (unused.length > 0)
     logger.info({ closed: unused }, 'upgrade: closed sockets this config does not use');
   announceServing();
+  void systemd.ready();
   logger.info(
     {
       config: opts.config,
@@ -224,6 +233,8 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       return;
     }
     stopping = true;
+    // After an upgrade systemd follows the new process: this one's stop is not the service's.
+    if (why !== 'upgrade') void systemd.stopping();
     // After an upgrade the new process accepts already: no drain_delay, and the PID file is its.
     const hold = why === 'upgrade' ? Promise.resolve() : lifecycle.holdBeforeStop(skip);
     void hold.then(() => {
@@ -232,7 +243,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
         'stopping: no new sessions, draining',
       );
       for (const s of demoServers) s.close();
-      return Promise.all([runner.close(), admin?.close()]).then(() => {
+      return Promise.all([runner.close(), admin?.close(), systemd.sent()]).then(() => {
         if (pidFile) removePidFile(pidFile, process.pid);
         logger.info('stopped');
         logger.flush();
