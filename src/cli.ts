@@ -331,6 +331,8 @@ Signals (run, demo):
                    then are cut; a second signal cuts them at once; exit 0
   SIGHUP           re-read the config file and apply the difference in place; an invalid file
                    is logged and the running config stays
+  SIGUSR2          upgrade: start the blitz-lb on disk with the same arguments, hand it the
+                   listening sockets, then stop accepting and drain once it serves
 `;
 
 export function buildProgram(): Command {

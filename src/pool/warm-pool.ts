@@ -59,6 +59,8 @@ export class WarmPool {
   private readonly pools = new Map<Backend, BackendPool>();
   private readonly reaper: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Backends whose early-close warning said what to do: later ones only say it happened. */
+  private readonly advised = new WeakSet<BackendPool>();
   private readonly onUp = (b: Backend): void => this.ensure(b);
   private readonly onGone = (b: Backend): void => this.drop(b, 'backend-down');
   private readonly onState = (): void => this.syncEligibility();
@@ -306,12 +308,13 @@ export class WarmPool {
     const wait = p.backOff(this.refillBaseMs);
     const backend = p.backend.address;
     const afterMs = Math.round(ageMs);
+    const advice = this.adviceOnce(p, afterMs);
     if (p.earlyCloses >= SUSPEND_AFTER) {
       p.suspendedUntil = this.clock.now() + SUSPEND_MS;
       p.earlyCloses = 0;
       this.log.warn(
         { backend, cause, afterMs, suspendedMs: SUSPEND_MS },
-        `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)`,
+        `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)${advice}`,
       );
       this.retryIn(p, SUSPEND_MS);
       return;
@@ -320,9 +323,16 @@ export class WarmPool {
     if (held >= 0)
       this.log.warn(
         { backend, cause, afterMs, retryInMs: wait, alsoEarly: held },
-        `backend closes idle connections after ~${afterMs} ms; pool refill backs off (idle_ttl below that avoids it)`,
+        `backend closes idle connections after ~${afterMs} ms; pool refill backs off${advice}`,
       );
     this.retryIn(p, wait);
+  }
+
+  /** What to do about early closes, said in a backend's first warning only (a later one may be throttled away, this never is). */
+  private adviceOnce(p: BackendPool, afterMs: number): string {
+    if (this.advised.has(p)) return '';
+    this.advised.add(p);
+    return `. To stop this: a backend that speaks first or drops connections nobody speaks on (MySQL, SMTP, FTP, a greeting server) wants [pool] min_idle = 0 for its service; any other backend wants [pool] idle_ttl below ~${afterMs} ms`;
   }
 
   private retryIn(p: BackendPool, ms: number): void {
