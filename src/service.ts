@@ -40,7 +40,12 @@ import type { Session } from './proxy/session.js';
 import type { TerminationCause } from './proxy/session-host.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
-import { CertificateError, describeCertificate, loadTls } from './proxy/tls/certificates.js';
+import {
+  CertificateError,
+  describeCertificate,
+  type LoadedPair,
+  loadTls,
+} from './proxy/tls/certificates.js';
 import type { FrontTarget } from './proxy/tls/front.js';
 import type { Routed } from './proxy/tls/routed-session.js';
 import { TlsTerminator } from './proxy/tls/terminator.js';
@@ -214,6 +219,11 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       const d = describeCertificate(p);
       if (d.problem) this.log.warn({ certificate: p.certFile }, d.problem);
     }
+  }
+
+  /** The certificates this service terminates TLS with (none without [tls], or where it does not serve). */
+  get certificates(): readonly LoadedPair[] {
+    return this.terminator?.pairs ?? [];
   }
 
   /** Handshake failures by cause (all zero without [tls]). */
