@@ -33,7 +33,9 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   // Unprefixed: the names stock Node.js dashboards query (process_cpu_user_seconds_total…).
   collectDefaultMetrics({ register: registry });
   const metrics = [
-    ...(lb.role === 'control' ? [] : [...trafficMetrics(lb), ...loadMetrics(lb), ...tlsMetrics(lb)]),
+    ...(lb.role === 'control'
+      ? []
+      : [...trafficMetrics(lb), ...loadMetrics(lb), ...tlsMetrics(lb)]),
     ...(lb.role === 'serve'
       ? []
       : [...healthMetrics(lb), ...backendStateMetrics(lb), ...discoveryMetrics(lb)]),
