@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -23,6 +24,8 @@ import { SystemdNotifier } from './lifecycle/sd-notify.js';
 import { announceServing, reportStartFailure } from './lifecycle/successor.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
 import { createLogger, type Logger } from './logger.js';
+import { logOutputChanged } from './logging/changed.js';
+import { openLogOutput } from './logging/output.js';
 import { certificateReport } from './proxy/tls/certificates.js';
 
 const EXIT_OK = 0;
@@ -103,7 +106,8 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   const config = load(opts.config);
   checkCertificatesOrExit(config);
   const logLevel = opts.logLevel ?? config.log.level;
-  const logger = createLogger(logLevel);
+  const output = openLogOutput(config.log);
+  const logger = createLogger(logLevel, output.stream, config.log);
   const systemd = SystemdNotifier.fromEnv(process.env, logger.child({ component: 'systemd' }));
   // workers > 1: this process is the primary; lb is its control plane (probes, state, no listeners).
   // --log-level wins over the file for good; without it, a reload applies the file's [log] level.
@@ -136,6 +140,9 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     if (!sameConfig(next.admin, lb.config.admin)) {
       logger.warn('reload: [admin] changes take effect at the next restart');
     }
+    const logChanged = logOutputChanged(lb.config.log, next.log);
+    if (logChanged)
+      logger.warn(`reload: [log] ${logChanged} changes take effect at the next restart`);
     if (next.process.workers !== lb.config.process.workers) {
       logger.warn('reload: [process] workers changes take effect at the next restart');
     }
@@ -261,6 +268,12 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       logger.error({ reason: err.message }, 'reload failed; the old config keeps running');
     });
   });
+  process.on('SIGUSR1', () => {
+    // logrotate moved the file: write to a new one by the same name (workers too).
+    output.reopen();
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1');
+    logger.info({ destination: config.log.destination }, 'SIGUSR1: log reopened');
+  });
   process.on('SIGUSR2', () => {
     logger.info('SIGUSR2: upgrading');
     upgrade().catch((err: LbError) => {
@@ -331,6 +344,7 @@ Signals (run, demo):
                    then are cut; a second signal cuts them at once; exit 0
   SIGHUP           re-read the config file and apply the difference in place; an invalid file
                    is logged and the running config stays
+  SIGUSR1          reopen the log file ([log] destination = "file") after logrotate moved it
   SIGUSR2          upgrade: start the blitz-lb on disk with the same arguments, hand it the
                    listening sockets, then stop accepting and drain once it serves
 `;

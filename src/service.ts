@@ -64,6 +64,10 @@ export type ServiceRole = 'single' | 'serve' | 'control';
 export interface ServiceOptions {
   strategy?: StrategyOptions;
   accessLog?: boolean;
+  /** [log] access_interval (0: no interim access lines). */
+  accessIntervalMs?: number;
+  /** This process's worker slot (0 or absent: no workers): access lines name sessions "2.17" as the admin API does. */
+  workerSlot?: number;
   role?: ServiceRole;
   clock?: Clock;
   /** The process's descriptor reserve (LoadBalancer makes one per process). */
@@ -130,7 +134,13 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.localErrors = new LocalErrors(this.log, this.clock);
     this.fds = opts.fds ?? null;
     this.sockets = opts.sockets ?? null;
-    this.stats = new SessionAccounting(this.log, opts.accessLog ?? false, this.clock);
+    this.stats = new SessionAccounting(
+      this.log,
+      opts.accessLog ?? false,
+      this.clock,
+      opts.workerSlot ? `${opts.workerSlot}.` : '',
+    );
+    this.stats.setAccessLog(opts.accessLog ?? false, opts.accessIntervalMs ?? 0);
     // A worker follows the primary, which decides and logs health.
     const follower = this.role === 'serve' ? (opts.follower?.(cfg.name) ?? null) : null;
     this.backends = new BackendSet(cfg.backends, setOptionsOf(cfg), {
@@ -613,8 +623,8 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     return requestThrough(this.dispatcher, this.cfg, opts);
   }
 
-  setAccessLog(on: boolean): void {
-    this.stats.setAccessLog(on);
+  setAccessLog(on: boolean, intervalMs = 0): void {
+    this.stats.setAccessLog(on, intervalMs);
   }
 
   get activeSessions(): number {

@@ -17,6 +17,12 @@ workers = 3
 [log]
 level = "debug"
 access = true
+destination = "file"
+file = "/var/log/blitz-lb.log"
+facility = "local0"
+format = "json"
+hostname = "lb-1.example"
+access_interval = "1h"
 
 [admin]
 listen = "127.0.0.1:9900"
@@ -65,7 +71,17 @@ test('a file with every key parses to the values written, defaults filled in', (
   const c = loadConfig(tempConfig(t, EVERY_KEY));
   assert.equal(c.process.shutdownTimeoutMs, 15_000);
   assert.equal(c.process.workers, 3);
-  assert.deepEqual(c.log, { level: 'debug', access: true });
+  assert.deepEqual(c.log, {
+    level: 'debug',
+    access: true,
+    destination: 'file',
+    file: '/var/log/blitz-lb.log',
+    syslog: { transport: 'unix', path: '/dev/log' },
+    facility: 'local0',
+    format: 'json',
+    hostname: 'lb-1.example',
+    accessIntervalMs: 3_600_000,
+  });
   assert.equal(c.admin?.listen.address, '127.0.0.1:9900');
   const [web, db] = c.services;
   assert.ok(web && db);

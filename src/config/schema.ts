@@ -35,6 +35,7 @@ import {
 } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { type ListenAddress, listenAddress } from './listen.js';
+import { LOG_OUTPUT_FIELDS, type LogOutputConfig, parseLogOutput } from './log-output.js';
 import { PROCESS_DURATION_KEYS, type ProcessConfig, processConfig } from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { type Fields, keysOf } from './spec.js';
@@ -140,7 +141,7 @@ export interface Config {
   /** Where the config came from, for messages ("config.toml", "<inline>"). */
   readonly source: string;
   readonly process: ProcessConfig;
-  readonly log: { readonly level: LogLevel; readonly access: boolean };
+  readonly log: { readonly level: LogLevel; readonly access: boolean } & LogOutputConfig;
   readonly admin: {
     /** "host:port", or a Unix socket ("unix:PATH", with its file mode). */
     readonly listen: AdminListen;
@@ -239,8 +240,9 @@ export const LOG_FIELDS = {
   access: {
     kind: 'boolean',
     default: false,
-    doc: 'One JSON line per closed session: client, backend, bytes, ms, cause',
+    doc: 'One JSON line per closed session: session id, client, backend, bytes, ms, cause',
   },
+  ...LOG_OUTPUT_FIELDS,
 } satisfies Fields;
 
 export const ADMIN_FIELDS = {
@@ -479,7 +481,11 @@ export const SERVICE_FIELDS = {
 /** The whole file. */
 export const TOP_FIELDS = {
   process: { kind: 'table', fields: PROCESS_FIELDS, doc: 'The process' },
-  log: { kind: 'table', fields: LOG_FIELDS, doc: 'Logging (JSON lines on stdout)' },
+  log: {
+    kind: 'table',
+    fields: LOG_FIELDS,
+    doc: 'Logging: JSON lines to stdout, stderr, a file or syslog',
+  },
   admin: { kind: 'table', fields: ADMIN_FIELDS, doc: 'The admin server (absent: none)' },
   defaults: {
     kind: 'table',
@@ -573,6 +579,7 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'min_ttl',
   'max_ttl',
   'wait',
+  'access_interval',
 ]);
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
@@ -894,6 +901,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     log: Object.freeze({
       level: oneOfSpec(LOG_FIELDS.level, log.level, 'log.level', p),
       access: booleanOf(LOG_FIELDS.access, log.access, 'log.access', p),
+      ...parseLogOutput(log, 'log', opts.baseDir ?? process.cwd(), p),
     }),
     admin,
     services: Object.freeze(services),
