@@ -261,7 +261,8 @@ function said(line: string, table = ''): string {
     unknown
   >;
   const [k, v] = line.split(' = ') as [string, string];
-  const target = table ? ((web[table] = {}) as Record<string, unknown>) : web;
+  if (table) web[table] = {};
+  const target = (table ? web[table] : web) as Record<string, unknown>;
   target[k.replace(/^"(.*)"$/, '$1')] = JSON.parse(v);
   try {
     parseConfig(raw);
