@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on a Node.js too old, one line and exit 1 before anything else loads.
+import './runtime-check.js';
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -156,7 +158,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     async () => {
       const got = primary
         ? await primary.listeningHandles()
-        : { sockets: new Map<string, object>(lb.listeningServers()), release: () => {} };
+        : { sockets: new Map<string, object>(lb.listeningServers(true)), release: () => {} };
       if (admin && config.admin)
         got.sockets.set(adminKey(config.admin.listen.address), admin.listeningServer);
       return got;
@@ -191,7 +193,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
         undrain: () => lifecycle.undrain(),
         upgrade,
       },
-      fd: sockets.take(adminKey(config.admin.listen.address)),
+      fd: sockets.takeHanded(adminKey(config.admin.listen.address)),
     });
     try {
       await admin.start();
