@@ -144,10 +144,22 @@ async function haproxyBehaviour(
     '10.0.0.13:8080': `127.0.0.1:${spare.port}`,
   });
   await listening(lb);
-  // balance roundrobin, equal weights: the two primaries in turn; the backup never.
-  const first = [await who(port), await who(port), await who(port), await who(port)];
-  assert.deepEqual([...first].sort(), ['app1', 'app1', 'app2', 'app2'], first.join(' '));
-  assert.notEqual(first[0], first[1]);
+  // Until both primaries have answered once (haproxy may take a first check to count one in).
+  const seen = new Set<string>();
+  await waitFor(
+    async () => {
+      seen.add(await who(port));
+      return seen.has('app1') && seen.has('app2');
+    },
+    15_000,
+    'both primaries to answer',
+  );
+  // balance roundrobin, equal weights: then the two primaries in turn; the backup never.
+  const next = [await who(port), await who(port), await who(port), await who(port)];
+  assert.deepEqual([...next].sort(), ['app1', 'app1', 'app2', 'app2'], next.join(' '));
+  assert.notEqual(next[0], next[1]);
+  assert.notEqual(next[1], next[2]);
+  assert.ok(!seen.has('spare'), 'the backup is not used while a primary is up');
   // Both primaries go: the backup takes over once checks (inter 1s, fall 2) see it.
   stop(app1);
   stop(app2);
