@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // First: on a Node.js too old, one line and exit 1 before anything else loads.
 import './runtime-check.js';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -21,9 +22,12 @@ import { LbError } from './errors.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { adminKey, PassedSockets } from './lifecycle/passed-sockets.js';
 import { removePidFile, writePidFile } from './lifecycle/pid-file.js';
+import { SystemdNotifier } from './lifecycle/sd-notify.js';
 import { announceServing, reportStartFailure } from './lifecycle/successor.js';
 import { LoadBalancer, type ReloadSummary } from './load-balancer.js';
 import { createLogger, type Logger } from './logger.js';
+import { logOutputChanged } from './logging/changed.js';
+import { openLogOutput } from './logging/output.js';
 import { certificateReport } from './proxy/tls/certificates.js';
 
 const EXIT_OK = 0;
@@ -104,7 +108,9 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   const config = load(opts.config);
   checkCertificatesOrExit(config);
   const logLevel = opts.logLevel ?? config.log.level;
-  const logger = createLogger(logLevel);
+  const output = openLogOutput(config.log);
+  const logger = createLogger(logLevel, output.stream, config.log);
+  const systemd = SystemdNotifier.fromEnv(process.env, logger.child({ component: 'systemd' }));
   // workers > 1: this process is the primary; lb is its control plane (probes, state, no listeners).
   // --log-level wins over the file for good; without it, a reload applies the file's [log] level.
   const fixedLogLevel = opts.logLevel ?? null;
@@ -127,17 +133,25 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   // Every reload, SIGHUP's and the admin API's, is recorded for /api/info and /metrics.
   const reloads = new ReloadLog();
   const reload = reloads.track(async (): Promise<ReloadSummary> => {
+    void systemd.reloading();
+    // Serving again whether the reload applies or fails (the old config keeps running).
+    return applyReload().finally(() => void systemd.ready());
+  });
+  const applyReload = async (): Promise<ReloadSummary> => {
     const next = loadConfig(opts.config);
     if (!sameConfig(next.admin, lb.config.admin)) {
       logger.warn('reload: [admin] changes take effect at the next restart');
     }
+    const logChanged = logOutputChanged(lb.config.log, next.log);
+    if (logChanged)
+      logger.warn(`reload: [log] ${logChanged} changes take effect at the next restart`);
     if (next.process.workers !== lb.config.process.workers) {
       logger.warn('reload: [process] workers changes take effect at the next restart');
     }
     const summary = await (primary ? primary.reload(next) : lb.reload(next));
     pidFile = movePidFile(pidFile, next.process.pidFile, logger);
     return summary;
-  });
+  };
   let admin: AdminServer | null = null;
   const lifecycle = new Lifecycle(
     () => lb.config.process,
@@ -155,6 +169,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   /** The new process serves: this one stops accepting and drains, as for SIGTERM without drain_delay. */
   const upgrade = async (): Promise<number> => {
     const pid = await lifecycle.upgrade();
+    void systemd.mainPid(pid);
     // After the caller's answer is out (an API response): retiring closes the admin server.
     setImmediate(() => stop('upgrade'));
     return pid;
@@ -201,6 +216,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
   if (unused.length > 0)
     logger.info({ closed: unused }, 'upgrade: closed sockets this config does not use');
   announceServing();
+  void systemd.ready();
   logger.info(
     {
       config: opts.config,
@@ -226,6 +242,8 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
       return;
     }
     stopping = true;
+    // After an upgrade systemd follows the new process: this one's stop is not the service's.
+    if (why !== 'upgrade') void systemd.stopping();
     // After an upgrade the new process accepts already: no drain_delay, and the PID file is its.
     const hold = why === 'upgrade' ? Promise.resolve() : lifecycle.holdBeforeStop(skip);
     void hold.then(() => {
@@ -234,7 +252,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
         'stopping: no new sessions, draining',
       );
       for (const s of demoServers) s.close();
-      return Promise.all([runner.close(), admin?.close()]).then(() => {
+      return Promise.all([runner.close(), admin?.close(), systemd.sent()]).then(() => {
         if (pidFile) removePidFile(pidFile, process.pid);
         logger.info('stopped');
         logger.flush();
@@ -251,6 +269,12 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     reload().catch((err: Error) => {
       logger.error({ reason: err.message }, 'reload failed; the old config keeps running');
     });
+  });
+  process.on('SIGUSR1', () => {
+    // logrotate moved the file: write to a new one by the same name (workers too).
+    output.reopen();
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1');
+    logger.info({ destination: config.log.destination }, 'SIGUSR1: log reopened');
   });
   process.on('SIGUSR2', () => {
     logger.info('SIGUSR2: upgrading');
@@ -322,6 +346,9 @@ Signals (run, demo):
                    then are cut; a second signal cuts them at once; exit 0
   SIGHUP           re-read the config file and apply the difference in place; an invalid file
                    is logged and the running config stays
+  SIGUSR1          reopen the log file ([log] destination = "file") after logrotate moved it
+  SIGUSR2          upgrade: start the blitz-lb on disk with the same arguments, hand it the
+                   listening sockets, then stop accepting and drain once it serves
 `;
 
 export function buildProgram(): Command {

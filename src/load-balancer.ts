@@ -94,6 +94,8 @@ export class LoadBalancer {
         ...(opts.workerSlot ? { phase: opts.workerSlot - 1 } : {}),
       },
       accessLog: config.log.access,
+      accessIntervalMs: config.log.accessIntervalMs,
+      workerSlot: opts.workerSlot ?? 0,
       role: this.role,
       clock: opts.clock,
       fds:
@@ -257,10 +259,11 @@ export class LoadBalancer {
       summary.removed.push(name);
     }
     this.serviceOpts.accessLog = next.log.access;
+    this.serviceOpts.accessIntervalMs = next.log.accessIntervalMs;
     for (const cfg of next.services) {
       const svc = this.services.get(cfg.name);
       if (!svc) continue;
-      svc.setAccessLog(next.log.access);
+      svc.setAccessLog(next.log.access, next.log.accessIntervalMs);
       // Always applied, changed or not: the file's word on its backends wins on every reload
       // (weights and settings), while an operator's drain or disable of a listed backend stays.
       if (!sameConfig(cfg, svc.cfg)) summary.changed.push(cfg.name);

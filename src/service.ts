@@ -20,6 +20,7 @@ import type { Listener, ListenerHost } from './proxy/listener.js';
 import type { Session } from './proxy/session.js';
 import type { TerminationCause } from './proxy/session-host.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
+import type { LoadedPair } from './proxy/tls/certificates.js';
 import type { FrontTarget } from './proxy/tls/front.js';
 import { BackendOps } from './service/backend-ops.js';
 import { ControlPlane } from './service/control-plane.js';
@@ -77,7 +78,13 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     this.log = log.child({ service: cfg.name });
     this.localErrors = new LocalErrors(this.log, this.clock);
     this.fds = opts.fds ?? null;
-    this.stats = new SessionAccounting(this.log, opts.accessLog ?? false, this.clock);
+    this.stats = new SessionAccounting(
+      this.log,
+      opts.accessLog ?? false,
+      this.clock,
+      opts.workerSlot ? `${opts.workerSlot}.` : '',
+    );
+    this.stats.setAccessLog(opts.accessLog ?? false, opts.accessIntervalMs ?? 0);
     // A worker follows the primary, which decides and logs health.
     const follower = this.role === 'serve' ? (opts.follower?.(cfg.name) ?? null) : null;
     this.backends = new BackendSet(cfg.backends, setOptionsOf(cfg), {
@@ -234,6 +241,11 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return this.data?.tlsFailures ?? {};
   }
 
+  /** The certificates this service terminates TLS with (none without [tls], or where it does not serve). */
+  get certificates(): readonly LoadedPair[] {
+    return this.data?.certificates ?? [];
+  }
+
   get counters(): ServiceCounters {
     return this.stats.counters;
   }
@@ -253,8 +265,8 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return requestThrough(this.dispatcher, this.cfg, opts);
   }
 
-  setAccessLog(on: boolean): void {
-    this.stats.setAccessLog(on);
+  setAccessLog(on: boolean, intervalMs = 0): void {
+    this.stats.setAccessLog(on, intervalMs);
   }
 
   get activeSessions(): number {

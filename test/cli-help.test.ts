@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { runCli, tempConfig } from './helpers/cli.js';
+import { CLI, runCli, tempConfig } from './helpers/cli.js';
 
 test('help: `blitz-lb help` and --help show commands, examples, exit codes and signals; exit 0', () => {
   for (const args of [['help'], ['--help']]) {
@@ -16,6 +17,14 @@ test('help: `blitz-lb help` and --help show commands, examples, exit codes and s
     );
     assert.match(r.stdout, /^Signals \(run, demo\):\n {2}SIGTERM, SIGINT .*shutdown_timeout/m);
     assert.match(r.stdout, /SIGHUP +re-read the config file/);
+    assert.match(r.stdout, /SIGUSR2 +upgrade: start the blitz-lb on disk/);
+    // Every signal the process handles is in the help.
+    const handled = [...readFileSync(CLI, 'utf8').matchAll(/process\.on\('(SIG[A-Z0-9]+)'/g)].map(
+      (m) => m[1] as string,
+    );
+    assert.ok(handled.length >= 4, `found the handlers: ${handled}`);
+    for (const sig of handled)
+      assert.match(r.stdout, new RegExp(`\\b${sig}\\b`), `help lists ${sig}`);
   }
 });
 

@@ -266,7 +266,11 @@ test('config: [tls] keys are checked, paths taken from the config folder', () =>
       /certificates\[0\]: needs both cert and key/,
     ],
     [{ cert: 'a', key: 'b', alpn: [] }, /tls\.alpn: expected a non-empty array/],
-    [{ cert: 'a', key: 'b', crt: 'x' }, /tls\.crt: unknown key; did you mean "cert"\?/],
+    // HAProxy's word for it: check says what to write here (config/foreign.ts).
+    [
+      { cert: 'a', key: 'b', crt: 'x' },
+      /tls\.crt: unknown key; "crt" is HAProxy's word: here write tls\.cert/,
+    ],
   ];
   for (const [tls, want] of bad)
     assert.throws(

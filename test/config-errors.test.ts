@@ -192,9 +192,9 @@ test('durations: a negative one and an upper-case unit get their own sentence', 
     'c.toml: services.web.idle_timeout: must not be negative, got -1000',
   ]);
   assert.deepEqual(problems(svc('retry_delay = "5S"')), [
-    'c.toml: services.web.retry_delay: units are lower case (ms, s, m, h): write "5s", got "5S"',
+    'c.toml: services.web.retry_delay: units are lower case (d, h, m, s, ms): write "5s", got "5S"',
   ]);
   assert.deepEqual(problems(svc('retry_delay = "1MS"')), [
-    'c.toml: services.web.retry_delay: units are lower case (ms, s, m, h): write "1ms", got "1MS"',
+    'c.toml: services.web.retry_delay: units are lower case (d, h, m, s, ms): write "1ms", got "1MS"',
   ]);
 });

@@ -92,6 +92,13 @@ upgrade_timeout = "20s"
 [log]
 level = "warn"
 access = true
+destination = "syslog"
+file = "blitz-lb.log"
+syslog = "tcp://127.0.0.1:6514"
+facility = "local3"
+format = "json"
+hostname = "lb-1"
+access_interval = "1m30s"
 
 [admin]
 listen = "unix:/run/blitz-lb/admin.sock"

@@ -18,6 +18,12 @@ workers = 3
 [log]
 level = "debug"
 access = true
+destination = "file"
+file = "/var/log/blitz-lb.log"
+facility = "local0"
+format = "json"
+hostname = "lb-1.example"
+access_interval = "1h"
 
 [admin]
 listen = "127.0.0.1:9900"
@@ -66,7 +72,17 @@ test('a file with every key parses to the values written, defaults filled in', (
   const c = loadConfig(tempConfig(t, EVERY_KEY));
   assert.equal(c.process.shutdownTimeoutMs, 15_000);
   assert.equal(c.process.workers, 3);
-  assert.deepEqual(c.log, { level: 'debug', access: true });
+  assert.deepEqual(c.log, {
+    level: 'debug',
+    access: true,
+    destination: 'file',
+    file: '/var/log/blitz-lb.log',
+    syslog: { transport: 'unix', path: '/dev/log' },
+    facility: 'local0',
+    format: 'json',
+    hostname: 'lb-1.example',
+    accessIntervalMs: 3_600_000,
+  });
   assert.equal(c.admin?.listen.address, '127.0.0.1:9900');
   const [web, db] = c.services;
   assert.ok(web && db);
@@ -211,7 +227,7 @@ const INVALID: { name: string; text: string; message: RegExp }[] = [
     name: 'upper-case duration unit',
     text: base('backends = ["127.0.0.1:9001"]\n[services.web.health]\ninterval = "5S"'),
     message:
-      /services\.web\.health\.interval: units are lower case \(ms, s, m, h\): write "5s", got "5S"/,
+      /services\.web\.health\.interval: units are lower case \(d, h, m, s, ms\): write "5s", got "5S"/,
   },
   {
     name: 'nonsense duration',

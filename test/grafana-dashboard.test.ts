@@ -79,3 +79,23 @@ test('examples/grafana-dashboard.json: every metric it queries exists in a live 
   ])
     assert.ok(names.has(n), `the dashboard does not show ${n}`);
 });
+
+test('examples/grafana-dashboard.json: job and instance variables, and every query selects by both', () => {
+  const d = JSON.parse(readFileSync(join(root, 'examples', 'grafana-dashboard.json'), 'utf8')) as {
+    templating: { list: { name: string }[] };
+  };
+  const vars = d.templating.list.map((v) => v.name);
+  for (const v of ['job', 'instance']) assert.ok(vars.includes(v), `a $${v} variable`);
+  // Grafana offers a variable only after the ones it depends on.
+  assert.ok(vars.indexOf('job') < vars.indexOf('instance'));
+  assert.ok(vars.indexOf('instance') < vars.indexOf('service'));
+  for (const { where, expr } of expressions()) {
+    if (where === 'variable job') continue;
+    for (const m of expr.matchAll(/\b(?:blitz_lb|process|nodejs)_[a-z0-9_]+(\{[^}]*\})?/g)) {
+      const sel = m[1] ?? '';
+      assert.match(sel, /\bjob=~"\$job"/, `${where}: ${m[0]} selects by job`);
+      if (where !== 'variable instance')
+        assert.match(sel, /\binstance=~"\$instance"/, `${where}: ${m[0]} selects by instance`);
+    }
+  }
+});

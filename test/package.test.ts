@@ -15,6 +15,8 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import toml from 'toml';
+import { type Schema, validate } from './helpers/json-schema.js';
 import { echoServer, openClient, readAll, refusedPort, waitFor } from './helpers/servers.js';
 
 const run = promisify(execFile);
@@ -27,6 +29,7 @@ const CLONE = [
   'LICENSE',
   'CHANGELOG.md',
   'config.toml',
+  'config.schema.json',
   'src',
   'examples',
 ];
@@ -65,13 +68,14 @@ test('npm pack builds dist from a fresh copy, ships only what runs, and the inst
     'CHANGELOG.md',
     'README.md',
     'config.toml',
+    'config.schema.json',
     'examples/blitz-lb.service',
     'examples/blitz-lb.socket',
   ])
     assert.ok(files.includes(f), `the package has ${f}`);
   const stray = files.filter(
     (f) =>
-      !/^(dist\/src\/.*\.(js|d\.ts)|[A-Z]+\.md|LICENSE|package\.json|config\.toml|examples\/blitz-lb\.(service|socket))$/.test(
+      !/^(dist\/src\/.*\.(js|d\.ts)|[A-Z]+\.md|LICENSE|package\.json|config\.toml|config\.schema\.json|examples\/blitz-lb\.(service|socket))$/.test(
         f,
       ),
   );
@@ -114,6 +118,31 @@ test('npm pack builds dist from a fresh copy, ships only what runs, and the inst
     `[services.web]\nlisten = "127.0.0.1:${port}"\nbackends = ["127.0.0.1:${be}"]\n[services.web.health]\nkind = "none"\n`,
   );
   assert.match((await npx(['check', '--config', 'lb.toml'])).stdout, /lb\.toml: valid/);
+
+  // The shipped config's `#:schema` line names a file the package holds, and the config is valid by it.
+  const installed = join(app, 'node_modules', 'blitz-lb');
+  const shipped = readFileSync(join(installed, 'config.toml'), 'utf8');
+  const schemaRef = /^#:schema (\S+)$/m.exec(shipped)?.[1];
+  assert.ok(schemaRef, 'config.toml has a #:schema line');
+  const schema = JSON.parse(readFileSync(join(installed, schemaRef), 'utf8')) as Schema;
+  assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#');
+  assert.deepEqual(validate(schema, toml.parse(shipped)), []);
+  assert.match(
+    (await npx(['check', '--config', 'node_modules/blitz-lb/config.toml'])).stdout,
+    /config\.toml: valid/,
+  );
+  // What a registry page and `npm bugs` read.
+  const meta = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  for (const k of ['repository', 'homepage', 'bugs', 'keywords'])
+    assert.ok(meta[k], `package.json has ${k}`);
+  assert.match(
+    readFileSync(join(installed, 'CHANGELOG.md'), 'utf8'),
+    new RegExp(`^## \\[${version.replaceAll('.', '\\.')}\\] - \\d{4}-\\d{2}-\\d{2}$`, 'm'),
+    'the CHANGELOG has a released section for this version',
+  );
 
   // The public API only: deep imports are refused by the exports map.
   const imp = await run(

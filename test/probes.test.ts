@@ -439,7 +439,7 @@ test('/api/services and /metrics: the probe kind, the last failure cause', async
   assert.match(text, /blitz_lb_health_check_info\{service="web",kind="send-expect",agent="no"\} 1/);
   assert.match(
     text,
-    /blitz_lb_backend_last_check_failure_seconds\{service="web",backend="127\.0\.0\.1:\d+",kind="send-expect",cause="timeout 200ms waiting for step 2.*"\} \d+$/m,
+    /blitz_lb_backend_last_check_failure_timestamp_seconds\{service="web",backend="127\.0\.0\.1:\d+",kind="send-expect",cause="timeout 200ms waiting for step 2.*"\} \d+$/m,
   );
 });
 

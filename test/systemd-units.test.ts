@@ -24,6 +24,8 @@ test('examples/blitz-lb.service says what the lifecycle needs', () => {
     /^NoNewPrivileges=yes$/m,
     /^ProtectSystem=strict$/m,
     /^PIDFile=/m,
+    /^Type=notify$/m,
+    /^NotifyAccess=all$/m,
   ])
     assert.match(s, line);
   assert.doesNotMatch(

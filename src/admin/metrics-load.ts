@@ -4,26 +4,6 @@ import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
 import { P, perService, type Sample, ScrapeMetric } from './scrape-metric.js';
 
-/** The window the session rate is averaged over. */
-const RATE_WINDOW_MS = 10_000;
-
-/**
- * New sessions a second over the last RATE_WINDOW_MS, from readings of the
- * accepted counter taken at scrape time: nothing on the hot path, no timer.
- */
-class RateWindow {
-  private readings: { at: number; count: number }[] = [];
-
-  read(now: number, count: number): number {
-    const r = this.readings;
-    r.push({ at: now, count });
-    while (r.length > 2 && now - (r[1] as { at: number }).at >= RATE_WINDOW_MS) r.shift();
-    const first = r[0] as { at: number; count: number };
-    const secs = (now - first.at) / 1000;
-    return secs > 0 ? (count - first.count) / secs : 0;
-  }
-}
-
 /** Bytes of a service's open sessions, per backend, read from their sockets now. */
 function openBytes(s: Service): Map<Backend, { from: number; to: number }> {
   const out = new Map<Backend, { from: number; to: number }>();
@@ -42,11 +22,10 @@ function openBytes(s: Service): Map<Backend, { from: number; to: number }> {
 
 /**
  * Where sessions run (a cluster worker, or the one process): the wait
- * queue, the session rate, dial failures by cause and bytes carried
+ * queue, dial failures by cause and bytes carried
  * including those of sessions still open.
  */
 export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
-  const rates = new WeakMap<Service, RateWindow>();
   return [
     new ScrapeMetric(
       `${P}queue_length`,
@@ -60,19 +39,6 @@ export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
       'gauge',
       perService(lb, (s) => s.queueNow().longestWaitMs / 1000),
       'max',
-    ),
-    new ScrapeMetric(
-      `${P}session_rate`,
-      'New client connections a second, averaged over the last 10 s (between scrapes).',
-      'gauge',
-      perService(lb, (s) => {
-        let w = rates.get(s);
-        if (!w) {
-          w = new RateWindow();
-          rates.set(s, w);
-        }
-        return w.read(s.clock.now(), s.counters.accepted);
-      }),
     ),
     new ScrapeMetric(
       `${P}dial_failures_total`,

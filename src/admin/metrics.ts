@@ -5,6 +5,7 @@ import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
 import { backendStateMetrics } from './metrics-backends.js';
 import { loadMetrics } from './metrics-load.js';
+import { tlsMetrics } from './metrics-tls.js';
 import {
   type ExtraMetric,
   histogramSamples,
@@ -32,7 +33,9 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   // Unprefixed: the names stock Node.js dashboards query (process_cpu_user_seconds_total…).
   collectDefaultMetrics({ register: registry });
   const metrics = [
-    ...(lb.role === 'control' ? [] : [...trafficMetrics(lb), ...loadMetrics(lb)]),
+    ...(lb.role === 'control'
+      ? []
+      : [...trafficMetrics(lb), ...loadMetrics(lb), ...tlsMetrics(lb)]),
     ...(lb.role === 'serve'
       ? []
       : [...healthMetrics(lb), ...backendStateMetrics(lb), ...discoveryMetrics(lb)]),
@@ -69,7 +72,7 @@ function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
         })),
     ),
     new ScrapeMetric(
-      `${P}backend_last_check_failure_seconds`,
+      `${P}backend_last_check_failure_timestamp_seconds`,
       'Unix time of the last failed probe, with its cause (one series per backend that ever failed).',
       'gauge',
       () =>

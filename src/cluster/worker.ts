@@ -7,6 +7,7 @@ import { HandedSockets } from '../lifecycle/passed-sockets.js';
 import { socketHandle } from '../lifecycle/socket-handle.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
+import { openLogOutput } from '../logging/output.js';
 import { bindWithReusePort } from '../proxy/listener.js';
 import type { DiscoveredMap, FromWorker, MembersMap, StateMap, ToWorker } from './messages.js';
 import { backendShare, workerShare } from './share.js';
@@ -49,6 +50,8 @@ export class ClusterWorker {
     // SIGUSR2 (upgrade) is the primary's too; its default would kill a worker that `kill` or
     // `systemctl kill` reached with the rest of the group.
     process.on('SIGUSR2', () => {});
+    // SIGUSR1 reopens the log file (set in init, where the file is opened); until then, ignored.
+    process.on('SIGUSR1', () => {});
     // Ctrl-C reaches every process of the group: drain as the primary asks anyway.
     process.on('SIGINT', () => void this.stop(undefined));
     process.on('SIGTERM', () => void this.stop(undefined));
@@ -92,7 +95,9 @@ export class ClusterWorker {
   }
 
   private async init(slot: number, m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
-    this.log = createLogger(m.logLevel).child({ worker: slot });
+    const output = openLogOutput(m.config.log);
+    process.on('SIGUSR1', () => output.reopen());
+    this.log = createLogger(m.logLevel, output.stream, m.config.log).child({ worker: slot });
     bindWithReusePort(m.reusePort);
     this.workers = m.workers;
     this.slot = slot;

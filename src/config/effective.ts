@@ -2,6 +2,7 @@ import type { DiscoveryConfig } from './discovery.js';
 import { durationText } from './duration.js';
 import type { Table } from './fields.js';
 import type { HealthConfig } from './health.js';
+import { logOutputTable } from './log-output.js';
 import type { BackendConfig, Config, ServiceConfig } from './schema.js';
 
 /**
@@ -165,7 +166,7 @@ export function effectiveConfig(c: Config): Table {
       drain_delay: d(c.process.drainDelayMs),
       upgrade_timeout: d(c.process.upgradeTimeoutMs),
     },
-    log: { level: c.log.level, access: c.log.access },
+    log: { level: c.log.level, access: c.log.access, ...logOutputTable(c.log, d) },
   };
   if (c.admin) {
     const a: Table = { listen: c.admin.listen.address };

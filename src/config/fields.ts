@@ -1,5 +1,6 @@
 import { type HostPort, parseHostPort } from './address.js';
 import { describe, parseDuration } from './duration.js';
+import { foreignKey, foreignValue } from './foreign.js';
 import { MAX_TIMER_MS } from './limits.js';
 import type { BooleanSpec, DurationSpec, EnumSpec, IntegerSpec } from './spec.js';
 
@@ -68,10 +69,12 @@ export function checkKeys(t: Table, known: readonly string[], path: string, p: P
     if (known.includes(key)) continue;
     const near = closest(key, known);
     const where = path ? `${path}.${key}` : key;
+    // HAProxy's or nginx's word (maxconn, inter, proxy_timeout) says what it means here.
+    const foreign = foreignKey(key);
     p.add(
       where,
       p.misplacedAt(where) ??
-        `unknown key${near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`}`,
+        `unknown key${foreign ?? (near ? `; did you mean "${near}"?` : `; known keys: ${known.join(', ')}`)}`,
     );
   }
 }
@@ -164,9 +167,10 @@ export function oneOf<T extends string>(
   if (v === undefined) return dflt;
   if (typeof v !== 'string' || !allowed.includes(v as T)) {
     const near = typeof v === 'string' ? closest(v, allowed) : undefined;
+    const foreign = typeof v === 'string' ? foreignValue(path, v) : undefined;
     p.add(
       path,
-      `expected one of ${allowed.join(' | ')}, got ${describe(v)}${near ? `; did you mean "${near}"?` : ''}`,
+      `expected one of ${allowed.join(' | ')}, got ${describe(v)}${foreign ?? (near ? `; did you mean "${near}"?` : '')}`,
     );
     return dflt;
   }

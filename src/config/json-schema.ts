@@ -15,7 +15,9 @@ export type JsonSchema = { [key: string]: unknown };
 
 /** Loose on purpose: the validator owns the exact address grammar; this catches "9001" and "host". */
 const ADDRESS_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$';
-const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
+/** One or more parts, largest unit first, each once ("1m30s", "1d", "250ms"), as parseDuration reads them. */
+const DURATION_PATTERN =
+  '^(?=[0-9])([0-9]+(\\.[0-9]+)?d)?([0-9]+(\\.[0-9]+)?h)?([0-9]+(\\.[0-9]+)?m(?!s))?([0-9]+(\\.[0-9]+)?s)?([0-9]+(\\.[0-9]+)?ms)?$';
 
 function durationRange(min: number, max: number): string {
   const top = max === MAX_TIMER_MS ? `${max}ms, about 24.8 days` : durationText(max);
@@ -39,7 +41,7 @@ export function fieldSchema(f: FieldSpec): JsonSchema {
           {
             type: 'string',
             pattern: DURATION_PATTERN,
-            description: 'A duration: "250ms", "2s", "1.5m", "1h"',
+            description: 'A duration: "250ms", "2s", "1.5m", "1h", "1m30s", "1d"',
           },
           { type: 'integer', minimum: f.min, maximum: f.max, description: 'Milliseconds' },
         ],

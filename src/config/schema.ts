@@ -29,6 +29,7 @@ import {
 } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { type ListenAddress, listenAddress } from './listen.js';
+import { LOG_OUTPUT_FIELDS, parseLogOutput } from './log-output.js';
 import { PROCESS_DURATION_KEYS, processConfig } from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { type Fields, keysOf } from './spec.js';
@@ -134,8 +135,9 @@ export const LOG_FIELDS = {
   access: {
     kind: 'boolean',
     default: false,
-    doc: 'One JSON line per closed session: client, backend, bytes, ms, cause',
+    doc: 'One JSON line per closed session: session id, client, backend, bytes, ms, cause',
   },
+  ...LOG_OUTPUT_FIELDS,
 } satisfies Fields;
 
 export const ADMIN_FIELDS = {
@@ -374,7 +376,11 @@ export const SERVICE_FIELDS = {
 /** The whole file. */
 export const TOP_FIELDS = {
   process: { kind: 'table', fields: PROCESS_FIELDS, doc: 'The process' },
-  log: { kind: 'table', fields: LOG_FIELDS, doc: 'Logging (JSON lines on stdout)' },
+  log: {
+    kind: 'table',
+    fields: LOG_FIELDS,
+    doc: 'Logging: JSON lines to stdout, stderr, a file or syslog',
+  },
   admin: { kind: 'table', fields: ADMIN_FIELDS, doc: 'The admin server (absent: none)' },
   defaults: {
     kind: 'table',
@@ -468,6 +474,7 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'min_ttl',
   'max_ttl',
   'wait',
+  'access_interval',
 ]);
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
@@ -789,6 +796,7 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     log: Object.freeze({
       level: oneOfSpec(LOG_FIELDS.level, log.level, 'log.level', p),
       access: booleanOf(LOG_FIELDS.access, log.access, 'log.access', p),
+      ...parseLogOutput(log, 'log', opts.baseDir ?? process.cwd(), p),
     }),
     admin,
     services: Object.freeze(services),

@@ -5,6 +5,7 @@ import type { BackendTlsConfig } from './backend-tls.js';
 import type { DiscoveryConfig } from './discovery.js';
 import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
+import type { LogOutputConfig } from './log-output.js';
 import type { ProcessConfig } from './process.js';
 import type { TlsConfig } from './tls.js';
 
@@ -95,7 +96,7 @@ export interface Config {
   /** Where the config came from, for messages ("config.toml", "<inline>"). */
   readonly source: string;
   readonly process: ProcessConfig;
-  readonly log: { readonly level: LogLevel; readonly access: boolean };
+  readonly log: { readonly level: LogLevel; readonly access: boolean } & LogOutputConfig;
   readonly admin: {
     /** "host:port", or a Unix socket ("unix:PATH", with its file mode). */
     readonly listen: AdminListen;

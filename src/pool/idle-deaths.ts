@@ -55,6 +55,16 @@ export function idleDeath(
   return false;
 }
 
+/** Backends whose early-close warning said what to do: later ones only say it happened. */
+const advised = new WeakSet<BackendPool>();
+
+/** What to do about early closes, in a backend's first warning only (that one always passes the throttle). */
+function adviceOnce(p: BackendPool, afterMs: number): string {
+  if (advised.has(p)) return '';
+  advised.add(p);
+  return `. To stop this: a backend that speaks first or drops connections nobody speaks on (MySQL, SMTP, FTP, a greeting server) wants [pool] min_idle = 0 for its service; any other backend wants [pool] idle_ttl below ~${afterMs} ms`;
+}
+
 function diedYoung(c: DeathContext, p: BackendPool, cause: EarlyCause, ageMs: number): void {
   c.counters.refillFailures++;
   c.counters.earlyCloses[cause]++;
@@ -62,12 +72,13 @@ function diedYoung(c: DeathContext, p: BackendPool, cause: EarlyCause, ageMs: nu
   const wait = p.backOff(c.refillBaseMs);
   const backend = p.backend.address;
   const afterMs = Math.round(ageMs);
+  const advice = adviceOnce(p, afterMs);
   if (p.earlyCloses >= SUSPEND_AFTER) {
     p.suspendedUntil = c.now + SUSPEND_MS;
     p.earlyCloses = 0;
     c.log.warn(
       { backend, cause, afterMs, suspendedMs: SUSPEND_MS },
-      `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)`,
+      `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)${advice}`,
     );
     c.retryIn(SUSPEND_MS);
     return;
@@ -76,7 +87,7 @@ function diedYoung(c: DeathContext, p: BackendPool, cause: EarlyCause, ageMs: nu
   if (held >= 0)
     c.log.warn(
       { backend, cause, afterMs, retryInMs: wait, alsoEarly: held },
-      `backend closes idle connections after ~${afterMs} ms; pool refill backs off (idle_ttl below that avoids it)`,
+      `backend closes idle connections after ~${afterMs} ms; pool refill backs off${advice || ' (idle_ttl below that avoids it)'}`,
     );
   c.retryIn(wait);
 }

@@ -87,6 +87,12 @@ export class SessionAccounting {
    */
   readonly routes: Record<string, number> = {};
   private accessLog: Logger | null = null;
+  private accessEveryMs = 0;
+
+  /** [log] access_interval while the access log is on; 0: no interim lines. */
+  get accessIntervalMs(): number {
+    return this.accessLog ? this.accessEveryMs : 0;
+  }
 
   /** The access log is on: it names each session's client, whose address must be read while the socket is open. */
   get logsClients(): boolean {
@@ -101,6 +107,8 @@ export class SessionAccounting {
     private readonly log: Logger,
     accessLog: boolean,
     clock: Clock,
+    /** Before a session's id in its access lines: "" alone, "2." in worker 2, as GET …/sessions shows ids. */
+    private readonly idPrefix = '',
   ) {
     this.setAccessLog(accessLog);
     this.outageLog = new LogThrottle(1000, clock);
@@ -108,8 +116,9 @@ export class SessionAccounting {
     this.fdLog = new LogThrottle(5000, clock);
   }
 
-  /** [log] access turned on or off by a reload. */
-  setAccessLog(on: boolean): void {
+  /** [log] access turned on or off (and access_interval set) at start or by a reload. */
+  setAccessLog(on: boolean, intervalMs = 0): void {
+    this.accessEveryMs = intervalMs;
     if (on && !this.accessLog) this.accessLog = this.log.child({ log: 'access' });
     if (!on) this.accessLog = null;
   }
@@ -129,6 +138,7 @@ export class SessionAccounting {
       this.log.debug({ client: client.remoteAddress }, 'refused: max_connections reached');
     }
     this.accessLog?.info({
+      session: null,
       client: `${client.remoteAddress}:${client.remotePort}`,
       backend: null,
       bytesIn: 0,
@@ -158,6 +168,7 @@ export class SessionAccounting {
     this.log.debug({ client: ip }, 'refused: allow/deny');
     if (client === null) return;
     this.accessLog?.info({
+      session: null,
       client: `${ip}:${client.remotePort ?? ''}`,
       backend: null,
       bytesIn: 0,
@@ -213,17 +224,24 @@ export class SessionAccounting {
 
   ended(s: Session, now: number): void {
     if (s.readyAt > 0) this.sessionDuration.observe((now - s.acceptedAt) / 1000);
-    if (this.accessLog) this.writeAccessLog(this.accessLog, s, now);
+    if (this.accessLog) this.writeAccessLog(this.accessLog, s, now, false);
     this.counters.bytesFromClients += s.client.bytesRead;
     this.counters.bytesToClients += s.client.bytesWritten;
   }
 
-  /** One line per closed session, with a termination cause from a fixed set. */
-  private writeAccessLog(log: Logger, s: Session, now: number): void {
+  /** An open session's line so far ([log] access_interval): the same fields, "interim": true, no cause yet. */
+  interim(s: Session, now: number): void {
+    if (this.accessLog) this.writeAccessLog(this.accessLog, s, now, true);
+  }
+
+  /** One line per closed session, with a termination cause from a fixed set (and interim ones while it is open). */
+  private writeAccessLog(log: Logger, s: Session, now: number, interim: boolean): void {
     const c = s.client;
     const b = s.backend;
     const a = s.attempt;
     log.info({
+      session: `${this.idPrefix}${s.id}`,
+      ...(interim ? { interim: true } : {}),
       client: `${s.clientIp}:${c.remotePort ?? ''}`,
       backend: s.target?.address ?? a?.failures[a.failures.length - 1]?.backend ?? null,
       bytesIn: c.bytesRead,
@@ -236,7 +254,7 @@ export class SessionAccounting {
       retries: Math.max(0, (a?.dials ?? 0) - 1),
       // Why each failed dial failed ("ECONNREFUSED", "tls: certificate has expired"); left out when none did.
       dialFailures: a && a.failures.length > 0 ? a.failures : undefined,
-      cause: s.cause ?? 'client-closed',
+      cause: interim ? null : (s.cause ?? 'client-closed'),
       ...(s instanceof RoutedSession ? { sni: s.serverName, tls: s.terminated } : {}),
     });
   }

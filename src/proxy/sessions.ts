@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
+import { AccessFlush } from './access-flush.js';
 import type { SessionAccounting } from './accounting.js';
 import type { Admission, Refusal } from './admission.js';
 import type { Dialer } from './dialer.js';
@@ -49,11 +50,18 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   /** The last session id given (ids rise, so the open set is in id order). */
   private lastId = 0;
   private readonly idle: IdleSweep;
+  private readonly flush: AccessFlush<Session>;
 
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
     this.clock = deps.clock;
     this.idle = new IdleSweep(this.open, () => deps.cfg.idleTimeoutMs, deps.clock);
+    this.flush = new AccessFlush(
+      this.open,
+      () => deps.stats.accessIntervalMs,
+      deps.clock,
+      (s, now) => deps.stats.interim(s, now),
+    );
   }
 
   get fds(): FdBudget | null {
@@ -216,6 +224,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   sessionReady(s: Session): void {
     this.idle.ensure();
+    this.flush.ensure();
     this.deps.stats.ready(s);
   }
 

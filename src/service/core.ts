@@ -43,6 +43,10 @@ export type ServiceRole = 'single' | 'serve' | 'control';
 export interface ServiceOptionsOf<S> {
   strategy?: StrategyOptions;
   accessLog?: boolean;
+  /** [log] access_interval (0: no interim access lines). */
+  accessIntervalMs?: number;
+  /** This process's worker slot (0 or absent: no workers): access lines name sessions "2.17" as the admin API does. */
+  workerSlot?: number;
   role?: ServiceRole;
   clock?: Clock;
   /** The process's descriptor reserve (LoadBalancer makes one per process). */

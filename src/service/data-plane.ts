@@ -10,7 +10,12 @@ import { Dialer, type DialerDeps } from '../proxy/dialer.js';
 import { EmbeddedDial } from '../proxy/embedded-dial.js';
 import { Listener } from '../proxy/listener.js';
 import { OpenSessions } from '../proxy/sessions.js';
-import { CertificateError, describeCertificate, loadTls } from '../proxy/tls/certificates.js';
+import {
+  CertificateError,
+  describeCertificate,
+  type LoadedPair,
+  loadTls,
+} from '../proxy/tls/certificates.js';
 import type { Routed } from '../proxy/tls/routed-session.js';
 import { TlsTerminator } from '../proxy/tls/terminator.js';
 import type { ServiceCore } from './core.js';
@@ -77,6 +82,11 @@ export class DataPlane {
   /** Handshake failures by cause (all zero without [tls]). */
   get tlsFailures(): Readonly<Record<string, number>> {
     return this.terminator?.failures ?? {};
+  }
+
+  /** The certificates TLS is terminated with (none without [tls]). */
+  get certificates(): readonly LoadedPair[] {
+    return this.terminator?.pairs ?? [];
   }
 
   /**

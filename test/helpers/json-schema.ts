@@ -6,7 +6,7 @@
  * what this checks without the test noticing.
  */
 
-type Schema = { [k: string]: unknown };
+export type Schema = { [k: string]: unknown };
 
 const KNOWN = new Set([
   '$schema',

@@ -27,6 +27,8 @@ export async function startBalancer(
   t: TestContext,
   toml: (port: number, adminPort: number) => string,
   env: NodeJS.ProcessEnv = {},
+  /** Where its log goes ([log] destination): elsewhere than stdout, /livez answering says it started. */
+  logTo: 'stdout' | 'stderr' | 'file' | 'syslog' = 'stdout',
 ): Promise<Balancer> {
   const port = await refusedPort();
   const adminPort = await refusedPort();
@@ -62,7 +64,19 @@ export async function startBalancer(
   void exited.then(() => {
     gone = true;
   });
-  await waitFor(() => out.includes('"blitz-lb started"') || gone, 15_000, 'the balancer to start');
+  let live = false;
+  const started = (): boolean => {
+    if (logTo === 'stdout') return out.includes('"blitz-lb started"');
+    if (logTo === 'stderr') return err.includes('"blitz-lb started"');
+    fetch(`http://127.0.0.1:${adminPort}/livez`).then(
+      (r) => {
+        live = r.ok;
+      },
+      () => {},
+    );
+    return live;
+  };
+  await waitFor(() => started() || gone, 15_000, 'the balancer to start');
   if (gone) throw new Error(`the balancer exited at start: ${err}`);
   return {
     proc,

@@ -131,6 +131,8 @@ export class Front implements ListenerHost {
       'client refused before routing',
     );
     this.accessLog?.info({
+      // Refused before any service took it: no session, so no id.
+      session: null,
       client: `${client.remoteAddress}:${client.remotePort}`,
       listen: this.listen,
       backend: null,
