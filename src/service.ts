@@ -40,7 +40,12 @@ import type { Session } from './proxy/session.js';
 import type { TerminationCause } from './proxy/session-host.js';
 import { OpenSessions } from './proxy/sessions.js';
 import { BackendTls } from './proxy/tls/backend-tls.js';
-import { CertificateError, describeCertificate, loadTls } from './proxy/tls/certificates.js';
+import {
+  CertificateError,
+  certificateErrorAt,
+  describeCertificate,
+  loadTls,
+} from './proxy/tls/certificates.js';
 import type { FrontTarget } from './proxy/tls/front.js';
 import type { Routed } from './proxy/tls/routed-session.js';
 import { TlsTerminator } from './proxy/tls/terminator.js';
@@ -397,7 +402,7 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       }
     }
     if (!err) return null;
-    const msg = `services.${this.name}.tls: ${err.message}; the previous certificates stay in force`;
+    const msg = `${certificateErrorAt(this.name, err)}: ${err.message}; the previous certificates stay in force`;
     this.log.error({ err: err.message }, msg);
     return msg;
   }

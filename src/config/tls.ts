@@ -10,6 +10,8 @@ export const VERIFY_CLIENT = ['none', 'optional', 'required'] as const;
 export interface TlsCertPair {
   readonly cert: string;
   readonly key: string;
+  /** Where it was written in the tls table, for messages: "" (cert, key) or "certificates[1]". */
+  readonly from?: string;
 }
 
 /** [services.NAME.tls]: the balancer terminates TLS and the backend gets plain TCP. */
@@ -126,6 +128,7 @@ export function parseTls(
       certificates.push({
         cert: filePath(t.cert, `${path}.cert`, p, baseDir),
         key: filePath(t.key, `${path}.key`, p, baseDir),
+        from: '',
       });
   }
   if (t.certificates !== undefined) {
@@ -146,6 +149,7 @@ export function parseTls(
         certificates.push({
           cert: filePath(pair.cert, `${at}.cert`, p, baseDir),
           key: filePath(pair.key, `${at}.key`, p, baseDir),
+          from: `certificates[${i}]`,
         });
       });
   }
