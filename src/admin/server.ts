@@ -31,6 +31,7 @@ import {
   RequestGuard,
   requestUrl,
 } from './request-guard.js';
+import { refuseResolvedTwin } from './resolved-twin.js';
 import { STATUS_PAGE } from './status-page.js';
 import { backendView, type ServiceView, servicesView } from './views.js';
 
@@ -276,6 +277,7 @@ export class AdminServer {
         this.opts.log.info({ service: svcName, backend: addr }, 'admin: backend removed');
         return this.json(res, 200, { service: svcName, removed: addr });
       }
+      await refuseResolvedTwin(addr, (a) => this.lb.service(svcName).backends.get(a) !== undefined);
       const added = addBackend(this.lb, svcName, addr, body);
       this.opts.log.info({ service: svcName, backend: added.address }, 'admin: backend added');
       return this.json(res, 201, {
