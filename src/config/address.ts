@@ -101,6 +101,15 @@ export function literalTwins(host: string, port: number): string[] {
   return [formatHostPort('127.0.0.1', port), formatHostPort('::1', port)];
 }
 
+/**
+ * A backend for an address a resolver gave (discovery): keyed as a written
+ * one would be, so "::ffff:10.0.0.9" from an AAAA record is 10.0.0.9.
+ */
+export function endpointOf(ip: string, port: number): HostPort {
+  const hp = parseHostPort(formatHostPort(ip, port), 0);
+  return 'error' in hp ? { host: ip, port, address: formatHostPort(ip, port) } : hp;
+}
+
 /** 127.0.0.0/8, ::1 or localhost. */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
