@@ -227,6 +227,14 @@ test('sweep: DNS and SRV answers of any bytes settle a lookup with backends or a
     mapped.backends?.map((b) => b.address),
     ['10.0.0.9:8080'],
   );
+  // SRV: a record of port 0 is no endpoint; the other record (same target, an IP literal) is.
+  const ipTarget = [2, 0x31, 0x30, 1, 0x30, 1, 0x30, 1, 0x31, 0]; // "10.0.0.1"
+  next = Buffer.concat([Buffer.from([2]), srvRecord(0, ipTarget), srvRecord(9000, ipTarget)]);
+  const portZero = await srv.lookup(new AbortController().signal);
+  assert.deepEqual(
+    portZero.backends?.map((b) => b.address),
+    ['10.0.0.1:9000'],
+  );
   next = validA;
   const ok = await dns.lookup(new AbortController().signal);
   assert.deepEqual(
