@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
@@ -187,4 +188,23 @@ test('item 7: the file and discovery dedupe by the canonical form too', async (t
   await waitFor(() => Boolean(view()?.lastSuccess), 5000, 'a discovery answer');
   assert.equal(view()?.backends, 0, 'both spellings are the static backend: none is added');
   assert.deepEqual(addresses(lb), [addr(be)]);
+});
+
+test('item 7: a name added by the API that resolves (DNS) to a literal backend already there is refused; it is kept as written otherwise', async (t) => {
+  // This machine's own name, as /etc/hosts or DNS gives it: no fixed name resolves everywhere.
+  const name = hostname().toLowerCase();
+  const found = await lookup(name, { all: true }).catch(() => []);
+  const ip = found.find((f) => f.family === 4)?.address;
+  if (!ip || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(name) || /\d$/.test(name)) {
+    t.skip(`the host name ${name} does not resolve to an IPv4 address here`);
+    return;
+  }
+  const lb = await startLb(t, svc([`${ip}:9001`]));
+  const api = await startAdmin(t, lb);
+  const r = await api.call('POST', `/api/services/web/backends/${name}:9001`);
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json().error, `backend ${name}:9001 resolves to ${ip}:9001, which already exists`);
+  const other = await api.call('POST', `/api/services/web/backends/${name}:9002`);
+  assert.equal(other.status, 201, other.text);
+  assert.deepEqual(addresses(lb), [`${ip}:9001`, `${name}:9002`].sort());
 });
