@@ -68,6 +68,14 @@ test('item 4: a client that half-closes mid-handshake is ended at once, not held
   await waitFor(() => lb.service('web').activeSessions === 0, 2000, 'no client left');
 });
 
+test('item 4: on an SNI-routed terminating service too, a FIN with the hello (read by the front first) ends the client at once', async (t) => {
+  const { lb, port } = await terminating(t, { hello_timeout: '20s', sni: ['a.test'] });
+  const hello = await captureHello({ servername: 'a.test' });
+  const ms = await helloThenFin(port, hello);
+  assert.ok(ms < 2000, `held ${ms} ms after its FIN`);
+  await waitFor(() => lb.service('web').activeSessions === 0, 2000, 'no client left');
+});
+
 test('item 4: 300 aborted handshakes (FIN mid-handshake, reset after secureConnect) from one address draw no per-source refusal', async (t) => {
   const { lb, port, pki } = await terminating(t, {
     hello_timeout: '20s',
