@@ -159,7 +159,7 @@ test('probe replies: no reply parser throws or reads past its input (fast-check:
   }
 });
 
-test('probe replies: agent lines of any bytes parse without throwing (fast-check)', () => {
+test('probe replies: agent lines of any bytes, every prefix of a real one and mutated ones parse without throwing (fast-check)', () => {
   const text = fc.oneof(
     fc.string({ maxLength: 200 }),
     fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')),
@@ -172,14 +172,29 @@ test('probe replies: agent lines of any bytes parse without throwing (fast-check
       )
       .map((w) => w.join(' ')),
   );
+  const sane = (line: string) => {
+    const r = parseAgentReply(line);
+    assert.ok(r.percent === null || (r.percent >= 0 && r.percent <= 100));
+    assert.ok(r.reason === null || r.reason.length <= 120);
+    return r;
+  };
   fc.assert(
     fc.property(text, (line) => {
-      const r = parseAgentReply(line);
-      assert.ok(r.percent === null || (r.percent >= 0 && r.percent <= 100));
-      assert.ok(r.reason === null || r.reason.length <= 120);
+      sane(line);
     }),
     { numRuns: 3000 },
   );
+  // Every prefix of real replies (a line cut by a close), and mutated ones.
+  for (const valid of ['up 75%', 'drain', 'down#disk full', 'ready,up 100%', 'maint # upgrading']) {
+    for (let i = 0; i <= valid.length; i++) sane(valid.slice(0, i));
+    fc.assert(
+      fc.property(mutated(Buffer.from(valid, 'latin1')), (b) => {
+        sane(b.toString('latin1'));
+      }),
+      { numRuns: 300 },
+    );
+  }
+  assert.deepEqual(sane('up 75%'), { health: 'up', admin: null, percent: 75, reason: null });
 });
 
 test('probe replies: a check that throws is a failed check with a reason, and the conversation ends', async (t) => {
@@ -209,10 +224,26 @@ test('probe replies: a server answering the mysql probe with 01 00 00 00 ff mark
   assert.match(String(b.downReason), /^probe: mysql: error packet of 1 byte/);
 });
 
-test('probe replies: the HTTP probe answers ok or a reason for any reply bytes, never throws, and never waits out its timeout on a closed reply (fast-check, real sockets)', async (t) => {
+test('probe replies: the HTTP probe answers ok or a reason for any reply bytes (random, cut, mutated, re-fragmented on the wire), never throws, and never waits out its timeout on a closed reply (fast-check, real sockets)', async (t) => {
   let reply: Buffer = Buffer.alloc(0);
+  let cuts: number[] = [];
   const port = await scriptedServer(t, (s) => {
-    s.once('data', () => s.end(reply));
+    // The reply in pieces, one write a turn of the event loop: re-fragmented on the wire.
+    s.once('data', () => {
+      const parts = arrivals(reply, cuts);
+      let at = 0;
+      const next = (i: number): void => {
+        if (i >= parts.length || s.destroyed) {
+          s.end();
+          return;
+        }
+        const upTo = (parts[i] as Buffer).length;
+        s.write(reply.subarray(at, upTo));
+        at = upTo;
+        setImmediate(() => next(i + 1));
+      };
+      next(0);
+    });
   });
   const valid = Buffer.from(
     'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello',
@@ -227,8 +258,9 @@ test('probe replies: the HTTP probe answers ok or a reason for any reply bytes, 
     fc.nat(valid.length).map((n) => valid.subarray(0, n)),
   );
   await fc.assert(
-    fc.asyncProperty(replies, async (b) => {
+    fc.asyncProperty(replies, chunkSizes(40), async (b, sizes) => {
       reply = b;
+      cuts = sizes;
       const r = await httpProbe({ ...local(port), address: addr(port) }, '/', 3000);
       assert.equal(typeof r.ok, 'boolean');
       assert.ok(r.detail.length > 0);
@@ -238,6 +270,7 @@ test('probe replies: the HTTP probe answers ok or a reason for any reply bytes, 
     { numRuns: 150 },
   );
   reply = valid;
+  cuts = [1, 1, 1, 5, 20];
   const ok = await httpProbe({ ...local(port), address: addr(port) }, '/', 3000);
   assert.deepEqual([ok.ok, ok.detail], [true, 'HTTP 200']);
 });
