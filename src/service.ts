@@ -152,7 +152,7 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     // Throws CertificateError: a service cannot start (nor a reload add it) without its
     // certificates. First, before anything holding a timer (Admission's sweep) exists: a
     // constructor that throws leaves nobody to stop it. (Its callbacks reach sessions later.)
-    if (cfg.tls && this.serves) this.terminator = this.createTerminator(cfg);
+    if (cfg.tls && this.serves) this.terminator = this.keyed(() => this.createTerminator(cfg));
     // A worker hears the primary's verdicts as the same events (applyState), so this holds in every role.
     this.backends.on('down', (b) => this.onBackendDown(b));
     this.backends.on('up', (b) => this.onBackendUp(b));
@@ -233,7 +233,18 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
    * when the new files are bad.
    */
   checkTls(next: ServiceConfig): void {
-    if (next.tls && !this.terminator && this.serves) loadTls(next.tls);
+    if (next.tls && !this.terminator && this.serves)
+      this.keyed(() => loadTls(next.tls as NonNullable<ServiceConfig['tls']>));
+  }
+
+  /** A CertificateError thrown out of this service names its key: "services.web.tls.cert: certificate …". */
+  private keyed<T>(load: () => T): T {
+    try {
+      return load();
+    } catch (err) {
+      if (!(err instanceof CertificateError) || err.message.startsWith('services.')) throw err;
+      throw new CertificateError(`${certificateErrorAt(this.name, err)}: ${err.message}`);
+    }
   }
 
   /** How its listener reaches it: straight to its sessions, or through a front (see proxy/tls/front.ts). */

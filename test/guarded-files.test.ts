@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { readGuarded } from '../src/config/guarded-file.js';
 import { configJsonSchema } from '../src/config/json-schema.js';
+import { parseConfig } from '../src/config/schema.js';
+import { LoadBalancer } from '../src/load-balancer.js';
 import { runCli, tempConfig } from './helpers/cli.js';
 import { startBalancer } from './helpers/lifecycle.js';
 import { makePki } from './helpers/pki.js';
@@ -245,4 +247,42 @@ test('guarded files: a FIFO put in place of the [tls] cert before SIGHUP: the re
     assert.equal(res.status, 200);
   }
   assert.equal(lb.proc.exitCode, null);
+});
+
+test('guarded files: a reload that gives a service a FIFO as [tls] cert fails at once, naming the key and the file; the old config keeps running', async (t) => {
+  const pki = makePki(t);
+  const dir = tempDir(t);
+  const fifo = mkfifo(join(dir, 'cert.pem'));
+  const raw = (tls: Record<string, unknown> | null) => ({
+    log: { level: 'silent' },
+    services: {
+      web: {
+        listen: '127.0.0.1:0',
+        backends: ['127.0.0.1:9001'],
+        health: { kind: 'none' },
+        pool: { min_idle: 0 },
+        ...(tls ? { tls } : {}),
+      },
+      ...(tls ? { added: { listen: '127.0.0.1:0', backends: ['127.0.0.1:9001'], tls } } : {}),
+    },
+  });
+  const lb = new LoadBalancer(parseConfig(raw(null), { allowEphemeralListen: true }));
+  await lb.start();
+  t.after(() => lb.close(0));
+  const next = parseConfig(raw({ cert: fifo, key: pki.server.keyFile }), {
+    allowEphemeralListen: true,
+  });
+  const started = Date.now();
+  await assert.rejects(lb.reload(next), (err: Error) => {
+    assert.match(
+      err.message,
+      /^services\.(web|added)\.tls\.cert: certificate .*cert\.pem: cannot read it: is a FIFO \(named pipe\), not a regular file$/,
+    );
+    return true;
+  });
+  assert.ok(Date.now() - started < 2000);
+  assert.deepEqual(
+    lb.allServices.map((s) => s.name),
+    ['web'],
+  );
 });
