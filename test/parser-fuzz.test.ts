@@ -3,17 +3,23 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { type TestContext, test } from 'node:test';
 import fc from 'fast-check';
+import { monotonicClock } from '../src/clock.js';
 import { parseHostPort } from '../src/config/address.js';
+import type { HealthConfig } from '../src/config/health.js';
 import { parseConfig } from '../src/config/schema.js';
 import { dnsSource } from '../src/discovery/dns.js';
 import { parseConsul, parseEntries } from '../src/discovery/entries.js';
 import { DiscoveryError } from '../src/discovery/source.js';
 import { srvSource } from '../src/discovery/srv.js';
+import { holdDialogue } from '../src/health/dialogue.js';
+import { MysqlLogin } from '../src/health/mysql-login.js';
+import { PostgresLogin } from '../src/health/postgres-login.js';
 import { encodeV1, encodeV2, parseProxyHeader } from '../src/proxy/proxy-protocol.js';
 import { parseClientHello } from '../src/proxy/tls/client-hello.js';
 import { discovering } from './helpers/discovery.js';
 import { arrivals, chunkSizes, confined, mutated } from './helpers/fuzz.js';
 import { captureHello } from './helpers/hello.js';
+import { scriptedServer } from './helpers/servers.js';
 
 /**
  * The sweep of issue 24: every parser of bytes from the network runs under a
@@ -290,5 +296,72 @@ test('sweep: registry JSON of any shape gives backends or a DiscoveryError, neve
       }
     }),
     { numRuns: 3000 },
+  );
+});
+
+test('sweep: the login probes (mysql, postgres with a user) settle on any reply bytes with a reason, never an exception, and their framing never reads past its input (fast-check, real sockets)', async (t) => {
+  const login = (kind: 'mysql' | 'postgres') =>
+    parseConfig(
+      {
+        services: {
+          x: {
+            listen: '127.0.0.1:0',
+            backends: ['127.0.0.1:1'],
+            health: { kind, user: 'u', password: 'p' },
+          },
+        },
+      },
+      { allowEphemeralListen: true },
+    ).services[0]?.health.login as NonNullable<HealthConfig['login']>;
+  const dialogue = (kind: 'mysql' | 'postgres') =>
+    kind === 'mysql'
+      ? new MysqlLogin(login('mysql'))
+      : new PostgresLogin(login('postgres'), new Map());
+  // Framing: pure, confined, any bytes.
+  for (const kind of ['mysql', 'postgres'] as const) {
+    const d = dialogue(kind);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
+        confined((x) => d.frame(x), b);
+      }),
+      { numRuns: 1000 },
+    );
+  }
+  // Whole conversations: the server answers with random or mutated bytes, re-fragmented.
+  let reply: Buffer = Buffer.alloc(0);
+  const server = (kind: 'mysql' | 'postgres') =>
+    scriptedServer(t, (s) => {
+      s.resume();
+      if (kind === 'mysql') s.end(reply);
+      else s.once('data', () => s.end(reply));
+    });
+  const ports = { mysql: await server('mysql'), postgres: await server('postgres') };
+  const greeting = Buffer.from(
+    '4a0000000a31302e31312e360008000000414243444546474800fef7080200ff81150000000000000000000049' +
+      '4a4b4c4d4e4f5051525300' +
+      Buffer.from('mysql_native_password\0').toString('hex'),
+    'hex',
+  );
+  const auth = Buffer.from('520000000c00000005aabbccdd', 'hex');
+  const replies = fc.oneof(
+    fc.uint8Array({ maxLength: 120 }).map((b) => Buffer.from(b)),
+    mutated(greeting, 4),
+    mutated(auth, 4),
+  );
+  await fc.assert(
+    fc.asyncProperty(replies, fc.constantFrom('mysql', 'postgres'), async (b, kind) => {
+      reply = b;
+      const r = await holdDialogue(
+        { host: '127.0.0.1', port: ports[kind as 'mysql' | 'postgres'] },
+        dialogue(kind as 'mysql' | 'postgres'),
+        1000,
+        'ok',
+        monotonicClock,
+        null,
+      );
+      assert.equal(r.ok, false);
+      assert.ok(r.detail.length > 0);
+    }),
+    { numRuns: 120 },
   );
 });
