@@ -6,6 +6,9 @@
 
 const WORDS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',
+  ENOTDIR: 'no such file (a part of the path is not a directory)',
+  EPERM: 'permission denied',
+  ELOOP: 'too many symbolic links',
   EACCES: 'permission denied',
   EISDIR: 'is a directory',
   ENXIO: 'is not a regular file (a socket?)',

@@ -15,6 +15,7 @@ import {
 import { configView } from './config-view.js';
 import type { AdminOptions } from './options.js';
 import { decodeSegment, HttpError } from './request-guard.js';
+import { refuseResolvedTwin } from './resolved-twin.js';
 import { STATUS_PAGE } from './status-page.js';
 
 /**
@@ -116,6 +117,7 @@ async function backend(a: AdminCall, c: RouteCall, method: string): Promise<void
     a.opts.log.info({ service: svcName, backend: addr }, 'admin: backend removed');
     return a.json(c.res, 200, { service: svcName, removed: addr });
   }
+  await refuseResolvedTwin(addr, (x) => a.lb.service(svcName).backends.get(x) !== undefined);
   const added = addBackend(a.lb, svcName, addr, c.body);
   a.opts.log.info({ service: svcName, backend: added.address }, 'admin: backend added');
   a.json(c.res, 201, { service: svcName, backend: await a.backendJson(svcName, added.address) });

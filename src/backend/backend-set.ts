@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { type Clock, monotonicClock } from '../clock.js';
+import { literalTwins } from '../config/address.js';
 import { checkWeight } from '../config/backend-settings.js';
 import type { AllDownPolicy, BackendConfig, ServiceConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
@@ -168,11 +169,22 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return this.list.find((b) => b.address === address);
   }
 
+  /** The backend already here that a name is known to be ("localhost:80" for "127.0.0.1:80"), if any. */
+  twinOf(cfg: { readonly host: string; readonly port: number }): string | null {
+    return literalTwins(cfg.host, cfg.port).find((a) => this.get(a)) ?? null;
+  }
+
   /** `joining`: ramp up through slow_start from now, as a backend coming back up does. */
   add(cfg: BackendConfig, joining = false): Backend {
     if (this.get(cfg.address)) {
       throw new LbError('LB_ERR_DUPLICATE_BACKEND', `backend ${cfg.address} already exists`);
     }
+    const twin = this.twinOf(cfg);
+    if (twin)
+      throw new LbError(
+        'LB_ERR_DUPLICATE_BACKEND',
+        `backend ${cfg.address} is ${twin}, which already exists`,
+      );
     const b = new Backend(cfg);
     if (joining) b.upSince = this.clock.now();
     this.list.push(b);

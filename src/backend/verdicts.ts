@@ -19,6 +19,11 @@ export interface VerdictTarget {
 
 const MAX_TRIAL_BACKOFF_MS = 60_000;
 
+/** A reason a check gave (a probe's or a live dial's), which a later check may replace. */
+function isCheckReason(r: string | null): boolean {
+  return r === null || r.startsWith('probe: ') || r.startsWith('dial: ');
+}
+
 /**
  * Health verdicts decided in this process (not a cluster worker): rise/fall
  * over probe results and live dial outcomes, and the circuit breaker of
@@ -43,8 +48,16 @@ export class LocalVerdicts implements DialJudge {
     }
     b.consecutiveSuccesses = 0;
     b.consecutiveFailures++;
-    if (b.healthy && (first || b.consecutiveFailures >= this.opts.fall)) {
-      this.set.markDown(b, `probe: ${detail}`);
+    const reason = `probe: ${detail}`;
+    if (b.healthy) {
+      if (first || b.consecutiveFailures >= this.opts.fall) this.set.markDown(b, reason);
+      return;
+    }
+    // Already down: the reason follows the latest failing check (ECONNREFUSED, then a TLS
+    // failure, shows the TLS failure). An operator's or the agent's word is not a check's.
+    if (b.downReason !== reason && isCheckReason(b.downReason) && !b.agentDown) {
+      b.downReason = reason;
+      this.set.changed();
     }
   }
 

@@ -36,7 +36,9 @@ export function parseHostPort(value: unknown, minPort = 1): HostPort | { error: 
     portText = value.slice(close + 2);
     if (!isIPv6(host))
       return { error: `expected an IPv6 address inside [], got ${JSON.stringify(value)}` };
-    host = canonicalIPv6(host);
+    // An IPv4-mapped address is the IPv4 endpoint it names, as a client's key is
+    // (proxy/ip-text.ts clientKey): "[::ffff:127.0.0.1]:80" is "127.0.0.1:80".
+    host = unmapped(canonicalIPv6(host));
   } else {
     const colon = value.lastIndexOf(':');
     if (colon <= 0) return bad;
@@ -77,6 +79,35 @@ function canonicalIPv6(ip: string): string {
   } catch {
     return ip.toLowerCase();
   }
+}
+
+/** "::ffff:7f00:1" (the WHATWG form of ::ffff:127.0.0.1) as "127.0.0.1"; anything else as it is. */
+function unmapped(ip: string): string {
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(ip);
+  if (!m) return ip;
+  const hi = Number.parseInt(m[1] as string, 16);
+  const lo = Number.parseInt(m[2] as string, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * The literal endpoints a host name is known to be without asking DNS
+ * ("localhost" is 127.0.0.1 and ::1): a backend under such a name may not be
+ * added beside one of them. Names that need DNS are checked where a lookup
+ * can wait (the admin API). Empty for IP literals and other names.
+ */
+export function literalTwins(host: string, port: number): string[] {
+  if (host !== 'localhost') return [];
+  return [formatHostPort('127.0.0.1', port), formatHostPort('::1', port)];
+}
+
+/**
+ * A backend for an address a resolver gave (discovery): keyed as a written
+ * one would be, so "::ffff:10.0.0.9" from an AAAA record is 10.0.0.9.
+ */
+export function endpointOf(ip: string, port: number): HostPort {
+  const hp = parseHostPort(formatHostPort(ip, port), 0);
+  return 'error' in hp ? { host: ip, port, address: formatHostPort(ip, port) } : hp;
 }
 
 /** 127.0.0.0/8, ::1 or localhost. */

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { HostPort } from './address.js';
 import { describe } from './duration.js';
 import { hostPort, type Problems } from './fields.js';
+import { checkPlace } from './guarded-file.js';
 
 /** `listen = "unix:/run/blitz-lb/admin.sock"`: the admin server on a Unix socket (HAProxy's stats socket). */
 export interface UnixListen {
@@ -50,6 +51,9 @@ export function adminListen(
     p.add('admin.listen', `a Unix socket path is at most ${MAX_SOCKET_PATH} bytes, got ${path}`);
     return undefined;
   }
+  // A FIFO, a regular file or a directory at the socket's path is found by `check`, not by listen().
+  const bad = checkPlace(path, 'socket');
+  if (bad) p.add('admin.listen', `${path}: ${bad.why}`);
   let bits = DEFAULT_MODE;
   if (mode !== undefined) {
     if (typeof mode !== 'string' || !/^0?[0-7]{3}$/.test(mode))

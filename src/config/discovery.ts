@@ -1,7 +1,5 @@
-import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import { errnoText } from '../errno.js';
 import { parseHostPort } from './address.js';
 import {
   BACKEND_FIELDS,
@@ -20,6 +18,7 @@ import {
   type Problems,
   table,
 } from './fields.js';
+import { MAX_DISCOVERY_FILE_BYTES, readGuarded, refusalOf } from './guarded-file.js';
 import { LIMITS } from './limits.js';
 import { type Fields, keysOf } from './spec.js';
 
@@ -238,10 +237,11 @@ function watchedFile(v: unknown, path: string, baseDir: string, p: Problems): st
     p.add(path, `expected a .json or .toml file, got ${describe(v)}`);
     return '';
   }
+  // The guarded reader's rules (a regular file within the limit), at start, reload and check.
   try {
-    if (!statSync(file).isFile()) p.add(path, `${file} is not a regular file`);
+    readGuarded(file, MAX_DISCOVERY_FILE_BYTES);
   } catch (err) {
-    p.add(path, `${file}: ${errnoText(err)}`);
+    p.add(path, `${file}: ${refusalOf(err).why}`);
   }
   return file;
 }

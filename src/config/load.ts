@@ -1,9 +1,8 @@
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import toml from 'toml';
-import { errnoText } from '../errno.js';
 import { ConfigError, ConfigSyntaxError } from '../errors.js';
 import { isTable } from './fields.js';
+import { readGuarded, refusalOf } from './guarded-file.js';
 import { type Config, DURATION_KEYS, parseConfig, WHOLE_NUMBER_KEYS } from './schema.js';
 import { caretLines, explainTomlError } from './toml-errors.js';
 
@@ -77,60 +76,19 @@ export function wholeNumberFloats(text: string, source: string): string[] {
   return out;
 }
 
-function fileKind(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO (named pipe)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
-function tooBig(file: string, size: number | null): ConfigError {
-  const is = size === null ? 'grew past' : `is ${size} bytes, over`;
-  return new ConfigError([
-    `${file}: cannot read config: ${is} the limit of 1 MiB (${MAX_CONFIG_BYTES} bytes) for a config file`,
-  ]);
-}
-
 /**
- * Reads a config file: a regular file (a symlink to one is followed) of at most
- * MAX_CONFIG_BYTES. A FIFO would block the process until a writer came, /dev/zero would
- * fill memory, and a huge file would stall the event loop during a reload.
+ * Reads a config file through the guarded reader (config/guarded-file.ts): a
+ * regular file (a symlink to one is followed) of at most MAX_CONFIG_BYTES. A
+ * FIFO would block the process until a writer came, /dev/zero would fill
+ * memory, and a huge file would stall the event loop during a reload.
  */
 export function readConfigFile(file: string): string {
-  let fd: number;
   try {
-    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer. fstat on the
-    // opened descriptor then checks the very file that will be read, not the path again.
-    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    return readGuarded(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read config: ${errnoText(err)}`]);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      const kind = fileKind(st);
-      throw new ConfigError([
-        `${file}: cannot read config: ${kind === 'a directory' ? 'is a directory' : `is ${kind}, not a regular file`}`,
-      ]);
-    }
-    if (st.size > MAX_CONFIG_BYTES) throw tooBig(file, st.size);
-    // One byte more than allowed: a file that grew after fstat is still caught, and never read whole.
-    const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
-    let n = 0;
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null);
-      if (got === 0) break;
-      n += got;
-      if (n === buf.length) throw tooBig(file, null);
-    }
-    return buf.toString('utf8', 0, n);
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError([`${file}: cannot read config: ${(err as Error).message}`]);
-  } finally {
-    closeSync(fd);
+    const r = refusalOf(err);
+    const tail = r.kind === 'too-big' ? ' for a config file' : '';
+    throw new ConfigError([`${file}: cannot read config: ${r.why}${tail}`]);
   }
 }
 

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseHostPort } from './address.js';
 import { describe } from './duration.js';
 import { durationOf, oneOfSpec, type Problems, type Table } from './fields.js';
+import { checkPlace } from './guarded-file.js';
 import { MAX_TIMER_MS } from './limits.js';
 import type { Fields } from './spec.js';
 
@@ -140,7 +141,12 @@ export function parseLogOutput(
   if (t.file !== undefined) {
     if (typeof t.file !== 'string' || t.file === '')
       p.add(`${path}.file`, `expected a file name, got ${describe(t.file)}`);
-    else file = isAbsolute(t.file) ? t.file : resolve(baseDir, t.file);
+    else {
+      file = isAbsolute(t.file) ? t.file : resolve(baseDir, t.file);
+      // Opened for appending: a FIFO there would wait for a reader, a device take the lines.
+      const bad = checkPlace(file, 'file');
+      if (bad) p.add(`${path}.file`, `${file}: ${bad.why}`);
+    }
   }
   if (destination === 'file' && file === null && t.file === undefined)
     p.add(`${path}.file`, 'missing; destination = "file" needs file = "/var/log/blitz-lb.log"');
@@ -154,11 +160,17 @@ export function parseLogOutput(
         `expected 1-255 printable ASCII characters without spaces (RFC 5424), got ${describe(t.hostname)}`,
       );
   }
+  // Checked whatever the destination, so a file ready to switch to syslog is right already.
+  const syslog = syslogTarget(t.syslog, `${path}.syslog`, p);
+  if (destination === 'syslog' && syslog?.transport === 'unix') {
+    // The default (/dev/log) is looked at only where it is used.
+    const bad = checkPlace(syslog.path, 'socket');
+    if (bad) p.add(`${path}.syslog`, `${syslog.path}: ${bad.why}`);
+  }
   return Object.freeze({
     destination,
     file,
-    // Checked whatever the destination, so a file ready to switch to syslog is right already.
-    syslog: syslogTarget(t.syslog, `${path}.syslog`, p),
+    syslog,
     facility: oneOfSpec(f.facility, t.facility, `${path}.facility`, p),
     format: oneOfSpec(f.format, t.format, `${path}.format`, p),
     hostname,

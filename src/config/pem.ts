@@ -1,9 +1,8 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { errnoText } from '../errno.js';
 import { describe } from './duration.js';
 import type { Problems } from './fields.js';
+import { MAX_PEM_BYTES, readGuarded, refusalOf } from './guarded-file.js';
 
 /** A PEM file as read at validation: where it came from (for messages) and its text. */
 export interface PemFile {
@@ -11,28 +10,7 @@ export interface PemFile {
   readonly pem: string;
 }
 
-/** A certificate bundle or key is a few KiB; more is the wrong file. */
-const MAX_PEM_BYTES = 1024 * 1024;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-function readSmallFile(file: string): string {
-  const fd = openSync(file, 'r');
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > MAX_PEM_BYTES) throw new Error(`${st.size} bytes, over the 1 MiB limit for PEM`);
-    const buf = Buffer.alloc(st.size);
-    let n = 0;
-    while (n < buf.length) {
-      const got = readSync(fd, buf, n, buf.length - n, null);
-      if (got === 0) break;
-      n += got;
-    }
-    return buf.toString('utf8', 0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Reads the PEM file named at `path` (relative names are taken from `baseDir`,
@@ -46,9 +24,9 @@ export function readPem(v: unknown, path: string, baseDir: string, p: Problems):
   }
   const file = isAbsolute(v) ? v : resolve(baseDir, v);
   try {
-    return Object.freeze({ file: v, pem: readSmallFile(file) });
+    return Object.freeze({ file: v, pem: readGuarded(file, MAX_PEM_BYTES).toString('utf8') });
   } catch (err) {
-    p.add(path, `cannot read ${file}: ${errnoText(err)}`);
+    p.add(path, `cannot read ${file}: ${refusalOf(err).why}`);
     return null;
   }
 }

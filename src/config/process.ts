@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { describe } from './duration.js';
 import { duration, integer, type Problems, type Table } from './fields.js';
+import { checkPlace } from './guarded-file.js';
 
 export interface ProcessConfig {
   readonly shutdownTimeoutMs: number;
@@ -52,7 +53,12 @@ function pidFile(v: unknown, baseDir: string, p: Problems): string | null {
     );
     return null;
   }
-  return isAbsolute(v) ? v : resolve(baseDir, v);
+  const file = isAbsolute(v) ? v : resolve(baseDir, v);
+  // Written at start (temp file + rename): its directory must exist, and a FIFO or a
+  // directory already there is found by `check`, not by the first write.
+  const bad = checkPlace(file, 'file');
+  if (bad) p.add('process.pid_file', `${file}: ${bad.why}`);
+  return file;
 }
 
 /** The [process] table, already checked for unknown keys. */

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { STRATEGY_NAMES, type StrategyName } from '../strategy-names.js';
-import { type HostPort, listensOverlap, parseHostPort } from './address.js';
+import { type HostPort, listensOverlap, literalTwins, parseHostPort } from './address.js';
 import { adminListen, isUnixListen } from './admin.js';
 import { BACKEND_FIELDS, BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import { BACKEND_TLS_FIELDS, BACKEND_TLS_KEYS, parseBackendTls } from './backend-tls.js';
@@ -569,6 +569,12 @@ function parseService(
       if (!be) return;
       // be.address is canonical, so "LOCALHOST.:80" is caught as a second "localhost:80".
       if (seen.has(be.address)) p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address}`);
+      // A name known to be a literal already listed ("localhost:80" beside "127.0.0.1:80"), either order.
+      const twin = literalTwins(be.host, be.port).find((a) => seen.has(a));
+      if (twin) p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address} (${twin})`);
+      for (const prev of backends)
+        if (literalTwins(prev.host, prev.port).includes(be.address))
+          p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address} (${prev.address})`);
       seen.add(be.address);
       backends.push(be);
     });

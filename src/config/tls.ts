@@ -10,6 +10,12 @@ export const VERIFY_CLIENT = ['none', 'optional', 'required'] as const;
 export interface TlsCertPair {
   readonly cert: string;
   readonly key: string;
+  /**
+   * Where it was written in the tls table, for messages: "" (cert, key) or "certificates[1]".
+   * Not enumerable: where a pair was written is no part of the config's value (equality,
+   * reload's comparisons, `check --print` see only cert and key).
+   */
+  readonly from?: string;
 }
 
 /** [services.NAME.tls]: the balancer terminates TLS and the backend gets plain TCP. */
@@ -104,6 +110,11 @@ export function alpnList(v: unknown, path: string, p: Problems): readonly string
   return Object.freeze(out);
 }
 
+/** A pair that knows where it was written (TlsCertPair.from), without that being part of its value. */
+function written(pair: TlsCertPair, from: string): TlsCertPair {
+  return Object.defineProperty(pair, 'from', { value: from, enumerable: false });
+}
+
 /**
  * [services.NAME.tls]. Paths are taken relative to the config file's folder.
  * The files are read at start, at each reload and by `check`
@@ -123,10 +134,15 @@ export function parseTls(
     if (t.cert === undefined || t.key === undefined)
       p.add(path, 'cert and key go together: a certificate needs its private key');
     else
-      certificates.push({
-        cert: filePath(t.cert, `${path}.cert`, p, baseDir),
-        key: filePath(t.key, `${path}.key`, p, baseDir),
-      });
+      certificates.push(
+        written(
+          {
+            cert: filePath(t.cert, `${path}.cert`, p, baseDir),
+            key: filePath(t.key, `${path}.key`, p, baseDir),
+          },
+          '',
+        ),
+      );
   }
   if (t.certificates !== undefined) {
     if (!Array.isArray(t.certificates) || t.certificates.length === 0)
@@ -143,10 +159,15 @@ export function parseTls(
           p.add(at, 'needs both cert and key');
           return;
         }
-        certificates.push({
-          cert: filePath(pair.cert, `${at}.cert`, p, baseDir),
-          key: filePath(pair.key, `${at}.key`, p, baseDir),
-        });
+        certificates.push(
+          written(
+            {
+              cert: filePath(pair.cert, `${at}.cert`, p, baseDir),
+              key: filePath(pair.key, `${at}.key`, p, baseDir),
+            },
+            `certificates[${i}]`,
+          ),
+        );
       });
   }
   if (certificates.length === 0 && t.cert === undefined && t.key === undefined)

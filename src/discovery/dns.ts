@@ -1,4 +1,4 @@
-import { formatHostPort } from '../config/address.js';
+import { endpointOf } from '../config/address.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
 import { createResolver, resolveAddresses } from './resolver.js';
@@ -16,14 +16,15 @@ export function dnsSource(cfg: DiscoveryConfig): Source {
     deadlineMs: () => cfg.timeoutMs * 2,
     async lookup(signal): Promise<Answer> {
       const found = await resolveAddresses(resolver, cfg.name, cfg.family, signal);
-      const backends: BackendConfig[] = found.addresses.map((ip) =>
-        Object.freeze({
-          host: ip,
-          port: cfg.port,
-          address: formatHostPort(ip, cfg.port),
-          ...cfg.backend,
-        }),
-      );
+      const seen = new Set<string>();
+      const backends: BackendConfig[] = [];
+      for (const ip of found.addresses) {
+        // Canonical, as a written backend is: an AAAA "::ffff:a.b.c.d" is the A record's a.b.c.d.
+        const at = endpointOf(ip, cfg.port);
+        if (seen.has(at.address)) continue;
+        seen.add(at.address);
+        backends.push(Object.freeze({ ...at, ...cfg.backend }));
+      }
       return { backends, ttlMs: found.ttlMs };
     },
   };

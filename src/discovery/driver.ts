@@ -1,4 +1,5 @@
 import type { Backend } from '../backend/backend.js';
+import { literalTwins } from '../config/address.js';
 import { sameConfig } from '../config/same.js';
 import type { BackendConfig } from '../config/schema.js';
 
@@ -77,6 +78,13 @@ export class DiscoveryDriver {
     }
     for (const [address, c] of want) {
       const prev = this.owned.get(address);
+      // A name known to be a backend already here ("localhost:80" beside "127.0.0.1:80"): one endpoint, one backend.
+      if (
+        !prev &&
+        !this.ops.get(address) &&
+        literalTwins(c.host, c.port).some((a) => this.ops.get(a))
+      )
+        continue;
       if (!this.ops.get(address)) this.ops.add(c, joining);
       else {
         if (this.leaving.delete(address)) this.ops.undrain(address);

@@ -67,7 +67,7 @@ export function parseEntries(
 interface ConsulEntry {
   Node?: { Address?: unknown };
   Service?: { Address?: unknown; Port?: unknown; Weights?: { Passing?: unknown } };
-  Checks?: { Status?: unknown }[];
+  Checks?: unknown;
 }
 
 /**
@@ -93,7 +93,12 @@ export function parseConsul(
   const seen = new Set<string>();
   doc.forEach((raw: unknown, i) => {
     const e = (isTable(raw) ? raw : {}) as ConsulEntry;
-    if (e.Checks?.some((c) => c?.Status !== 'passing')) return;
+    // Registry JSON is network input: a Checks that is no array is a bad entry, not a TypeError.
+    if (e.Checks !== undefined && !Array.isArray(e.Checks)) {
+      p.add(`[${i}]`, 'expected Checks to be an array');
+      return;
+    }
+    if (e.Checks?.some((c) => !isTable(c) || c.Status !== 'passing')) return;
     const host = e.Service?.Address || e.Node?.Address;
     const port = e.Service?.Port;
     if (typeof host !== 'string' || typeof port !== 'number') {

@@ -1,14 +1,11 @@
 import { type FSWatcher, watch } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { DiscoveryConfig } from '../config/discovery.js';
+import { MAX_DISCOVERY_FILE_BYTES, readGuardedAsync, refusalOf } from '../config/guarded-file.js';
 import { parseToml } from '../config/load.js';
-import { errnoText } from '../errno.js';
 import { parseEntries } from './entries.js';
 import { type Answer, DiscoveryError, type Source } from './source.js';
-
-/** A backend list is a few KiB; past this it is a mistake, not a list. */
-const MAX_FILE_BYTES = 1024 * 1024;
 
 /**
  * kind = "file": a JSON or TOML file listing backends as `backends` does,
@@ -32,14 +29,11 @@ export function fileSource(cfg: DiscoveryConfig): Source {
         if (!st.isFile()) throw new DiscoveryError(`${file}: not a regular file`);
         seen = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
         if (seen === lastGood) return { backends: null, ttlMs: null };
-        if (st.size > MAX_FILE_BYTES)
-          throw new DiscoveryError(
-            `${file}: ${st.size} bytes, over the limit of ${MAX_FILE_BYTES}`,
-          );
-        text = await readFile(file, 'utf8');
+        // The guarded reader: a path swapped for a FIFO or a device since the stat is refused, never waited on.
+        text = (await readGuardedAsync(file, MAX_DISCOVERY_FILE_BYTES)).toString('utf8');
       } catch (err) {
         if (err instanceof DiscoveryError) throw err;
-        throw new DiscoveryError(`${file}: ${errnoText(err)}`);
+        throw new DiscoveryError(`${file}: ${refusalOf(err).why}`);
       }
       let doc: unknown;
       if (/\.toml$/i.test(file)) {

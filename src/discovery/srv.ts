@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { formatHostPort } from '../config/address.js';
+import { endpointOf } from '../config/address.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
 import { absolute, createResolver, dnsFailure, resolveAddresses } from './resolver.js';
@@ -37,7 +37,8 @@ export function srvSource(cfg: DiscoveryConfig): Source {
         signal.removeEventListener('abort', onAbort);
       }
       // RFC 2782: a target of "." says the service is not offered there.
-      const usable = records.filter((r) => r.name !== '' && r.name !== '.');
+      // Port 0 is no endpoint (a broken or hostile answer), and is never dialled.
+      const usable = records.filter((r) => r.name !== '' && r.name !== '.' && r.port > 0);
       const tiers = [...new Set(usable.map((r) => r.priority))].sort((a, b) => a - b).slice(0, 2);
       const inTiers = usable
         .filter((r) => tiers.includes(r.priority))
@@ -71,15 +72,14 @@ export function srvSource(cfg: DiscoveryConfig): Source {
       const seen = new Set<string>();
       for (const r of inTiers) {
         for (const ip of byTarget.get(r.name) ?? []) {
-          const address = formatHostPort(ip, r.port);
-          if (seen.has(address)) continue;
-          seen.add(address);
+          // Canonical, as a written backend is (an AAAA "::ffff:a.b.c.d" is a.b.c.d).
+          const at = endpointOf(ip, r.port);
+          if (seen.has(at.address)) continue;
+          seen.add(at.address);
           backends.push(
             Object.freeze({
               ...cfg.backend,
-              host: ip,
-              port: r.port,
-              address,
+              ...at,
               // SRV weight 0 means "rarely"; the lowest weight here is 1.
               weight: Math.max(1, r.weight),
               backup: r.priority !== tiers[0],

@@ -3,6 +3,7 @@ import type { BackendSet } from '../backend/backend-set.js';
 import type { AgentConfig } from '../config/health.js';
 import type { Logger } from '../logger.js';
 import { connectTo } from '../proxy/connect.js';
+import { thrown } from './exchange.js';
 import { BackendLoop } from './loop.js';
 
 /** The Service operations an agent's word maps to: the same ones the admin API calls. */
@@ -136,7 +137,13 @@ export class AgentChecker {
 
   private async check(b: Backend): Promise<void> {
     if (this.stopped) return;
-    const reply = await askAgent(this.cfg.host ?? b.host, this.cfg.port, this.timeoutMs);
+    let reply: string | { error: string };
+    try {
+      reply = await askAgent(this.cfg.host ?? b.host, this.cfg.port, this.timeoutMs);
+    } catch (err) {
+      // Never an exception past the checker: the agent is shown as unreachable, and why.
+      reply = { error: `agent check failed (${thrown(err)})` };
+    }
     // Paused by an operator (admin API): the agent's word waits until checks resume.
     if (this.stopped || b.removed || b.checksPaused) return;
     const set = this.target.backends;

@@ -6,7 +6,7 @@ import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import { holdDialogue } from './dialogue.js';
-import { converse, type Step } from './exchange.js';
+import { converse, type Step, thrown } from './exchange.js';
 import { httpProbe } from './http-probe.js';
 import { BackendLoop } from './loop.js';
 import { MysqlLogin } from './mysql-login.js';
@@ -87,7 +87,13 @@ export class HealthChecker {
   private async probe(b: Backend): Promise<void> {
     // Paused by an operator (admin API): no probe at all until resumed.
     if (b.checksPaused) return;
-    const r = await this.runProbe(b);
+    let r: ProbeResult;
+    try {
+      r = await this.runProbe(b);
+    } catch (err) {
+      // Whatever a probe's code throws is this backend's failed check, never the process's end.
+      r = { ok: false, detail: `${this.cfg.kind} probe failed (${thrown(err)})`, latencyMs: 0 };
+    }
     this.log.trace({ backend: b.address, ok: r.ok, detail: r.detail, ms: r.latencyMs }, 'probe');
     if (!r.ok && this.localErrors?.claim(r.detail, 'probe', b.address)) return;
     this.set.reportProbe(b, r.ok, r.detail, r.latencyMs);

@@ -53,6 +53,13 @@ export function converse(
   });
 }
 
+/** What a throw was, in a few words: its class and code, never a stack. */
+export function thrown(err: unknown): string {
+  if (!(err instanceof Error)) return `threw ${typeof err}`;
+  const code = (err as NodeJS.ErrnoException).code;
+  return code ? `${err.name} ${code}` : err.name;
+}
+
 class Conversation {
   private i = -1;
   private got: Buffer = Buffer.alloc(0);
@@ -112,7 +119,15 @@ class Conversation {
   private judge(): void {
     const s = this.steps[this.i];
     if (!s?.check) return;
-    const v = s.check(this.got);
+    let v: StepVerdict;
+    try {
+      v = s.check(this.got);
+    } catch (err) {
+      // A reply parser that throws is a failed check with a reason, never an exception
+      // out of a socket's 'data' handler (that would end the process).
+      this.fail(`reply to ${this.what} not understood (${thrown(err)})${this.seen()}`);
+      return;
+    }
     if (v === true) this.next();
     else if (typeof v === 'string') this.fail(v);
     else if (this.got.length > MAX_REPLY)

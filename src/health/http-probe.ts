@@ -58,6 +58,8 @@ export function httpProbe(
       res.on('error', () => {});
       res.resume();
       res.once('end', () => finish(code >= 200 && code < 400, `HTTP ${code}`));
+      // Cut mid-body: no 'end' comes; a failed check now, not at the deadline.
+      res.once('close', () => finish(false, `HTTP ${code}, reply cut before its end`));
     });
     req.end();
   });

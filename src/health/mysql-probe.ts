@@ -20,7 +20,11 @@ function greeting(got: Buffer): StepVerdict {
   }
   if (got.length < 4 + len) return null;
   // Error packet: 0xff, a 2-byte code, then "#" and a 5-byte SQL state (4.1+), then the message.
-  const msg = got.toString('utf8', got[7] === 0x23 ? 13 : 7, 4 + len).slice(0, 120);
+  // A payload too short for its code is a reply, not a reason to read past it.
+  if (len < 3)
+    return `mysql: error packet of ${len} byte${len === 1 ? '' : 's'}, too short for a code`;
+  const end = 4 + len;
+  const msg = got.toString('utf8', len >= 9 && got[7] === 0x23 ? 13 : 7, end).slice(0, 120);
   return `mysql: error ${got.readUInt16LE(5)} ${msg}`;
 }
 

@@ -12,6 +12,7 @@ import { Listener } from '../proxy/listener.js';
 import { OpenSessions } from '../proxy/sessions.js';
 import {
   CertificateError,
+  certificateErrorAt,
   describeCertificate,
   type LoadedPair,
   loadTls,
@@ -47,7 +48,7 @@ export class DataPlane {
     // Throws CertificateError: a service cannot start (nor a reload add it) without its
     // certificates. First, before anything holding a timer (Admission's sweep) exists: a
     // constructor that throws leaves nobody to stop it. (Its callbacks reach sessions later.)
-    if (cfg.tls) this.terminator = this.createTerminator(cfg);
+    if (cfg.tls) this.terminator = this.keyed(() => this.createTerminator(cfg));
     this.warmPool = this.createPool(cfg);
     this.admission = new Admission(cfg, core.clock);
     const plane = this;
@@ -188,7 +189,18 @@ export class DataPlane {
    * when the new files are bad.
    */
   checkTls(next: ServiceConfig): void {
-    if (next.tls && !this.terminator) loadTls(next.tls);
+    if (next.tls && !this.terminator)
+      this.keyed(() => loadTls(next.tls as NonNullable<ServiceConfig['tls']>));
+  }
+
+  /** A CertificateError thrown out of this service names its key: "services.web.tls.cert: certificate …". */
+  private keyed<T>(load: () => T): T {
+    try {
+      return load();
+    } catch (err) {
+      if (!(err instanceof CertificateError) || err.message.startsWith('services.')) throw err;
+      throw new CertificateError(`${certificateErrorAt(this.core.name, err)}: ${err.message}`);
+    }
   }
 
   /**
@@ -214,7 +226,7 @@ export class DataPlane {
       }
     }
     if (!err) return null;
-    const msg = `services.${this.core.name}.tls: ${err.message}; the previous certificates stay in force`;
+    const msg = `${certificateErrorAt(this.core.name, err)}: ${err.message}; the previous certificates stay in force`;
     this.core.log.error({ err: err.message }, msg);
     return msg;
   }

@@ -1,8 +1,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { MAX_PEM_BYTES, readGuarded, refusalOf } from '../../config/guarded-file.js';
 import type { TlsConfig } from '../../config/schema.js';
-import { errnoText } from '../../errno.js';
+import type { TlsCertPair } from '../../config/tls.js';
 import { LbError } from '../../errors.js';
 
 /** A certificate and key read from their files, checked to belong together. */
@@ -22,17 +22,32 @@ export interface LoadedTls {
 
 /** A certificate, key or CA file that cannot be used: unreadable, not PEM, or a key of another certificate. */
 export class CertificateError extends LbError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The key in the tls table that names the file ("cert", "certificates[1].key", "client_ca"), when one file is at fault. */
+    readonly key: string | null = null,
+  ) {
     super('LB_ERR_CONFIG', message);
   }
 }
 
-function read(file: string, what: string): Buffer {
+/** Where a CertificateError is in the config: `services.web.tls.cert`, or the table when no one key is at fault. */
+export function certificateErrorAt(service: string, err: CertificateError): string {
+  return `services.${service}.tls${err.key ? `.${err.key}` : ''}`;
+}
+
+/** Reads a file through the guarded reader (config/guarded-file.ts): never a FIFO, a device or more than 1 MiB. */
+function read(file: string, what: string, key: string): Buffer {
   try {
-    return readFileSync(file);
+    return readGuarded(file, MAX_PEM_BYTES);
   } catch (err) {
-    throw new CertificateError(`${what} ${file}: cannot read it: ${errnoText(err)}`);
+    throw new CertificateError(`${what} ${file}: cannot read it: ${refusalOf(err).why}`, key);
   }
+}
+
+function keyOf(c: TlsCertPair, which: 'cert' | 'key', i: number): string {
+  const from = c.from ?? (i === 0 ? '' : `certificates[${i}]`);
+  return from === '' ? which : `${from}.${which}`;
 }
 
 /**
@@ -44,16 +59,16 @@ function read(file: string, what: string): Buffer {
 export function loadTls(cfg: TlsConfig, minVersion = cfg.minVersion): LoadedTls {
   let clientCa: Buffer | null = null;
   if (cfg.clientCa) {
-    clientCa = read(cfg.clientCa, 'client_ca');
+    clientCa = read(cfg.clientCa, 'client_ca', 'client_ca');
     try {
       new X509Certificate(clientCa);
     } catch {
       throw new CertificateError(`client_ca ${cfg.clientCa}: not a PEM certificate`);
     }
   }
-  const pairs = cfg.certificates.map((c): LoadedPair => {
-    const cert = read(c.cert, 'certificate');
-    const key = read(c.key, 'key');
+  const pairs = cfg.certificates.map((c, i): LoadedPair => {
+    const cert = read(c.cert, 'certificate', keyOf(c, 'cert', i));
+    const key = read(c.key, 'key', keyOf(c, 'key', i));
     let x509: X509Certificate;
     try {
       x509 = new X509Certificate(cert);
@@ -140,7 +155,7 @@ export function certificateReport(
         r.lines.push(`  tls client_ca ${s.tls.clientCa}, verify_client ${s.tls.verifyClient}`);
     } catch (err) {
       if (!(err instanceof CertificateError)) throw err;
-      r.errors.push(`${source}: services.${s.name}.tls: ${err.message}`);
+      r.errors.push(`${source}: ${certificateErrorAt(s.name, err)}: ${err.message}`);
     }
   }
   return r;

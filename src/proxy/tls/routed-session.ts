@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { SourcePass } from '../admission.js';
 import type { ProxyAddresses } from '../proxy-protocol.js';
 import { Session, type SessionHost } from '../session.js';
@@ -29,6 +30,12 @@ export interface Handshaking extends Routed {
   readonly pass: SourcePass;
 }
 
+/** The SNI name of a terminated client's handshake, as the hello parser gives it (lower case, no trailing dot). */
+function sentName(sock: TLSSocket): string | null {
+  const n = sock.servername;
+  return typeof n === 'string' && n !== '' ? n.toLowerCase().replace(/\.$/, '') : null;
+}
+
 /**
  * A session that came through a front (proxy/tls/front.ts): its PROXY header
  * and hello were read before it existed, and its client may be a TLS socket.
@@ -43,7 +50,9 @@ export class RoutedSession extends Session {
 
   constructor(host: SessionHost, client: Socket, r: Routed, terminated: boolean) {
     super(host, client);
-    this.serverName = r.serverName;
+    // A terminated client's name comes from its handshake when the front did not read the
+    // hello (one terminating service on its address): the access log carries what it sent.
+    this.serverName = r.serverName ?? (terminated ? sentName(client as TLSSocket) : null);
     this.terminated = terminated;
     this.pass = r.pass;
     if (r.proxied) this.proxiedBy(r.proxied);

@@ -121,6 +121,10 @@ export class TlsTerminator<C> {
   /** Starts the handshake on a socket accepted paused (the bytes read so far put back). */
   handshake(raw: Socket, ctx: C): void {
     (raw as Tagged<C>)[CTX] = ctx;
+    // Not while the handshake runs (the TLS socket takes it from the raw one): a client that
+    // sends its FIN mid-handshake is closed at once (a tlsClientError, cause "closed"), not
+    // held until hello_timeout. A session's half-close is on purpose: onSecure turns it back on.
+    raw.allowHalfOpen = false;
     this.server.emit('connection', raw);
   }
 
@@ -130,6 +134,8 @@ export class TlsTerminator<C> {
   }
 
   private onSecure(sock: TLSSocket): void {
+    // Read by the stream at its end: from here a FIN is the session's half-close.
+    sock.allowHalfOpen = true;
     const ctx = this.ctxOf(sock);
     if (ctx === undefined) {
       sock.destroy();
