@@ -7,6 +7,8 @@
 # official node:*-bookworm-slim image lays them out (/usr/local/bin/node,
 # /usr/local/lib/node_modules/npm, a `node` user of uid/gid 1000). It is
 # tagged with the base image's name, so the Dockerfile builds unchanged. The
+# host's CA bundle goes in too, named by NODE_EXTRA_CA_CERTS as on the host:
+# where egress passes a TLS-inspecting proxy, npm ci in the build needs it. The
 # rootfs tarball is cached in $BLITZ_IMAGE_CACHE (default /var/cache/blitz-lb)
 # and the image stays in Docker between runs: only the first run is slow.
 set -euo pipefail
@@ -39,12 +41,16 @@ ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 cp "$node_bin" "$ctx/node"
 cp -a "$npm_dir" "$ctx/npm"
+ca_bundle="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+if [ -s "$ca_bundle" ]; then cp "$ca_bundle" "$ctx/ca-certificates.crt"; else : >"$ctx/ca-certificates.crt"; fi
 tag_root="blitz-lb-stand-in-rootfs:bookworm"
 docker import "$rootfs_tar" "$tag_root" >/dev/null
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $tag_root
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
+COPY ca-certificates.crt /usr/local/share/stand-in-ca.crt
+ENV NODE_EXTRA_CA_CERTS=/usr/local/share/stand-in-ca.crt
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
  && groupadd --gid 1000 node \\
