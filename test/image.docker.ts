@@ -130,7 +130,10 @@ test('image: builds, runs as non-root on a read-only root, serves, reloads on HU
   const status = await docker('exec', name, 'cat', '/proc/1/status');
   assert.match(status, /^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
   const cmdline = await docker('exec', name, 'sh', '-c', "tr '\\0' ' ' < /proc/1/cmdline");
-  assert.match(cmdline, /^node \/usr\/local\/bin\/blitz-lb run --config \/etc\/blitz-lb\/config\.toml/);
+  assert.match(
+    cmdline,
+    /^node \/usr\/local\/bin\/blitz-lb run --config \/etc\/blitz-lb\/config\.toml/,
+  );
   const states = await docker('exec', name, 'sh', '-c', 'cat /proc/[0-9]*/stat');
   assert.ok(!/\) Z /.test(states), 'no zombie process');
   // The HEALTHCHECK's command, run now rather than after its 30 s interval.
