@@ -32,9 +32,18 @@ function asDiscoveryError(err: unknown, what: string): DiscoveryError {
   return new DiscoveryError(`${what}: ${(err as Error).message}`);
 }
 
+/** What this source asks of the API: the RBAC a Role must grant it (examples/kubernetes/rbac.yaml). */
+export const API_ACCESS = {
+  group: 'discovery.k8s.io',
+  version: 'v1',
+  resource: 'endpointslices',
+  verbs: ['list', 'watch'],
+} as const;
+
 /** The Service's EndpointSlices: the label the EndpointSlice controller puts on them. */
 function slicesPath(ns: string, service: string): string {
-  return `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${service}`)}`;
+  const { group, version, resource } = API_ACCESS;
+  return `/apis/${group}/${version}/namespaces/${ns}/${resource}?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${service}`)}`;
 }
 
 /**
