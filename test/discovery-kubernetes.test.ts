@@ -9,6 +9,7 @@ import { monotonicClock } from '../src/clock.js';
 import { parseConfig } from '../src/config/schema.js';
 import { kubernetesSource } from '../src/discovery/kubernetes.js';
 import { ConfigError } from '../src/errors.js';
+import { runBalancer } from './helpers/cluster.js';
 import {
   answering,
   discovering,
@@ -262,6 +263,49 @@ test('kubernetes: a port name that no slice has is an error naming the ports the
     svc.discoveryStatus?.lastError ?? '',
     /no port "htp" \(its slices have http=8080, admin=9000\)/,
   );
+});
+
+test('kubernetes, with workers: one list and one watch, in the primary; every worker serves the pods found', async (t) => {
+  const api = await KubeApi.start(t);
+  const [a, b] = await namedOnOnePort(t, ['127.0.0.1', '127.0.0.2']);
+  if (!a || !b) throw new Error('two backends');
+  const ports = [{ name: 'http', port: a.port }];
+  api.put(endpointSlice('web-1', [{ ip: a.host, zone: 'zone-a' }], ports));
+  const kubeconfig = api.kubeconfig(tokenFile(api));
+  const lb = await runBalancer(
+    t,
+    (port, adminPort) => `
+[process]
+workers = 2
+shutdown_timeout = "5s"
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[services.web]
+listen = "127.0.0.1:${port}"
+health = { kind = "tcp", interval = "200ms" }
+[services.web.discovery]
+kind = "kubernetes"
+kubeconfig = "${kubeconfig}"
+service = "${SERVICE}"
+port = "http"
+`,
+  );
+  const serving = async (want: string[]) => {
+    const got = await answering(lb.port, 12).catch(() => new Set<string>());
+    return [...got].sort().join(' ') === [...want].sort().join(' ');
+  };
+  await waitFor(() => serving([a.address]), 10_000, 'a to serve in every worker');
+  api.put(endpointSlice('web-1', [{ ip: a.host, zone: 'zone-a' }, { ip: b.host }], ports));
+  await waitFor(() => serving([a.address, b.address]), 10_000, 'b to join in every worker');
+  assert.equal(lists(api).length, 1, 'one list: the primary only');
+  assert.equal(api.watching, 1, 'one watch: the primary only');
+  const body = (await lb.admin('/api/services')).body as {
+    services: { backends: { address: string; zone: string | null }[] }[];
+  };
+  const zones = Object.fromEntries(
+    body.services[0]?.backends.map((x) => [x.address, x.zone]) ?? [],
+  );
+  assert.deepEqual(zones, { [a.address]: 'zone-a', [b.address]: null });
 });
 
 function problems(raw: unknown): string[] {

@@ -75,6 +75,8 @@ export function kubernetesSource(
   let listWaitMs = 0;
   let notify: (() => void) | null = null;
   let loop: AbortController | null = null;
+  /** The runner stopped it: a list that ends after that starts no watch. */
+  let stopped = false;
 
   async function list(signal: AbortSignal): Promise<void> {
     const c = await connection(target as NonNullable<typeof target>, where);
@@ -176,6 +178,7 @@ export function kubernetesSource(
 
   function startWatch(): void {
     loop?.abort();
+    if (stopped) return;
     const ac = new AbortController();
     loop = ac;
     watchError = null;
@@ -206,6 +209,7 @@ export function kubernetesSource(
     watch(changed): () => void {
       notify = changed;
       return () => {
+        stopped = true;
         notify = null;
         loop?.abort();
         loop = null;
