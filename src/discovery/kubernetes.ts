@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
-import type { DiscoveryConfig } from '../config/discovery.js';
+import type { DiscoveryConfig, KubernetesTarget } from '../config/discovery.js';
 import { isTable } from '../config/fields.js';
 import { GONE, getJson, KubeApiError, type WatchEvent, watch } from './kubernetes-client.js';
 import {
@@ -62,8 +62,8 @@ export function kubernetesSource(
   clock: Clock,
   where: InCluster = { env: process.env, dir: SERVICE_ACCOUNT_DIR },
 ): Source {
-  const target = cfg.kubernetes;
-  if (!target) throw new Error('kind = "kubernetes" without its target');
+  if (!cfg.kubernetes) throw new Error('kind = "kubernetes" without its target');
+  const target: KubernetesTarget = cfg.kubernetes;
   let conn: KubeConnection | null = null;
   let namespace = target.namespace;
   let slices = new Map<string, Slice>();
@@ -79,9 +79,9 @@ export function kubernetesSource(
   let stopped = false;
 
   async function list(signal: AbortSignal): Promise<void> {
-    const c = await connection(target as NonNullable<typeof target>, where);
-    const ns = target?.namespace ?? c.namespace;
-    const base = `${slicesPath(ns, target?.service ?? '')}&limit=${PAGE}`;
+    const c = await connection(target, where);
+    const ns = target.namespace ?? c.namespace;
+    const base = `${slicesPath(ns, target.service)}&limit=${PAGE}`;
     const found = new Map<string, Slice>();
     let token = '';
     let version = '';
@@ -136,7 +136,7 @@ export function kubernetesSource(
       const began = clock.now();
       let events = 0;
       const timeoutS = WATCH_MIN_S + Math.floor(Math.random() * WATCH_MIN_S);
-      const path = `${slicesPath(namespace, target?.service ?? '')}&watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(rv)}&timeoutSeconds=${timeoutS}`;
+      const path = `${slicesPath(namespace, target.service)}&watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(rv)}&timeoutSeconds=${timeoutS}`;
       try {
         await watch(
           conn,
