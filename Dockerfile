@@ -42,7 +42,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
  && rm -rf /root/.npm /tmp/*
 COPY --from=build /src/dist/src ./dist/src
-COPY LICENSE README.md ./
+COPY LICENSE ./
 RUN chmod 0755 dist/src/cli.js \
  && ln -s /app/dist/src/cli.js /usr/local/bin/blitz-lb \
  && mkdir -p /etc/blitz-lb

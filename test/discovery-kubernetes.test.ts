@@ -8,6 +8,7 @@ import { servicesView } from '../src/admin/views.js';
 import { monotonicClock } from '../src/clock.js';
 import { parseConfig } from '../src/config/schema.js';
 import { kubernetesSource } from '../src/discovery/kubernetes.js';
+import { connection } from '../src/discovery/kubernetes-connection.js';
 import { ConfigError } from '../src/errors.js';
 import { runBalancer } from './helpers/cluster.js';
 import {
@@ -364,4 +365,70 @@ test('kubernetes: config keys are validated, each with its place', (t) => {
     );
   }
   assert.deepEqual(problems(svcWith({ kind: 'kubernetes', service: 'web', port: 'http' })), []);
+});
+
+test('kubernetes: kubeconfig contexts, files beside it, client certificates; credential plugins refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'blitz-kc-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'ca.pem'), 'CA PEM');
+  writeFileSync(join(dir, 'client.pem'), 'CLIENT PEM');
+  writeFileSync(join(dir, 'client.key'), 'CLIENT KEY');
+  const file = join(dir, 'config');
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+- name: prod-cluster
+  cluster: { server: "https://[::1]:6443", certificate-authority: ca.pem, tls-server-name: api.internal }
+- name: dev-cluster
+  cluster:
+    server: https://127.0.0.1:6443
+    insecure-skip-tls-verify: true
+contexts:
+- name: prod
+  context: { cluster: prod-cluster, user: cert-user, namespace: payments }
+- name: dev
+  context: { cluster: dev-cluster, user: token-user }
+- name: cloud
+  context: { cluster: dev-cluster, user: exec-user }
+users:
+- name: cert-user
+  user:
+    client-certificate: client.pem
+    client-key-data: ${Buffer.from('INLINE KEY').toString('base64')}
+- name: token-user
+  user: { token: "abc.def" }
+- name: exec-user
+  user:
+    exec: { apiVersion: client.authentication.k8s.io/v1, command: aws }
+`,
+  );
+  const target = (context: string | null, namespace: string | null = null) => ({
+    namespace,
+    service: 'web',
+    port: null,
+    kubeconfig: file,
+    context,
+  });
+  const where = { env: {}, dir };
+  const dev = await connection(target(null), where);
+  assert.equal(dev.server.href, 'https://127.0.0.1:6443/');
+  assert.equal(dev.insecure, true);
+  assert.equal(await dev.token(), 'abc.def');
+  assert.equal(dev.namespace, 'default', 'a context without a namespace means "default"');
+  const prod = await connection(target('prod'), where);
+  assert.equal(prod.server.hostname, '[::1]');
+  assert.equal(prod.ca?.toString(), 'CA PEM', 'a relative path is beside the kubeconfig');
+  assert.equal(prod.servername, 'api.internal');
+  assert.equal(prod.cert?.toString(), 'CLIENT PEM');
+  assert.equal(prod.key?.toString(), 'INLINE KEY');
+  assert.equal(await prod.token(), null);
+  assert.equal(prod.namespace, 'payments');
+  assert.equal((await connection(target('prod', 'shop'), where)).namespace, 'shop');
+  await assert.rejects(connection(target('cloud'), where), /credential plugin \(exec/);
+  await assert.rejects(connection(target('nope'), where), /no context "nope"/);
+  writeFileSync(file, 'kind: Config\nclusters: [\n');
+  await assert.rejects(connection(target(null), where), /not a kubeconfig/);
 });
