@@ -144,6 +144,15 @@ test('kubernetes: bookmarks, a watch cut mid-stream, a rotated token, 410 Gone a
   assert.equal(lists(api).length, 2, 'one relist after 410 Gone');
   await waitFor(() => api.watching === 1, 5000, 'watching again after the relist');
 
+  // The server ends a watch (its timeoutSeconds ran out): a new one starts at once, no failure.
+  const failures = status()?.failures ?? 0;
+  const n = watches(api).length;
+  const last = api.bookmark();
+  api.endWatches();
+  await waitFor(() => api.watching === 1 && watches(api).length > n, 5000, 'the next watch');
+  assert.equal(watches(api).at(-1)?.resourceVersion, last);
+  assert.equal(status()?.failures ?? 0, failures, 'a watch the server ends is no failure');
+
   // The API server fails: the last list stays, the failure is counted; then it recovers.
   api.failWith = 500;
   api.resetWatches();
