@@ -207,6 +207,11 @@ url = "http://127.0.0.1:8500/v1/health/service/probe"
 shape = "consul"
 wait = "30s"
 
+[services.db]
+listen = "127.0.0.1:8446"
+backends = ["127.0.0.1:9005"]
+health = { kind = "postgres", user = "probe", password = "secret", database = "app" }
+
 [services.cache]
 listen = "127.0.0.1:8445"
 backends = ["127.0.0.1:9004"]
@@ -291,9 +296,18 @@ test('check --print: the effective config parses back to the same config (every 
   const config = loadConfig(file);
   const printed = toToml(effectiveConfig(config));
   const again = parseConfig(parseToml(printed, 'printed.toml'), { source: config.source });
-  // The tokens are redacted; everything else is the same.
+  // The tokens and the login probe's password are redacted; everything else is the same.
+  const services = again.services.map((s) =>
+    s.health.login
+      ? { ...s, health: { ...s.health, login: { ...s.health.login, password: 'secret' } } }
+      : s,
+  );
   assert.deepEqual(
-    { ...again, admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' } },
+    {
+      ...again,
+      services,
+      admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' },
+    },
     {
       ...config,
       admin: { ...config.admin },
@@ -301,6 +315,7 @@ test('check --print: the effective config parses back to the same config (every 
   );
   assert.doesNotMatch(printed, /s3cret-token/);
   assert.doesNotMatch(printed, /r3ad-only-token/);
+  assert.doesNotMatch(printed, /"secret"/);
   assert.deepEqual(
     validate(schema(), toml.parse(printed)),
     [],
