@@ -222,7 +222,7 @@ kind = "file"
 path = "${backendsFile}"
 
 [services.pods]
-listen = "127.0.0.1:8446"
+listen = "127.0.0.1:8447"
 
 [services.pods.discovery]
 kind = "kubernetes"
@@ -287,7 +287,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 4);
+  assert.equal(config.services.length, 5);
 });
 
 test('check --print: the effective config parses back to the same config (every key, defaults filled in)', (t) => {
