@@ -206,6 +206,14 @@ function discoverySummary(d: DiscoveryConfig): string {
       return d.shape === 'consul'
         ? `http ${shownUrl(d.url)} (consul, blocking queries of ${showMs(d.waitMs)})`
         : `http ${shownUrl(d.url)} (polled every ${showMs(d.intervalMs)})`;
+    case 'kubernetes': {
+      const k = d.kubernetes;
+      const port = k?.port === null || k === null ? 'its only port' : `port ${k.port}`;
+      const where = k?.kubeconfig
+        ? `kubeconfig ${k.kubeconfig}${k.context ? ` (context ${k.context})` : ''}`
+        : 'in-cluster';
+      return `kubernetes EndpointSlices of ${k?.namespace ? `${k.namespace}/` : ''}${k?.service}, ${port} (watched; ${where})`;
+    }
   }
 }
 

@@ -81,6 +81,8 @@ test('schema: the validator of the test finds what the schema forbids (it is not
 function maximalConfig(pki: ReturnType<typeof makePki>, dir: string): string {
   const backendsFile = join(dir, 'backends.json');
   writeFileSync(backendsFile, '["127.0.0.1:9101"]');
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\n');
   return `
 [process]
 shutdown_timeout = "20s"
@@ -225,6 +227,17 @@ health = { kind = "redis", role = "master" }
 [services.cache.discovery]
 kind = "file"
 path = "${backendsFile}"
+
+[services.pods]
+listen = "127.0.0.1:8447"
+
+[services.pods.discovery]
+kind = "kubernetes"
+namespace = "shop"
+service = "web"
+port = "http"
+kubeconfig = "${kubeconfig}"
+context = "prod"
 `;
 }
 
@@ -281,7 +294,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 4);
+  assert.equal(config.services.length, 5);
 });
 
 test('check --print: the effective config parses back to the same config (every key, defaults filled in)', (t) => {

@@ -53,6 +53,7 @@ const FILE_KEYS = [
   'services.*.backend_tls.cert',
   'services.*.backend_tls.key',
   'services.*.discovery.path',
+  'services.*.discovery.kubeconfig',
 ];
 const NOT_FILES: Record<string, string> = {
   log: 'the table; its file and syslog keys are listed',
@@ -147,6 +148,11 @@ function scenario(
       return {
         toml: bt(`cert = "${good.cert}"\nkey = "${fifo}"\n`),
         names: /services\.web\.backend_tls\.key/,
+      };
+    case 'services.*.discovery.kubeconfig':
+      return {
+        toml: `${svc}[services.web.discovery]\nkind = "kubernetes"\nservice = "web"\nport = 80\nkubeconfig = "${fifo}"\n`,
+        names: /services\.web\.discovery\.kubeconfig/,
       };
     case 'services.*.discovery.path': {
       const json = mkfifo(join(dir, 'backends.json'));

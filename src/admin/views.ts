@@ -9,6 +9,8 @@ export interface BackendView {
   reason: string | null;
   weight: number;
   backup: boolean;
+  /** Its zone, from discovery (kind = "kubernetes"); null: not known. */
+  zone: string | null;
   active: number;
   sessionsTotal: number;
   dialFailuresTotal: number;
@@ -82,6 +84,7 @@ export function backendView(svc: Service, b: Backend): BackendView {
     reason,
     weight: b.weight,
     backup: b.backup,
+    zone: b.zone,
     active: b.active,
     sessionsTotal: b.sessionsTotal,
     dialFailuresTotal: b.dialFailuresTotal,

@@ -250,6 +250,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
       b.rateTokens = cfg.maxRate;
     }
     b.slowStartMs = cfg.slowStartMs;
+    b.zone = cfg.zone ?? null;
     if (changed) this.commit();
     return b;
   }

@@ -22,6 +22,8 @@ export class Backend {
   maxConnections: number;
   maxRate: number;
   slowStartMs: number;
+  /** Its zone, from discovery (a Kubernetes endpoint's); null: not known. */
+  zone: string | null;
 
   /** Eligible as far as health goes. See BackendSet for the state a backend starts in. */
   healthy = true;
@@ -88,6 +90,7 @@ export class Backend {
     this.maxConnections = cfg.maxConnections;
     this.maxRate = cfg.maxRate;
     this.slowStartMs = cfg.slowStartMs;
+    this.zone = cfg.zone ?? null;
     this.rateTokens = cfg.maxRate;
   }
 

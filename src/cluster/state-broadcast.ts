@@ -32,6 +32,7 @@ export function membersMap(lb: LoadBalancer): MembersMap {
           maxConnections: b.maxConnections,
           maxRate: b.maxRate,
           slowStartMs: b.slowStartMs,
+          ...(b.zone === null ? {} : { zone: b.zone }),
         }),
       ),
     ]),

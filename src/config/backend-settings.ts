@@ -25,6 +25,8 @@ export interface BackendConfig extends HostPort {
   readonly maxRate: number;
   /** Ramp from 10 % to full weight over this long after coming back up (0: off). */
   readonly slowStartMs: number;
+  /** Where it runs (a Kubernetes endpoint's zone): shown by the API; absent from a file's backends. */
+  readonly zone?: string;
 }
 
 export const MAX_WEIGHT = 1_000_000;

@@ -18,11 +18,14 @@ import {
   type Problems,
   table,
 } from './fields.js';
-import { MAX_DISCOVERY_FILE_BYTES, readGuarded, refusalOf } from './guarded-file.js';
+import { MAX_DISCOVERY_FILE_BYTES, MAX_PEM_BYTES, readGuarded, refusalOf } from './guarded-file.js';
 import { LIMITS } from './limits.js';
 import { type Fields, keysOf } from './spec.js';
 
-export const DISCOVERY_KINDS = ['dns', 'srv', 'file', 'http'] as const;
+/** A Kubernetes object name of the DNS-1123 label kind (a Service, a namespace). */
+const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+
+export const DISCOVERY_KINDS = ['dns', 'srv', 'file', 'http', 'kubernetes'] as const;
 export type DiscoveryKind = (typeof DISCOVERY_KINDS)[number];
 export const DNS_FAMILIES = ['any', 'ipv4', 'ipv6'] as const;
 export const HTTP_SHAPES = ['generic', 'consul'] as const;
@@ -56,6 +59,21 @@ export interface DiscoveryConfig {
   readonly allowEmpty: boolean;
   /** Settings of every discovered backend (an entry of a file or generic http answer may set its own). */
   readonly backend: BackendSettings;
+  /** kubernetes: the Service whose EndpointSlices are followed, and where to reach the API. */
+  readonly kubernetes: KubernetesTarget | null;
+}
+
+/** kind = "kubernetes": which Service, which of its ports, and which API server (see kubernetes-config.ts). */
+export interface KubernetesTarget {
+  /** null: the pod's own namespace (in-cluster), the context's (kubeconfig), else "default". */
+  readonly namespace: string | null;
+  readonly service: string;
+  /** A port's name (as the Service names it), a number (the endpoints' port), or null: the slice's only port. */
+  readonly port: string | number | null;
+  /** A kubeconfig file, absolute; null: in-cluster (service-account token, KUBERNETES_SERVICE_HOST). */
+  readonly kubeconfig: string | null;
+  /** kubeconfig: the context to use; null: its current-context. */
+  readonly context: string | null;
 }
 
 const COMMON_KEYS = ['kind', 'interval', 'timeout', 'allow_empty', 'backend'];
@@ -64,6 +82,7 @@ const KIND_KEYS: Readonly<Record<DiscoveryKind, readonly string[]>> = {
   srv: ['name', 'resolver', 'min_ttl', 'max_ttl'],
   file: ['path'],
   http: ['url', 'shape', 'wait'],
+  kubernetes: ['namespace', 'service', 'port', 'kubeconfig', 'context'],
 };
 /** A lookup at most this often: below it a poll is a load test of the registry. */
 const MIN_INTERVAL_MS = 50;
@@ -76,19 +95,19 @@ export const DISCOVERY_FIELDS = {
     kind: 'enum',
     values: DISCOVERY_KINDS,
     required: true,
-    doc: 'Where backends come from: dns (A/AAAA), srv, file (watched) or http (polled; Consul)',
+    doc: 'Where backends come from: dns (A/AAAA), srv, file (watched), http (polled; Consul) or kubernetes (EndpointSlices, watched)',
   },
   interval: {
     kind: 'duration',
     min: MIN_INTERVAL_MS,
     max: LIMITS.healthIntervalMs,
-    doc: 'dns, srv: at most this long between lookups; http: the poll period; file: a re-check besides the watch (default: dns/srv 30s, file 5s, http 10s)',
+    doc: 'dns, srv: at most this long between lookups; http: the poll period; file, kubernetes: a re-check besides the watch (default: dns/srv/kubernetes 30s, file 5s, http 10s)',
   },
   timeout: {
     kind: 'duration',
     min: 1,
     max: LIMITS.connectMs,
-    doc: 'Deadline of one lookup (default: http 5s, else 2s)',
+    doc: 'Deadline of one lookup (default: http and kubernetes 5s, else 2s)',
   },
   allow_empty: {
     kind: 'boolean',
@@ -104,7 +123,18 @@ export const DISCOVERY_FIELDS = {
     kind: 'string',
     doc: 'dns, srv: the name to resolve ("_pg._tcp.example.internal" for srv)',
   },
-  port: { kind: 'integer', min: 1, max: 65_535, doc: 'dns: the port of every backend found' },
+  port: {
+    kind: 'anyOf',
+    options: [
+      { kind: 'integer', min: 1, max: 65_535, doc: 'A port number' },
+      {
+        kind: 'string',
+        pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$',
+        doc: "A Service port's name",
+      },
+    ],
+    doc: "dns: the port of every backend found; kubernetes: the Service port's name, or the endpoints' port number (default: the slice's only port)",
+  },
   family: {
     kind: 'enum',
     values: DNS_FAMILIES,
@@ -148,6 +178,26 @@ export const DISCOVERY_FIELDS = {
     max: MAX_WAIT_MS,
     doc: 'http, shape = "consul": how long a blocking query may wait for a change',
   },
+  namespace: {
+    kind: 'string',
+    pattern: DNS_LABEL,
+    doc: "kubernetes: the Service's namespace (default: the pod's own in a cluster, the context's with a kubeconfig)",
+  },
+  service: {
+    kind: 'string',
+    pattern: DNS_LABEL,
+    doc: 'kubernetes: the Service whose EndpointSlices are followed',
+  },
+  kubeconfig: {
+    kind: 'string',
+    minLength: 1,
+    doc: "kubernetes: a kubeconfig file (default: in-cluster, with the pod's service-account token)",
+  },
+  context: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'kubernetes, with kubeconfig: the context (default: its current-context)',
+  },
 } satisfies Fields;
 const ALL_KEYS = keysOf(DISCOVERY_FIELDS);
 const DEFAULT_INTERVAL_MS: Readonly<Record<DiscoveryKind, number>> = {
@@ -155,6 +205,7 @@ const DEFAULT_INTERVAL_MS: Readonly<Record<DiscoveryKind, number>> = {
   srv: 30_000,
   file: 5_000,
   http: 10_000,
+  kubernetes: 30_000,
 };
 const LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})';
 const NAME_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*\\.?$`);
@@ -246,6 +297,61 @@ function watchedFile(v: unknown, path: string, baseDir: string, p: Problems): st
   return file;
 }
 
+function k8sName(v: unknown, path: string, what: string, p: Problems): string {
+  if (typeof v === 'string' && new RegExp(DNS_LABEL).test(v)) return v;
+  p.add(
+    path,
+    `expected a Kubernetes ${what} name (lower-case letters, digits and "-", at most 63), got ${describe(v)}`,
+  );
+  return '';
+}
+
+function k8sPort(v: unknown, path: string, p: Problems): string | number | null {
+  if (v === undefined) return null;
+  if (typeof v === 'string') return k8sName(v, path, 'port', p);
+  return integer(v, path, 0, 1, p, 65535);
+}
+
+/** kind = "kubernetes": the kubeconfig must exist now, as a watched file must. */
+function kubernetesTarget(
+  t: Record<string, unknown>,
+  path: string,
+  baseDir: string,
+  p: Problems,
+): KubernetesTarget {
+  if (t.service === undefined)
+    p.add(`${path}.service`, 'missing; kind = "kubernetes" needs service = "NAME" (a Service)');
+  let kubeconfig: string | null = null;
+  if (t.kubeconfig !== undefined) {
+    if (typeof t.kubeconfig !== 'string' || t.kubeconfig === '')
+      p.add(`${path}.kubeconfig`, `expected a file path, got ${describe(t.kubeconfig)}`);
+    else {
+      kubeconfig = isAbsolute(t.kubeconfig) ? t.kubeconfig : resolve(baseDir, t.kubeconfig);
+      try {
+        readGuarded(kubeconfig, MAX_PEM_BYTES);
+      } catch (err) {
+        p.add(`${path}.kubeconfig`, `${kubeconfig}: ${refusalOf(err).why}`);
+      }
+    }
+  }
+  let context: string | null = null;
+  if (t.context !== undefined) {
+    if (kubeconfig === null && t.kubeconfig === undefined)
+      p.add(`${path}.context`, 'only with kubeconfig = "..." (in a cluster there is no context)');
+    else if (typeof t.context !== 'string' || t.context === '')
+      p.add(`${path}.context`, `expected a context's name, got ${describe(t.context)}`);
+    else context = t.context;
+  }
+  return {
+    namespace:
+      t.namespace === undefined ? null : k8sName(t.namespace, `${path}.namespace`, 'namespace', p),
+    service: t.service === undefined ? '' : k8sName(t.service, `${path}.service`, 'Service', p),
+    port: k8sPort(t.port, `${path}.port`, p),
+    kubeconfig,
+    context,
+  };
+}
+
 /**
  * Validates `[services.NAME.discovery]`. Keys of another kind are errors, so
  * a `url` left under kind = "dns" is caught rather than ignored. A relative
@@ -305,7 +411,7 @@ export function parseDiscovery(
     timeoutMs: duration(
       t.timeout,
       `${path}.timeout`,
-      kind === 'http' ? 5_000 : 2_000,
+      kind === 'http' || kind === 'kubernetes' ? 5_000 : 2_000,
       p,
       1,
       LIMITS.connectMs,
@@ -315,6 +421,7 @@ export function parseDiscovery(
     waitMs: durationOf(f.wait, t.wait, `${path}.wait`, p),
     allowEmpty: booleanOf(f.allow_empty, t.allow_empty, `${path}.allow_empty`, p),
     backend: Object.freeze(settings(bt, `${path}.backend.`, p)),
+    kubernetes: kind === 'kubernetes' ? Object.freeze(kubernetesTarget(t, path, baseDir, p)) : null,
   };
   if (t.wait !== undefined && cfg.shape !== 'consul')
     p.add(`${path}.wait`, 'only with shape = "consul" (a blocking query)');

@@ -80,7 +80,14 @@ function discovery(x: DiscoveryConfig): Table {
     t.min_ttl = d(x.minTtlMs);
     t.max_ttl = d(x.maxTtlMs);
   } else if (x.kind === 'file') t.path = x.path;
-  else {
+  else if (x.kubernetes) {
+    const k = x.kubernetes;
+    if (k.namespace !== null) t.namespace = k.namespace;
+    t.service = k.service;
+    if (k.port !== null) t.port = k.port;
+    if (k.kubeconfig !== null) t.kubeconfig = k.kubeconfig;
+    if (k.context !== null) t.context = k.context;
+  } else {
     t.url = x.url;
     t.shape = x.shape;
     if (x.shape === 'consul') t.wait = d(x.waitMs);

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { dnsSource } from './dns.js';
 import { fileSource } from './file.js';
 import { httpSource } from './http.js';
+import { kubernetesSource } from './kubernetes.js';
 import { DiscoveryRunner } from './runner.js';
 import type { Source } from './source.js';
 import { srvSource } from './srv.js';
@@ -18,6 +19,7 @@ const SOURCES: Readonly<Record<DiscoveryKind, (cfg: DiscoveryConfig, clock: Cloc
   srv: srvSource,
   file: fileSource,
   http: httpSource,
+  kubernetes: (cfg, clock) => kubernetesSource(cfg, clock),
 };
 
 /** A runner for `cfg`'s kind, feeding `onList`; not started. */
