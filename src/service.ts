@@ -45,6 +45,10 @@ import type { FrontTarget } from './proxy/tls/front.js';
 import type { Routed } from './proxy/tls/routed-session.js';
 import { TlsTerminator } from './proxy/tls/terminator.js';
 import { WaitQueue } from './proxy/wait-queue.js';
+import { ServiceShared } from './shared/cluster-gate.js';
+import type { RedisLink } from './shared/redis-link.js';
+import { balanceOf, stickOf, stickTo } from './shared/service-stick.js';
+import type { StickyStrategy } from './shared/sticky-strategy.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
 
@@ -69,6 +73,8 @@ export interface ServiceOptions {
   onBackendsChanged?: (svc: Service) => void;
   /** Listening sockets given to the process (upgrade, systemd); absent: every address is bound. */
   sockets?: SocketSource;
+  /** issue 26: the process's [cluster] Redis link (null: nothing shared). */
+  redis?: RedisLink | null;
 }
 
 /**
@@ -114,6 +120,8 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
   readonly httpStats = new HttpStats();
   /** Made at the first lb.dispatcher() or lb.request(): a service used only at layer 4 has none. */
   private http: ServiceDispatcher | null = null;
+  /** issue 26: this service's share of [cluster] redis (stick entries, limits); null without it. */
+  readonly shared: ServiceShared | null;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -132,7 +140,8 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       clock: this.clock,
       follower,
     });
-    this.strategy = createStrategy(cfg.balance, this.strategyOpts);
+    // issue 26: the stick table (if any) wraps the balance strategy.
+    this.strategy = stickTo(this.createBalance(cfg), cfg.stick, null);
     this.strategy.update(this.backends.candidates);
     this.backends.on('change', (c) => this.strategy.update(c));
     if (this.role !== 'serve') {
@@ -168,7 +177,12 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       statics: () => this.cfg.backends,
     });
     this.discovery = this.createDiscovery(cfg);
-    this.admission = new Admission(cfg, this.clock);
+    // issue 26: with [cluster] redis, shared limits and the shared stick table.
+    const redis = this.serves ? (opts.redis ?? null) : null;
+    this.shared = redis ? new ServiceShared(redis, cfg.name, this.clock) : null;
+    this.shared?.attach(this.sticky);
+    const shared = this.shared;
+    this.admission = new Admission(cfg, this.clock, shared ? (a, r) => shared.limiter(a, r) : null);
     this.dialer = new Dialer(this);
     const { queueSize, queueTimeoutMs } = cfg;
     this.queue = new WaitQueue(
@@ -194,7 +208,25 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
       get tls() {
         return svc.terminator;
       },
+      gate: this.shared,
     });
+  }
+
+  private createBalance(cfg: ServiceConfig): Strategy {
+    return createStrategy(cfg.balance, {
+      ...this.strategyOpts,
+      hashBalanceFactor: cfg.hashBalanceFactor,
+    });
+  }
+
+  /** issue 26: an operator removed stick entries (null: all); a shared table forgets them in Redis too. */
+  stickForgotten(key: string | null): void {
+    this.shared?.forget(key);
+  }
+
+  /** The stick table's strategy, or null without [stick] (issue 26: admin API, metrics). */
+  get sticky(): StickyStrategy | null {
+    return stickOf(this.strategy);
   }
 
   private createTerminator(cfg: ServiceConfig): TlsTerminator<Routed> {
@@ -344,9 +376,14 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.backends.setOptions(setOptionsOf(next));
     this.syncBackends(next.backends);
     if (!sameConfig(next.discovery, prev.discovery)) this.restartDiscovery(next);
-    if (next.balance !== prev.balance) {
-      this.strategy = createStrategy(next.balance, this.strategyOpts);
+    // issue 26: a new balance (or factor) replaces the strategy under the stick table, whose entries stay.
+    const rebalance =
+      next.balance !== prev.balance || next.hashBalanceFactor !== prev.hashBalanceFactor;
+    if (rebalance || !sameConfig(next.stick, prev.stick)) {
+      const inner = rebalance ? this.createBalance(next) : balanceOf(this.strategy);
+      this.strategy = stickTo(inner, next.stick, this.strategy);
       this.strategy.update(this.backends.candidates);
+      this.shared?.attach(this.sticky);
     }
     // New TLS settings: new dials use them at once; the probes and the pool are rebuilt below.
     const tlsChanged = !sameConfig(next.backendTls, prev.backendTls);
@@ -660,6 +697,7 @@ export class Service implements DialerDeps, AgentTarget, HttpHost {
     this.discovery?.stop();
     this.discovered.close();
     this.admission.close();
+    this.shared?.close();
     this.health.stop();
     this.agent?.stop();
     this.warmPool.close();

@@ -5,6 +5,7 @@ import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
 import { backendStateMetrics } from './metrics-backends.js';
 import { loadMetrics } from './metrics-load.js';
+import { stickMetrics } from './metrics-stick.js';
 import {
   type ExtraMetric,
   histogramSamples,
@@ -33,6 +34,8 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   collectDefaultMetrics({ register: registry });
   const metrics = [
     ...(lb.role === 'control' ? [] : [...trafficMetrics(lb), ...loadMetrics(lb)]),
+    // issue 26
+    ...(lb.role === 'control' ? [] : stickMetrics(lb)),
     ...(lb.role === 'serve'
       ? []
       : [...healthMetrics(lb), ...backendStateMetrics(lb), ...discoveryMetrics(lb)]),

@@ -74,6 +74,9 @@ export interface AdminLifecycle {
 }
 
 const BACKEND_ROUTE = /^\/api\/services\/([^/]+)\/backends\/([^/]+)(?:\/([a-z-]+))?$/;
+
+import { STICK_ROUTE, stickRoute } from './stick.js';
+
 const SESSIONS_ROUTE = /^\/api\/services\/([^/]+)\/sessions(?:\/([^/]+))?$/;
 
 const LIFECYCLE_ROUTES: ReadonlySet<string> = new Set([
@@ -253,6 +256,18 @@ export class AdminServer {
       await endSession(this.lb, cluster, svc, id);
       this.opts.log.info({ service: svc, session: id }, 'admin: session ended');
       return this.json(res, 200, { service: svc, ended: id });
+    }
+    // issue 26: the stick table of a service.
+    const st = STICK_ROUTE.exec(path);
+    if (st) {
+      if (!read && method !== 'DELETE')
+        throw new HttpError(405, 'use GET or DELETE', { allow: 'GET, DELETE' });
+      if (!read) await this.guard.acceptWrite(req, host);
+      const svc = decodeSegment(st[1] as string);
+      const key = st[2] === undefined ? null : decodeSegment(st[2]);
+      const answer = await stickRoute(this.lb, this.opts.cluster ?? null, svc, key, !read, url);
+      if (!read) this.opts.log.info({ service: svc, key }, 'admin: stick entries removed');
+      return this.json(res, 200, answer);
     }
     throw new HttpError(404, `no such endpoint: ${method} ${path}`);
   }

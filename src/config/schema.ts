@@ -10,6 +10,14 @@ import {
   type BackendTlsConfig,
   parseBackendTls,
 } from './backend-tls.js';
+// issue 26: [services.NAME.stick], hash_balance_factor, share_limits and [cluster].
+import {
+  CLUSTER_FIELDS,
+  type ClusterConfig,
+  parseCluster,
+  parseShareLimits,
+  SHARE_LIMITS_FIELD,
+} from './cluster.js';
 import { DISCOVERY_FIELDS, type DiscoveryConfig, parseDiscovery } from './discovery.js';
 import { describe } from './duration.js';
 import {
@@ -38,8 +46,17 @@ import { type ListenAddress, listenAddress } from './listen.js';
 import { PROCESS_DURATION_KEYS, type ProcessConfig, processConfig } from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { type Fields, keysOf } from './spec.js';
+import {
+  HASH_BALANCE_FACTOR_FIELD,
+  parseHashBalanceFactor,
+  parseStick,
+  STICK_FIELDS,
+  STICK_KEYS,
+  type StickConfig,
+} from './stick.js';
 import { alpnList, parseTls, TLS_FIELDS, type TlsConfig } from './tls.js';
 
+export type { ClusterConfig } from './cluster.js';
 export type {
   AgentConfig,
   ExpectConfig,
@@ -48,6 +65,7 @@ export type {
   ProbeStepConfig,
 } from './health.js';
 export { HEALTH_KINDS } from './health.js';
+export type { StickConfig } from './stick.js';
 export type { TlsCertPair, TlsConfig } from './tls.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -134,6 +152,12 @@ export interface ServiceConfig {
   readonly requestTimeoutMs: number;
   /** HTTP requests (lb.request, lb.dispatcher): a 5xx answer counts as a passive health failure. */
   readonly passiveHttp5xx: boolean;
+  /** [services.NAME.stick] (issue 26); null: no stick table. */
+  readonly stick: StickConfig | null;
+  /** ip-hash with bounded loads: a backend takes at most this % of the average load (0: off). */
+  readonly hashBalanceFactor: number;
+  /** Per-source limits held across instances through [cluster] redis (false without [cluster]). */
+  readonly shareLimits: boolean;
 }
 
 export interface Config {
@@ -152,6 +176,8 @@ export interface Config {
     readonly allowedHosts: readonly string[];
   } | null;
   readonly services: readonly ServiceConfig[];
+  /** [cluster]: shared state through Redis (issue 26); null: none, every instance on its own. */
+  readonly cluster: ClusterConfig | null;
 }
 
 export interface ParseOptions {
@@ -474,6 +500,14 @@ export const SERVICE_FIELDS = {
     fields: DISCOVERY_FIELDS,
     doc: 'Backends found at run time besides backends: dns, srv, file or http',
   },
+  // issue 26
+  stick: {
+    kind: 'table',
+    fields: STICK_FIELDS,
+    doc: 'A stick table: each client stays on the backend it was first given (any balance)',
+  },
+  hash_balance_factor: HASH_BALANCE_FACTOR_FIELD,
+  share_limits: SHARE_LIMITS_FIELD,
 } satisfies Fields;
 
 /** The whole file. */
@@ -499,6 +533,11 @@ export const TOP_FIELDS = {
     required: true,
     doc: 'The services, [services.NAME] each',
   },
+  cluster: {
+    kind: 'table',
+    fields: CLUSTER_FIELDS,
+    doc: 'State shared with the other instances through Redis: stick tables, per-source limits',
+  },
 } satisfies Fields;
 
 const TOP_KEYS = keysOf(TOP_FIELDS);
@@ -515,6 +554,7 @@ const SUB_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   backend_tls: BACKEND_TLS_KEYS,
   tls: keysOf(TLS_FIELDS),
   discovery: keysOf(DISCOVERY_FIELDS),
+  stick: STICK_KEYS,
 };
 
 /**
@@ -551,6 +591,9 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
   'rise',
   'min_idle',
   'max_idle',
+  'size',
+  'hash_balance_factor',
+  'lease_batch',
   ...HEALTH_WHOLE_NUMBER_KEYS,
   'port',
   ...BACKEND_WHOLE_NUMBER_KEYS,
@@ -573,6 +616,10 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'min_ttl',
   'max_ttl',
   'wait',
+  'expire',
+  'flush_interval',
+  'heartbeat',
+  'log_interval',
 ]);
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
@@ -602,7 +649,7 @@ function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
-  for (const sub of ['health', 'pool', 'backend_tls', 'tls']) {
+  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick']) {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
@@ -738,6 +785,15 @@ function parseService(
       `${path}.passive_http_5xx`,
       p,
     ),
+    // issue 26: shareLimits is settled against [cluster] in parseConfig.
+    stick: parseStick(raw.stick, `${path}.stick`, raw.sni !== undefined, p),
+    hashBalanceFactor: parseHashBalanceFactor(
+      raw.hash_balance_factor,
+      `${path}.hash_balance_factor`,
+      typeof raw.balance === 'string' ? raw.balance : DEFAULTS.balance,
+      p,
+    ),
+    shareLimits: parseShareLimits(raw.share_limits, `${path}.share_limits`, p) ?? false,
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
@@ -888,6 +944,16 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     if (clash) p.add('admin.listen', listenClash(tcp, clash.listen, clash.name));
   }
 
+  // issue 26: a service shares its limits when it says so, else when [cluster] share_limits does.
+  const cluster = parseCluster(top.cluster, p);
+  const settled = services.map((svc) => {
+    const own = rawServices[svc.name] as Table;
+    const said = own.share_limits ?? defaults.share_limits;
+    if (said === true && !cluster)
+      p.add(`services.${svc.name}.share_limits`, 'needs [cluster] redis = "redis://host:port"');
+    const share = cluster !== null && (typeof said === 'boolean' ? said : cluster.shareLimits);
+    return share === svc.shareLimits ? svc : Object.freeze({ ...svc, shareLimits: share });
+  });
   const config: Config = {
     source,
     process: processConfig(proc, opts.baseDir ?? process.cwd(), p),
@@ -896,7 +962,8 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
       access: booleanOf(LOG_FIELDS.access, log.access, 'log.access', p),
     }),
     admin,
-    services: Object.freeze(services),
+    services: Object.freeze(settled),
+    cluster,
   };
   if (p.list.length > 0) throw new ConfigError(p.list);
   return Object.freeze(config);

@@ -11,6 +11,8 @@ import type { PooledSocket } from '../pool/warm-pool.js';
 export interface DialRequester {
   /** The client's address as a key, read on demand (see Session.clientIp). */
   readonly clientIp?: string;
+  /** issue 26: the SNI name a routed session's hello gave, for a stick table on = "sni". */
+  readonly serverName?: string | null;
   /** A connected socket to `target`; `pooled` when it came warm from the pool, with what its backend sent so far. */
   dialed(a: DialAttempt, sock: Socket, target: Backend, pooled: PooledSocket | null): void;
   /** No backend could be picked, every dial failed, or the wait for a slot ended. */
@@ -81,6 +83,11 @@ export class DialAttempt implements PickContext {
 
   get clientIp(): string {
     return this.key ?? this.requester.clientIp ?? '';
+  }
+
+  /** issue 26: the stick key of on = "sni" (null: not a routed session, or no name sent). */
+  get serverName(): string | null {
+    return this.requester.serverName ?? null;
   }
 
   /** Before a new pick: the previous one joins `tried`. */

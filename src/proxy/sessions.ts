@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
+import type { ServiceShared } from '../shared/cluster-gate.js';
 import type { SessionAccounting } from './accounting.js';
 import type { Admission } from './admission.js';
 import type { Dialer } from './dialer.js';
@@ -31,6 +32,8 @@ export interface SessionsDeps {
   readonly fds: FdBudget | null;
   /** Read at each use: the service's TLS termination, replaced by a reload (null: none). */
   readonly tls: TlsTerminator<Routed> | null;
+  /** issue 26: [cluster] redis; may hold a session (bounded) before its limits and pick. */
+  readonly gate?: ServiceShared | null;
 }
 
 /**
@@ -183,6 +186,15 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
+    // issue 26: a local miss (stick key, used-up lease) may wait for Redis, boundedly.
+    const gate = this.deps.gate;
+    if (gate?.hold(s, this.deps.admission.current, () => this.admitted(s))) return;
+    this.admitted(s);
+  }
+
+  /** Admission's limits, then the dial (after the cluster gate, if it held the session). */
+  private admitted(s: Session): void {
+    if (s.cause !== null) return;
     const pre = s instanceof RoutedSession ? s.preLease : undefined;
     // A lease taken before the handshake is released by the address read now, while the
     // socket still has its peer (after the close it would read as none, and the lease leak).
