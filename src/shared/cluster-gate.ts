@@ -76,7 +76,7 @@ export class ServiceShared {
       }
     }
     let leaseWait: Promise<void> | null = null;
-    if (limiter instanceof SharedLimits && limiter.needsLease(c.clientIp))
+    if (limiter instanceof SharedLimits && limiter.needsLease(c.clientIp, this.clock.now()))
       leaseWait = limiter.fetch(c.clientIp, this.clock.now());
     if (stickWait === null && leaseWait === null) return false;
     let done = false;

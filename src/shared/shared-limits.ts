@@ -1,14 +1,17 @@
 import { SourceLimiter, type SourceVerdict } from '../proxy/source-limits.js';
 import type { RedisLink } from './redis-link.js';
 
+/** How long a "none left" answer stands before a refused source's next accept asks Redis again. */
+const FULL_RETRY_MS = 100;
+
 /** One source's share of the group's limits, as this instance holds it. */
 interface SourceLease {
   /** Sessions open here. */
   active: number;
   /** Connection slots Redis granted this instance (>= active while Redis decides). */
   leased: number;
-  /** Redis answered "none left" for slots: refused until a session here ends or a lease returns. */
-  full: boolean;
+  /** Clock ms until which Redis's "none left" stands (asked again after; a session ending here clears it). */
+  fullUntil: number;
   /** The second (epoch) whose rate tokens `tokens` are. */
   win: number;
   tokens: number;
@@ -67,7 +70,7 @@ export class SharedLimits extends SourceLimiter {
       st = {
         active: 0,
         leased: 0,
-        full: false,
+        fullUntil: 0,
         win: 0,
         tokens: 0,
         local: false,
@@ -81,11 +84,11 @@ export class SharedLimits extends SourceLimiter {
   }
 
   /** Whether an accept from `ip` should wait for Redis first (this instance's lease is used up). */
-  needsLease(ip: string): boolean {
+  needsLease(ip: string, now: number): boolean {
     if (!this.link.up) return false;
     const st = this.leases.get(ip);
     if (!st) return true;
-    if (this.maxConnections > 0 && st.active >= st.leased && !st.full) return true;
+    if (this.maxConnections > 0 && st.active >= st.leased && now >= st.fullUntil) return true;
     if (this.maxRate > 0 && (st.win !== epochSecond() || st.tokens < 1)) return true;
     return false;
   }
@@ -117,7 +120,8 @@ export class SharedLimits extends SourceLimiter {
           this.link.aliveUntil(wall),
         );
         st.leased += Number(got);
-        st.full = Number(got) === 0;
+        // None left: a source at its limit asks Redis again at most every FULL_RETRY_MS.
+        st.fullUntil = Number(got) === 0 ? now + FULL_RETRY_MS : 0;
       }
       if (this.maxRate > 0) {
         const win = epochSecond();
@@ -168,7 +172,7 @@ export class SharedLimits extends SourceLimiter {
     const st = this.leases.get(ip);
     if (!st) return;
     st.active--;
-    st.full = false;
+    st.fullUntil = 0;
     // Slots unused beyond a batch go back, so the other instances can take them.
     const spare = st.leased - st.active;
     if (
