@@ -66,6 +66,7 @@ export class Admission {
     const a = cfg.maxConnectionsPerSource;
     const r = cfg.maxRatePerSource;
     if (l.maxConnections !== a || l.maxRate !== r || shared !== this.limiterShared) {
+      l.close();
       this.limiter = shared && this.makeLimiter ? this.makeLimiter(a, r) : new SourceLimiter(a, r);
       this.limiterShared = shared;
     }
@@ -96,5 +97,6 @@ export class Admission {
 
   close(): void {
     clearInterval(this.sweeper);
+    this.limiter.close();
   }
 }

@@ -65,4 +65,7 @@ export class SourceLimiter {
   get size(): number {
     return this.sources.size;
   }
+
+  /** issue 26: replaced or stopped (a shared limiter gives its slots back). */
+  close(): void {}
 }

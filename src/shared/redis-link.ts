@@ -70,12 +70,16 @@ export class RedisLink {
     return this.key('instances');
   }
 
-  whenUp(f: () => void): void {
+  /** Calls `f` each time Redis comes (back); returns how to stop. */
+  whenUp(f: () => void): () => void {
     this.onUp.push(f);
+    return () => remove(this.onUp, f);
   }
 
-  everyBeat(f: () => void): void {
+  /** Calls `f` after each heartbeat; returns how to stop. */
+  everyBeat(f: () => void): () => void {
     this.onBeat.push(f);
+    return () => remove(this.onBeat, f);
   }
 
   /** When an instance's heartbeat (and its leases) lapse unless renewed. */
@@ -156,6 +160,11 @@ export class RedisLink {
     c.disconnect();
     this.up = false;
   }
+}
+
+function remove<T>(list: T[], x: T): void {
+  const i = list.indexOf(x);
+  if (i >= 0) list.splice(i, 1);
 }
 
 /** The URL without its password, for logs. */

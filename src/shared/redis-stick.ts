@@ -20,6 +20,7 @@ export class SharedStick {
   private timer: NodeJS.Timeout | null = null;
   private readonly lookups = new Map<string, Promise<string | null>>();
   private closed = false;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly link: RedisLink,
@@ -28,7 +29,7 @@ export class SharedStick {
     /** The table's clock (usedAt is in its ms). */
     private readonly clock: Clock,
   ) {
-    link.whenUp(() => this.resync());
+    this.unsubscribe = link.whenUp(() => void this.resync());
   }
 
   retarget(table: StickTable): void {
@@ -150,6 +151,7 @@ export class SharedStick {
 
   close(): void {
     this.closed = true;
+    this.unsubscribe();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }

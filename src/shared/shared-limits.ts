@@ -40,6 +40,7 @@ export class SharedLimits extends SourceLimiter {
   private readonly returns = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly unsubscribe: (() => void)[];
 
   constructor(
     maxConnections: number,
@@ -48,8 +49,10 @@ export class SharedLimits extends SourceLimiter {
     private readonly service: string,
   ) {
     super(maxConnections, maxRate);
-    link.whenUp(() => this.refresh());
-    link.everyBeat(() => this.refresh());
+    this.unsubscribe = [
+      link.whenUp(() => void this.refresh()),
+      link.everyBeat(() => void this.refresh()),
+    ];
   }
 
   /** Slots or tokens asked for at a time. */
@@ -251,9 +254,21 @@ export class SharedLimits extends SourceLimiter {
     return this.leases.size;
   }
 
-  close(): void {
+  /**
+   * Replaced (a reload changed the limits) or stopped: this limiter's slots in
+   * Redis are given up now, as a local limiter's counts restart from zero.
+   */
+  override close(): void {
+    if (this.closed) return;
     this.closed = true;
+    for (const f of this.unsubscribe) f();
     if (this.timer) clearTimeout(this.timer);
+    const c = this.link.client;
+    if (!c || !this.link.up || this.maxConnections === 0) return;
+    const p = c.pipeline();
+    for (const ip of this.leases.keys())
+      p.hdel(this.link.key('conn', this.service, ip), this.link.cfg.instance);
+    if (p.length > 0) p.exec().catch((err: unknown) => this.link.failed(err));
   }
 }
 
