@@ -205,10 +205,29 @@ url = "http://127.0.0.1:8500/v1/health/service/probe"
 shape = "consul"
 wait = "30s"
 
+[services.web.stick]
+on = "sni"
+expire = "20m"
+size = 5000
+
 [services.cache]
 listen = "127.0.0.1:8445"
 backends = ["127.0.0.1:9004"]
 health = { kind = "redis", role = "master" }
+balance = "ip-hash"
+hash_balance_factor = 150
+share_limits = true
+
+[cluster]
+redis = "redis://user:pw@127.0.0.1:6379/2"
+prefix = "lb-test:"
+instance = "lb-1"
+wait = "8ms"
+flush_interval = "20ms"
+heartbeat = "1s"
+share_limits = false
+lease_batch = 4
+log_interval = "10s"
 
 [services.cache.discovery]
 kind = "file"
@@ -280,7 +299,11 @@ test('check --print: the effective config parses back to the same config (every 
   const again = parseConfig(parseToml(printed, 'printed.toml'), { source: config.source });
   // The tokens are redacted; everything else is the same.
   assert.deepEqual(
-    { ...again, admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' } },
+    {
+      ...again,
+      admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' },
+      cluster: { ...again.cluster, redis: 'redis://user:pw@127.0.0.1:6379/2' },
+    },
     {
       ...config,
       admin: { ...config.admin },
@@ -288,6 +311,7 @@ test('check --print: the effective config parses back to the same config (every 
   );
   assert.doesNotMatch(printed, /s3cret-token/);
   assert.doesNotMatch(printed, /r3ad-only-token/);
+  assert.doesNotMatch(printed, /user:pw@/);
   assert.deepEqual(
     validate(schema(), toml.parse(printed)),
     [],

@@ -253,3 +253,15 @@ test('stick table end to end: round-robin with stickiness, an added backend move
   assert.equal(value(m, 'blitz_lb_stick_moves_total{service="web"}'), 0);
   assert.equal((await admin.call('DELETE', '/api/services/web/stick')).json().removed, 3);
 });
+
+test('[cluster] redis password: never shown by /api/config', async (t) => {
+  const { configView } = await import('../src/admin/config-view.js');
+  const c = parseConfig(
+    { ...svc(['127.0.0.1:1']), cluster: { redis: 'redis://user:hunter22@127.0.0.1:6379' } },
+    { allowEphemeralListen: true },
+  );
+  const text = JSON.stringify(configView(c));
+  assert.doesNotMatch(text, /hunter22/);
+  assert.match(text, /redis:\/\/user:\(redacted\)@127\.0\.0\.1:6379/);
+  void t;
+});

@@ -149,7 +149,7 @@ function service(s: ServiceConfig): Table {
   if (s.discovery) t.discovery = discovery(s.discovery);
   // issue 26
   if (s.stick) t.stick = { on: s.stick.on, expire: d(s.stick.expireMs), size: s.stick.size };
-  if (s.hashBalanceFactor !== 0) t.hash_balance_factor = s.hashBalanceFactor;
+  t.hash_balance_factor = s.hashBalanceFactor;
   t.share_limits = s.shareLimits;
   return t;
 }
