@@ -7,7 +7,15 @@ import { connect, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
-import { addr, bannerServer, echoServer, readAll, waitFor } from './helpers/servers.js';
+import {
+  addr,
+  bannerServer,
+  echoServer,
+  readAll,
+  startLb,
+  svc,
+  waitFor,
+} from './helpers/servers.js';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -23,6 +31,8 @@ interface Opts {
   name: string;
   backends: string[];
   lines?: string[];
+  /** [process] workers (default 1). */
+  workers?: number;
 }
 
 /** One instance: [cluster] on `redis`, one service "web" with `lines`. */
@@ -30,6 +40,8 @@ function instance(t: TestContext, redis: RedisServer, o: Opts): Promise<RunningC
   return runBalancer(
     t,
     (port, adminPort) => `
+[process]
+workers = ${o.workers ?? 1}
 [log]
 level = "info"
 [admin]
@@ -297,4 +309,74 @@ test('Redis killed mid-run: open sessions carry on, and per-source limits fall b
   for (let i = 0; i < 3; i++) assert.equal(await tryHold(b.port, '127.0.0.41', held), true);
   assert.equal(await tryHold(b.port, '127.0.0.41', held), false);
   assert.equal((await b.admin('/readyz')).status, 200);
+});
+
+test("workers = 2 with [cluster] redis: every worker shares the table, so a client keeps one backend whichever worker accepts it; the admin API lists every worker's entries", async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const ports = [
+    await bannerServer(t, 'A'),
+    await bannerServer(t, 'B'),
+    await bannerServer(t, 'C'),
+  ];
+  const lines = ['balance = "round-robin"', '[services.web.stick]', 'expire = "10m"'];
+  const lb = await instance(t, redis, { name: 'w', backends: ports.map(addr), lines, workers: 2 });
+  await redisUp(lb, 2);
+  // Written behind: two workers may each place a source before either's entry is in Redis;
+  // the first write stands for the group and the other worker adopts it.
+  for (const ip of SOURCES) await bannerFrom(lb.port, ip);
+  await waitFor(
+    () => SOURCES.every((ip) => redisGet(redis, `blitz-lb:stick:web:${ip}`) !== ''),
+    5000,
+    'entries written behind',
+  );
+  for (const ip of SOURCES) {
+    const got = new Set<string>();
+    for (let i = 0; i < 8; i++) got.add(await bannerFrom(lb.port, ip));
+    assert.equal(got.size, 1, `${ip} went to ${[...got].join(', ')}`);
+  }
+  const st = (await lb.admin('/api/services/web/stick')).body as {
+    total: number;
+    entries: { key: string; worker: number }[];
+  };
+  assert.deepEqual(new Set(st.entries.map((e) => e.key)), new Set(SOURCES));
+  assert.ok(st.entries.every((e) => e.worker === 1 || e.worker === 2));
+  assert.equal((await lb.admin('/api/services/web/stick', { method: 'DELETE' })).status, 200);
+  assert.equal(((await lb.admin('/api/services/web/stick')).body as { total: number }).total, 0);
+});
+
+test('two instances that placed the same new client before either wrote it agree after the flush: the first write stands, the other adopts it', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const ports = [await bannerServer(t, 'A'), await bannerServer(t, 'B')];
+  const cfg = (name: string) => ({
+    ...svc(ports.map(addr), { balance: 'round-robin', stick: { expire: '10m' } }),
+    cluster: {
+      redis: `redis://127.0.0.1:${redis.port}`,
+      instance: name,
+      wait: '1s',
+      flush_interval: '300ms',
+    },
+  });
+  const a = await startLb(t, cfg('a'));
+  const b = await startLb(t, cfg('b'));
+  await waitFor(() => a.redis?.up === true && b.redis?.up === true, 10_000, 'both connected');
+  // B's rotation one ahead: the same client, new to both, lands on different backends.
+  await bannerFrom(b.address('web').port, '127.0.0.51');
+  const viaA = await bannerFrom(a.address('web').port, '127.0.0.52');
+  const viaB = await bannerFrom(b.address('web').port, '127.0.0.52');
+  assert.notEqual(viaA, viaB, 'placed apart before either wrote');
+  const adopted = () =>
+    (a.service('web').sticky?.table.counters.adopted ?? 0) +
+    (b.service('web').sticky?.table.counters.adopted ?? 0);
+  await waitFor(() => adopted() === 1, 5000, "one instance adopting the other's entry");
+  const group = redisGet(redis, 'blitz-lb:stick:web:127.0.0.52');
+  assert.equal(
+    await bannerFrom(a.address('web').port, '127.0.0.52'),
+    group === addr(ports[0] as number) ? 'A' : 'B',
+  );
+  assert.equal(
+    await bannerFrom(b.address('web').port, '127.0.0.52'),
+    group === addr(ports[0] as number) ? 'A' : 'B',
+  );
 });

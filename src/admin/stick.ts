@@ -22,7 +22,14 @@ export interface StickView {
 export interface StickAnswer {
   entries: StickView[];
   total: number;
-  counters: { hits: number; misses: number; moves: number; evictions: number; expired: number };
+  counters: {
+    hits: number;
+    misses: number;
+    moves: number;
+    evictions: number;
+    expired: number;
+    adopted: number;
+  };
 }
 
 const MAX_LIST = 10_000;
@@ -65,7 +72,7 @@ export function stickQuery(
 }
 
 function zero(): StickAnswer['counters'] {
-  return { hits: 0, misses: 0, moves: 0, evictions: 0, expired: 0 };
+  return { hits: 0, misses: 0, moves: 0, evictions: 0, expired: 0, adopted: 0 };
 }
 
 /** Answers the route: from this process, or from every worker (merged). */

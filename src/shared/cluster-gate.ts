@@ -41,7 +41,7 @@ export class ServiceShared {
     if (this.stick) this.stick.retarget(sticky.table);
     else this.stick = new SharedStick(this.link, this.service, sticky.table, this.clock);
     const s = this.stick;
-    sticky.write = (key, address) => s.write(key, address);
+    sticky.write = (key, address, moved) => s.write(key, address, moved);
   }
 
   /** A limiter whose counts hold across instances. */

@@ -29,6 +29,21 @@ if grant > 0 then redis.call('INCRBY', KEYS[1], grant) else grant = 0 end
 redis.call('PEXPIRE', KEYS[1], 2000)
 return grant`;
 
+/**
+ * A stick entry: the first instance to write a key decides it for the group
+ * (a later writer gets the group's answer back and adopts it), a renewal only
+ * extends the TTL of the same answer, and a move (ARGV[3] = 1: the group's
+ * backend was no candidate here) overwrites it. Returns the group's backend.
+ */
+const STICK_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return cur`;
+
 export interface LinkClient extends Redis {
   lease(hash: string, instances: string, ...args: (string | number)[]): Promise<number>;
   tokens(key: string, ...args: (string | number)[]): Promise<number>;
@@ -103,6 +118,7 @@ export class RedisLink {
     }) as LinkClient;
     c.defineCommand('lease', { numberOfKeys: 2, lua: LEASE_SCRIPT });
     c.defineCommand('tokens', { numberOfKeys: 1, lua: TOKENS_SCRIPT });
+    c.defineCommand('stickset', { numberOfKeys: 1, lua: STICK_SCRIPT });
     c.on('error', (err: Error) => this.failed(err));
     c.on('ready', () => {
       this.up = true;

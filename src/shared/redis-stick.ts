@@ -2,6 +2,14 @@ import type { Clock } from '../clock.js';
 import type { RedisLink } from './redis-link.js';
 import type { StickTable } from './stick-table.js';
 
+/** A pipeline with the link's stickset script (ioredis adds defined commands to pipelines). */
+interface StickPipeline {
+  readonly length: number;
+  del(key: string): unknown;
+  stickset(key: string, address: string, ttlMs: number, moved: 0 | 1): unknown;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
 /** Entries sent per pipeline when the whole table is resent (Redis came back). */
 const RESYNC_CHUNK = 1_000;
 
@@ -16,6 +24,8 @@ const RESYNC_CHUNK = 1_000;
 export class SharedStick {
   /** key -> backend address to write, or null to delete; coalesced until the next flush. */
   private readonly queue = new Map<string, string | null>();
+  /** Keys in `queue` this instance moved: they override the group's entry. */
+  private readonly moved = new Set<string>();
   private clearAll = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly lookups = new Map<string, Promise<string | null>>();
@@ -40,8 +50,10 @@ export class SharedStick {
     return this.link.key('stick', this.service, key);
   }
 
-  write(key: string, address: string): void {
+  write(key: string, address: string, moved: boolean): void {
     this.queue.set(key, address);
+    if (moved) this.moved.add(key);
+    else this.moved.delete(key);
     this.schedule();
   }
 
@@ -49,6 +61,7 @@ export class SharedStick {
   forget(key: string | null): void {
     if (key === null) {
       this.queue.clear();
+      this.moved.clear();
       this.clearAll = true;
     } else this.queue.set(key, null);
     this.schedule();
@@ -84,28 +97,60 @@ export class SharedStick {
     this.timer.unref();
   }
 
-  /** Sends the queue as one pipeline; what fails is dropped (the resync on Redis's return sends it all). */
+  /**
+   * Sends the queue as one pipeline; what fails is dropped (the resync on
+   * Redis's return sends it all). Where the group had decided a key first,
+   * this instance adopts the group's backend for that key's next connection.
+   */
   async flush(): Promise<void> {
     const c = this.link.client;
     if (!c || !this.link.up) {
       this.queue.clear();
+      this.moved.clear();
       this.clearAll = false;
       return;
     }
-    const p = c.pipeline();
     if (this.clearAll) {
       this.clearAll = false;
       await this.deleteAll();
     }
+    const p = c.pipeline() as unknown as StickPipeline;
+    const sent: ([string, string] | null)[] = [];
     const ttl = this.table.expireMs;
     for (const [key, address] of this.queue) {
-      if (address === null) p.del(this.redisKey(key));
-      else p.set(this.redisKey(key), address, 'PX', ttl);
+      if (address === null) {
+        p.del(this.redisKey(key));
+        sent.push(null);
+      } else {
+        p.stickset(this.redisKey(key), address, ttl, this.moved.has(key) ? 1 : 0);
+        sent.push([key, address]);
+      }
     }
     this.queue.clear();
+    this.moved.clear();
     if (p.length === 0) return;
+    await this.send(p, sent);
+  }
+
+  /** Runs a pipeline of stickset (and del) calls; adopts the group's answers. */
+  private async send(p: StickPipeline, sent: readonly ([string, string] | null)[]): Promise<void> {
     try {
-      await p.exec();
+      const results = (await p.exec()) ?? [];
+      for (let i = 0; i < results.length; i++) {
+        const [err, value] = results[i] as [Error | null, unknown];
+        if (err) {
+          this.link.failed(err);
+          continue;
+        }
+        const s = sent[i]; // null: a del
+        if (!s || typeof value !== 'string' || value === s[1]) continue;
+        const e = this.table.peek(s[0]);
+        // Unless it moved here meanwhile: the group's backend from the next connection on.
+        if (e !== null && e.address === s[1]) {
+          e.address = value;
+          this.table.counters.adopted++;
+        }
+      }
     } catch (err) {
       this.link.failed(err);
     }
@@ -126,27 +171,30 @@ export class SharedStick {
     }
   }
 
-  /** Redis is back: every live local entry is written again, with the idle time it has left. */
+  /**
+   * Redis is back: every live local entry is written again, with the idle
+   * time it has left; where another instance got there first, its word stands
+   * and is adopted here.
+   */
   async resync(): Promise<void> {
     const c = this.link.client;
     if (!c || this.closed) return;
     const t = this.table;
     const now = this.clock.now();
-    let p = c.pipeline();
-    try {
-      for (const e of t.entries()) {
-        const left = e.usedAt + t.expireMs - now;
-        if (left <= 0) continue;
-        p.set(this.redisKey(e.key), e.address, 'PX', Math.ceil(left));
-        if (p.length >= RESYNC_CHUNK) {
-          await p.exec();
-          p = c.pipeline();
-        }
+    let p = c.pipeline() as unknown as StickPipeline;
+    let sent: [string, string][] = [];
+    for (const e of t.entries()) {
+      const left = e.usedAt + t.expireMs - now;
+      if (left <= 0) continue;
+      p.stickset(this.redisKey(e.key), e.address, Math.ceil(left), 0);
+      sent.push([e.key, e.address]);
+      if (sent.length >= RESYNC_CHUNK) {
+        await this.send(p, sent);
+        p = c.pipeline() as unknown as StickPipeline;
+        sent = [];
       }
-      if (p.length > 0) await p.exec();
-    } catch (err) {
-      this.link.failed(err);
     }
+    if (sent.length > 0) await this.send(p, sent);
   }
 
   close(): void {

@@ -30,6 +30,8 @@ export interface StickCounters {
   evictions: number;
   /** Entries forgotten after `expire` idle. */
   expired: number;
+  /** Shared: entries another instance had decided first, taken over from Redis. */
+  adopted: number;
 }
 
 export class StickTable {
@@ -38,7 +40,14 @@ export class StickTable {
   private head: StickEntry | null = null;
   /** Least recently used: the next to go. */
   private tail: StickEntry | null = null;
-  readonly counters: StickCounters = { hits: 0, misses: 0, moves: 0, evictions: 0, expired: 0 };
+  readonly counters: StickCounters = {
+    hits: 0,
+    misses: 0,
+    moves: 0,
+    evictions: 0,
+    expired: 0,
+    adopted: 0,
+  };
 
   constructor(
     public expireMs: number,

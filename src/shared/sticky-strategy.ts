@@ -8,8 +8,12 @@ export interface StickyPickContext extends PickContext {
   readonly serverName?: string | null;
 }
 
-/** Told of every entry made or moved (the Redis write-behind queue); never waits. */
-export type StickWrite = (key: string, address: string) => void;
+/**
+ * Told of every entry made, renewed or moved (the Redis write-behind queue);
+ * never waits. `moved`: this instance overrides the group's entry (its backend
+ * was no candidate here); otherwise the group's first word stands.
+ */
+export type StickWrite = (key: string, address: string, moved: boolean) => void;
 
 /**
  * Any strategy with a stick table in front (issue 26): a key's first
@@ -57,7 +61,7 @@ export class StickyStrategy implements Strategy {
         // Shared: Redis's copy expires `expire` after its write; renewed once a quarter of that passed.
         if (this.write !== null && ctx.now - e.syncedAt >= t.expireMs / 4) {
           e.syncedAt = ctx.now;
-          this.write(key, e.address);
+          this.write(key, e.address, false);
         }
         return b;
       }
@@ -68,7 +72,7 @@ export class StickyStrategy implements Strategy {
     else t.counters.moves++;
     if (e === null || e.address !== b.address) {
       t.set(key, b.address, ctx.now);
-      this.write?.(key, b.address);
+      this.write?.(key, b.address, e !== null);
     }
     return b;
   }
