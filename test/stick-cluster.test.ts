@@ -179,8 +179,11 @@ test('shared limits: max_connections_per_source = 10 across 3 instances admits 1
   for (let i = 0; i < 12; i++)
     for (const lb of lbs) if (await tryHold(lb.port, '127.0.0.31', held)) served++;
   assert.equal(served, 10);
-  // Another source has its own 10.
-  assert.equal(await tryHold((lbs[2] as RunningCli).port, '127.0.0.32', held), true);
+  // Another source has its own 10, also when 36 of its clients come at once.
+  const burst = await Promise.all(
+    lbs.flatMap((lb) => Array.from({ length: 12 }, () => tryHold(lb.port, '127.0.0.32', held))),
+  );
+  assert.equal(burst.filter(Boolean).length, 10);
   // One ends: its slot can be taken again (through any instance, once returned).
   (held.shift() as Socket).destroy();
   await waitFor(
@@ -379,4 +382,34 @@ test('two instances that placed the same new client before either wrote it agree
     await bannerFrom(b.address('web').port, '127.0.0.52'),
     group === addr(ports[0] as number) ? 'A' : 'B',
   );
+});
+
+test('shared limits: max_rate_per_source = 10 across 2 instances admits 10 new sessions in a second, not 20', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const banner = addr(await bannerServer(t, 'A'));
+  const lines = ['max_rate_per_source = 10', 'share_limits = true'];
+  const [a, b] = await Promise.all([
+    instance(t, redis, { name: 'a', backends: [banner], lines }),
+    instance(t, redis, { name: 'b', backends: [banner], lines }),
+  ]);
+  await Promise.all([redisUp(a), redisUp(b)]);
+  await waitFor(
+    async () => (await metric(a, 'blitz_lb_cluster_instances')) === 2,
+    5000,
+    'two heartbeats',
+  );
+  for (let attempt = 0; attempt < 5; attempt++) {
+    // At the start of a second, so that the whole burst falls in one rate window.
+    await waitFor(() => Date.now() % 1000 < 50, 2000, 'a new second');
+    const second = Math.floor(Date.now() / 1000);
+    const tries = [a, b].flatMap((lb) =>
+      Array.from({ length: 15 }, () => bannerFrom(lb.port, '127.0.0.61')),
+    );
+    const served = (await Promise.all(tries)).filter((x) => x === 'A').length;
+    if (Math.floor(Date.now() / 1000) !== second) continue; // the burst spilled into the next second: again
+    assert.equal(served, 10);
+    return;
+  }
+  t.skip('no burst fitted in one second on this machine');
 });

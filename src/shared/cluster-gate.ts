@@ -76,14 +76,16 @@ export class ServiceShared {
       }
     }
     let leaseWait: Promise<void> | null = null;
-    if (limiter instanceof SharedLimits && limiter.needsLease(c.clientIp, this.clock.now()))
-      leaseWait = limiter.fetch(c.clientIp, this.clock.now());
+    const shared = limiter instanceof SharedLimits ? limiter : null;
+    if (shared?.needsLease(c.clientIp, this.clock.now()))
+      leaseWait = shared.fetch(c.clientIp, this.clock.now());
     if (stickWait === null && leaseWait === null) return false;
     let done = false;
     const go = (): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      if (leaseWait !== null) shared?.settled(c.clientIp);
       then();
     };
     const timer = setTimeout(go, this.link.cfg.waitMs);

@@ -15,6 +15,8 @@ interface SourceLease {
   /** The second (epoch) whose rate tokens `tokens` are. */
   win: number;
   tokens: number;
+  /** Accepts held by the gate for this source now: what a lease call asks for. */
+  demand: number;
   /** The last call for this source failed: decide locally until one succeeds. */
   local: boolean;
   /** Local fallback bucket (limit ÷ N a second). */
@@ -74,6 +76,7 @@ export class SharedLimits extends SourceLimiter {
         active: 0,
         leased: 0,
         fullUntil: 0,
+        demand: 0,
         win: 0,
         tokens: 0,
         local: false,
@@ -91,18 +94,35 @@ export class SharedLimits extends SourceLimiter {
     if (!this.link.up) return false;
     const st = this.leases.get(ip);
     if (!st) return true;
-    if (this.maxConnections > 0 && st.active >= st.leased && now >= st.fullUntil) return true;
-    if (this.maxRate > 0 && (st.win !== epochSecond() || st.tokens < 1)) return true;
+    if (this.maxConnections > 0 && st.active + st.demand >= st.leased && now >= st.fullUntil)
+      return true;
+    if (this.maxRate > 0 && (st.win !== epochSecond() || st.tokens < 1 + st.demand)) return true;
     return false;
   }
 
   /** Asks Redis for more of this source's slots and tokens (one call per source at a time). */
+  /**
+   * Asks Redis for enough of this source's slots and tokens for every accept
+   * held for it (one call per source at a time; an accept arriving meanwhile
+   * asks after it, for what is still missing). The caller calls `settled`
+   * when its accept goes on.
+   */
   fetch(ip: string, now: number): Promise<void> {
-    let p = this.inflight.get(ip);
-    if (p) return p;
-    p = this.doFetch(ip, now).finally(() => this.inflight.delete(ip));
+    this.state(ip, now).demand++;
+    const prev = this.inflight.get(ip);
+    const p: Promise<void> = (
+      prev ? prev.then(() => this.doFetch(ip, now)) : this.doFetch(ip, now)
+    ).finally(() => {
+      if (this.inflight.get(ip) === p) this.inflight.delete(ip);
+    });
     this.inflight.set(ip, p);
     return p;
+  }
+
+  /** A held accept goes on (whether its lease came or the wait ran out). */
+  settled(ip: string): void {
+    const st = this.leases.get(ip);
+    if (st && st.demand > 0) st.demand--;
   }
 
   private async doFetch(ip: string, now: number): Promise<void> {
@@ -110,13 +130,14 @@ export class SharedLimits extends SourceLimiter {
     const st = this.state(ip, now);
     if (!c) return;
     try {
-      if (this.maxConnections > 0 && st.active >= st.leased) {
+      const missing = st.active + st.demand - st.leased;
+      if (this.maxConnections > 0 && missing > 0 && now >= st.fullUntil) {
         const wall = Date.now();
         const got = await c.lease(
           this.link.key('conn', this.service, ip),
           this.link.instancesKey,
           this.link.cfg.instance,
-          this.batch(this.maxConnections),
+          Math.max(this.batch(this.maxConnections), missing),
           this.maxConnections,
           wall,
           3 * this.link.cfg.heartbeatMs,
@@ -132,10 +153,10 @@ export class SharedLimits extends SourceLimiter {
           st.win = win;
           st.tokens = 0;
         }
-        if (st.tokens < 1) {
+        if (st.tokens < Math.max(1, st.demand)) {
           const got = await c.tokens(
             this.link.key('rate', this.service, ip, String(win)),
-            this.batch(this.maxRate),
+            Math.max(this.batch(this.maxRate), Math.ceil(st.demand - st.tokens)),
             this.maxRate,
           );
           if (st.win === win) st.tokens += Number(got);
