@@ -265,3 +265,32 @@ test('[cluster] redis password: never shown by /api/config', async (t) => {
   assert.match(text, /redis:\/\/user:\(redacted\)@127\.0\.0\.1:6379/);
   void t;
 });
+
+test('stick on = "sni": clients asking for the same name reach the same backend, whatever their address', async (t) => {
+  const { captureHello } = await import('./helpers/hello.js');
+  const ports = [await bannerServer(t, 'A'), await bannerServer(t, 'B')];
+  const lb = await startLb(
+    t,
+    svc(ports.map(addr), { sni: ['*'], balance: 'round-robin', stick: { on: 'sni' } }),
+  );
+  const port = lb.address('web').port;
+  const names = ['one.test', 'two.test', 'three.test', 'four.test'];
+  const hellos = new Map<string, Buffer>();
+  for (const n of names) hellos.set(n, await captureHello({ servername: n }));
+  const via = async (name: string, from: string): Promise<string> => {
+    const c = connect({ port, host: '127.0.0.1', localAddress: from });
+    c.on('error', () => {});
+    c.write(hellos.get(name) as Buffer);
+    const body = (await readAll(c)).toString();
+    c.destroy();
+    return body;
+  };
+  const first = new Map<string, string>();
+  for (const n of names) first.set(n, await via(n, '127.0.0.71'));
+  assert.deepEqual(new Set(first.values()), new Set(['A', 'B']));
+  for (const from of ['127.0.0.72', '127.0.0.73'])
+    for (const n of [...names].reverse())
+      assert.equal(await via(n, from), first.get(n), `${n} from ${from}`);
+  const keys = [...(lb.service('web').sticky?.table.entries() ?? [])].map((e) => e.key);
+  assert.deepEqual(new Set(keys), new Set(names));
+});
