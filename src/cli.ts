@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on a Node.js too old, one line and exit 1 before anything else loads.
+import './runtime-check.js';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';

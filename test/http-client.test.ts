@@ -413,7 +413,8 @@ test('http: fetch(url, { dispatcher }) and undici.request work, with the URL hos
     method: 'POST',
     body: 'hello',
     dispatcher: d,
-  } as RequestInit);
+    // Node 24's fetch types name its bundled undici 7's Dispatcher; undici 6's works at run time.
+  } as unknown as RequestInit);
   names.push(await res.text());
   const r = await undiciRequest('http://other.internal/z', { dispatcher: d });
   assert.equal(r.statusCode, 200);

@@ -102,7 +102,10 @@ test('npm pack builds dist from a fresh copy, ships only what runs, and the inst
     cwd: app,
   });
 
-  const npx = (args: string[]) => run('npx', ['--no', '--', 'blitz-lb', ...args], { cwd: app });
+  // The installed bin runs on the `node` first on PATH (its #!/usr/bin/env node): this test's.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+  const npx = (args: string[]) =>
+    run('npx', ['--no', '--', 'blitz-lb', ...args], { cwd: app, env });
   assert.equal((await npx(['--version'])).stdout.trim(), version);
   const be = await echoServer(t);
   const port = await refusedPort();
@@ -127,6 +130,7 @@ test('npm pack builds dist from a fresh copy, ships only what runs, and the inst
   // A short run: through npx here, in its own process group, which SIGTERM reaches whole.
   const lb = spawn('npx', ['--no', '--', 'blitz-lb', 'run', '--config', 'lb.toml'], {
     cwd: app,
+    env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

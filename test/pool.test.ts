@@ -35,6 +35,8 @@ test('pool: min_idle sockets are pre-opened to each backend at start', async (t)
   const lb = await startLb(t, svc([addr(a.port), addr(b.port)], { pool: { min_idle: 2 } }));
   const s = lb.service('web');
   await waitFor(() => s.pool.idleCount === 4, 3000, 'pool to fill');
+  // The balancer's side connects before the backend's 'connection' event runs: wait for both.
+  await waitFor(() => a.accepted() + b.accepted() >= 4, 3000, 'the backends to accept');
   assert.equal(a.accepted(), 2);
   assert.equal(b.accepted(), 2);
   const c = await openClient(lb.address('web').port);

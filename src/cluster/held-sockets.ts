@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import type { ListenAddress } from '../config/listen.js';
 import type { PassedSockets } from '../lifecycle/passed-sockets.js';
+import { socketHandle } from '../lifecycle/socket-handle.js';
 import type { Logger } from '../logger.js';
 import { noop } from '../noop.js';
 
@@ -30,7 +31,7 @@ export class HeldSockets {
     const out = new Map<string, object>();
     for (const l of listens) {
       const s = this.held.get(l.address) ?? this.hold(l, strict);
-      const h = s && (s as unknown as { _handle: object | null })._handle;
+      const h = s && socketHandle(s);
       if (h) out.set(l.address, h);
     }
     return out;

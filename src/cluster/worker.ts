@@ -4,6 +4,7 @@ import { sessionQuery } from '../admin/sessions.js';
 import { servicesView } from '../admin/views.js';
 import type { BackendConfig } from '../config/schema.js';
 import { HandedSockets } from '../lifecycle/passed-sockets.js';
+import { socketHandle } from '../lifecycle/socket-handle.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { DiscoveredMap, FromWorker, MembersMap, StateMap, ToWorker } from './messages.js';
@@ -120,7 +121,7 @@ export class ClusterWorker {
   private sendHandles(lb: LoadBalancer): string[] {
     const sent: string[] = [];
     for (const [address, server] of lb.listeningServers()) {
-      const handle = (server as unknown as { _handle: unknown })._handle;
+      const handle = socketHandle(server);
       try {
         process.send?.({ t: 'handle', address } satisfies FromWorker, handle as never);
       } catch (err) {

@@ -4,6 +4,7 @@ import type { Server } from 'node:net';
 import { LbError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { readHandOver, UPGRADE_ENV, type UpgradeHandOver } from './passed-sockets.js';
+import { socketHandle } from './socket-handle.js';
 
 /** The program an upgrade starts instead of the one on disk (tests: a binary that fails). */
 export const UPGRADE_COMMAND_ENV = 'BLITZ_LB_UPGRADE_COMMAND';
@@ -47,7 +48,7 @@ export function successorCommand(): { file: string; args: string[] } {
  * a descriptor (stdio), duplicated: this process keeps accepting on it.
  */
 function rawHandle(s: Server | object): object {
-  const h = (s as { _handle?: unknown })._handle ?? s;
+  const h = socketHandle(s) ?? s;
   if (typeof h !== 'object' || h === null || typeof (h as { fd?: unknown }).fd !== 'number')
     throw new LbError('LB_ERR_STATE', 'a listener has no socket to hand over');
   return h;
