@@ -1,3 +1,4 @@
+import { redacted } from './shared/redis-link.js';
 import { isIP } from 'node:net';
 import type { DiscoveryConfig } from './config/discovery.js';
 import { effectiveConfig } from './config/effective.js';
@@ -117,6 +118,13 @@ export function runCheck(file: string): CheckResult {
     if (s.discovery) summary.push(`  discovery ${discoverySummary(s.discovery)}`);
     if (s.sni)
       summary.push(`  sni ${s.sni.join(', ')}${s.alpn ? `; alpn ${s.alpn.join(', ')}` : ''}`);
+    // issue 26
+    if (s.stick)
+      summary.push(
+        `  stick on ${s.stick.on}, expire ${showMs(s.stick.expireMs)}, size ${s.stick.size}${config.cluster ? ', shared through [cluster] redis' : ''}`,
+      );
+    if (s.hashBalanceFactor) summary.push(`  hash_balance_factor ${s.hashBalanceFactor}`);
+    if (s.shareLimits) summary.push('  per-source limits shared through [cluster] redis');
     const certs = certificateReport([s], config.source);
     summary.push(...certs.lines);
     certLines.push(...certs.lines);
@@ -129,6 +137,10 @@ export function runCheck(file: string): CheckResult {
       problems,
     );
   if (config.admin) summary.push(`admin: ${adminSummary(config.admin)}`);
+  if (config.cluster)
+    summary.push(
+      `cluster: redis ${redacted(config.cluster.redis)} as ${config.cluster.instance}, wait ${showMs(config.cluster.waitMs)}`,
+    );
   const pr = config.process;
   summary.push(
     `process: workers ${pr.workers}, pid_file ${pr.pidFile ?? '(none)'}, drain_delay ${showMs(pr.drainDelayMs)}, upgrade_timeout ${showMs(pr.upgradeTimeoutMs)}`,

@@ -413,3 +413,45 @@ test('shared limits: max_rate_per_source = 10 across 2 instances admits 10 new s
   }
   t.skip('no burst fitted in one second on this machine');
 });
+
+test('Redis stuck (SIGSTOP): an accept waits at most cluster.wait, then the strategy and the local share (limit ÷ N) decide; /readyz stays 200', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const ports = [await bannerServer(t, 'A'), await bannerServer(t, 'B')];
+  const lb = await runBalancer(
+    t,
+    (port, adminPort) => `
+[log]
+level = "info"
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[cluster]
+redis = "redis://127.0.0.1:${redis.port}"
+wait = "150ms"
+[services.web]
+listen = "127.0.0.1:${port}"
+backends = ["${addr(ports[0] as number)}", "${addr(ports[1] as number)}"]
+max_connections_per_source = 1
+share_limits = true
+[services.web.health]
+kind = "none"
+[services.web.stick]
+expire = "10m"
+`,
+  );
+  await redisUp(lb);
+  redis.pause();
+  for (const ip of ['127.0.0.81', '127.0.0.82', '127.0.0.83']) {
+    const t0 = Date.now();
+    assert.match(await bannerFrom(lb.port, ip), /^[AB]$/, `${ip} served while Redis is stuck`);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 100 && ms < 1000, `${ip}: ${ms} ms (the wait is 150 ms)`);
+  }
+  assert.equal((await lb.admin('/readyz')).status, 200);
+  await waitFor(
+    async () => (await metric(lb, 'blitz_lb_cluster_redis_errors_total')) > 0,
+    5000,
+    'command timeouts counted',
+  );
+  redis.resume();
+});

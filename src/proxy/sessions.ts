@@ -194,7 +194,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   /** Admission's limits, then the dial (after the cluster gate, if it held the session). */
   private admitted(s: Session): void {
-    if (s.cause !== null) return;
+    // Held by the cluster gate, the client may have left (or been refused) meanwhile.
+    if (s.cause !== null || s.client.destroyed) return;
     const pre = s instanceof RoutedSession ? s.preLease : undefined;
     // A lease taken before the handshake is released by the address read now, while the
     // socket still has its peer (after the close it would read as none, and the lease leak).

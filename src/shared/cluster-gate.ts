@@ -81,15 +81,16 @@ export class ServiceShared {
       leaseWait = shared.fetch(c.clientIp, this.clock.now());
     if (stickWait === null && leaseWait === null) return false;
     let done = false;
-    const go = (): void => {
+    const go = (late: boolean): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      if (leaseWait !== null) shared?.settled(c.clientIp);
+      if (leaseWait !== null) shared?.settled(c.clientIp, late);
       then();
     };
-    const timer = setTimeout(go, this.link.cfg.waitMs);
-    void Promise.all([stickWait, leaseWait]).then(go, go);
+    const timer = setTimeout(() => go(true), this.link.cfg.waitMs);
+    const answered = (): void => go(false);
+    void Promise.all([stickWait, leaseWait]).then(answered, answered);
     return true;
   }
 

@@ -119,10 +119,15 @@ export class SharedLimits extends SourceLimiter {
     return p;
   }
 
-  /** A held accept goes on (whether its lease came or the wait ran out). */
-  settled(ip: string): void {
+  /**
+   * A held accept goes on: its lease came, or (`late`) the wait ran out first,
+   * and then this source is decided locally (limit ÷ N) until a call succeeds.
+   */
+  settled(ip: string, late: boolean): void {
     const st = this.leases.get(ip);
-    if (st && st.demand > 0) st.demand--;
+    if (!st) return;
+    if (st.demand > 0) st.demand--;
+    if (late) st.local = true;
   }
 
   private async doFetch(ip: string, now: number): Promise<void> {

@@ -12,6 +12,9 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** A fresh, empty redis-server on the same port (a failover to an empty replica, at worst). */
   restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT: connected but answering nothing, as a Redis stuck or partitioned mid-stream. */
+  pause(): void;
+  resume(): void;
 }
 
 /** A throwaway redis-server (Debian's package; .ci/run installs it) on a free loopback port, in a temp dir, killed after the test. */
@@ -46,9 +49,16 @@ export async function startRedis(t: TestContext): Promise<RedisServer> {
     await gone;
   };
   t.after(async () => {
+    (proc as ChildProcess | null)?.kill('SIGCONT');
     await kill();
     rmSync(dir, { recursive: true, force: true });
   });
   await start();
-  return { port, kill, restart: start };
+  return {
+    port,
+    kill,
+    restart: start,
+    pause: () => (proc as ChildProcess | null)?.kill('SIGSTOP'),
+    resume: () => (proc as ChildProcess | null)?.kill('SIGCONT'),
+  };
 }
