@@ -73,7 +73,7 @@ async function pickRate(s: Strategy): Promise<{ rate: number; gcs: number }> {
   return { rate: picks / secs, gcs: collections - g0 };
 }
 
-const rows = ['| pick | picks/s | GCs during the picks |', '|---|---|---|'];
+const rows = ['| pick | picks/s (best of 3) | GCs during the 3 runs |', '|---|---|---|'];
 const sticky = (shared: boolean): Strategy => {
   const s = new StickyStrategy(
     createStrategy('least-connections'),
@@ -83,13 +83,23 @@ const sticky = (shared: boolean): Strategy => {
   if (shared) s.write = () => {};
   return s;
 };
-for (const [label, s] of [
+// Three rounds, interleaved, the best of each: on a shared machine the first row would pay for the JIT and any neighbour's load.
+const variants = [
   ['least-connections, no stick table', createStrategy('least-connections')],
   ['stick table, local hit', sticky(false)],
   ['stick table shared (Redis), hit', sticky(true)],
-] as const) {
-  const r = await pickRate(s);
-  rows.push(`| ${label} | ${Math.round(r.rate).toLocaleString('en-US')} | ${r.gcs} |`);
+] as const;
+const best = variants.map(() => ({ rate: 0, gcs: 0 }));
+for (let round = 0; round < 3; round++)
+  for (const [k, [, s]] of variants.entries()) {
+    const r = await pickRate(s);
+    const b = best[k] as { rate: number; gcs: number };
+    b.rate = Math.max(b.rate, r.rate);
+    b.gcs += r.gcs;
+  }
+for (const [k, [label]] of variants.entries()) {
+  const b = best[k] as { rate: number; gcs: number };
+  rows.push(`| ${label} | ${Math.round(b.rate).toLocaleString('en-US')} | ${b.gcs} |`);
 }
 obs.disconnect();
 process.stdout.write(
@@ -105,7 +115,11 @@ await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
 const bport = (backend.address() as { port: number }).port;
 const sources = Array.from({ length: 50 }, (_, k) => `127.0.3.${k + 1}`);
 
-const redisPort = 20_000 + Math.floor(Math.random() * 20_000);
+// A port the OS just handed out and took back: free for redis-server to bind.
+const probe = createServer();
+await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+const redisPort = (probe.address() as { port: number }).port;
+await new Promise((r) => probe.close(r));
 const redis = spawn(
   'redis-server',
   ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],

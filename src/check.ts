@@ -1,4 +1,3 @@
-import { redacted } from './shared/redis-link.js';
 import { isIP } from 'node:net';
 import type { DiscoveryConfig } from './config/discovery.js';
 import { effectiveConfig } from './config/effective.js';
@@ -9,6 +8,7 @@ import type { Config, ServiceConfig } from './config/schema.js';
 import { shownUrl } from './discovery/http.js';
 import { ConfigError, ConfigSyntaxError } from './errors.js';
 import { certificateReport } from './proxy/tls/certificates.js';
+import { redacted } from './shared/redis-link.js';
 
 /**
  * `blitz-lb check`: validate a file and say what it sets up, as text for a
