@@ -228,6 +228,8 @@ heartbeat = "1s"
 share_limits = false
 lease_batch = 4
 log_interval = "10s"
+sentinels = ["127.0.0.1:26379", "[::1]:26380"]
+sentinel_master = "main"
 
 [services.cache.discovery]
 kind = "file"

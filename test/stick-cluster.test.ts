@@ -2,9 +2,13 @@
 // per-source limits through a real redis-server, and what happens when it dies
 // and comes back.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { waitForPort } from '../bench/lib/net.js';
 import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import {
@@ -12,6 +16,7 @@ import {
   bannerServer,
   echoServer,
   readAll,
+  refusedPort,
   startLb,
   svc,
   waitFor,
@@ -454,4 +459,44 @@ expire = "10m"
     'command timeouts counted',
   );
   redis.resume();
+});
+
+test('Redis Sentinel: [cluster] sentinels finds the master through a real sentinel (redis-server --sentinel), and entries land there', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const sentinelPort = await refusedPort();
+  const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor main 127.0.0.1 ${redis.port} 1\n`,
+  );
+  const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  t.after(() => {
+    sentinel.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitForPort(sentinelPort);
+  const ports = [await bannerServer(t, 'A'), await bannerServer(t, 'B')];
+  const lb = await startLb(t, {
+    ...svc(ports.map(addr), { stick: { expire: '10m' } }),
+    cluster: {
+      // The host here is not used with sentinels (nothing listens on it): the sentinel names the master.
+      redis: `redis://127.0.0.1:${await refusedPort()}`,
+      sentinels: [`127.0.0.1:${sentinelPort}`],
+      sentinel_master: 'main',
+      flush_interval: '5ms',
+    },
+  });
+  await waitFor(() => lb.redis?.up === true, 10_000, 'connected through the sentinel');
+  const got = await bannerFrom(lb.address('web').port, '127.0.0.91');
+  await waitFor(
+    () => redisGet(redis, 'blitz-lb:stick:web:127.0.0.91') !== '',
+    5000,
+    'the entry in the master',
+  );
+  assert.equal(
+    redisGet(redis, 'blitz-lb:stick:web:127.0.0.91'),
+    addr(ports[got === 'A' ? 0 : 1] as number),
+  );
 });

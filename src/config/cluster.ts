@@ -1,6 +1,14 @@
 import { hostname } from 'node:os';
 import { describe } from './duration.js';
-import { booleanOf, checkKeys, durationOf, integerOf, type Problems, table } from './fields.js';
+import {
+  booleanOf,
+  checkKeys,
+  durationOf,
+  hostPort,
+  integerOf,
+  type Problems,
+  table,
+} from './fields.js';
 import { type Fields, keysOf } from './spec.js';
 
 /** `[cluster]`: state shared with the other blitz-lb instances through Redis (issue 26). */
@@ -23,6 +31,10 @@ export interface ClusterConfig {
   readonly leaseBatch: number;
   /** How often a Redis failure is logged (errors are counted every time). */
   readonly logIntervalMs: number;
+  /** Redis Sentinel: the sentinels to ask for the master (empty: connect to `redis`'s host). */
+  readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+  /** The master's name in the sentinels (with `sentinels`). */
+  readonly sentinelMaster: string | null;
 }
 
 export const CLUSTER_FIELDS = {
@@ -83,6 +95,17 @@ export const CLUSTER_FIELDS = {
     max: 3_600_000,
     doc: 'How often a Redis failure is logged (each one is counted)',
   },
+  sentinels: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'address', doc: 'A sentinel "host:port"' },
+    doc: 'Redis Sentinel: ask these for the master (redis then gives only the password, db and TLS)',
+  },
+  sentinel_master: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'With sentinels: the master name they monitor',
+  },
 } satisfies Fields;
 export const CLUSTER_KEYS = keysOf(CLUSTER_FIELDS);
 
@@ -126,7 +149,35 @@ export function parseCluster(v: unknown, p: Problems): ClusterConfig | null {
     }
     return x;
   };
+  const sentinels: { host: string; port: number }[] = [];
+  if (t.sentinels !== undefined) {
+    if (!Array.isArray(t.sentinels) || t.sentinels.length === 0)
+      p.add('cluster.sentinels', `expected a list of "host:port", got ${describe(t.sentinels)}`);
+    else
+      t.sentinels.forEach((x: unknown, i) => {
+        const hp = hostPort(x, `cluster.sentinels[${i}]`, p);
+        if (hp) sentinels.push({ host: hp.host, port: hp.port });
+      });
+  }
+  let sentinelMaster: string | null = null;
+  if (t.sentinel_master !== undefined) {
+    if (typeof t.sentinel_master !== 'string' || !/^[\x21-\x7e]+$/.test(t.sentinel_master))
+      p.add(
+        'cluster.sentinel_master',
+        `expected a master name, got ${describe(t.sentinel_master)}`,
+      );
+    else sentinelMaster = t.sentinel_master;
+  }
+  if (t.sentinels !== undefined && t.sentinel_master === undefined)
+    p.add(
+      'cluster.sentinel_master',
+      'sentinels need sentinel_master = "NAME" (the master they monitor)',
+    );
+  if (t.sentinel_master !== undefined && t.sentinels === undefined)
+    p.add('cluster.sentinels', 'sentinel_master needs sentinels = ["host:port", ...]');
   return Object.freeze({
+    sentinels: Object.freeze(sentinels),
+    sentinelMaster,
     redis,
     prefix: text('prefix', 'blitz-lb:'),
     instance: text('instance', `${hostname()}:${process.pid}`),

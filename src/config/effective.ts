@@ -198,6 +198,14 @@ export function effectiveConfig(c: Config): Table {
       share_limits: k.shareLimits,
       lease_batch: k.leaseBatch,
       log_interval: d(k.logIntervalMs),
+      ...(k.sentinelMaster !== null
+        ? {
+            sentinels: k.sentinels.map((x) =>
+              x.host.includes(':') ? `[${x.host}]:${x.port}` : `${x.host}:${x.port}`,
+            ),
+            sentinel_master: k.sentinelMaster,
+          }
+        : {}),
     };
   }
   return out;

@@ -115,6 +115,10 @@ export class RedisLink {
       commandTimeout: 1_000,
       retryStrategy: (times) => Math.min(100 * times, 2_000),
       connectionName: `blitz-lb ${this.cfg.instance}`,
+      // Redis Sentinel: ioredis asks the sentinels for the master, and again after a failover.
+      ...(this.cfg.sentinelMaster !== null
+        ? { sentinels: [...this.cfg.sentinels], name: this.cfg.sentinelMaster }
+        : {}),
     }) as LinkClient;
     c.defineCommand('lease', { numberOfKeys: 2, lua: LEASE_SCRIPT });
     c.defineCommand('tokens', { numberOfKeys: 1, lua: TOKENS_SCRIPT });
