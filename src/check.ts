@@ -7,6 +7,7 @@ import { keyPlaces, locate, type Place } from './config/locate.js';
 import type { Config, ServiceConfig } from './config/schema.js';
 import { shownUrl } from './discovery/http.js';
 import { ConfigError, ConfigSyntaxError } from './errors.js';
+import { poolSummary, poolWarnings } from './pool/pool-check.js';
 import { certificateReport } from './proxy/tls/certificates.js';
 import { redacted } from './shared/redis-link.js';
 
@@ -66,6 +67,7 @@ function warningsOf(c: Config, cert: string[], places: ReadonlyMap<string, Place
       `${c.admin.listen.address} is not a loopback address: anyone who can reach it can change backends${c.admin.token ? '' : ', and no token is set'}`,
     );
   for (const s of c.services) {
+    for (const w of poolWarnings(s, c.process.workers)) add(w.path, w.message);
     if (s.backendTls && !s.backendTls.verify)
       add(
         `services.${s.name}.backend_tls.verify`,
@@ -107,7 +109,7 @@ export function runCheck(file: string): CheckResult {
   const certLines: string[] = [];
   for (const s of config.services) {
     summary.push(
-      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool min_idle ${s.pool.minIdle} max_idle ${s.pool.maxIdle}${access(s)}`,
+      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool ${poolSummary(s.pool, config.process.workers)}${access(s)}`,
     );
     for (const b of s.backends)
       summary.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);

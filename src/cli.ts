@@ -144,7 +144,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
     async () => {
       const got = primary
         ? await primary.listeningHandles()
-        : { sockets: new Map<string, object>(lb.listeningServers()), release: () => {} };
+        : { sockets: new Map<string, object>(lb.listeningServers(true)), release: () => {} };
       if (admin && config.admin)
         got.sockets.set(adminKey(config.admin.listen.address), admin.listeningServer);
       return got;
@@ -178,7 +178,7 @@ async function run(opts: RunOpts, demoServers: Server[] = []): Promise<void> {
         undrain: () => lifecycle.undrain(),
         upgrade,
       },
-      fd: sockets.take(adminKey(config.admin.listen.address)),
+      fd: sockets.takeHanded(adminKey(config.admin.listen.address)),
     });
     try {
       await admin.start();

@@ -10,7 +10,7 @@ import type { Config, ServiceConfig } from './config/schema.js';
 import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
 import type { HttpRequestOptions, HttpResponse } from './http/request.js';
-import type { SocketSource } from './lifecycle/passed-sockets.js';
+import { type SocketSource, socketKey } from './lifecycle/passed-sockets.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
 import type { Listener } from './proxy/listener.js';
@@ -186,12 +186,22 @@ export class LoadBalancer {
     this.fronts = fronts;
   }
 
-  /** Each listen address's server (one per address, shared ones once), for an upgrade to hand over. */
-  listeningServers(): Map<string, Server> {
+  /**
+   * Each listen address's server (one per address, shared ones once), for an
+   * upgrade to hand over. `all`: every socket a listener accepts on, keyed
+   * socketKey(address, n) (an upgrade's new process takes them all).
+   */
+  listeningServers(all = false): Map<string, Server> {
     const out = new Map<string, Server>();
     for (const svc of this.services.values()) {
       const l = svc.boundListener;
-      if (l) out.set(svc.cfg.listen.address, l.listeningServer);
+      if (!l) continue;
+      const address = svc.cfg.listen.address;
+      if (!all) out.set(address, l.listeningServer);
+      else
+        l.listeningServers.forEach((s, i) => {
+          out.set(socketKey(address, i + 1), s);
+        });
     }
     return out;
   }

@@ -210,6 +210,11 @@ on = "sni"
 expire = "20m"
 size = 5000
 
+[services.db]
+listen = "127.0.0.1:8446"
+backends = ["127.0.0.1:9005"]
+health = { kind = "postgres", user = "probe", password = "secret", database = "app" }
+
 [services.cache]
 listen = "127.0.0.1:8445"
 backends = ["127.0.0.1:9004"]
@@ -290,7 +295,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 3);
+  assert.equal(config.services.length, 4);
 });
 
 test('check --print: the effective config parses back to the same config (every key, defaults filled in)', (t) => {
@@ -299,10 +304,16 @@ test('check --print: the effective config parses back to the same config (every 
   const config = loadConfig(file);
   const printed = toToml(effectiveConfig(config));
   const again = parseConfig(parseToml(printed, 'printed.toml'), { source: config.source });
-  // The tokens are redacted; everything else is the same.
+  // The tokens and the login probe's password are redacted; everything else is the same.
+  const services = again.services.map((s) =>
+    s.health.login
+      ? { ...s, health: { ...s.health, login: { ...s.health.login, password: 'secret' } } }
+      : s,
+  );
   assert.deepEqual(
     {
       ...again,
+      services,
       admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' },
       cluster: { ...again.cluster, redis: 'redis://user:pw@127.0.0.1:6379/2' },
     },
@@ -314,6 +325,7 @@ test('check --print: the effective config parses back to the same config (every 
   assert.doesNotMatch(printed, /s3cret-token/);
   assert.doesNotMatch(printed, /r3ad-only-token/);
   assert.doesNotMatch(printed, /user:pw@/);
+  assert.doesNotMatch(printed, /"secret"/);
   assert.deepEqual(
     validate(schema(), toml.parse(printed)),
     [],

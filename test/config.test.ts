@@ -113,6 +113,7 @@ test('a file with every key parses to the values written, defaults filled in', (
     agent: null,
     onDown: 'none',
     onUpPrimary: 'none',
+    login: null,
   });
   assert.deepEqual(web.pool, { minIdle: 3, maxIdle: 8, idleTtlMs: 60_000 });
   assert.equal(db.listen.host, '::1');
@@ -625,4 +626,30 @@ test('a config file over 1 MiB is refused with the limit named; a symlink to a r
   symlinkSync(real, link);
   assert.equal(loadConfig(link).services[0]?.name, 'web');
   assert.throws(() => loadConfig(dir), /cannot read config: is a directory/);
+});
+
+test('health: a login probe (user, password, database) for mysql and postgres only; each mistake names its key', () => {
+  const h = (keys: string) => svcWith(`[services.web.health]\n${keys}`);
+  const db = parseText(h('kind = "postgres"\nuser = "probe"\npassword = ""\ndatabase = "app"'));
+  assert.deepEqual(db.services[0]?.health.login, { user: 'probe', password: '', database: 'app' });
+  const my = parseText(h('kind = "mysql"\nuser = "probe"'));
+  assert.deepEqual(my.services[0]?.health.login, { user: 'probe', password: null, database: null });
+  const bad: [string, RegExp][] = [
+    [
+      h('kind = "tcp"\nuser = "probe"'),
+      /health\.user: applies to kind = "mysql" or "postgres" only \(kind is "tcp"\)/,
+    ],
+    [h('kind = "mysql"\npassword = "x"'), /health\.password: needs user/],
+    [h('kind = "postgres"\nuser = ""'), /health\.user: expected a non-empty string, got ""/],
+    [
+      h('kind = "postgres"\nuser = "u"\npassword = 5'),
+      /health\.password: expected a string, got 5/,
+    ],
+  ];
+  for (const [text, message] of bad)
+    assert.throws(
+      () => parseText(text),
+      (err: Error) => message.test(err.message),
+      text,
+    );
 });

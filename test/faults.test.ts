@@ -120,7 +120,7 @@ function hashReader(s: Socket): { done: Promise<{ hash: string; bytes: number }>
 }
 
 for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
-  test(`fault: backpressure ${direction}: a reader that stops for 5 s; balancer RSS grows < 64 MiB; SHA-256 matches`, async (t) => {
+  test(`fault: backpressure ${direction}: a reader that stops for 5 s; balancer RSS grows < 32 MiB meanwhile, < 128 MiB in all; SHA-256 matches`, async (t) => {
     const total = 256 * 1024 * 1024;
     let backendSide: Socket | undefined;
     const be = await scriptedServer(t, (s) => {
@@ -141,6 +141,8 @@ for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
       peak = Math.max(peak, rssOf(lb.pid));
     }, 100);
     await new Promise((r) => setTimeout(r, 5000));
+    // While the reader is stopped, backpressure alone holds the balancer's memory down.
+    const stalled = peak;
     const got = hashReader(reader);
     reader.resume();
     const [want, recv] = await Promise.all([sent, got.done]);
@@ -148,7 +150,15 @@ for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
     assert.equal(recv.bytes, total);
     assert.equal(recv.hash, want);
     assert.ok(
-      peak - rss0 < 64 * 1024 * 1024,
+      stalled - rss0 < 32 * 1024 * 1024,
+      `RSS grew ${((stalled - rss0) / 2 ** 20).toFixed(1)} MiB while the reader was stopped`,
+    );
+    // Once it reads, 256 MiB flow through in 64 KiB Buffers that die at once; Node 24's V8
+    // collects them later than Node 20's did (measured here: 60-75 MiB of growth on 24, under
+    // 25 MiB with --max-old-space-size=48, so garbage, not buffered data). Buffering the
+    // stream would be its 256 MiB.
+    assert.ok(
+      peak - rss0 < 128 * 1024 * 1024,
       `RSS grew ${((peak - rss0) / 2 ** 20).toFixed(1)} MiB`,
     );
     c.destroy();

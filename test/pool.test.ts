@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
+import type { Backend } from '../src/backend/backend.js';
+import { runCheck } from '../src/check.js';
 import { ManualClock } from './helpers/backends.js';
+import { tempConfig } from './helpers/cli.js';
+import { captured } from './helpers/discovery.js';
 import {
   addr,
   echoServer,
@@ -238,4 +242,117 @@ test('pool: take() refills after the taker is served, not inside it, and takes i
     s.pool.detach(ps);
     ps.socket.destroy();
   }
+});
+
+test('pool: a backend that closes idle sockets after ~1.2 s (an accept-time timeout): the pool learns it, says so once, retires sockets before it and never hands one out late', async (t) => {
+  const be = await scriptedServer(t, (s) => {
+    // MariaDB's connect_timeout in small: a socket nobody spoke on is closed at 1.2 s.
+    const timer = setTimeout(() => s.end(), 1200);
+    s.once('data', (d) => {
+      clearTimeout(timer);
+      s.end(d);
+    });
+  });
+  const { logger, lines } = captured('warn');
+  const lb = await startLb(t, svc([addr(be)], { pool: { min_idle: 2, max_idle: 2 } }), {
+    logger,
+  });
+  const s = lb.service('web');
+  const b = s.backends.all[0] as Backend;
+  await waitFor(() => s.pool.lifetimeFor(b) > 0, 5000, 'a learned lifetime');
+  const learned = s.pool.lifetimeFor(b);
+  assert.ok(learned >= 1200 && learned < 1400, `learned ${learned} ms`);
+  const closedThen = s.pool.counters.evictions.closed;
+  // Two more generations: each retires at 900 ms (1200 less a quarter), before the backend's end.
+  await waitFor(() => s.pool.counters.evictions.retired >= 4, 5000, 'retirements');
+  assert.equal(s.pool.counters.evictions.closed, closedThen, 'no socket reached the backend’s end');
+  assert.equal(s.pool.counters.earlyCloses.closed, 0, 'not a young death: no backoff');
+  const said = lines.filter((l) => /closes idle connections after ~1[23]\d\d ms/.test(l.msg));
+  assert.equal(said.length, 1, 'said once');
+  assert.equal(said[0]?.retireAtMs, learned - learned / 4);
+  // Clients arriving at any moment get a socket younger than the retirement age.
+  for (let i = 0; i < 6; i++) {
+    const c = await openClient(lb.address('web').port);
+    c.end(`hello ${i}`);
+    assert.equal((await readAll(c)).toString(), `hello ${i}`);
+    c.destroy();
+    // Spreads the clients over the sockets’ ages (the behaviour under test), not a sync.
+    await new Promise((r) => setTimeout(r, 170));
+  }
+  assert.equal(s.counters.connectFailed, 0);
+});
+
+test('check: says what a pool is per backend with workers, and warns where a pooled socket or the greeting probe looks like an aborted login', (t) => {
+  const file = tempConfig(
+    t,
+    `[process]
+workers = 3
+[services.db]
+listen = "127.0.0.1:3307"
+backends = ["127.0.0.1:3306"]
+health = { kind = "mysql" }
+[services.db2]
+listen = "127.0.0.1:3308"
+backends = ["127.0.0.1:3306"]
+health = { kind = "mysql", user = "probe" }
+pool = { min_idle = 0 }
+[services.web]
+listen = "127.0.0.1:8080"
+backends = ["127.0.0.1:9001"]
+`,
+  );
+  const r = runCheck(file);
+  assert.equal(r.valid, true);
+  assert.ok(
+    r.summary.some((l) =>
+      l.includes('pool min_idle 2 max_idle 10 (3 workers: 6-30 idle connections per backend)'),
+    ),
+    r.summary.join('\n'),
+  );
+  assert.deepEqual(
+    r.warnings.map((w) => w.path),
+    ['services.db.pool.min_idle', 'services.db.health.kind'],
+  );
+  assert.match(
+    r.warnings[0]?.message ?? '',
+    /^2 \(x3 workers\): MySQL and MariaDB count each pooled connection/,
+  );
+  assert.match(r.warnings[1]?.message ?? '', /set health\.user/);
+});
+
+test('pool: sockets are handed out oldest first, so a server that serves one connection at a time (in accept order) serves the client', async (t) => {
+  // iperf3's way: the first accepted connection is served alone; the rest wait their turn.
+  const queue: Socket[] = [];
+  const serveNext = (): void => {
+    const s = queue[0];
+    if (!s) return;
+    s.pipe(s);
+    s.once('close', () => {
+      queue.shift();
+      serveNext();
+    });
+  };
+  const be = await scriptedServer(t, (s) => {
+    queue.push(s);
+    if (queue.length === 1) serveNext();
+  });
+  const lb = await startLb(t, svc([addr(be)], { pool: { min_idle: 3, max_idle: 3 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 3 && queue.length === 3, 3000, 'pool to fill');
+  const c = await openClient(lb.address('web').port);
+  c.write('first');
+  // Bounded: handed the wrong socket, the client would wait forever.
+  const reply = await Promise.race([
+    readBytes(c, 5),
+    new Promise<Buffer>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(new Error('no echo in 3 s: the client got a socket the server does not serve')),
+        3000,
+      ).unref(),
+    ),
+  ]);
+  assert.equal(reply.toString(), 'first');
+  c.destroy();
+  assert.equal(s.pool.counters.hits, 1);
 });

@@ -164,10 +164,13 @@ test('an upgrade whose new config drops a service: its socket is closed, so clie
   assert.deepEqual(load.failed, []);
 });
 
-test('with workers under the round-robin accept policy the primary cannot hand sockets over: the upgrade fails and says why', async (t) => {
+test('with workers sharing sockets under the round-robin accept policy the primary cannot hand them over: the upgrade fails and says why', async (t) => {
   const be = await echoServer(t);
+  // SO_REUSEPORT off: the workers share each socket through node:cluster, whose RR primary
+  // accepts and passes connections, so no worker holds a socket to send.
   const lb = await startBalancer(t, upgradeConfig(be, 'workers = 2'), {
     NODE_CLUSTER_SCHED_POLICY: 'rr',
+    BLITZ_LB_REUSE_PORT: '0',
   });
   const r = await lb.admin('/api/upgrade', 'POST');
   assert.equal(r.status, 500);

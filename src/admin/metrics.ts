@@ -229,6 +229,12 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       perBackend(lb, (s, b) => s.pool.idleFor(b)),
     ],
     [
+      'pool_idle_lifetime_seconds',
+      'How long the backend keeps an idle pooled connection, as the pool learned it (0: nothing learned); pooled sockets retire a margin before it.',
+      'gauge',
+      perBackend(lb, (s, b) => s.pool.lifetimeFor(b) / 1000),
+    ],
+    [
       'pool_hits_total',
       'Sessions given a warm pooled connection.',
       'counter',

@@ -6,7 +6,7 @@ import type { FromWorker, SessionQuery, ToWorker } from './messages.js';
 /** A request the primary sends to a worker; `id` is added on sending. */
 export type Query =
   | { t: 'reload'; config: Config }
-  | { t: 'query'; what: 'view' | 'metrics' | 'handles' }
+  | { t: 'query'; what: 'view' | 'metrics' }
   | { t: 'sessions'; q: SessionQuery };
 
 /** Where a request goes: the slot's worker is read when it is sent, so a restarted slot gets its new one. */

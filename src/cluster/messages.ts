@@ -35,15 +35,20 @@ export type ToWorker =
       state: StateMap;
       discovered: DiscoveredMap;
       members: MembersMap;
+      /** Bind each listen address with SO_REUSEPORT (see reuse-port.ts). */
+      reusePort: boolean;
     }
-  /** Sent with a handle, before `init`: a passed socket the primary holds (held-sockets.ts), to listen on for `address`. */
+  /**
+   * Sent with a handle, before `init` (or a reload that adds `address`): a socket the
+   * primary holds (held-sockets.ts), to listen on for `address`; several for one address
+   * are all listened on.
+   */
   | { t: 'socket'; address: string }
   /** `discovered` and `members` are applied first: the state may speak of backends they add. */
   | { t: 'state'; services: StateMap; discovered: DiscoveredMap; members: MembersMap }
   | { t: 'sessions'; id: number; q: SessionQuery }
   | { t: 'reload'; id: number; config: Config }
-  /** `handles`: send each listening socket (a `handle` message), then reply with their addresses. */
-  | { t: 'query'; id: number; what: 'view' | 'metrics' | 'handles' }
+  | { t: 'query'; id: number; what: 'view' | 'metrics' }
   /** Drain for up to timeoutMs (0: close every session now), then exit. */
   | { t: 'stop'; timeoutMs: number };
 
@@ -60,7 +65,11 @@ export type FromWorker =
   | { t: 'fatal'; message: string }
   /** A dial outcome, the passive health signal the primary's BackendSet decides on. */
   | { t: 'dial'; service: string; backend: string; ok: boolean; cause: string }
-  /** One listening socket, sent with the message, for an upgrade to pass on. */
+  /**
+   * A copy of the socket this worker listens on for `address`, sent with the message once
+   * it listens (at start, after a reload): the primary holds it for the worker's restart
+   * and for an upgrade (held-sockets.ts).
+   */
   | { t: 'handle'; address: string }
   | { t: 'reply'; id: number; ok: true; data: unknown }
   | { t: 'reply'; id: number; ok: false; error: string };

@@ -12,6 +12,7 @@ import { HeldSockets } from './held-sockets.js';
 import { WorkerIpc } from './ipc.js';
 import type { FromWorker, SessionQuery } from './messages.js';
 import { ClusterReports } from './reports.js';
+import { reusePortWanted } from './reuse-port.js';
 import { discoveredMap, membersMap, StateBroadcast, stateMap } from './state-broadcast.js';
 import type { WorkerStatus } from './views.js';
 import { type Slot, WorkerSlots } from './worker-slots.js';
@@ -39,8 +40,8 @@ export class ClusterPrimary implements AdminCluster {
   private readonly reports: ClusterReports;
   private closing: Promise<void> | null = null;
   private readonly held: HeldSockets;
-  /** Listening sockets a worker is sending, while listeningHandles waits for them. */
-  private inbox: Map<string, object> | null = null;
+  /** Workers bind their own sockets with SO_REUSEPORT (fixed for the life of the process). */
+  private readonly reusePort = reusePortWanted();
   private reloading: Promise<unknown> = Promise.resolve();
 
   /**
@@ -86,9 +87,10 @@ export class ClusterPrimary implements AdminCluster {
           state: stateMap(this.lb),
           discovered: discoveredMap(this.lb),
           members: membersMap(this.lb),
+          reusePort: this.reusePort,
         }),
-        sockets: () => this.held.forListens(this.listens()),
-        handle: (address, handle) => this.inbox?.set(address, handle as object),
+        sockets: (n) => this.held.forSlot(this.listens(), n, config.process.workers),
+        handle: (n, address, handle) => this.held.store(n, address, handle as object),
         dial: (m) => this.onDial(m),
         retire: (w) => this.reports.retire(w),
       },
@@ -100,14 +102,17 @@ export class ClusterPrimary implements AdminCluster {
 
   /** Starts probing, then every worker; resolves when all are listening. LB_ERR_LISTEN if one cannot bind. */
   async start(): Promise<void> {
-    // Accept policy: SCHED_NONE unless NODE_CLUSTER_SCHED_POLICY says otherwise. With SCHED_RR
-    // the primary accepts every connection and passes it over IPC: measured here (README,
-    // "Workers"; bench/WORKERS.md) it took a fifth of the CPU under churn and cut churn to
-    // 0.69x of one worker, where SCHED_NONE gave 1.11x. Node reads the variable itself.
-    if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
+    // With SO_REUSEPORT (the default on Linux) every worker listens on a socket of its own and
+    // node:cluster's accept policy plays no part. Without it (BLITZ_LB_REUSE_PORT=0, or not
+    // Linux) workers share each socket through node:cluster: SCHED_NONE unless
+    // NODE_CLUSTER_SCHED_POLICY says otherwise. With SCHED_RR the primary accepts every
+    // connection and passes it over IPC: measured here (bench/WORKERS.md) it took a fifth of
+    // the CPU under churn and cut churn to 0.69x of one worker. Node reads the variable itself.
+    if (!this.reusePort && !process.env.NODE_CLUSTER_SCHED_POLICY)
+      cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_MAIN, args: [] });
     // A passed socket that is missing stops the start here, with its reason.
-    this.held.forListens(this.listens(), true);
+    this.held.check(this.listens());
     await this.lb.start();
     try {
       await this.slots.start();
@@ -149,15 +154,15 @@ export class ClusterPrimary implements AdminCluster {
     const slots = this.slots.configured;
     // Passed sockets new to this config go to running workers first (IPC keeps the order).
     const had = new Set(prev.services.map((s) => s.listen.address));
-    const added = [...this.held.forListens(this.listens())].filter(([a]) => !had.has(a));
     for (const s of slots)
-      for (const [address, h] of added)
-        if (s.worker) this.ipc.post(s.worker, { t: 'socket', address }, h);
+      for (const [address, list] of this.held.forSlot(this.listens(), s.n, this.slots.count))
+        if (!had.has(address) && s.worker)
+          for (const h of list) this.ipc.post(s.worker, { t: 'socket', address }, h);
     const apply = (targets: Slot[], config: Config) =>
       Promise.allSettled(
         targets.map((s) => this.ipc.request(s, { t: 'reload', config }, RELOAD_TIMEOUT_MS)),
       );
-    const results = await apply(slots, next);
+    const results = await apply(slots, next).finally(() => this.pruneHeld());
     const failed = results.flatMap((r, i) =>
       r.status === 'rejected' ? [`worker ${slots[i]?.n}: ${(r.reason as Error).message}`] : [],
     );
@@ -166,6 +171,7 @@ export class ClusterPrimary implements AdminCluster {
       const applied = slots.filter((_, i) => results[i]?.status === 'fulfilled');
       const back = await apply(applied, prev);
       // A worker that cannot go back runs the new config alone: say so, loudly.
+      this.pruneHeld();
       back.forEach((r, i) => {
         if (r.status === 'rejected')
           this.log.error(
@@ -191,38 +197,33 @@ export class ClusterPrimary implements AdminCluster {
     return this.closing;
   }
 
+  /** The workers' sockets of addresses the config in force does not serve are let go. */
+  private pruneHeld(): void {
+    this.held.prune(new Set(this.listens().map((l) => l.address)));
+  }
+
   private async doClose(timeoutMs: number): Promise<void> {
+    // Held copies would keep each socket listening after its worker closed it: new clients
+    // are refused from now on, as with one process.
+    this.held.releaseOwn();
     await this.slots.stop(timeoutMs);
     await this.lb.close(0);
   }
 
   /**
-   * Every listen address's socket, for an upgrade: the workers hold them
-   * (node:cluster shares them from this process, out of reach), so one that
-   * serves sends its copies. The caller closes them (`release`) once passed on.
+   * Every listen address's sockets, for an upgrade: the ones this process
+   * holds (held-sockets.ts), one per worker with SO_REUSEPORT, passed on
+   * whole so no queued client is reset when this process stops. They stay
+   * held here (`release` is nothing) until this process stops.
    */
   async listeningHandles(): Promise<{ sockets: Map<string, object>; release(): void }> {
-    const slot = this.slots.up[0];
-    if (!slot) throw new LbError('LB_ERR_UPGRADE', 'no worker is serving to hand its sockets over');
-    if (this.inbox) throw new LbError('LB_ERR_UPGRADE', 'sockets are being collected already');
-    const inbox = new Map<string, object>();
-    this.inbox = inbox;
-    try {
-      const sent = (await this.ipc.request(
-        slot,
-        { t: 'query', what: 'handles' },
-        RELOAD_TIMEOUT_MS,
-      )) as string[];
-      const missing = sent.filter((a) => !inbox.has(a));
-      if (missing.length > 0)
-        throw new LbError('LB_ERR_UPGRADE', `worker ${slot.n} did not pass ${missing.join(', ')}`);
-    } catch (err) {
-      closeHandles(inbox);
-      throw err instanceof LbError ? err : new LbError('LB_ERR_UPGRADE', (err as Error).message);
-    } finally {
-      this.inbox = null;
-    }
-    return { sockets: inbox, release: () => closeHandles(inbox) };
+    const { sockets, missing } = this.held.all(this.listens());
+    if (missing.length > 0)
+      throw new LbError(
+        'LB_ERR_UPGRADE',
+        `no socket held for ${missing.join(', ')}; an upgrade with workers needs SO_REUSEPORT or the default accept policy (NODE_CLUSTER_SCHED_POLICY unset or "none")`,
+      );
+    return { sockets, release: () => {} };
   }
 
   /** Slots and their state, for /api/services. */
@@ -241,10 +242,4 @@ export class ClusterPrimary implements AdminCluster {
   metrics(): Promise<{ body: string; contentType: string }> {
     return this.reports.metrics();
   }
-}
-
-/** Raw handles received over IPC are this process's copies: closing them leaves the workers' open. */
-function closeHandles(handles: Map<string, object>): void {
-  for (const h of handles.values()) (h as { close?: () => void }).close?.();
-  handles.clear();
 }

@@ -45,11 +45,12 @@ export interface SlotHooks {
     state: StateMap;
     discovered: DiscoveredMap;
     members: MembersMap;
+    reusePort: boolean;
   };
-  /** Passed sockets the primary holds, by listen address: sent to each worker before `init`. */
-  sockets(): ReadonlyMap<string, object>;
-  /** A listening socket a worker sent (see ClusterPrimary.listeningHandles). */
-  handle(address: string, handle: unknown): void;
+  /** Sockets the primary holds for slot `n`, by listen address: sent to its worker before `init`. */
+  sockets(n: number): ReadonlyMap<string, readonly object[]>;
+  /** A copy of a socket slot `n`'s worker listens on (see HeldSockets.store). */
+  handle(n: number, address: string, handle: unknown): void;
   /** A worker's dial outcome: the passive health signal the primary's BackendSet decides on. */
   dial(m: Extract<FromWorker, { t: 'dial' }>): void;
   /** A slot's worker died or stopped: what it last reported must outlive it. */
@@ -101,8 +102,8 @@ export class WorkerSlots {
         if (!isFromWorker(m)) return;
         if (m.t === 'hello') {
           s.configured = true;
-          for (const [address, h] of this.hooks.sockets())
-            this.ipc.post(w, { t: 'socket', address }, h);
+          for (const [address, list] of this.hooks.sockets(s.n))
+            for (const h of list) this.ipc.post(w, { t: 'socket', address }, h);
           this.ipc.post(w, {
             t: 'init',
             slot: s.n,
@@ -118,8 +119,9 @@ export class WorkerSlots {
           settled = true;
           reject(new LbError('LB_ERR_LISTEN', m.message));
         } else if (m.t === 'dial') this.hooks.dial(m);
-        else if (m.t === 'handle') this.hooks.handle(m.address, handle);
-        else if (m.t === 'reply') this.ipc.settle(m);
+        else if (m.t === 'handle') {
+          if (handle) this.hooks.handle(s.n, m.address, handle);
+        } else if (m.t === 'reply') this.ipc.settle(m);
       });
       w.on('error', (err) => this.log.warn({ worker: s.n, err: err.message }, 'worker IPC error'));
       w.on('exit', (code, signal) => {
@@ -165,6 +167,11 @@ export class WorkerSlots {
   /** Slots whose worker is serving: the ones asked for views and metrics. */
   get up(): Slot[] {
     return this.slots.filter((s) => s.state === 'up' && s.worker);
+  }
+
+  /** How many slots there are (workers running or to be restarted). */
+  get count(): number {
+    return this.slots.length;
   }
 
   /** Slots whose worker was sent a config, starting ones included: each must be sent every reload. */

@@ -7,6 +7,7 @@ import { HandedSockets } from '../lifecycle/passed-sockets.js';
 import { socketHandle } from '../lifecycle/socket-handle.js';
 import { LoadBalancer } from '../load-balancer.js';
 import { createLogger, type Logger } from '../logger.js';
+import { bindWithReusePort } from '../proxy/listener.js';
 import type { DiscoveredMap, FromWorker, MembersMap, StateMap, ToWorker } from './messages.js';
 import { backendShare, workerShare } from './share.js';
 
@@ -25,14 +26,18 @@ export class ClusterWorker {
   private workers = 1;
   /** This worker's slot (1..workers): the lowest slots take the units a limit does not divide evenly. */
   private slot = 1;
-  /** Passed sockets the primary holds, by listen address (sent before `init`). */
-  private readonly handles = new Map<string, object>();
+  /** Sockets the primary holds for this worker, by listen address (sent before `init`). */
+  private readonly handles = new Map<string, object[]>();
 
   /** Wires the IPC channel and signals; the primary's `init` message does the rest. */
   attach(): void {
     process.on('message', (m: ToWorker, handle: unknown) => {
       if (m.t === 'socket') {
-        if (handle) this.handles.set(m.address, handle as object);
+        if (handle) {
+          const list = this.handles.get(m.address) ?? [];
+          list.push(handle as object);
+          this.handles.set(m.address, list);
+        }
         return;
       }
       this.onMessage(m).catch((err: Error) => {
@@ -67,14 +72,17 @@ export class ClusterWorker {
       case 'sessions':
         return this.reply(m.id, async () => sessionQuery(this.lb as LoadBalancer, m.q, this.slot));
       case 'reload':
-        return this.reply(m.id, async () =>
-          (this.lb as LoadBalancer).reload(workerShare(m.config, this.workers, this.slot)),
-        );
+        return this.reply(m.id, async () => {
+          const lb = this.lb as LoadBalancer;
+          const summary = await lb.reload(workerShare(m.config, this.workers, this.slot));
+          // Before the reply (IPC keeps the order): the primary holds the new sockets first.
+          this.sendHandles(lb);
+          return summary;
+        });
       case 'query':
         return this.reply(m.id, async () => {
           const lb = this.lb as LoadBalancer;
           if (m.what === 'view') return { pid: process.pid, ...servicesView(lb) };
-          if (m.what === 'handles') return this.sendHandles(lb);
           this.registry ??= createRegistry(lb);
           return this.registry.getMetricsAsJSON();
         });
@@ -85,6 +93,7 @@ export class ClusterWorker {
 
   private async init(slot: number, m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     this.log = createLogger(m.logLevel).child({ worker: slot });
+    bindWithReusePort(m.reusePort);
     this.workers = m.workers;
     this.slot = slot;
     const lb = new LoadBalancer(workerShare(m.config, this.workers, this.slot), {
@@ -109,29 +118,26 @@ export class ClusterWorker {
       this.log.flush();
       process.exit(1);
     }
+    this.sendHandles(lb);
     this.send({ t: 'ready' });
   }
 
   /**
-   * Sends each listening socket to the primary, which passes them to an
-   * upgrade's new process. Only with SCHED_NONE does a worker hold the real
-   * socket (with round-robin the primary accepts, and the worker's handle is
-   * a stand-in that cannot be sent).
+   * Sends a copy of each listening socket to the primary, which holds it for
+   * this slot's next worker and for an upgrade (held-sockets.ts). With
+   * NODE_CLUSTER_SCHED_POLICY=rr (no SO_REUSEPORT) the worker's handle is a
+   * stand-in that cannot be sent: it is skipped, and an upgrade says so.
    */
-  private sendHandles(lb: LoadBalancer): string[] {
-    const sent: string[] = [];
+  private sendHandles(lb: LoadBalancer): void {
     for (const [address, server] of lb.listeningServers()) {
       const handle = socketHandle(server);
+      if (!handle || !process.connected) continue;
       try {
         process.send?.({ t: 'handle', address } satisfies FromWorker, handle as never);
       } catch (err) {
-        throw new Error(
-          `cannot pass the socket of ${address} (${(err as Error).message}); an upgrade with workers needs the default accept policy (NODE_CLUSTER_SCHED_POLICY unset or "none")`,
-        );
+        this.log?.debug({ address, reason: (err as Error).message }, 'listening socket not sent');
       }
-      sent.push(address);
     }
-    return sent;
   }
 
   /** The primary's discovered backends first (this worker's share of their limits), then its verdicts. */

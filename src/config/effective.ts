@@ -59,6 +59,11 @@ function health(h: HealthConfig): Table {
   t.on_down = h.onDown;
   t.on_up_primary = h.onUpPrimary;
   t.tls = h.tls;
+  if (h.login) {
+    t.user = h.login.user;
+    if (h.login.password !== null) t.password = REDACTED;
+    if (h.login.database !== null) t.database = h.login.database;
+  }
   return t;
 }
 

@@ -54,6 +54,15 @@ export interface AgentConfig {
   readonly intervalMs: number;
 }
 
+/** kind = "mysql" or "postgres" with `user`: the probe logs in and out (see health/mysql-login.ts, postgres-login.ts). */
+export interface LoginConfig {
+  readonly user: string;
+  /** null: none configured (trust, or a user without a password). */
+  readonly password: string | null;
+  /** null: none (MySQL), or the user's name (PostgreSQL). */
+  readonly database: string | null;
+}
+
 export interface HealthConfig {
   readonly kind: HealthKind;
   readonly intervalMs: number;
@@ -74,6 +83,8 @@ export interface HealthConfig {
   readonly onUpPrimary: (typeof ON_UP_PRIMARY)[number];
   /** Probe over TLS as backend_tls says: a TCP probe completes the handshake, an HTTP probe is HTTPS, a conversation runs inside TLS. */
   readonly tls: boolean;
+  /** kind = "mysql" / "postgres": log in as this user and quit cleanly; null: the greeting / SSLRequest probe. */
+  readonly login: LoginConfig | null;
 }
 
 export const HEALTH_DEFAULTS = Object.freeze({
@@ -189,6 +200,20 @@ export const HEALTH_FIELDS = {
     kind: 'boolean',
     doc: 'Probe over TLS as backend_tls says (default: true when the service has backend_tls)',
   },
+  user: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'kind = "mysql" or "postgres": log in as this user and quit cleanly (HAProxy option mysql-check user)',
+  },
+  password: {
+    kind: 'string',
+    doc: "With user: the user's password (mysql_native_password or caching_sha2_password; PostgreSQL cleartext, md5 or SCRAM-SHA-256)",
+  },
+  database: {
+    kind: 'string',
+    minLength: 1,
+    doc: 'With user: the database to connect to (PostgreSQL default: the user name; MySQL: none)',
+  },
 } satisfies Fields;
 export const HEALTH_KEYS = keysOf(HEALTH_FIELDS);
 export const HEALTH_WHOLE_NUMBER_KEYS = ['port', 'agent_port'];
@@ -297,6 +322,32 @@ function steps(
   return Object.freeze(out);
 }
 
+function login(t: Table, kind: HealthKind, path: string, p: Problems): LoginConfig | null {
+  for (const k of ['user', 'password', 'database']) {
+    const v = t[k];
+    if (v !== undefined && (typeof v !== 'string' || (k !== 'password' && v.length === 0)))
+      p.add(
+        `${path}.${k}`,
+        `expected a${k === 'password' ? '' : ' non-empty'} string, got ${describe(v)}`,
+      );
+  }
+  if (t.user === undefined) {
+    for (const k of ['password', 'database'])
+      if (t[k] !== undefined) p.add(`${path}.${k}`, 'needs user (the user the probe logs in as)');
+    return null;
+  }
+  if (kind !== 'mysql' && kind !== 'postgres') {
+    p.add(`${path}.user`, `applies to kind = "mysql" or "postgres" only (kind is "${kind}")`);
+    return null;
+  }
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return Object.freeze({
+    user: str(t.user) ?? '',
+    password: str(t.password),
+    database: str(t.database),
+  });
+}
+
 /** `backendTls`: the service speaks TLS to its backends, so probes do too unless `tls = false`. */
 export function parseHealth(
   v: unknown,
@@ -359,6 +410,7 @@ export function parseHealth(
     });
   }
   return Object.freeze({
+    login: login(t, kind, path, p),
     kind,
     intervalMs,
     timeoutMs: durationOf(f.timeout, t.timeout, `${path}.timeout`, p),

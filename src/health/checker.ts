@@ -5,10 +5,13 @@ import type { HealthConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { holdDialogue } from './dialogue.js';
 import { converse, type Step } from './exchange.js';
 import { httpProbe } from './http-probe.js';
 import { BackendLoop } from './loop.js';
+import { MysqlLogin } from './mysql-login.js';
 import { mysqlSteps } from './mysql-probe.js';
+import { PostgresLogin } from './postgres-login.js';
 import { postgresSteps } from './postgres-probe.js';
 import { redisSteps } from './redis-probe.js';
 import { sendExpectSteps } from './send-expect.js';
@@ -45,6 +48,8 @@ export class HealthChecker {
   private readonly steps: readonly Step[] | null;
   /** Set when probes go over TLS (health.tls). */
   private readonly tls: BackendTls | null;
+  /** A login probe's salted SCRAM passwords, kept across its logins. */
+  private readonly salted = new Map<string, Buffer>();
 
   constructor(
     private readonly cfg: HealthConfig,
@@ -99,6 +104,14 @@ export class HealthChecker {
       cfg.address === null && cfg.port === null
         ? b
         : { host: cfg.address ?? b.host, port: cfg.port ?? b.port };
+    if (cfg.login) {
+      const d =
+        cfg.kind === 'mysql'
+          ? new MysqlLogin(cfg.login)
+          : new PostgresLogin(cfg.login, this.salted);
+      const ok = `${cfg.kind} login ok`;
+      return holdDialogue(target, d, cfg.timeoutMs, ok, this.clock, this.tls);
+    }
     if (this.steps)
       return converse(target, this.steps, cfg.timeoutMs, `${cfg.kind} ok`, this.clock, this.tls);
     return cfg.kind === 'http'

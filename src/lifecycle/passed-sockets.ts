@@ -22,8 +22,21 @@ export function adminKey(address: string): string {
   return `admin ${address}`;
 }
 
-/** Where a listener listens instead of binding: a descriptor, or a raw handle a cluster primary sent. */
-export type ListenOn = number | object;
+/**
+ * The key of the n-th socket handed over for one listen address: with
+ * workers on SO_REUSEPORT each worker has its own, and an upgrade hands over
+ * every one ("127.0.0.1:80", "127.0.0.1:80 #2", ...).
+ */
+export function socketKey(key: string, n: number): string {
+  return n <= 1 ? key : `${key} #${n}`;
+}
+
+/**
+ * Where a listener listens instead of binding: a descriptor, or a raw handle
+ * a cluster primary sent; a list when it accepts on several sockets of the
+ * same address (see Listener's `extra`).
+ */
+export type ListenOn = number | object | (number | object)[];
 
 /** What Service.bind asks for a listen address's passed socket (null: bind it). */
 export interface SocketSource {
@@ -82,9 +95,14 @@ export class PassedSockets implements SocketSource {
    * bind it. Throws ListenError for "systemd:NAME" / "fd:N" that nothing
    * was passed for, or whose descriptor is taken already.
    */
-  take(key: string, listen?: ListenAddress): number | null {
+  take(key: string, listen?: ListenAddress): number | number[] | null {
     const handed = this.handedOver.get(key);
-    if (handed !== undefined && !this.taken.has(handed)) return this.mark(handed);
+    if (handed !== undefined && !this.taken.has(handed)) {
+      // An upgrade from workers on SO_REUSEPORT: every worker's socket, all accepted on here.
+      const more = this.handedSeries(key).slice(1);
+      if (more.length === 0) return this.mark(handed);
+      return [handed, ...more].map((fd) => this.mark(fd));
+    }
     const passed = listen?.passed;
     if (!passed) return null;
     if (passed.kind === 'fd') {
@@ -127,6 +145,22 @@ export class PassedSockets implements SocketSource {
     return closed;
   }
 
+  /** The descriptors handed over for `key`: `key`, `key #2`, ... while they follow on. */
+  handedSeries(key: string): number[] {
+    const out: number[] = [];
+    for (let n = 1; ; n++) {
+      const fd = this.handedOver.get(socketKey(key, n));
+      if (fd === undefined || this.taken.has(fd)) return out;
+      out.push(fd);
+    }
+  }
+
+  /** Takes one handed-over descriptor by its exact key (a cluster primary's, see HeldSockets). */
+  takeHanded(key: string): number | null {
+    const fd = this.handedOver.get(key);
+    return fd === undefined || this.taken.has(fd) ? null : this.mark(fd);
+  }
+
   private mark(fd: number): number {
     this.taken.add(fd);
     return fd;
@@ -150,20 +184,21 @@ function isFd(v: unknown): v is number {
 }
 
 /**
- * A cluster worker's passed sockets: the handles its primary holds for
- * passed listen addresses (see cluster/held-sockets.ts), sent before `init`.
- * Each is listened on once; a worker restarted later gets them again.
+ * A cluster worker's given sockets: the handles its primary holds for it
+ * (see cluster/held-sockets.ts: passed sockets, or its slot's own socket
+ * left by the worker before it), sent before `init`. Each address's are
+ * listened on once; a worker restarted later gets them again.
  */
 export class HandedSockets implements SocketSource {
   private readonly taken = new Set<string>();
 
-  constructor(private readonly handles: ReadonlyMap<string, object>) {}
+  constructor(private readonly handles: ReadonlyMap<string, readonly object[]>) {}
 
   take(key: string, listen?: ListenAddress): ListenOn | null {
-    const h = this.handles.get(key);
-    if (h && !this.taken.has(key)) {
+    const list = this.handles.get(key);
+    if (list && list.length > 0 && !this.taken.has(key)) {
       this.taken.add(key);
-      return h;
+      return list.length === 1 ? (list[0] as object) : [...list];
     }
     if (listen?.passed)
       throw new ListenError(`listen ${key}: the primary holds no socket for it (see its log)`);

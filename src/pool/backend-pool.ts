@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { Clock } from '../clock.js';
 import { LogThrottle } from '../rate-limit.js';
+import { IdleLifetime } from './idle-lifetime.js';
 
 /** Bytes a backend may send to an idle pooled socket (a greeting) before we give up on it. */
 export const MAX_EARLY_BYTES = 64 * 1024;
@@ -11,6 +12,8 @@ export type EvictionCause =
   | 'closed'
   | 'error'
   | 'expired'
+  /** Retired before the backend's learned idle lifetime ends (see IdleLifetime). */
+  | 'retired'
   | 'overflow'
   | 'backend-down'
   | 'shutdown';
@@ -56,6 +59,10 @@ export class BackendPool {
   earlyCloses = 0;
   /** Clock ms until which this backend's pool pre-opens nothing (0: not suspended). */
   suspendedUntil = 0;
+  /** How long the backend keeps an idle connection, once learned. */
+  readonly life = new IdleLifetime();
+  /** Fires when the oldest idle socket reaches life.retireAtMs. */
+  retireTimer: NodeJS.Timeout | null = null;
   /** The "closes idle connections" warning, at most once per interval per backend. */
   readonly warning: LogThrottle;
 

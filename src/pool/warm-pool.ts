@@ -9,16 +9,10 @@ import { connectTo } from '../proxy/connect.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
 
 import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
-
-/** Young deaths in a row after which a backend's pool stops pre-opening for a while. */
-const SUSPEND_AFTER = 8;
-const SUSPEND_MS = 5 * 60_000;
+import { type EarlyCause, idleDeath } from './idle-deaths.js';
 
 export type { EvictionCause } from './backend-pool.js';
 export { MAX_EARLY_BYTES, PooledSocket } from './backend-pool.js';
-
-/** Causes of an idle socket's death that, young, say the backend will not keep idle connections. */
-type EarlyCause = 'closed' | 'error' | 'overflow';
 
 /** Plain counters, read by metrics at scrape time. */
 export interface PoolCounters {
@@ -53,7 +47,15 @@ export class WarmPool {
     misses: 0,
     refills: 0,
     refillFailures: 0,
-    evictions: { closed: 0, error: 0, expired: 0, overflow: 0, 'backend-down': 0, shutdown: 0 },
+    evictions: {
+      closed: 0,
+      error: 0,
+      expired: 0,
+      retired: 0,
+      overflow: 0,
+      'backend-down': 0,
+      shutdown: 0,
+    },
     earlyCloses: { closed: 0, error: 0, overflow: 0 },
   };
   private readonly pools = new Map<Backend, BackendPool>();
@@ -114,6 +116,11 @@ export class WarmPool {
     return this.pools.get(b)?.idle.length ?? 0;
   }
 
+  /** How long `b` keeps an idle connection, as learned (ms; 0: nothing learned). */
+  lifetimeFor(b: Backend): number {
+    return this.pools.get(b)?.life.lifetimeMs ?? 0;
+  }
+
   /**
    * A live idle socket to `b`, or null (a miss). The caller owns the socket
    * and must attach its own listeners before calling `detach(ps)`.
@@ -121,12 +128,19 @@ export class WarmPool {
   take(b: Backend): PooledSocket | null {
     if (!this.enabled) return null;
     const p = this.pools.get(b);
-    let ps = p?.idle.pop();
-    // Listeners evict on FIN/RST/error as they happen; this catches a socket destroyed some other way.
-    while (ps && (ps.socket.destroyed || !ps.socket.readable)) {
-      this.counters.evictions.closed++;
+    // Oldest first: the order the backend accepted them. A server that serves one connection at
+    // a time (iperf3) reads the first socket it accepted; newest first handed the client another.
+    let ps = p?.idle.shift();
+    // Listeners evict on FIN/RST/error as they happen; this catches a socket destroyed some other
+    // way, and one within the margin of the backend's learned idle lifetime (its timer lags).
+    while (p && ps) {
+      if (ps.socket.destroyed || !ps.socket.readable) this.counters.evictions.closed++;
+      else if (this.clock.now() - ps.openedAt >= p.life.retireAtMs)
+        this.counters.evictions.retired++;
+      else break;
+      ps.socket.removeListener('close', ps.onEnd);
       ps.socket.destroy();
-      ps = p?.idle.pop();
+      ps = p.idle.shift();
     }
     if (!p || !ps) {
       this.counters.misses++;
@@ -163,6 +177,7 @@ export class WarmPool {
       for (let i = p.idle.length - 1; i >= 0; i--) {
         const ps = p.idle[i] as PooledSocket;
         if (ps.openedAt <= cutoff) this.evict(p, ps, 'expired');
+        else if (now - ps.openedAt >= p.life.retireAtMs) this.evict(p, ps, 'retired');
       }
       if (p.missesSinceReap === 0 && p.target > this.cfg.minIdle) p.target--;
       p.missesSinceReap = 0;
@@ -207,6 +222,7 @@ export class WarmPool {
     if (!p) return;
     p.closed = true;
     if (p.retryTimer) clearTimeout(p.retryTimer);
+    if (p.retireTimer) clearTimeout(p.retireTimer);
     while (p.idle.length > 0) this.evict(p, p.idle[p.idle.length - 1] as PooledSocket, cause);
     this.pools.delete(b);
   }
@@ -276,7 +292,30 @@ export class WarmPool {
     sock.on('error', ps.onError);
     sock.once('close', ps.onEnd);
     p.idle.push(ps);
+    this.scheduleRetire(p);
     this.refill(p);
+  }
+
+  /**
+   * Retires idle sockets as they reach the backend's learned idle lifetime
+   * less its margin (see IdleLifetime), and refills. One timer per backend,
+   * set for the oldest socket (the first: sockets queue in the order opened).
+   */
+  private scheduleRetire(p: BackendPool): void {
+    if (p.retireTimer || p.closed || p.life.lifetimeMs === 0) return;
+    const oldest = p.idle[0];
+    if (!oldest) return;
+    const due = oldest.openedAt + p.life.retireAtMs - this.clock.now();
+    p.retireTimer = setTimeout(() => this.retireDue(p), Math.max(0, due));
+    p.retireTimer.unref();
+  }
+
+  private retireDue(p: BackendPool): void {
+    p.retireTimer = null;
+    const now = this.clock.now();
+    while (p.idle[0] && now - p.idle[0].openedAt >= p.life.retireAtMs)
+      this.evict(p, p.idle[0], 'retired');
+    this.scheduleRetire(p);
   }
 
   private refillFailed(p: BackendPool, cause: string): void {
@@ -286,42 +325,6 @@ export class WarmPool {
     if (p.closed || p.retryTimer) return;
     const wait = p.backOff(this.refillBaseMs);
     this.log.debug({ backend: p.backend.address, cause, retryInMs: wait }, 'pool refill failed');
-    this.retryIn(p, wait);
-  }
-
-  /**
-   * An idle socket the backend closed, reset or flooded well before idle_ttl
-   * and before any client used it: a backend at its own connection limit, or
-   * with an idle timeout shorter than ours, or a greeting over the cap. Every
-   * connect succeeds there, so without this the pool would reconnect as fast
-   * as the loop turns. It counts as a refill failure (backoff, a warning, a
-   * metric); after SUSPEND_AFTER in a row the backend's pool stops
-   * pre-opening for SUSPEND_MS, and its clients dial fresh meanwhile. Not a
-   * health signal: such a backend serves real clients well.
-   */
-  private diedYoung(p: BackendPool, cause: EarlyCause, ageMs: number): void {
-    this.counters.refillFailures++;
-    this.counters.earlyCloses[cause]++;
-    p.earlyCloses++;
-    const wait = p.backOff(this.refillBaseMs);
-    const backend = p.backend.address;
-    const afterMs = Math.round(ageMs);
-    if (p.earlyCloses >= SUSPEND_AFTER) {
-      p.suspendedUntil = this.clock.now() + SUSPEND_MS;
-      p.earlyCloses = 0;
-      this.log.warn(
-        { backend, cause, afterMs, suspendedMs: SUSPEND_MS },
-        `backend closes idle connections after ~${afterMs} ms; its pool stops pre-opening for ${SUSPEND_MS / 60_000} min (clients dial fresh)`,
-      );
-      this.retryIn(p, SUSPEND_MS);
-      return;
-    }
-    const held = p.warning.pass();
-    if (held >= 0)
-      this.log.warn(
-        { backend, cause, afterMs, retryInMs: wait, alsoEarly: held },
-        `backend closes idle connections after ~${afterMs} ms; pool refill backs off (idle_ttl below that avoids it)`,
-      );
     this.retryIn(p, wait);
   }
 
@@ -344,11 +347,20 @@ export class WarmPool {
     ps.socket.destroy();
     if (cause === 'shutdown' || cause === 'backend-down') return;
     if (cause === 'closed' || cause === 'error' || cause === 'overflow') {
-      const age = this.clock.now() - ps.openedAt;
-      if (age < this.youngMs) {
-        this.diedYoung(p, cause, age);
-        return;
-      }
+      const now = this.clock.now();
+      const c = {
+        counters: this.counters,
+        log: this.log,
+        now,
+        refillBaseMs: this.refillBaseMs,
+        youngMs: this.youngMs,
+        retryIn: (ms: number) => this.retryIn(p, ms),
+        retireNow: () => {
+          if (p.retireTimer) clearTimeout(p.retireTimer);
+          this.retireDue(p);
+        },
+      };
+      if (idleDeath(c, p, cause, now - ps.openedAt)) return;
     }
     // It lived long enough to show the backend keeps idle connections.
     p.proven();

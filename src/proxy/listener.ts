@@ -39,9 +39,28 @@ const NOT_YET: ListenerHost = {
   refused: noop,
 };
 
+/**
+ * Whether this process binds its listen addresses with SO_REUSEPORT (set once
+ * by a cluster worker, see cluster/reuse-port.ts): each worker then has its
+ * own socket in the port's group and the kernel spreads new connections.
+ */
+let reusePort = false;
+
+export function bindWithReusePort(on: boolean): void {
+  reusePort = on;
+}
+
 /** One service's listening socket: accept, enforce max_connections, hand off. */
 export class Listener {
   private readonly server: Server;
+  /**
+   * More sockets of the same address this listener also accepts on: an
+   * upgrade from a balancer whose N workers each had their own SO_REUSEPORT
+   * socket hands over all N, and a process with fewer workers must accept on
+   * every one of them (a socket left unaccepted strands its clients; one
+   * closed resets them).
+   */
+  private readonly extra: Server[] = [];
   private readonly acceptErrors: LogThrottle;
 
   constructor(
@@ -51,10 +70,7 @@ export class Listener {
     clock: Clock,
   ) {
     this.acceptErrors = new LogThrottle(1000, clock);
-    // pauseOnConnect: the client is not read until its backend is ready, so nothing is buffered meanwhile.
-    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) =>
-      this.onConnection(c),
-    );
+    this.server = this.newServer();
   }
 
   /**
@@ -77,7 +93,25 @@ export class Listener {
    * Binds `listen`, or listens on `on`: a descriptor passed to the process
    * or a raw handle a cluster primary sent (lifecycle/passed-sockets.ts).
    */
-  start(on: ListenOn | null = null): Promise<void> {
+  async start(on: ListenOn | null = null): Promise<void> {
+    if (!Array.isArray(on)) return this.listenOne(this.server, on);
+    const [first = null, ...rest] = on;
+    await this.listenOne(this.server, first);
+    for (const h of rest) {
+      const server = this.newServer();
+      this.extra.push(server);
+      await this.listenOne(server, h);
+    }
+  }
+
+  private newServer(): Server {
+    // pauseOnConnect: the client is not read until its backend is ready, so nothing is buffered meanwhile.
+    return createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) =>
+      this.onConnection(c),
+    );
+  }
+
+  private listenOne(server: Server, on: number | object | null): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const why = (err.code && ERRNO_TEXT[err.code]) ?? err.message;
@@ -89,21 +123,21 @@ export class Listener {
               : ' (passed socket)';
         reject(new ListenError(`listen ${this.listen.address}${passed}: ${why}`, err));
       };
-      this.server.once('error', onError);
+      server.once('error', onError);
       const listening = (): void => {
-        this.server.removeListener('error', onError);
+        server.removeListener('error', onError);
         // After bind, server errors come from accept (EMFILE, ENFILE): log, never crash.
-        this.server.on('error', (err) => this.onAcceptError(err));
+        server.on('error', (err) => this.onAcceptError(err));
         resolve();
       };
       if (on === null)
-        this.server.listen(
-          { host: this.listen.host, port: this.listen.port, backlog: 511 },
+        server.listen(
+          { host: this.listen.host, port: this.listen.port, backlog: 511, reusePort },
           listening,
         );
-      else if (typeof on === 'number') this.server.listen({ fd: on, backlog: 511 }, listening);
+      else if (typeof on === 'number') server.listen({ fd: on, backlog: 511 }, listening);
       // A handle is listened on by this process alone (not through the cluster primary).
-      else this.server.listen(on, 511, listening);
+      else server.listen(on, 511, listening);
     });
   }
 
@@ -114,6 +148,11 @@ export class Listener {
   /** The listening server, for an upgrade to hand its socket to the new process. */
   get listeningServer(): Server {
     return this.server;
+  }
+
+  /** Every socket this listener accepts on: the server's, then any extra ones (see `extra`). */
+  get listeningServers(): readonly Server[] {
+    return [this.server, ...this.extra];
   }
 
   /** The address as configured ("127.0.0.1:8080"; port 0 until bound). */
@@ -132,7 +171,7 @@ export class Listener {
 
   /** Stops accepting; open sessions are not touched (server.close() would wait for them all). */
   stop(): void {
-    if (this.server.listening) this.server.close();
+    for (const server of this.listeningServers) if (server.listening) server.close();
   }
 
   private onConnection(client: Socket): void {

@@ -1,5 +1,15 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -15,6 +25,10 @@ import { refusedPort } from './servers.js';
 export interface DbServer {
   port: number;
   kill(): void;
+  /** The server's Unix socket directory or path, for an admin client (psql -h, mariadb --socket). */
+  socket: string;
+  /** MariaDB's error log (its "Aborted connection" warnings); PostgreSQL: its stderr log file. */
+  log: string;
 }
 
 const isRoot = process.getuid?.() === 0;
@@ -25,7 +39,8 @@ function tempDir(t: TestContext, prefix: string): string {
   return dir;
 }
 
-export async function mariadb(t: TestContext): Promise<DbServer | null> {
+/** `args`: more server options (e.g. "--connect-timeout=2"). */
+export async function mariadb(t: TestContext, args: string[] = []): Promise<DbServer | null> {
   if (!existsSync('/usr/sbin/mariadbd') || !existsSync('/usr/bin/mariadb-install-db')) return null;
   const dir = tempDir(t, 'blitz-mariadb-');
   const user = isRoot ? ['--user=root'] : [];
@@ -49,17 +64,18 @@ export async function mariadb(t: TestContext): Promise<DbServer | null> {
       `--log-error=${dir}/err.log`,
       '--skip-log-bin',
       '--innodb-buffer-pool-size=8M',
+      ...args,
     ],
     { stdio: 'ignore' },
   );
   const kill = () => p.kill('SIGKILL');
   t.after(kill);
   await waitForPort(port, 30_000);
-  return { port, kill };
+  return { port, kill, socket: `${dir}/sock`, log: `${dir}/err.log` };
 }
 
 /** Debian's newest PostgreSQL: /usr/lib/postgresql/<version>/bin. */
-function pgBin(): string | null {
+export function pgBin(): string | null {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return null;
   const v = readdirSync(root)
@@ -73,7 +89,14 @@ function asDbUser(cmd: string, args: string[]): [string, string[]] {
   return isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 }
 
-export async function postgres(t: TestContext): Promise<DbServer | null> {
+/**
+ * `hba`: pg_hba.conf lines placed before initdb's own (e.g. "host all md5user 127.0.0.1/32 md5");
+ * `args`: more `-c name=value` settings.
+ */
+export async function postgres(
+  t: TestContext,
+  opts: { hba?: string[]; args?: string[] } = {},
+): Promise<DbServer | null> {
   const bin = pgBin();
   if (!bin) return null;
   const dir = tempDir(t, 'blitz-pg-');
@@ -94,6 +117,10 @@ export async function postgres(t: TestContext): Promise<DbServer | null> {
   ]);
   const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  if (opts.hba) {
+    const hba = `${dir}/data/pg_hba.conf`;
+    writeFileSync(hba, `${opts.hba.join('\n')}\n${readFileSync(hba, 'utf8')}`);
+  }
   const port = await refusedPort();
   const [cmd, args] = asDbUser(join(bin, 'postgres'), [
     '-D',
@@ -106,9 +133,13 @@ export async function postgres(t: TestContext): Promise<DbServer | null> {
     'listen_addresses=127.0.0.1',
     '-c',
     'fsync=off',
+    ...(opts.args ?? []).flatMap((a) => ['-c', a]),
   ]);
+  const log = `${dir}/server.log`;
+  const out = openSync(log, 'a');
   // detached: SIGKILL goes to the group, so runuser's child dies with it.
-  const p = spawn(cmd, args, { stdio: 'ignore', detached: true });
+  const p = spawn(cmd, args, { stdio: ['ignore', out, out], detached: true });
+  closeSync(out);
   const kill = () => {
     try {
       if (p.pid) process.kill(-p.pid, 'SIGKILL');
@@ -118,5 +149,5 @@ export async function postgres(t: TestContext): Promise<DbServer | null> {
   };
   t.after(kill);
   await waitForPort(port, 30_000);
-  return { port, kill };
+  return { port, kill, socket: dir, log };
 }
