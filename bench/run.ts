@@ -53,6 +53,7 @@ const num = (name: string, dflt: number): number => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
+const startedAt = Date.now();
 const quick = flag('quick');
 const tlsOnly = flag('tls-only');
 const rounds = num('rounds', quick ? 1 : 3);
@@ -221,6 +222,8 @@ const problems = validate(results, {
   tls: tlsTargets.map((t) => t.name),
   pool: poolTargets.map((t) => t.name),
 });
+// How long a run takes (a full one: about 25 minutes on 2 cores), so it can be planned.
+process.stderr.write(`bench: ${Math.round((Date.now() - startedAt) / 1000)} s\n`);
 if (problems.length > 0) {
   process.stderr.write(`bench: invalid output:\n  ${problems.join('\n  ')}\n`);
   process.exit(1);

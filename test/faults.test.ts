@@ -304,7 +304,12 @@ test('fault: descriptor exhaustion (ulimit -n 64): the balancer refuses clients 
     5000,
     'refusals it made itself, logged',
   );
-  assert.match(lb.out(), /"cause":"refused-limit"/, 'access-logged as refused-limit');
+  // The access log line is written when the refused session ends, after the warning.
+  await waitFor(
+    () => lb.out().includes('"cause":"refused-limit"'),
+    5000,
+    'access-logged as refused-limit',
+  );
   const stat0 = readCpu(lb.pid);
   await new Promise((r) => setTimeout(r, 1000));
   const used = readCpu(lb.pid) - stat0;
