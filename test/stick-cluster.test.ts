@@ -219,10 +219,13 @@ test('Redis killed mid-run: stuck clients stay without waiting, new ones are pla
     instance(t, redis, { name: 'b', backends, lines }),
   ]);
   await Promise.all([redisUp(a), redisUp(b)]);
+  // Both: each falls back to limit ÷ the N its own last heartbeat saw.
   await waitFor(
-    async () => (await metric(a, 'blitz_lb_cluster_instances')) === 2,
+    async () =>
+      (await metric(a, 'blitz_lb_cluster_instances')) === 2 &&
+      (await metric(b, 'blitz_lb_cluster_instances')) === 2,
     5000,
-    'two heartbeats',
+    'two heartbeats on both',
   );
   const first = new Map<string, string>();
   for (const ip of SOURCES) first.set(ip, await bannerFrom(a.port, ip));
@@ -281,10 +284,13 @@ test('Redis killed mid-run: open sessions carry on, and per-source limits fall b
     instance(t, redis, { name: 'b', backends: [echo], lines }),
   ]);
   await Promise.all([redisUp(a), redisUp(b)]);
+  // Both: each falls back to limit ÷ the N its own last heartbeat saw.
   await waitFor(
-    async () => (await metric(a, 'blitz_lb_cluster_instances')) === 2,
+    async () =>
+      (await metric(a, 'blitz_lb_cluster_instances')) === 2 &&
+      (await metric(b, 'blitz_lb_cluster_instances')) === 2,
     5000,
-    'two heartbeats',
+    'two heartbeats on both',
   );
   const held: Socket[] = [];
   t.after(() => {
@@ -399,10 +405,13 @@ test('shared limits: max_rate_per_source = 10 across 2 instances admits 10 new s
     instance(t, redis, { name: 'b', backends: [banner], lines }),
   ]);
   await Promise.all([redisUp(a), redisUp(b)]);
+  // Both: each falls back to limit ÷ the N its own last heartbeat saw.
   await waitFor(
-    async () => (await metric(a, 'blitz_lb_cluster_instances')) === 2,
+    async () =>
+      (await metric(a, 'blitz_lb_cluster_instances')) === 2 &&
+      (await metric(b, 'blitz_lb_cluster_instances')) === 2,
     5000,
-    'two heartbeats',
+    'two heartbeats on both',
   );
   for (let attempt = 0; attempt < 5; attempt++) {
     // At the start of a second, so that the whole burst falls in one rate window.
