@@ -9,6 +9,7 @@ import { shownUrl } from './discovery/http.js';
 import { ConfigError, ConfigSyntaxError } from './errors.js';
 import { poolSummary, poolWarnings } from './pool/pool-check.js';
 import { certificateReport } from './proxy/tls/certificates.js';
+import { redacted } from './shared/redis-link.js';
 
 /**
  * `blitz-lb check`: validate a file and say what it sets up, as text for a
@@ -119,6 +120,13 @@ export function runCheck(file: string): CheckResult {
     if (s.discovery) summary.push(`  discovery ${discoverySummary(s.discovery)}`);
     if (s.sni)
       summary.push(`  sni ${s.sni.join(', ')}${s.alpn ? `; alpn ${s.alpn.join(', ')}` : ''}`);
+
+    if (s.stick)
+      summary.push(
+        `  stick on ${s.stick.on}, expire ${showMs(s.stick.expireMs)}, size ${s.stick.size}${config.cluster ? ', shared through [cluster] redis' : ''}`,
+      );
+    if (s.hashBalanceFactor) summary.push(`  hash_balance_factor ${s.hashBalanceFactor}`);
+    if (s.shareLimits) summary.push('  per-source limits shared through [cluster] redis');
     const certs = certificateReport([s], config.source);
     summary.push(...certs.lines);
     certLines.push(...certs.lines);
@@ -131,6 +139,10 @@ export function runCheck(file: string): CheckResult {
       problems,
     );
   if (config.admin) summary.push(`admin: ${adminSummary(config.admin)}`);
+  if (config.cluster)
+    summary.push(
+      `cluster: redis ${redacted(config.cluster.redis)} as ${config.cluster.instance}, wait ${showMs(config.cluster.waitMs)}`,
+    );
   const pr = config.process;
   summary.push(
     `process: workers ${pr.workers}, pid_file ${pr.pidFile ?? '(none)'}, drain_delay ${showMs(pr.drainDelayMs)}, upgrade_timeout ${showMs(pr.upgradeTimeoutMs)}`,

@@ -17,6 +17,7 @@ import type { Listener } from './proxy/listener.js';
 import { Front, type FrontCounters, frontCounters } from './proxy/tls/front.js';
 import { type ListenerPlan, planListeners } from './reload-plan.js';
 import { Service, type ServiceOptions, type ServiceRole } from './service.js';
+import { RedisLink } from './shared/redis-link.js';
 
 export interface LoadBalancerOptions {
   /** Root logger; components take children of it. Silent when omitted. */
@@ -77,6 +78,8 @@ export class LoadBalancer {
   private started = false;
   private closing: Promise<void> | null = null;
   private reloading: Promise<unknown> = Promise.resolve();
+  /** [cluster] redis, in every process that serves clients; null without [cluster]. */
+  readonly redis: RedisLink | null;
   /** The fronts of listen addresses that read the ClientHello (see wireListeners). */
   private fronts: Front[] = [];
   /** Their refusals by cause, per listen address, kept across reloads. */
@@ -88,7 +91,10 @@ export class LoadBalancer {
     this.followConfigLogLevel = opts.followConfigLogLevel ?? false;
     this.role = opts.role ?? 'single';
     this.workerSlot = opts.workerSlot ?? 0;
+    this.redis =
+      config.cluster && this.role !== 'control' ? new RedisLink(config.cluster, this.log) : null;
     this.serviceOpts = {
+      redis: this.redis,
       strategy: {
         ...(opts.rng ? { rng: opts.rng } : {}),
         ...(opts.workerSlot ? { phase: opts.workerSlot - 1 } : {}),
@@ -126,6 +132,8 @@ export class LoadBalancer {
     if (this.started) throw new LbError('LB_ERR_STATE', 'already started');
     this.started = true;
     this.warnDescriptors(this.config);
+    // loads the client and connects in the background; serving never waits on Redis.
+    if (this.redis) await this.redis.start();
     try {
       // Bound by address, so services sharing one (SNI routing) share its listener.
       const plan = await planListeners([], [...this.services.values()], this.config);
@@ -247,6 +255,9 @@ export class LoadBalancer {
       for (const svc of added) svc.stop();
       throw err;
     }
+    // one Redis link a process, made at start; another [cluster] takes a restart.
+    if (!sameConfig(next.cluster, this.config.cluster))
+      this.log.warn('[cluster] changed: it takes effect when the process restarts');
     // 2. Commit: nothing below can fail.
     if (plan) for (const from of plan.handed) from.giveAwayListener();
     const names = new Set(next.services.map((c) => c.name));
@@ -308,6 +319,7 @@ export class LoadBalancer {
 
   private async doClose(timeoutMs: number): Promise<void> {
     await this.reloading;
+    void this.redis?.close();
     const svcs = this.everyService();
     for (const svc of svcs) svc.stop();
     for (const f of this.fronts) f.close();

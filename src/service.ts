@@ -27,6 +27,9 @@ import { ControlPlane } from './service/control-plane.js';
 import type { ServiceCore, ServiceOptionsOf, ServiceRole } from './service/core.js';
 import { DataPlane, emptyPool } from './service/data-plane.js';
 import { type Reloadable, runReloadSteps } from './service/reload-steps.js';
+import { ServiceShared } from './shared/cluster-gate.js';
+import { balanceOf, stickOf, stickTo } from './shared/service-stick.js';
+import type { StickyStrategy } from './shared/sticky-strategy.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
 export type { ServiceRole } from './service/core.js';
@@ -68,6 +71,8 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   running = false;
   private readonly strategyOpts: StrategyOptions;
   private noPool: WarmPool | null = null;
+  /** This service's share of [cluster] redis (stick entries, limits); null without it. */
+  readonly shared: ServiceShared | null;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
     this.name = cfg.name;
@@ -91,14 +96,20 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
       clock: this.clock,
       follower,
     });
-    this.strategy = createStrategy(cfg.balance, this.strategyOpts);
+    // The stick table (if any) wraps the balance strategy.
+    this.strategy = stickTo(this.createBalance(cfg), cfg.stick, null);
     this.strategy.update(this.backends.candidates);
     this.backends.on('change', (c) => this.strategy.update(c));
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
     this.backendTls = this.createBackendTls(cfg);
     // Throws CertificateError ([tls] files): first, before any part holding a timer exists.
-    this.data = this.role === 'control' ? null : new DataPlane(this, opts.sockets ?? null);
+    // With [cluster] redis, shared limits and the shared stick table (where clients are served).
+    const redis = this.role === 'control' ? null : (opts.redis ?? null);
+    this.shared = redis ? new ServiceShared(redis, cfg.name, this.clock) : null;
+    this.shared?.attach(this.sticky);
+    this.data =
+      this.role === 'control' ? null : new DataPlane(this, opts.sockets ?? null, this.shared);
     this.ops = new BackendOps({
       core: this,
       reconfigured: () => changed?.(this),
@@ -116,9 +127,31 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return new BackendTls(cfg.backendTls);
   }
 
-  replaceStrategy(next: ServiceConfig): void {
-    this.strategy = createStrategy(next.balance, this.strategyOpts);
+  private createBalance(cfg: ServiceConfig): Strategy {
+    return createStrategy(cfg.balance, {
+      ...this.strategyOpts,
+      hashBalanceFactor: cfg.hashBalanceFactor,
+    });
+  }
+
+  /** A new balance (or factor) replaces the strategy under the stick table, whose entries stay. */
+  replaceStrategy(next: ServiceConfig, prev: ServiceConfig): void {
+    const rebalance =
+      next.balance !== prev.balance || next.hashBalanceFactor !== prev.hashBalanceFactor;
+    const inner = rebalance ? this.createBalance(next) : balanceOf(this.strategy);
+    this.strategy = stickTo(inner, next.stick, this.strategy);
     this.strategy.update(this.backends.candidates);
+    this.shared?.attach(this.sticky);
+  }
+
+  /** An operator removed stick entries (null: all); a shared table forgets them in Redis too. */
+  stickForgotten(key: string | null): void {
+    this.shared?.forget(key);
+  }
+
+  /** The stick table's strategy, or null without [stick] (admin API, metrics). */
+  get sticky(): StickyStrategy | null {
+    return stickOf(this.strategy);
   }
 
   replaceBackendTls(next: ServiceConfig): void {
@@ -316,6 +349,7 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     this.data?.stop();
     this.control?.stop();
     this.discovered.close();
+    this.shared?.close();
     this.backends.close();
   }
 

@@ -68,7 +68,14 @@ test('schema: `blitz-lb schema` prints a JSON Schema, exit 0', () => {
   const s = JSON.parse(r.stdout) as { $schema: string; required: string[]; properties: object };
   assert.equal(s.$schema, 'http://json-schema.org/draft-07/schema#');
   assert.deepEqual(s.required, ['services']);
-  assert.deepEqual(Object.keys(s.properties), ['process', 'log', 'admin', 'defaults', 'services']);
+  assert.deepEqual(Object.keys(s.properties), [
+    'process',
+    'log',
+    'admin',
+    'defaults',
+    'services',
+    'cluster',
+  ]);
 });
 
 interface CheckJson {

@@ -214,6 +214,11 @@ url = "http://127.0.0.1:8500/v1/health/service/probe"
 shape = "consul"
 wait = "30s"
 
+[services.web.stick]
+on = "sni"
+expire = "20m"
+size = 5000
+
 [services.db]
 listen = "127.0.0.1:8446"
 backends = ["127.0.0.1:9005"]
@@ -223,6 +228,22 @@ health = { kind = "postgres", user = "probe", password = "secret", database = "a
 listen = "127.0.0.1:8445"
 backends = ["127.0.0.1:9004"]
 health = { kind = "redis", role = "master" }
+balance = "ip-hash"
+hash_balance_factor = 150
+share_limits = true
+
+[cluster]
+redis = "redis://user:pw@127.0.0.1:6379/2"
+prefix = "lb-test:"
+instance = "lb-1"
+wait = "8ms"
+flush_interval = "20ms"
+heartbeat = "1s"
+share_limits = false
+lease_batch = 4
+log_interval = "10s"
+sentinels = ["127.0.0.1:26379", "[::1]:26380"]
+sentinel_master = "main"
 
 [services.cache.discovery]
 kind = "file"
@@ -314,6 +335,7 @@ test('check --print: the effective config parses back to the same config (every 
       ...again,
       services,
       admin: { ...again.admin, token: 's3cret-token', readToken: 'r3ad-only-token' },
+      cluster: { ...again.cluster, redis: 'redis://user:pw@127.0.0.1:6379/2' },
     },
     {
       ...config,
@@ -322,6 +344,7 @@ test('check --print: the effective config parses back to the same config (every 
   );
   assert.doesNotMatch(printed, /s3cret-token/);
   assert.doesNotMatch(printed, /r3ad-only-token/);
+  assert.doesNotMatch(printed, /user:pw@/);
   assert.doesNotMatch(printed, /"secret"/);
   assert.deepEqual(
     validate(schema(), toml.parse(printed)),

@@ -7,7 +7,8 @@ export const REDACTED = '(redacted)';
  * GET /api/config: the config in force as the balancer holds it (every
  * default filled in; durations in ms), with secrets left out: the admin
  * tokens, private keys and the PEM text of certificate files (their file
- * names stay), a password in a discovery URL, and a login probe's password.
+ * names stay), a password in a discovery URL or the [cluster] Redis URL, and a login
+ * probe's password.
  */
 export function configView(config: Config): unknown {
   return JSON.parse(
@@ -17,6 +18,8 @@ export function configView(config: Config): unknown {
       // A login probe's password (health.password).
       if (key === 'password' && typeof value === 'string') return REDACTED;
       if (key === 'url' && typeof value === 'string') return withoutPassword(value);
+      // [cluster] redis = "redis://user:password@…"
+      if (key === 'redis' && typeof value === 'string') return withoutPassword(value);
       return value;
     }),
   );

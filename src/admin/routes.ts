@@ -17,6 +17,7 @@ import type { AdminOptions } from './options.js';
 import { decodeSegment, HttpError } from './request-guard.js';
 import { refuseResolvedTwin } from './resolved-twin.js';
 import { STATUS_PAGE } from './status-page.js';
+import { stickRoute } from './stick.js';
 
 /**
  * Who may call a route, checked before it runs (as HAProxy's CLI keyword
@@ -121,6 +122,15 @@ async function backend(a: AdminCall, c: RouteCall, method: string): Promise<void
   const added = addBackend(a.lb, svcName, addr, c.body);
   a.opts.log.info({ service: svcName, backend: added.address }, 'admin: backend added');
   a.json(c.res, 201, { service: svcName, backend: await a.backendJson(svcName, added.address) });
+}
+
+/** …/stick[/KEY]: a service's stick entries (every worker's), or removing them. */
+async function stick(a: AdminCall, c: RouteCall, clear: boolean): Promise<void> {
+  const [svc, key = ''] = c.params as [string, string?];
+  const k = key === '' ? null : key;
+  const answer = await stickRoute(a.lb, a.opts.cluster ?? null, svc, k, clear, c.url);
+  if (clear) a.opts.log.info({ service: svc, key: k }, 'admin: stick entries removed');
+  a.json(c.res, 200, answer);
 }
 
 /** …/backends/ADDRESS/ACTION: weight is a PUT, the others POSTs. */
@@ -229,6 +239,13 @@ export const ROUTES: readonly Route[] = [
         await listSessions(a.lb, a.opts.cluster ?? null, c.params[0] as string, pageParams(c.url)),
       ),
   },
+  {
+    path: new RegExp(`^${SERVICE}/stick(?:/([^/]+))?$`),
+    method: 'GET',
+    access: 'read',
+    otherMethods: 'next',
+    run: (a, c) => stick(a, c, false),
+  },
   { path: '/api/reload', method: 'POST', access: 'write', otherMethods: '405', run: reload },
   {
     path: new RegExp(`^${SERVICE}/backends/([^/]+)$`),
@@ -255,6 +272,13 @@ export const ROUTES: readonly Route[] = [
       a.opts.log.info({ service: svc, session: id }, 'admin: session ended');
       a.json(c.res, 200, { service: svc, ended: id });
     },
+  },
+  {
+    path: new RegExp(`^${SERVICE}/stick(?:/([^/]+))?$`),
+    method: 'DELETE',
+    access: 'write',
+    otherMethods: '405',
+    run: (a, c) => stick(a, c, true),
   },
 ];
 

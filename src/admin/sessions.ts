@@ -2,6 +2,7 @@ import type { SessionQuery } from '../cluster/messages.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Session } from '../proxy/session.js';
 import type { Service } from '../service.js';
+import { stickQuery } from './stick-query.js';
 
 /** One open session as GET /api/services/NAME/sessions lists it. */
 export interface SessionView {
@@ -49,7 +50,8 @@ export function sessionQuery(
   lb: LoadBalancer,
   q: SessionQuery,
   worker = 0,
-): SessionPage | { ended: boolean } {
+): SessionPage | { ended: boolean } | ReturnType<typeof stickQuery> {
+  if (q.op === 'stick') return stickQuery(lb, q, worker);
   const svc = lb.service(q.service);
   if (q.op === 'end') return { ended: svc.endSession(q.id) };
   const sessions: SessionView[] = [];

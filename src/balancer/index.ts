@@ -17,6 +17,8 @@ export interface StrategyOptions {
    * connection would all send it to the first backend.
    */
   phase?: number;
+  /** ip-hash: bounded loads, a backend takes at most this % of the average (0: off). */
+  hashBalanceFactor?: number;
 }
 
 /** One factory per name: the type makes the compiler reject a strategy name without one. */
@@ -24,7 +26,7 @@ const FACTORIES: { readonly [K in StrategyName]: (o: StrategyOptions) => Strateg
   'round-robin': (o) => new RoundRobin(o.phase),
   'least-connections': () => new LeastConnections(),
   'random-two': (o) => new RandomTwo(o.rng),
-  'ip-hash': () => new IpHash(),
+  'ip-hash': (o) => new IpHash(undefined, o.hashBalanceFactor ?? 0),
 };
 
 export function createStrategy(name: StrategyName, opts: StrategyOptions = {}): Strategy {

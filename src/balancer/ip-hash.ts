@@ -52,7 +52,16 @@ export class IpHash implements Strategy {
   /** Hashing an address is most of the cost of a build, and an address never changes. */
   private readonly perms = new WeakMap<Backend, Permutation>();
 
-  constructor(private readonly size = MAGLEV_TABLE_SIZE) {
+  constructor(
+    private readonly size = MAGLEV_TABLE_SIZE,
+    /**
+     * Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam,
+     * "Consistent Hashing with Bounded Loads", 2016; HAProxy's hash-balance-factor):
+     * a backend with `factor` % of the average load or more (by weight) is passed
+     * over for the next slot's. 0: off.
+     */
+    private readonly factor = 0,
+  ) {
     this.table = new Int32Array(size).fill(-1);
   }
 
@@ -74,6 +83,10 @@ export class IpHash implements Strategy {
     const skipTried = mustSkipTried(ctx, c);
     const m = this.size;
     let slot = hashIp(ctx.clientIp) % m;
+    if (this.factor > 0) {
+      const b = this.bounded(ctx, c, slot, skipTried);
+      if (b !== undefined) return b;
+    }
     const own = c[this.table[slot] as number] as Backend;
     if (eligible(ctx, own, skipTried)) return own;
     // Its backend cannot take it (capped, rate-limited, already tried): the next slots in turn,
@@ -91,6 +104,35 @@ export class IpHash implements Strategy {
       slot = slot + 1 === m ? 0 : slot + 1;
       const b = c[this.table[slot] as number] as Backend;
       if (eligible(ctx, b, skipTried)) return b;
+    }
+    return undefined;
+  }
+
+  /**
+   * The first backend from `slot` on that is eligible and under its bound:
+   * ceil((open sessions + 1) x factor / 100 x its share of the weight). The
+   * bounds sum above the load, so one is under it unless caps or retries rule
+   * them out (then undefined, and the plain walk decides). O(candidates + slots walked).
+   */
+  private bounded(
+    ctx: PickContext,
+    c: readonly Backend[],
+    slot: number,
+    skipTried: boolean,
+  ): Backend | undefined {
+    let load = 0;
+    let weight = 0;
+    for (let i = 0; i < c.length; i++) {
+      const b = c[i] as Backend;
+      load += b.active;
+      weight += b.weight;
+    }
+    const scale = ((load + 1) * this.factor) / 100 / weight;
+    const m = this.size;
+    for (let k = 0; k < m; k++) {
+      const b = c[this.table[slot] as number] as Backend;
+      if (b.active < Math.ceil(scale * b.weight) && eligible(ctx, b, skipTried)) return b;
+      slot = slot + 1 === m ? 0 : slot + 1;
     }
     return undefined;
   }

@@ -18,7 +18,9 @@ export type MembersMap = Record<string, BackendConfig[]>;
 /** What the primary asks of a worker's open sessions (admin API). */
 export type SessionQuery =
   | { op: 'list'; service: string; after: number; limit: number }
-  | { op: 'end'; service: string; id: number };
+  | { op: 'end'; service: string; id: number }
+  /** A stick table's entries (clear: delete them, or the one `key`). */
+  | { op: 'stick'; service: string; key: string | null; clear: boolean; limit: number };
 
 /** Primary → worker. */
 export type ToWorker =

@@ -160,7 +160,22 @@ function service(s: ServiceConfig): Table {
     t.tls = tls;
   }
   if (s.discovery) t.discovery = discovery(s.discovery);
+
+  if (s.stick) t.stick = { on: s.stick.on, expire: d(s.stick.expireMs), size: s.stick.size };
+  t.hash_balance_factor = s.hashBalanceFactor;
+  t.share_limits = s.shareLimits;
   return t;
+}
+
+/** A Redis URL with its password shown as REDACTED (still a URL that parses). */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = REDACTED;
+    return u.toString();
+  } catch {
+    return url;
+  }
 }
 
 /** The effective config in the file's shape; the admin token shows as REDACTED. */
@@ -184,5 +199,27 @@ export function effectiveConfig(c: Config): Table {
     out.admin = a;
   }
   out.services = Object.fromEntries(c.services.map((s) => [s.name, service(s)]));
+  if (c.cluster) {
+    const k = c.cluster;
+    out.cluster = {
+      redis: redactUrl(k.redis),
+      prefix: k.prefix,
+      instance: k.instance,
+      wait: d(k.waitMs),
+      flush_interval: d(k.flushMs),
+      heartbeat: d(k.heartbeatMs),
+      share_limits: k.shareLimits,
+      lease_batch: k.leaseBatch,
+      log_interval: d(k.logIntervalMs),
+      ...(k.sentinelMaster !== null
+        ? {
+            sentinels: k.sentinels.map((x) =>
+              x.host.includes(':') ? `[${x.host}]:${x.port}` : `${x.host}:${x.port}`,
+            ),
+            sentinel_master: k.sentinelMaster,
+          }
+        : {}),
+    };
+  }
   return out;
 }

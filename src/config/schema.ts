@@ -5,6 +5,7 @@ import { type HostPort, listensOverlap, literalTwins, parseHostPort } from './ad
 import { adminListen, isUnixListen } from './admin.js';
 import { BACKEND_FIELDS, BACKEND_WHOLE_NUMBER_KEYS, parseBackend } from './backend-settings.js';
 import { BACKEND_TLS_FIELDS, BACKEND_TLS_KEYS, parseBackendTls } from './backend-tls.js';
+import { CLUSTER_FIELDS, parseCluster, parseShareLimits, SHARE_LIMITS_FIELD } from './cluster.js';
 import { DISCOVERY_FIELDS, parseDiscovery } from './discovery.js';
 import { describe } from './duration.js';
 import {
@@ -33,8 +34,16 @@ import { LOG_OUTPUT_FIELDS, parseLogOutput } from './log-output.js';
 import { PROCESS_DURATION_KEYS, processConfig } from './process.js';
 import { checkSharedListens, sniList } from './sni.js';
 import { type Fields, keysOf } from './spec.js';
+import {
+  HASH_BALANCE_FACTOR_FIELD,
+  parseHashBalanceFactor,
+  parseStick,
+  STICK_FIELDS,
+  STICK_KEYS,
+} from './stick.js';
 import { alpnList, parseTls, TLS_FIELDS } from './tls.js';
 
+export type { ClusterConfig } from './cluster.js';
 export type {
   AgentConfig,
   ExpectConfig,
@@ -43,6 +52,7 @@ export type {
   ProbeStepConfig,
 } from './health.js';
 export { HEALTH_KINDS } from './health.js';
+export type { StickConfig } from './stick.js';
 export type { TlsCertPair, TlsConfig } from './tls.js';
 
 export * from './types.js';
@@ -371,6 +381,13 @@ export const SERVICE_FIELDS = {
     fields: DISCOVERY_FIELDS,
     doc: 'Backends found at run time besides backends: dns, srv, file or http',
   },
+  stick: {
+    kind: 'table',
+    fields: STICK_FIELDS,
+    doc: 'A stick table: each client stays on the backend it was first given (any balance)',
+  },
+  hash_balance_factor: HASH_BALANCE_FACTOR_FIELD,
+  share_limits: SHARE_LIMITS_FIELD,
 } satisfies Fields;
 
 /** The whole file. */
@@ -400,6 +417,11 @@ export const TOP_FIELDS = {
     required: true,
     doc: 'The services, [services.NAME] each',
   },
+  cluster: {
+    kind: 'table',
+    fields: CLUSTER_FIELDS,
+    doc: 'State shared with the other instances through Redis: stick tables, per-source limits',
+  },
 } satisfies Fields;
 
 const TOP_KEYS = keysOf(TOP_FIELDS);
@@ -416,6 +438,7 @@ const SUB_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   backend_tls: BACKEND_TLS_KEYS,
   tls: keysOf(TLS_FIELDS),
   discovery: keysOf(DISCOVERY_FIELDS),
+  stick: STICK_KEYS,
 };
 
 /**
@@ -452,6 +475,9 @@ export const WHOLE_NUMBER_KEYS: ReadonlySet<string> = new Set([
   'rise',
   'min_idle',
   'max_idle',
+  'size',
+  'hash_balance_factor',
+  'lease_batch',
   ...HEALTH_WHOLE_NUMBER_KEYS,
   'port',
   ...BACKEND_WHOLE_NUMBER_KEYS,
@@ -475,6 +501,10 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'max_ttl',
   'wait',
   'access_interval',
+  'expire',
+  'flush_interval',
+  'heartbeat',
+  'log_interval',
 ]);
 
 /** A list of "addr" or "addr/prefix" (IPv4 or IPv6), normalised to "addr/prefix". */
@@ -504,7 +534,7 @@ function cidrs(v: unknown, path: string, p: Problems): readonly string[] {
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
-  for (const sub of ['health', 'pool', 'backend_tls', 'tls']) {
+  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick']) {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
@@ -646,6 +676,15 @@ function parseService(
       `${path}.passive_http_5xx`,
       p,
     ),
+    // shareLimits is settled against [cluster] in parseConfig.
+    stick: parseStick(raw.stick, `${path}.stick`, raw.sni !== undefined, p),
+    hashBalanceFactor: parseHashBalanceFactor(
+      raw.hash_balance_factor,
+      `${path}.hash_balance_factor`,
+      typeof raw.balance === 'string' ? raw.balance : DEFAULTS.balance,
+      p,
+    ),
+    shareLimits: parseShareLimits(raw.share_limits, `${path}.share_limits`, p) ?? false,
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
@@ -796,6 +835,16 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     if (clash) p.add('admin.listen', listenClash(tcp, clash.listen, clash.name));
   }
 
+  // A service shares its limits when it says so, else when [cluster] share_limits does.
+  const cluster = parseCluster(top.cluster, p);
+  const settled = services.map((svc) => {
+    const own = rawServices[svc.name] as Table;
+    const said = own.share_limits ?? defaults.share_limits;
+    if (said === true && !cluster)
+      p.add(`services.${svc.name}.share_limits`, 'needs [cluster] redis = "redis://host:port"');
+    const share = cluster !== null && (typeof said === 'boolean' ? said : cluster.shareLimits);
+    return share === svc.shareLimits ? svc : Object.freeze({ ...svc, shareLimits: share });
+  });
   const config: Config = {
     source,
     process: processConfig(proc, opts.baseDir ?? process.cwd(), p),
@@ -805,7 +854,8 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
       ...parseLogOutput(log, 'log', opts.baseDir ?? process.cwd(), p),
     }),
     admin,
-    services: Object.freeze(services),
+    services: Object.freeze(settled),
+    cluster,
   };
   if (p.list.length > 0) throw new ConfigError(p.list);
   return Object.freeze(config);

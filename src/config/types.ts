@@ -2,11 +2,13 @@ import type { StrategyName } from '../strategy-names.js';
 import type { AdminListen } from './admin.js';
 import type { BackendConfig } from './backend-settings.js';
 import type { BackendTlsConfig } from './backend-tls.js';
+import type { ClusterConfig } from './cluster.js';
 import type { DiscoveryConfig } from './discovery.js';
 import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
 import type { LogOutputConfig } from './log-output.js';
 import type { ProcessConfig } from './process.js';
+import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
 
 export type { BackendConfig } from './backend-settings.js';
@@ -90,6 +92,12 @@ export interface ServiceConfig {
   readonly requestTimeoutMs: number;
   /** HTTP requests (lb.request, lb.dispatcher): a 5xx answer counts as a passive health failure. */
   readonly passiveHttp5xx: boolean;
+  /** [services.NAME.stick]; null: no stick table. */
+  readonly stick: StickConfig | null;
+  /** ip-hash with bounded loads: a backend takes at most this % of the average load (0: off). */
+  readonly hashBalanceFactor: number;
+  /** Per-source limits held across instances through [cluster] redis (false without [cluster]). */
+  readonly shareLimits: boolean;
 }
 
 export interface Config {
@@ -108,6 +116,8 @@ export interface Config {
     readonly allowedHosts: readonly string[];
   } | null;
   readonly services: readonly ServiceConfig[];
+  /** [cluster]: shared state through Redis; null: none, every instance on its own. */
+  readonly cluster: ClusterConfig | null;
 }
 
 export interface ParseOptions {

@@ -10,6 +10,8 @@ export interface AdmissionConfig {
   readonly maxRatePerSource: number;
   readonly allow: readonly string[];
   readonly deny: readonly string[];
+  /** The limits are held across instances (through the limiter makeLimiter makes). */
+  readonly shareLimits?: boolean;
 }
 
 /** Why the checks on who a client is turned it away: allow/deny, or which per-source limit. */
@@ -42,6 +44,7 @@ export class Admission {
   private trusted = new BlockList();
   private trustedFor: readonly string[] | null = null;
   private limiter = new SourceLimiter(0, 0);
+  private limiterShared = false;
   /** allow/deny; null when the service has neither (the common case costs one null check). */
   access: AccessList | null = null;
   private accessFor: readonly (readonly string[])[] = [];
@@ -50,6 +53,10 @@ export class Admission {
   constructor(
     cfg: AdmissionConfig,
     private readonly clock: Clock,
+    /** Where limiters come from (shared limits give one whose counts live in Redis); null: local. */
+    private readonly makeLimiter:
+      | ((maxConnections: number, maxRate: number) => SourceLimiter)
+      | null = null,
   ) {
     this.configure(cfg);
     this.sweeper = setInterval(() => this.limiter.sweep(this.clock.now()), SWEEP_MS);
@@ -71,8 +78,20 @@ export class Admission {
       this.accessFor = [cfg.allow, cfg.deny];
     }
     const l = this.limiter;
-    if (l.maxConnections !== cfg.maxConnectionsPerSource || l.maxRate !== cfg.maxRatePerSource)
-      this.limiter = new SourceLimiter(cfg.maxConnectionsPerSource, cfg.maxRatePerSource);
+    // a shared limiter when the service shares its limits (a change of kind is a change).
+    const shared = cfg.shareLimits === true && this.makeLimiter !== null;
+    const a = cfg.maxConnectionsPerSource;
+    const r = cfg.maxRatePerSource;
+    if (l.maxConnections !== a || l.maxRate !== r || shared !== this.limiterShared) {
+      l.close();
+      this.limiter = shared && this.makeLimiter ? this.makeLimiter(a, r) : new SourceLimiter(a, r);
+      this.limiterShared = shared;
+    }
+  }
+
+  /** The limiter new sessions count in (the cluster gate asks it for leases). */
+  get current(): SourceLimiter {
+    return this.limiter;
   }
 
   /** May this peer send a PROXY header (accept_proxy services refuse everyone else)? */
@@ -112,6 +131,7 @@ export class Admission {
 
   close(): void {
     clearInterval(this.sweeper);
+    this.limiter.close();
   }
 }
 

@@ -12,6 +12,8 @@ import type { PooledSocket } from '../pool/warm-pool.js';
 export interface DialRequester {
   /** The client's address as a key, read on demand (see Session.clientIp). */
   readonly clientIp?: string;
+  /** The SNI name a routed session's hello gave, for a stick table on = "sni". */
+  readonly serverName?: string | null;
   /** A connected socket to `target`; `pooled` when it came warm from the pool, with what its backend sent so far. */
   /** The requester now holds `lease` (the backend's slot) and must end it. */
   dialed(a: DialAttempt, sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void;
@@ -83,6 +85,11 @@ export class DialAttempt implements PickContext {
 
   get clientIp(): string {
     return this.key ?? this.requester.clientIp ?? '';
+  }
+
+  /** The stick key of on = "sni" (null: not a routed session, or no name sent). */
+  get serverName(): string | null {
+    return this.requester.serverName ?? null;
   }
 
   /** Before a new pick: the previous one joins `tried`. */

@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
+import type { ServiceShared } from '../shared/cluster-gate.js';
 import { AccessFlush } from './access-flush.js';
 import type { SessionAccounting } from './accounting.js';
 import type { Admission, Refusal } from './admission.js';
@@ -32,6 +33,8 @@ export interface SessionsDeps {
   readonly fds: FdBudget | null;
   /** Read at each use: the service's TLS termination, replaced by a reload (null: none). */
   readonly tls: TlsTerminator<Routed> | null;
+  /** [cluster] redis; may hold a session (bounded) before its limits and pick. */
+  readonly gate?: ServiceShared | null;
 }
 
 /**
@@ -206,6 +209,16 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
+    // [cluster] redis: a local miss (stick key, used-up lease) may wait for Redis, boundedly.
+    const gate = this.deps.gate;
+    if (gate?.hold(s, this.deps.admission.current, () => this.admitted(s))) return;
+    this.admitted(s);
+  }
+
+  /** Admission's limits, then the dial (after the cluster gate, if it held the session). */
+  private admitted(s: Session): void {
+    // Held by the cluster gate, the client may have left (or been refused) meanwhile.
+    if (s.cause !== null || s.client.destroyed) return;
     // Judged before its session (its address captured then): its lease is taken already.
     const pass = s instanceof RoutedSession ? s.pass : null;
     const lease = pass !== null ? pass.limiter : this.deps.admission.lease(s);

@@ -65,4 +65,7 @@ export class SourceLimiter {
   get size(): number {
     return this.sources.size;
   }
+
+  /** Replaced or stopped (a shared limiter gives its slots back). */
+  close(): void {}
 }

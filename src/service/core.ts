@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { SessionAccounting } from '../proxy/accounting.js';
 import type { FdBudget } from '../proxy/fd-budget.js';
 import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import type { RedisLink } from '../shared/redis-link.js';
 
 /**
  * What the two halves of a service (data plane, control plane) and its
@@ -57,4 +58,6 @@ export interface ServiceOptionsOf<S> {
   onBackendsChanged?: (svc: S) => void;
   /** Listening sockets given to the process (upgrade, systemd); absent: every address is bound. */
   sockets?: SocketSource;
+  /** The process's [cluster] Redis link (null: nothing shared). */
+  redis?: RedisLink | null;
 }

@@ -19,6 +19,7 @@ import {
 } from '../proxy/tls/certificates.js';
 import type { Routed } from '../proxy/tls/routed-session.js';
 import { TlsTerminator } from '../proxy/tls/terminator.js';
+import type { ServiceShared } from '../shared/cluster-gate.js';
 import type { ServiceCore } from './core.js';
 
 /**
@@ -43,6 +44,8 @@ export class DataPlane {
     /** The service: what this half, its dialer and its HTTP client read of it (the pool is this half's). */
     private readonly core: ServiceCore & HttpHost & DialerDeps,
     private readonly sockets: SocketSource | null,
+    /** [cluster] redis: shared per-source limits and the gate that waits for a shared stick entry. */
+    shared: ServiceShared | null = null,
   ) {
     const cfg = core.cfg;
     // Throws CertificateError: a service cannot start (nor a reload add it) without its
@@ -50,7 +53,7 @@ export class DataPlane {
     // constructor that throws leaves nobody to stop it. (Its callbacks reach sessions later.)
     if (cfg.tls) this.terminator = this.keyed(() => this.createTerminator(cfg));
     this.warmPool = this.createPool(cfg);
-    this.admission = new Admission(cfg, core.clock);
+    this.admission = new Admission(cfg, core.clock, shared ? (a, r) => shared.limiter(a, r) : null);
     const plane = this;
     // The service is the dialer's deps: it reads cfg, strategy, pool and backend TLS on each dial.
     this.dialer = new Dialer(core);
@@ -68,6 +71,7 @@ export class DataPlane {
       dialer: this.dialer,
       queue: this.dialer.queue,
       fds: core.fds,
+      gate: shared,
     });
   }
 

@@ -14,8 +14,8 @@ export interface Reloadable {
   readonly backends: BackendSet;
   readonly discovered: DiscoveryDriver;
   readonly running: boolean;
-  /** A new strategy of the configured kind, fed the current candidates. */
-  replaceStrategy(next: ServiceConfig): void;
+  /** A new strategy of the configured kind (under the stick table, if any), fed the current candidates. */
+  replaceStrategy(next: ServiceConfig, prev: ServiceConfig): void;
   /** New backend_tls settings: new dials use them at once. */
   replaceBackendTls(next: ServiceConfig): void;
 }
@@ -29,7 +29,11 @@ export interface Reloadable {
 export interface ReloadStep {
   readonly name: string;
   readonly slice: ((c: ServiceConfig) => unknown) | 'every';
-  readonly apply: (s: Reloadable, next: ServiceConfig) => string | null | undefined;
+  readonly apply: (
+    s: Reloadable,
+    next: ServiceConfig,
+    prev: ServiceConfig,
+  ) => string | null | undefined;
 }
 
 /**
@@ -67,7 +71,11 @@ export const RELOAD_STEPS: readonly ReloadStep[] = [
       return null;
     },
   },
-  { name: 'balance', slice: (c) => c.balance, apply: (s, next) => void s.replaceStrategy(next) },
+  {
+    name: 'balance',
+    slice: (c) => [c.balance, c.hashBalanceFactor, c.stick],
+    apply: (s, next, prev) => void s.replaceStrategy(next, prev),
+  },
   {
     name: 'backend_tls',
     slice: (c) => c.backendTls,
@@ -104,7 +112,7 @@ export function runReloadSteps(
   let problem: string | null = null;
   for (const step of RELOAD_STEPS) {
     if (step.slice !== 'every' && sameConfig(step.slice(next), step.slice(prev))) continue;
-    problem ??= step.apply(s, next) ?? null;
+    problem ??= step.apply(s, next, prev) ?? null;
   }
   return problem;
 }

@@ -1,0 +1,78 @@
+import type { LoadBalancer } from '../load-balancer.js';
+import type { Service } from '../service.js';
+import { P, type Sample, ScrapeMetric } from './scrape-metric.js';
+
+/** Services with a stick table only: one without has no series. */
+function perStick(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
+  return () =>
+    lb.allServices
+      .filter((s) => s.sticky !== null)
+      .map((s) => ({ value: f(s), labels: { service: s.name } }));
+}
+
+/** Singles from the process's Redis link (none without [cluster]). */
+function ofLink(
+  lb: LoadBalancer,
+  f: (l: NonNullable<LoadBalancer['redis']>) => number,
+): () => Sample[] {
+  return () => (lb.redis ? [{ value: f(lb.redis), labels: {} }] : []);
+}
+
+/** Stick tables and the [cluster] Redis link, read at scrape time. */
+export function stickMetrics(lb: LoadBalancer): ScrapeMetric[] {
+  const table = (s: Service) => (s.sticky as NonNullable<Service['sticky']>).table;
+  return [
+    new ScrapeMetric(
+      `${P}stick_entries`,
+      'Entries in the stick table now (expired ones swept at scrape).',
+      'gauge',
+      perStick(lb, (s) => {
+        table(s).sweep(s.clock.now());
+        return table(s).length;
+      }),
+    ),
+    new ScrapeMetric(
+      `${P}stick_hits_total`,
+      'Picks that went to the stuck backend.',
+      'counter',
+      perStick(lb, (s) => table(s).counters.hits),
+    ),
+    new ScrapeMetric(
+      `${P}stick_misses_total`,
+      'Picks with no entry: placed by the strategy, then remembered.',
+      'counter',
+      perStick(lb, (s) => table(s).counters.misses),
+    ),
+    new ScrapeMetric(
+      `${P}stick_moves_total`,
+      'Picks whose stuck backend was no candidate (down, drained, disabled, at its cap, or failed this dial): placed again and the entry moved.',
+      'counter',
+      perStick(lb, (s) => table(s).counters.moves),
+    ),
+    new ScrapeMetric(
+      `${P}stick_evictions_total`,
+      'Entries pushed out at the table size (least recently used first).',
+      'counter',
+      perStick(lb, (s) => table(s).counters.evictions),
+    ),
+    new ScrapeMetric(
+      `${P}cluster_redis_up`,
+      '1 while this process is connected to the [cluster] Redis (summed over workers).',
+      'gauge',
+      ofLink(lb, (l) => (l.up ? 1 : 0)),
+    ),
+    new ScrapeMetric(
+      `${P}cluster_redis_errors_total`,
+      'Redis calls that failed or timed out, and lost connections; each one decided locally instead.',
+      'counter',
+      ofLink(lb, (l) => l.errors),
+    ),
+    new ScrapeMetric(
+      `${P}cluster_instances`,
+      'Instances alive at the last heartbeat (the N of limit ÷ N while Redis is away).',
+      'gauge',
+      ofLink(lb, (l) => l.instances),
+      'max',
+    ),
+  ];
+}

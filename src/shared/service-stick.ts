@@ -1,0 +1,31 @@
+import type { Strategy } from '../balancer/strategy.js';
+import type { StickConfig } from '../config/stick.js';
+import { StickTable } from './stick-table.js';
+import { StickyStrategy } from './sticky-strategy.js';
+
+/**
+ * The strategy a service picks with, given its `balance` strategy and its
+ * [stick] table: the plain strategy without one; with one, the
+ * sticky wrapper, reusing `prev`'s table (and its entries) when the service
+ * had one, so a reload that keeps the service keeps its clients where they are.
+ */
+export function stickTo(inner: Strategy, cfg: StickConfig | null, prev: Strategy | null): Strategy {
+  if (cfg === null) return inner;
+  if (prev instanceof StickyStrategy) {
+    prev.table.resize(cfg.size, cfg.expireMs);
+    prev.on = cfg.on;
+    prev.inner = inner;
+    return prev;
+  }
+  return new StickyStrategy(inner, new StickTable(cfg.expireMs, cfg.size), cfg.on);
+}
+
+/** The `balance` strategy under a possible stick table. */
+export function balanceOf(s: Strategy): Strategy {
+  return s instanceof StickyStrategy ? s.inner : s;
+}
+
+/** The service's stick table, or null without [stick]. */
+export function stickOf(s: Strategy): StickyStrategy | null {
+  return s instanceof StickyStrategy ? s : null;
+}

@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { waitForPort } from '../../bench/lib/net.js';
+import { refusedPort } from './servers.js';
+
+export interface RedisServer {
+  port: number;
+  /** SIGKILL: gone at once, as a crashed or partitioned Redis. */
+  kill(): Promise<void>;
+  /** A fresh, empty redis-server on the same port (a failover to an empty replica, at worst). */
+  restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT: connected but answering nothing, as a Redis stuck or partitioned mid-stream. */
+  pause(): void;
+  resume(): void;
+}
+
+/** A throwaway redis-server (Debian's package; .ci/run installs it) on a free loopback port, in a temp dir, killed after the test. */
+export async function startRedis(t: TestContext): Promise<RedisServer> {
+  const port = await refusedPort();
+  const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-redis-'));
+  let proc: ChildProcess | null = null;
+  const start = async (): Promise<void> => {
+    proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForPort(port);
+  };
+  const kill = async (): Promise<void> => {
+    const p = proc as ChildProcess | null;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  };
+  t.after(async () => {
+    (proc as ChildProcess | null)?.kill('SIGCONT');
+    await kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await start();
+  return {
+    port,
+    kill,
+    restart: start,
+    pause: () => (proc as ChildProcess | null)?.kill('SIGSTOP'),
+    resume: () => (proc as ChildProcess | null)?.kill('SIGCONT'),
+  };
+}
