@@ -31,7 +31,7 @@ function greeting(got: Buffer): StepVerdict {
 /**
  * kind = "mysql" (MySQL, MariaDB): the server greeting arrives and is a
  * protocol-10 handshake. Nothing is sent; the connection is closed after the
- * greeting (see the README on max_connect_errors).
+ * greeting (see docs/health.md on max_connect_errors).
  */
 export function mysqlSteps(): Step[] {
   return [{ send: null, check: greeting, what: 'the server greeting' }];
