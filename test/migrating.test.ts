@@ -313,7 +313,7 @@ test("check names the key or value meant when HAProxy's or nginx's word is writt
     ['limit_conn = 10', /"limit_conn" is nginx's word: here write max_connections_per_source/],
     ['ssl_preread = true', /"ssl_preread" is nginx's word: here write sni = /],
     ['send-proxy = true', /"send-proxy" is HAProxy's word: here write send_proxy = "v1"/],
-    ['stick = "on src"', /"stick" is HAProxy's word: .*stick tables are in the works/],
+    ['stick_table = "type ip"', /"stick_table" is HAProxy's word: .*\[services\.NAME\.stick\]/],
     ['slowstart = "30s"', /"slowstart" is HAProxy's word: here write slow_start/],
     ['retries = 3', /"retries" is HAProxy's word: here write max_retries/],
   ];

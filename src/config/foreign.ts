@@ -59,12 +59,10 @@ const KEYS: Readonly<Record<string, Meaning>> = {
   default_backend: { from: H, write: 'sni = ["*"] on the service that takes every other name' },
   acl: { from: H, write: 'allow = [...] / deny = [...] (CIDRs), or sni = [...] to route by name' },
   tcp_request: { from: H, write: 'allow / deny, max_connections_per_source, max_rate_per_source' },
-  stick: {
+  stick_table: {
     from: H,
-    write:
-      'balance = "ip-hash" (a client address keeps its backend); stick tables are in the works',
+    write: 'a [services.NAME.stick] table (on = "source", size, expire), under any balance',
   },
-  stick_table: { from: H, write: 'balance = "ip-hash"; stick tables are in the works' },
   retries: { from: H, write: 'max_retries' },
   redispatch: { from: H, write: 'max_retries (every retry goes to a backend not yet tried)' },
   slowstart: { from: H, write: 'slow_start (in a backend table)' },
