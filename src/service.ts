@@ -1,7 +1,7 @@
 import { type AddressInfo, isIPv6, type Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
 import { BackendSet, type BackendState, setOptionsOf } from './backend/backend-set.js';
-import { createStrategy, type StrategyOptions } from './balancer/index.js';
+import type { StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
@@ -28,7 +28,7 @@ import type { ServiceCore, ServiceOptionsOf, ServiceRole } from './service/core.
 import { DataPlane, emptyPool } from './service/data-plane.js';
 import { type Reloadable, runReloadSteps } from './service/reload-steps.js';
 import { ServiceShared } from './shared/cluster-gate.js';
-import { balanceOf, stickOf, stickTo } from './shared/service-stick.js';
+import { stickOf, strategyFor } from './shared/service-stick.js';
 import type { StickyStrategy } from './shared/sticky-strategy.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
@@ -97,7 +97,7 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
       follower,
     });
     // The stick table (if any) wraps the balance strategy.
-    this.strategy = stickTo(this.createBalance(cfg), cfg.stick, null);
+    this.strategy = strategyFor(cfg, this.strategyOpts, null);
     this.strategy.update(this.backends.candidates);
     this.backends.on('change', (c) => this.strategy.update(c));
     const changed = opts.onBackendsChanged;
@@ -127,19 +127,9 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return new BackendTls(cfg.backendTls);
   }
 
-  private createBalance(cfg: ServiceConfig): Strategy {
-    return createStrategy(cfg.balance, {
-      ...this.strategyOpts,
-      hashBalanceFactor: cfg.hashBalanceFactor,
-    });
-  }
-
   /** A new balance (or factor) replaces the strategy under the stick table, whose entries stay. */
   replaceStrategy(next: ServiceConfig, prev: ServiceConfig): void {
-    const rebalance =
-      next.balance !== prev.balance || next.hashBalanceFactor !== prev.hashBalanceFactor;
-    const inner = rebalance ? this.createBalance(next) : balanceOf(this.strategy);
-    this.strategy = stickTo(inner, next.stick, this.strategy);
+    this.strategy = strategyFor(next, this.strategyOpts, { cfg: prev, strategy: this.strategy });
     this.strategy.update(this.backends.candidates);
     this.shared?.attach(this.sticky);
   }

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { FlushTimer } from './flush-timer.js';
 import type { RedisLink } from './redis-link.js';
 import type { StickTable } from './stick-table.js';
 
@@ -27,7 +28,10 @@ export class SharedStick {
   /** Keys in `queue` this instance moved: they override the group's entry. */
   private readonly moved = new Set<string>();
   private clearAll = false;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly flusher = new FlushTimer(
+    () => this.link.cfg.flushMs,
+    () => this.flush(),
+  );
   private readonly lookups = new Map<string, Promise<string | null>>();
   private closed = false;
   private readonly unsubscribe: () => void;
@@ -54,7 +58,7 @@ export class SharedStick {
     this.queue.set(key, address);
     if (moved) this.moved.add(key);
     else this.moved.delete(key);
-    this.schedule();
+    this.flusher.schedule();
   }
 
   /** An operator removed `key` (null: every key) through the admin API: removed in Redis too. */
@@ -64,7 +68,7 @@ export class SharedStick {
       this.moved.clear();
       this.clearAll = true;
     } else this.queue.set(key, null);
-    this.schedule();
+    this.flusher.schedule();
   }
 
   /** The backend address Redis holds for `key`, or null (none, or Redis failed): one GET per key at a time. */
@@ -86,15 +90,6 @@ export class SharedStick {
     );
     this.lookups.set(key, p);
     return p;
-  }
-
-  private schedule(): void {
-    if (this.timer !== null || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.flush();
-    }, this.link.cfg.flushMs);
-    this.timer.unref();
   }
 
   /**
@@ -200,7 +195,6 @@ export class SharedStick {
   close(): void {
     this.closed = true;
     this.unsubscribe();
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.flusher.stop();
   }
 }

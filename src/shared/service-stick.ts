@@ -1,5 +1,7 @@
+import { createStrategy, type StrategyOptions } from '../balancer/index.js';
 import type { Strategy } from '../balancer/strategy.js';
 import type { StickConfig } from '../config/stick.js';
+import type { ServiceConfig } from '../config/types.js';
 import { StickTable } from './stick-table.js';
 import { StickyStrategy } from './sticky-strategy.js';
 
@@ -28,4 +30,25 @@ export function balanceOf(s: Strategy): Strategy {
 /** The service's stick table, or null without [stick]. */
 export function stickOf(s: Strategy): StickyStrategy | null {
   return s instanceof StickyStrategy ? s : null;
+}
+
+/**
+ * The strategy a service picks with for `cfg`: its balance (with the ip-hash
+ * factor) behind its stick table, if any. On a reload (`prev` given) the
+ * balance is kept unless it or its factor changed, and the table with its
+ * entries is kept (see stickTo).
+ */
+export function strategyFor(
+  cfg: ServiceConfig,
+  opts: StrategyOptions,
+  prev: { readonly cfg: ServiceConfig; readonly strategy: Strategy } | null,
+): Strategy {
+  const rebalance =
+    prev === null ||
+    cfg.balance !== prev.cfg.balance ||
+    cfg.hashBalanceFactor !== prev.cfg.hashBalanceFactor;
+  const inner = rebalance
+    ? createStrategy(cfg.balance, { ...opts, hashBalanceFactor: cfg.hashBalanceFactor })
+    : balanceOf(prev.strategy);
+  return stickTo(inner, cfg.stick, prev?.strategy ?? null);
 }

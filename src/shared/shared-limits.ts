@@ -1,4 +1,5 @@
 import { SourceLimiter, type SourceVerdict } from '../proxy/source-limits.js';
+import { FlushTimer } from './flush-timer.js';
 import type { RedisLink } from './redis-link.js';
 
 /** How long a "none left" answer stands before a refused source's next accept asks Redis again. */
@@ -40,7 +41,10 @@ export class SharedLimits extends SourceLimiter {
   private readonly inflight = new Map<string, Promise<void>>();
   /** Slots to give back, by source; sent every flush_interval. */
   private readonly returns = new Map<string, number>();
-  private timer: NodeJS.Timeout | null = null;
+  private readonly flusher = new FlushTimer(
+    () => this.link.cfg.flushMs,
+    () => this.flush(),
+  );
   private closed = false;
   private readonly unsubscribe: (() => void)[];
 
@@ -211,17 +215,8 @@ export class SharedLimits extends SourceLimiter {
     ) {
       st.leased -= spare;
       this.returns.set(ip, (this.returns.get(ip) ?? 0) + spare);
-      this.schedule();
+      this.flusher.schedule();
     }
-  }
-
-  private schedule(): void {
-    if (this.timer !== null || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.flush();
-    }, this.link.cfg.flushMs);
-    this.timer.unref();
   }
 
   private async flush(): Promise<void> {
@@ -288,7 +283,7 @@ export class SharedLimits extends SourceLimiter {
     if (this.closed) return;
     this.closed = true;
     for (const f of this.unsubscribe) f();
-    if (this.timer) clearTimeout(this.timer);
+    this.flusher.stop();
     const c = this.link.client;
     if (!c || !this.link.up || this.maxConnections === 0) return;
     const p = c.pipeline();
