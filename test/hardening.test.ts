@@ -120,7 +120,7 @@ test('13.2 the balancer’s own EMFILE on probes and dials is never counted agai
   await waitFor(() => pb.lastCheck?.ok === true, 3000, 'first probe');
   let release = exhaustDescriptors(0);
   try {
-    await waitFor(() => (ps.localErrors.counts.EMFILE ?? 0) >= 3, 3000, 'probes hitting EMFILE');
+    await waitFor(() => (ps.localErrors.counts.EMFILE ?? 0) >= 3, 10_000, 'probes hitting EMFILE');
   } finally {
     release();
   }
