@@ -76,6 +76,7 @@ export class Dialer implements AttemptOwner {
   /** One pick and dial (or a place in the queue). Also how the wait queue retries an attempt. */
   run(a: DialAttempt): void {
     if (a.done) return;
+    a.enter('picking');
     const d = this.deps;
     const now = d.clock.now();
     a.now = now;
@@ -104,14 +105,14 @@ export class Dialer implements AttemptOwner {
 
   /** A warm socket failed untouched after checkout: dial again, fresh; counts as a retry. */
   redial(a: DialAttempt): void {
-    a.done = false;
+    a.enter('picking');
     a.noPool = true;
     this.deps.counters.retries++;
     this.run(a);
   }
 
   cancel(a: DialAttempt): void {
-    a.done = true;
+    a.enter('done');
     if (a.retryTimer) clearTimeout(a.retryTimer);
     a.retryTimer = null;
     a.pending?.destroy();
@@ -123,7 +124,7 @@ export class Dialer implements AttemptOwner {
 
   /** Tells the requester it failed (no backend, every retry failed, or the wait for a slot ended). */
   fail(a: DialAttempt, err: LbError): void {
-    a.done = true;
+    a.enter('done');
     a.requester.dialFailed(a, err);
   }
 
@@ -132,13 +133,14 @@ export class Dialer implements AttemptOwner {
     const lease = a.lease;
     a.lease = null;
     a.pending = null;
-    a.done = true;
+    a.enter('done');
     // Never null: a fresh dial hands over its connected `pending` socket, and run() leased its backend.
     a.requester.dialed(a, sock as NonNullable<typeof sock>, lease as SlotLease, pooled);
   }
 
   private connect(a: DialAttempt, b: Backend): void {
     const d = this.deps;
+    a.enter('connecting');
     a.pending = connectTo(
       b,
       d.cfg.connectTimeoutMs,
@@ -179,6 +181,7 @@ export class Dialer implements AttemptOwner {
     // Capped: uncapped doubling passes setTimeout's 2^31-1 ms from retry 26 (which then fires at once).
     const delay = Math.min(retryDelayMs * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
     this.deps.log.debug({ backend: b.address, cause, retryInMs: delay }, 'dial failed; retrying');
+    a.enter('backoff');
     a.retryTimer = setTimeout(() => {
       a.retryTimer = null;
       this.deps.counters.retries++;
