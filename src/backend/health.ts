@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
 import { Histogram } from '../histogram.js';
 import { type Backend, type BackendEntry, entryOf } from './backend.js';
-import { type ConnectFailure, probeCauseOf } from './causes.js';
+import type { ConnectFailure, ProbeCause } from './causes.js';
 import { type DialJudge, type Follower, reportTo } from './follow.js';
 import type { BackendSetEvents, BackendSetOptions } from './set-types.js';
 import { LocalVerdicts } from './verdicts.js';
@@ -41,15 +41,21 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
   /** A backend's state changed: recompute the candidates and tell followers. */
   protected abstract commit(): void;
 
-  /** An active probe's verdict. */
-  reportProbe(backend: Backend, ok: boolean, detail: string, latencyMs: number): void {
+  /** An active probe's verdict; `cause`: a failure's class, given by the probe (absent: a reply it did not like). */
+  reportProbe(
+    backend: Backend,
+    ok: boolean,
+    detail: string,
+    latencyMs: number,
+    cause: ProbeCause = 'bad-reply',
+  ): void {
     const b = entryOf(backend);
     const first = b.lastCheck === null;
     b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
     this.probeSeconds.observe(latencyMs / 1000);
     if (!ok) {
       b.lastFailure = { detail, at: b.lastCheck.at };
-      b.probeFailures[probeCauseOf(detail)]++;
+      b.probeFailures[cause]++;
     }
     if (!b.removed && !b.checksPaused) this.verdicts.probe(b, ok, detail, first);
   }

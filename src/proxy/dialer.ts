@@ -10,14 +10,13 @@ import { DialError, type LbError, NoBackendError } from '../errors.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
-import { connectTo } from './connect.js';
+import type { Connector } from '../upstream/connector.js';
 import { type AttemptOwner, DialAttempt, type DialRequester } from './dial-attempt.js';
-import type { BackendTls } from './tls/backend-tls.js';
 import { WaitQueue } from './wait-queue.js';
 
 /**
  * What the dialer reads from its service; `cfg`, `strategy`, `pool` and
- * `backendTls` are read on every dial, so a reload takes effect at once.
+ * `connector` are read on every dial, so a reload takes effect at once.
  */
 export interface DialerDeps {
   readonly cfg: ServiceConfig;
@@ -25,8 +24,8 @@ export interface DialerDeps {
   readonly strategy: Strategy;
   readonly log: Logger;
   readonly pool: WarmPool;
-  /** The service's backend_tls (null: plain TCP). */
-  readonly backendTls: BackendTls | null;
+  /** The service's connector (connect_timeout, backend_tls). */
+  readonly connector: Connector;
   readonly clock: Clock;
   /** The balancer's own resource errors: never counted against a backend. */
   readonly localErrors: LocalErrors;
@@ -141,9 +140,8 @@ export class Dialer implements AttemptOwner {
   private connect(a: DialAttempt, b: Backend): void {
     const d = this.deps;
     a.enter('connecting');
-    a.pending = connectTo(
+    a.pending = d.connector.connect(
       b,
-      d.cfg.connectTimeoutMs,
       (failure) => {
         if (failure !== null) {
           a.pending = null;
@@ -153,7 +151,6 @@ export class Dialer implements AttemptOwner {
         d.backends.reportDialSuccess(b);
         this.handOver(a, null);
       },
-      d.backendTls,
       a.servername,
     );
   }
