@@ -52,6 +52,10 @@ const poolMode = argv.includes('--tls-pool');
 const idleMode = argv.includes('--idle');
 const noPool = argv.includes('--no-pool');
 const baseNode = opt('base-node', process.execPath);
+/** --node-args "FLAGS": node flags for this build's arms only (a runtime lever against the same code). */
+const nodeArgs = opt('node-args', '')
+  .split(' ')
+  .filter((x) => x !== '');
 const churn = !bulkMode && !poolMode && !idleMode && !argv.includes('--keep-alive');
 const seconds = Number(opt('seconds', '8'));
 const rounds = Number(opt('rounds', '4'));
@@ -79,8 +83,15 @@ const builds = [
     dist: resolve(base),
     config: configOf(true),
     node: baseNode,
+    args: [] as string[],
   },
-  { name: 'this build', dist: resolve(here, '..'), config: configOf(true), node: process.execPath },
+  {
+    name: 'this build',
+    dist: resolve(here, '..'),
+    config: configOf(true),
+    node: process.execPath,
+    args: nodeArgs,
+  },
   ...(poolMode
     ? [
         {
@@ -88,6 +99,7 @@ const builds = [
           dist: resolve(here, '..'),
           config: configOf(false),
           node: process.execPath,
+          args: nodeArgs,
         },
       ]
     : []),
@@ -99,6 +111,7 @@ for (let r = 0; r < rounds; r++) {
     const child = fork(join(here, 'ab-child.js'), [b.dist, JSON.stringify(b.config)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execPath: b.node,
+      execArgv: b.args,
     });
     const [{ port }] = (await once(child, 'message')) as [{ port: number }];
     if (bulkMode) {
