@@ -264,7 +264,7 @@ export class WarmPool {
    * handshake inside the syscall. Takes before the refill runs share it.
    */
   private refillSoon(p: BackendPool): void {
-    const defer = this.backendTls !== null && p.idle.length > 0;
+    const defer = this.upstream.connector.tls !== null && p.idle.length > 0;
     if (p.refillQueued) {
       // The last spare went while a deferred refill waited: it runs now.
       if (!defer && p.deferredRefill) {
