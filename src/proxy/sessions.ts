@@ -152,7 +152,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       // Per-source limits before the handshake: a source over its limit costs no ECDHE.
       let pass = r.pass;
       if (pass === null) {
-        const lease = admission.lease({ clientIp: ip });
+        // Not held for Redis either: a shared limit decides at once (SharedLimits.acquireAtOnce).
+        const lease = admission.lease({ clientIp: ip }, true);
         if (typeof lease === 'string') {
           client.on('error', noop);
           stats.refusedSource(ip, lease);
@@ -211,7 +212,13 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     }
     // [cluster] redis: a local miss (stick key, used-up lease) may wait for Redis, boundedly.
     const gate = this.deps.gate;
-    if (gate?.hold(s, this.deps.admission.current, () => this.admitted(s))) return;
+    // A routed session's limits were taken before its hello or handshake: only its stick key may wait.
+    const limiter = s instanceof RoutedSession ? null : this.deps.admission.current;
+    if (gate?.hold(s, limiter, () => this.admitted(s))) {
+      // Held: watched as a queued client is, so one that leaves ends now (its bytes kept if not).
+      s.waiting();
+      return;
+    }
     this.admitted(s);
   }
 

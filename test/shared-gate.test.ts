@@ -1,0 +1,160 @@
+// [cluster] redis and the accept path: a TLS-terminating service takes its
+// shared per-source lease before the handshake without waiting on Redis; a
+// client that leaves while the cluster gate holds it leaks nothing; a Redis
+// that never answers, or refuses the password, never stops or slows a client.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { type TestContext, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { makeIssuer } from './helpers/issuer.js';
+import { startRedis } from './helpers/redis-server.js';
+import { addr, echoServer, listen, readAll, startLb, svc, waitFor } from './helpers/servers.js';
+
+const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
+
+function needRedis(t: TestContext): boolean {
+  if (haveRedis) return true;
+  assert.notEqual(process.env.CI, 'true', 'redis-server is installed by .ci/run');
+  t.skip('redis-server not installed (apt-get install redis-server)');
+  return false;
+}
+
+function redisCli(port: number, ...args: string[]): string {
+  return spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();
+}
+
+/** A TLS session from `from` through an echo backend: true when served, false when closed first. */
+async function tlsTry(port: number, from: string, ca: Buffer, held: Socket[]): Promise<boolean> {
+  const raw = connect({ port, host: '127.0.0.1', localAddress: from });
+  raw.on('error', () => {});
+  const c = tlsConnect({ socket: raw, servername: 'web.test', ca });
+  c.on('error', () => {});
+  const served = await new Promise<boolean>((resolve) => {
+    c.once('secureConnect', () => {
+      c.write('x');
+      c.once('data', () => resolve(true));
+    });
+    c.once('close', () => resolve(false));
+  });
+  if (served) held.push(c);
+  else c.destroy();
+  return served;
+}
+
+test('TLS termination with a shared max_connections_per_source: the lease is taken before the handshake without waiting on Redis (also when Redis is stuck), and the limit holds', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const pki = makeIssuer(t);
+  const cert = pki.server(['web.test']);
+  const echo = await echoServer(t);
+  const lb = await startLb(t, {
+    ...svc([addr(echo)], {
+      tls: { cert: cert.cert, key: cert.key },
+      max_connections_per_source: 2,
+      share_limits: true,
+    }),
+    cluster: {
+      redis: `redis://127.0.0.1:${redis.port}`,
+      instance: 'a',
+      wait: '1s',
+      flush_interval: '5ms',
+    },
+  });
+  await waitFor(() => lb.redis?.up === true, 10_000, 'connected');
+  const port = lb.address('web').port;
+  const held: Socket[] = [];
+  t.after(() => {
+    for (const c of held) c.destroy();
+  });
+  assert.equal(await tlsTry(port, '127.0.0.71', pki.ca, held), true, 'first: served');
+  assert.equal(await tlsTry(port, '127.0.0.71', pki.ca, held), true, 'second: served');
+  assert.equal(await tlsTry(port, '127.0.0.71', pki.ca, held), false, 'third: over the limit');
+  // What it holds is leased in Redis, for the other instances to count.
+  await waitFor(
+    () => redisCli(redis.port, 'HGET', 'blitz-lb:slots:web:127.0.0.71', 'c:a') === '2',
+    5000,
+    'two slots leased in Redis',
+  );
+  // Redis stuck: a new source's handshake does not wait for it (the wait is 1 s).
+  redis.pause();
+  t.after(() => redis.resume());
+  const t0 = Date.now();
+  assert.equal(await tlsTry(port, '127.0.0.72', pki.ca, held), true, 'served while Redis is stuck');
+  assert.ok(Date.now() - t0 < 500, `${Date.now() - t0} ms`);
+});
+
+test('a client that leaves while the cluster gate holds it: the session ends at once, no backend is dialed for it, nothing is counted against its source, its slot is free', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  let dialed = 0;
+  const backend = await listen(
+    t,
+    createServer((s) => {
+      dialed++;
+      s.end('A');
+    }),
+  );
+  const lb = await startLb(t, {
+    ...svc([addr(backend)], {
+      stick: { expire: '10m' },
+      max_connections_per_source: 1,
+      share_limits: true,
+    }),
+    cluster: {
+      redis: `redis://127.0.0.1:${redis.port}`,
+      instance: 'a',
+      wait: '600ms',
+      flush_interval: '5ms',
+    },
+  });
+  await waitFor(() => lb.redis?.up === true, 10_000, 'connected');
+  const port = lb.address('web').port;
+  const web = lb.service('web');
+  // Redis stuck: a new source's stick lookup and lease wait (up to 600 ms).
+  redis.pause();
+  t.after(() => redis.resume());
+  // A request then a FIN is no leaving (the client waits for its answer): served after the wait.
+  const half = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.76' });
+  half.on('error', () => {});
+  await once(half, 'connect');
+  half.end('request');
+  assert.equal((await readAll(half)).toString(), 'A', 'a half-closed client is served');
+  assert.equal(dialed, 1);
+  // Leaving while held, by a reset or a FIN with nothing sent: the session ends at once, and
+  // the held accept dials nothing.
+  for (const how of ['reset', 'fin'] as const) {
+    const c0 = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.75' });
+    c0.on('error', () => {});
+    await once(c0, 'connect');
+    await waitFor(() => web.activeSessions === 1, 2000, 'the session held');
+    const t0 = Date.now();
+    if (how === 'reset') c0.resetAndDestroy();
+    else c0.end();
+    await waitFor(() => web.activeSessions === 0, 2000, `the session ended (${how})`);
+    assert.ok(
+      Date.now() - t0 < 400,
+      `${how}: ended after ${Date.now() - t0} ms (the wait is 600 ms)`,
+    );
+    c0.destroy();
+  }
+  // The timed-out GETs (command timeout 1 s) come after the gate let the held accepts go.
+  await waitFor(() => (lb.redis?.errors ?? 0) > 0, 5000, 'the stuck commands timed out');
+  redis.resume();
+  assert.equal(dialed, 1, 'no backend dialed for the client that left');
+  assert.equal(web.counters.refusedSourceConnections, 0);
+  assert.equal(web.activeSessions, 0);
+  // Its one slot is free: the next client from that source is served.
+  await waitFor(() => lb.redis?.up === true, 5000, 'up again');
+  const c = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.75' });
+  c.on('error', () => {});
+  assert.equal((await readAll(c)).toString(), 'A');
+  c.destroy();
+  assert.equal(dialed, 2);
+  await waitFor(
+    () => ['', '0'].includes(redisCli(redis.port, 'HGET', 'blitz-lb:slots:web:127.0.0.75', 'c:a')),
+    5000,
+    'no slot left held in Redis',
+  );
+});
