@@ -113,7 +113,7 @@ const SOURCES = [
   '127.0.0.26',
 ];
 
-test('Redis Cluster: a client stuck through A lands on the same backend through B, a shared limit holds across both, keys spread over the masters; a master killed mid-run: no wait beyond cluster.wait, /readyz 200, errors counted', async (t) => {
+test('Redis Cluster: a client stuck through A lands on the same backend through B, a shared limit holds across both, keys spread over the masters, a moved slot is followed (MOVED); a master killed mid-run: no wait beyond cluster.wait, /readyz 200, errors counted', async (t) => {
   if (!needRedis(t)) return;
   const rc = await startRedisCluster(t);
   const banners = [
@@ -163,6 +163,21 @@ test('Redis Cluster: a client stuck through A lands on the same backend through 
   for (let i = 0; i < 4; i++)
     for (const lb of [a, b]) if (await tryHold(lb.dbPort, '127.0.0.31', held)) served++;
   assert.equal(served, 3);
+
+  // A slot moved behind the instances' backs: A's write of a new client gets a MOVED and
+  // follows it; B's lookup too, and B agrees.
+  const moved = '127.0.0.50';
+  const owner = await rc.moveSlotOf(`blitz-lb:stick:web:${moved}`);
+  const placed = await bannerFrom(a.port, moved);
+  await waitFor(
+    () =>
+      spawnSync('redis-cli', ['-p', String(owner), 'GET', `blitz-lb:stick:web:${moved}`], {
+        encoding: 'utf8',
+      }).stdout.trim() !== '',
+    5000,
+    "the entry at the slot's new master",
+  );
+  assert.equal(await bannerFrom(b.port, moved), placed, 'B read it from the new master');
 
   // A master dies: its slots have no master; the cluster says CLUSTERDOWN once the others see it.
   await rc.kill(2);
@@ -233,4 +248,28 @@ test('config: redis_cluster errors name their path (not with sentinels, database
     { host: '127.0.0.1', port: 7000 },
     { host: '::1', port: 7001 },
   ]);
+});
+
+test('config: share_limits on a service (or in [defaults]) wins over [cluster] share_limits, both ways; without [cluster] it is an error', () => {
+  const parse = (web: Record<string, unknown>, top: Record<string, unknown>) =>
+    parseConfig(
+      { ...svc(['127.0.0.1:1'], { max_connections_per_source: 5, ...web }), ...top },
+      { allowEphemeralListen: true },
+    ).services[0]?.shareLimits;
+  const cluster = (share: boolean) => ({
+    cluster: { redis: 'redis://127.0.0.1:6379', share_limits: share },
+  });
+  assert.equal(parse({}, cluster(true)), true);
+  assert.equal(parse({ share_limits: false }, cluster(true)), false);
+  assert.equal(parse({ share_limits: true }, cluster(false)), true);
+  assert.equal(parse({}, cluster(false)), false);
+  assert.equal(parse({}, { ...cluster(false), defaults: { share_limits: true } }), true);
+  assert.equal(
+    parse({ share_limits: false }, { ...cluster(false), defaults: { share_limits: true } }),
+    false,
+  );
+  assert.throws(
+    () => parse({ share_limits: true }, {}),
+    /services\.web\.share_limits: needs \[cluster\] redis/,
+  );
 });

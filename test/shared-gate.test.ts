@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { runBalancer, sample } from './helpers/cluster.js';
 import { makeIssuer } from './helpers/issuer.js';
 import { startRedis } from './helpers/redis-server.js';
 import { addr, echoServer, listen, readAll, startLb, svc, waitFor } from './helpers/servers.js';
@@ -156,5 +157,86 @@ test('a client that leaves while the cluster gate holds it: the session ends at 
     () => ['', '0'].includes(redisCli(redis.port, 'HGET', 'blitz-lb:slots:web:127.0.0.75', 'c:a')),
     5000,
     'no slot left held in Redis',
+  );
+});
+
+test('a Redis that accepts and never answers, and one that refuses the password: clients are served at once on local decisions, /readyz stays 200, failures are counted and logged once per interval', async (t) => {
+  if (!needRedis(t)) return;
+  // Accepts, reads, never writes a byte.
+  const mute = await listen(
+    t,
+    createServer((s) => {
+      s.on('data', () => {});
+      s.on('error', () => {});
+    }),
+  );
+  const locked = await startRedis(t, ['--requirepass', 'right-one']);
+  const echo = addr(await echoServer(t));
+  const start = (url: string) =>
+    runBalancer(
+      t,
+      (port, adminPort) => `
+[log]
+level = "info"
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[cluster]
+redis = "${url}"
+wait = "1s"
+log_interval = "1m"
+[services.web]
+listen = "127.0.0.1:${port}"
+backends = ["${echo}"]
+max_connections_per_source = 2
+share_limits = true
+[services.web.health]
+kind = "none"
+[services.web.stick]
+expire = "10m"
+`,
+    );
+  const lbs = await Promise.all([
+    start(`redis://127.0.0.1:${mute}`),
+    start(`redis://:wrong-one@127.0.0.1:${locked.port}`),
+  ]);
+  for (const lb of lbs) {
+    await waitFor(
+      async () =>
+        (sample((await lb.admin('/metrics')).text, 'blitz_lb_cluster_redis_errors_total') ?? 0) > 0,
+      10_000,
+      'failures counted',
+    );
+    const held: Socket[] = [];
+    t.after(() => {
+      for (const c of held) c.destroy();
+    });
+    for (const ip of ['127.0.0.91', '127.0.0.92']) {
+      const t0 = Date.now();
+      const c = connect({ port: lb.port, host: '127.0.0.1', localAddress: ip });
+      c.on('error', () => {});
+      held.push(c);
+      c.write('ping');
+      await once(c, 'data');
+      assert.ok(Date.now() - t0 < 500, `${ip}: ${Date.now() - t0} ms (no wait on a Redis not up)`);
+    }
+    // The local limit (limit ÷ 1) still holds.
+    const c = connect({ port: lb.port, host: '127.0.0.1', localAddress: '127.0.0.91' });
+    c.on('error', () => {});
+    held.push(c);
+    c.write('ping');
+    const a = connect({ port: lb.port, host: '127.0.0.1', localAddress: '127.0.0.91' });
+    a.on('error', () => {});
+    held.push(a);
+    await once(a, 'close');
+    assert.equal((await lb.admin('/readyz')).status, 200);
+    assert.equal(sample((await lb.admin('/metrics')).text, 'blitz_lb_cluster_redis_up'), 0);
+    const warned = lb
+      .logs()
+      .filter((l) => l.msg === 'cluster: redis unreachable or failing; deciding locally');
+    assert.equal(warned.length, 1, 'logged once per interval');
+  }
+  assert.ok(
+    (lbs[1]?.logs() ?? []).some((l) => /WRONGPASS|invalid username-password/i.test(String(l.err))),
+    'the wrong password is named in the log',
   );
 });

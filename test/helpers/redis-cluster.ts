@@ -16,6 +16,12 @@ export interface RedisCluster {
   kill(i: number): Promise<void>;
   /** redis-cli -c against the cluster (follows MOVED). */
   cli(...args: string[]): Promise<string>;
+  /**
+   * Moves the (empty) slot of `key` to another master, behind the clients'
+   * backs: their slot maps are stale, so their next command there gets a
+   * MOVED. Resolves with the new owner's port.
+   */
+  moveSlotOf(key: string): Promise<number>;
 }
 
 /**
@@ -79,12 +85,42 @@ export async function startRedisCluster(t: TestContext, n = 3): Promise<RedisClu
     15_000,
     'cluster_state:ok on every node',
   );
+  const cliAt = async (port: number, ...args: string[]) =>
+    (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
   return {
     ports,
     kill: (i) => stop(procs[i] as ChildProcess),
+    moveSlotOf: async (key) => {
+      const slot = await cliAt(ports[0] as number, 'CLUSTER', 'KEYSLOT', key);
+      const ids = await Promise.all(ports.map((p) => cliAt(p, 'CLUSTER', 'MYID')));
+      const owner = await ownerOf(ports, Number(slot));
+      const to = ports.findIndex((p) => p !== owner);
+      const target = ids[to] as string;
+      // The new owner first, then the old one, then the rest (as redis-cli --cluster reshard does).
+      const order = [to, ports.indexOf(owner), ...ports.keys()].filter(
+        (i, k, all) => all.indexOf(i) === k,
+      );
+      for (const i of order)
+        await cliAt(ports[i] as number, 'CLUSTER', 'SETSLOT', slot, 'NODE', target);
+      return ports[to] as number;
+    },
     cli: async (...args) =>
       (await run('redis-cli', ['-c', '-p', String(ports[0]), ...args])).stdout.trim(),
   };
+}
+
+/** The port of the master serving `slot` (from CLUSTER NODES: "id ip:port@bus flags ... 0-5460 ..."). */
+async function ownerOf(ports: readonly number[], slot: number): Promise<number> {
+  const { stdout } = await run('redis-cli', ['-p', String(ports[0]), 'CLUSTER', 'NODES']);
+  for (const line of stdout.trim().split('\n')) {
+    const f = line.split(' ');
+    const port = Number(f[1]?.split('@')[0]?.split(':')[1]);
+    for (const range of f.slice(8)) {
+      const [lo, hi = lo] = range.split('-').map(Number);
+      if (slot >= (lo as number) && slot <= (hi as number)) return port;
+    }
+  }
+  throw new Error(`no owner for slot ${slot}`);
 }
 
 async function stop(p: ChildProcess): Promise<void> {
