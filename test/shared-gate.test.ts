@@ -11,7 +11,16 @@ import { connect as tlsConnect } from 'node:tls';
 import { runBalancer, sample } from './helpers/cluster.js';
 import { makeIssuer } from './helpers/issuer.js';
 import { startRedis } from './helpers/redis-server.js';
-import { addr, echoServer, listen, readAll, startLb, svc, waitFor } from './helpers/servers.js';
+import {
+  addr,
+  bannerServer,
+  echoServer,
+  listen,
+  readAll,
+  startLb,
+  svc,
+  waitFor,
+} from './helpers/servers.js';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -239,4 +248,33 @@ expire = "10m"
     (lbs[1]?.logs() ?? []).some((l) => /WRONGPASS|invalid username-password/i.test(String(l.err))),
     'the wrong password is named in the log',
   );
+});
+
+test("TLS termination with a shared stick table: the client's entry is read from Redis during the handshake, so even with wait = 0 it lands where the group put it", async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const pki = makeIssuer(t);
+  const cert = pki.server(['web.test']);
+  const backends = [addr(await bannerServer(t, 'A')), addr(await bannerServer(t, 'B'))];
+  const sources = ['127.0.0.101', '127.0.0.102', '127.0.0.103'];
+  // Another instance put these clients on B.
+  for (const ip of sources)
+    redisCli(redis.port, 'SET', `blitz-lb:stick:web:${ip}`, backends[1] as string);
+  const lb = await startLb(t, {
+    ...svc(backends, {
+      balance: 'round-robin',
+      tls: { cert: cert.cert, key: cert.key },
+      stick: { expire: '10m' },
+    }),
+    cluster: { redis: `redis://127.0.0.1:${redis.port}`, wait: '0ms' },
+  });
+  await waitFor(() => lb.redis?.up === true, 10_000, 'connected');
+  for (const ip of sources) {
+    const raw = connect({ port: lb.address('web').port, host: '127.0.0.1', localAddress: ip });
+    raw.on('error', () => {});
+    const c = tlsConnect({ socket: raw, servername: 'web.test', ca: pki.ca });
+    c.on('error', () => {});
+    assert.equal((await readAll(c)).toString(), 'B', `${ip}: the group's backend`);
+    c.destroy();
+  }
 });

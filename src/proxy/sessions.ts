@@ -163,6 +163,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
         pass = { ip, limiter: lease };
       }
       const h: Handshaking = { ...r, raw: client, pass };
+      // [cluster]: its stick key is read from Redis during the handshake, not after it.
+      this.deps.gate?.prefetch({ clientIp: ip, serverName: r.serverName });
       this.handshakes.add(h);
       tls.handshake(client, h);
       return;
