@@ -212,16 +212,11 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
-    // [cluster] redis: a local miss (stick key, used-up lease) may wait for Redis, boundedly.
-    const gate = this.deps.gate;
-    // A routed session's limits were taken before its hello or handshake: only its stick key may wait.
+    // [cluster] redis: a local miss (stick key, used-up lease) may wait for Redis, boundedly,
+    // watched meanwhile as a queued client is. A routed session's limits were taken already.
     const limiter = s instanceof RoutedSession ? null : this.deps.admission.current;
-    if (gate?.hold(s, limiter, () => this.admitted(s))) {
-      // Held: watched as a queued client is, so one that leaves ends now (its bytes kept if not).
-      s.waiting();
-      return;
-    }
-    this.admitted(s);
+    if (this.deps.gate?.hold(s, limiter, () => this.admitted(s))) s.waiting();
+    else this.admitted(s);
   }
 
   /** Admission's limits, then the dial (after the cluster gate, if it held the session). */
