@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
+import { runCheck } from '../src/check.js';
 import { parseConfig } from '../src/config/schema.js';
+import { tempConfig } from './helpers/cli.js';
 import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
 import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
 import {
@@ -283,4 +285,27 @@ test('config: share_limits on a service (or in [defaults]) wins over [cluster] s
     () => parse({ share_limits: true }, {}),
     /services\.web\.share_limits: needs \[cluster\] redis/,
   );
+});
+
+test('check: the summary says which Redis [cluster] speaks to (Cluster seeds, the password redacted), and the effective config lists redis_cluster', (t) => {
+  const file = tempConfig(
+    t,
+    `
+[cluster]
+redis = "rediss://:hunter2@10.0.0.5:6379"
+redis_cluster = ["10.0.0.5:6379", "10.0.0.6:6379"]
+instance = "lb-1"
+[services.web]
+listen = "127.0.0.1:18080"
+backends = ["127.0.0.1:9001"]
+`,
+  );
+  const r = runCheck(file);
+  assert.equal(r.valid, true, JSON.stringify(r.errors));
+  const line = r.summary.find((l) => l.startsWith('cluster: ')) ?? '';
+  assert.match(line, /Redis Cluster via 10\.0\.0\.5:6379, 10\.0\.0\.6:6379/);
+  assert.doesNotMatch(line, /hunter2/);
+  const cluster = (r.config?.cluster ?? {}) as Record<string, unknown>;
+  assert.deepEqual(cluster.redis_cluster, ['10.0.0.5:6379', '10.0.0.6:6379']);
+  assert.doesNotMatch(String(cluster.redis), /hunter2/);
 });
