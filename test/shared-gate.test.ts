@@ -3,11 +3,15 @@
 // client that leaves while the cluster gate holds it leaks nothing; a Redis
 // that never answers, or refuses the password, never stops or slows a client.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { waitForPort } from '../bench/lib/net.js';
 import { runBalancer, sample } from './helpers/cluster.js';
 import { makeIssuer } from './helpers/issuer.js';
 import { startRedis } from './helpers/redis-server.js';
@@ -17,6 +21,7 @@ import {
   echoServer,
   listen,
   readAll,
+  refusedPort,
   startLb,
   svc,
   waitFor,
@@ -277,4 +282,103 @@ test("TLS termination with a shared stick table: the client's entry is read from
     assert.equal((await readAll(c)).toString(), 'B', `${ip}: the group's backend`);
     c.destroy();
   }
+});
+
+test('Redis Sentinel failover mid-run: stuck clients never wait, new ones wait at most cluster.wait, /readyz stays 200, and after the promotion entries land in the new master', async (t) => {
+  if (!needRedis(t)) return;
+  // No 5 s wait for more replicas before the first (diskless) sync.
+  const master = await startRedis(t, ['--repl-diskless-sync-delay', '0']);
+  const replica = await startRedis(t, ['--replicaof', '127.0.0.1', String(master.port)]);
+  const sentinelPort = await refusedPort();
+  const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-sentinel-'));
+  writeFileSync(
+    join(dir, 'sentinel.conf'),
+    [
+      `port ${sentinelPort}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor main 127.0.0.1 ${master.port} 1`,
+      'sentinel down-after-milliseconds main 400',
+      'sentinel failover-timeout main 2000',
+      '',
+    ].join('\n'),
+  );
+  const sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], {
+    stdio: 'ignore',
+  });
+  t.after(() => {
+    sentinel.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitForPort(sentinelPort);
+  await waitFor(
+    () => redisCli(replica.port, 'INFO', 'replication').includes('master_link_status:up'),
+    10_000,
+    'the replica in sync',
+  );
+  const backends = [addr(await bannerServer(t, 'A')), addr(await bannerServer(t, 'B'))];
+  const lb = await runBalancer(
+    t,
+    (port, adminPort) => `
+[log]
+level = "info"
+[admin]
+listen = "127.0.0.1:${adminPort}"
+[cluster]
+redis = "redis://127.0.0.1:${master.port}"
+sentinels = ["127.0.0.1:${sentinelPort}"]
+sentinel_master = "main"
+wait = "200ms"
+flush_interval = "5ms"
+[services.web]
+listen = "127.0.0.1:${port}"
+backends = [${backends.map((b) => `"${b}"`).join(', ')}]
+balance = "round-robin"
+[services.web.health]
+kind = "none"
+[services.web.stick]
+expire = "10m"
+`,
+  );
+  const up = async () =>
+    sample((await lb.admin('/metrics')).text, 'blitz_lb_cluster_redis_up') === 1;
+  await waitFor(up, 10_000, 'connected through the sentinel');
+  const banner = async (ip: string): Promise<string> => {
+    const c = connect({ port: lb.port, host: '127.0.0.1', localAddress: ip });
+    c.on('error', () => {});
+    const body = (await readAll(c)).toString();
+    c.destroy();
+    return body;
+  };
+  const stuck = ['127.0.0.111', '127.0.0.112'];
+  const first = await Promise.all(stuck.map(banner));
+  await master.kill();
+  // Until the sentinel promotes the replica (~0.4 s to see it down, then the failover).
+  for (let i = 0; i < 5; i++) {
+    for (const [k, ip] of stuck.entries()) {
+      const t0 = Date.now();
+      assert.equal(await banner(ip), first[k]);
+      assert.ok(Date.now() - t0 < 150, `stuck ${ip}: ${Date.now() - t0} ms`);
+    }
+    const t0 = Date.now();
+    assert.match(await banner(`127.0.0.${120 + i}`), /^[AB]$/);
+    assert.ok(Date.now() - t0 < 600, `new client: ${Date.now() - t0} ms (wait 200 ms)`);
+    assert.equal((await lb.admin('/readyz')).status, 200);
+  }
+  await waitFor(
+    () => redisCli(replica.port, 'INFO', 'replication').includes('role:master'),
+    15_000,
+    'the replica promoted',
+  );
+  await waitFor(up, 15_000, 'reconnected to the new master');
+  const after = await banner('127.0.0.130');
+  await waitFor(
+    () => redisCli(replica.port, 'GET', 'blitz-lb:stick:web:127.0.0.130') !== '',
+    5000,
+    'a new entry in the new master',
+  );
+  assert.equal(
+    redisCli(replica.port, 'GET', 'blitz-lb:stick:web:127.0.0.130'),
+    backends[after === 'A' ? 0 : 1],
+  );
 });
