@@ -68,8 +68,6 @@ export const BACKEND_FIELDS = {
   },
 } satisfies Fields;
 export const BACKEND_KEYS = keysOf(BACKEND_FIELDS);
-/** The backend keys that take a whole number (see WHOLE_NUMBER_KEYS in schema.ts). */
-export const BACKEND_WHOLE_NUMBER_KEYS = ['weight', 'max_connections', 'max_rate'] as const;
 
 /** A backend's settings from code (LoadBalancer.addBackend, the admin API). */
 export interface BackendOptions {

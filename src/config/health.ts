@@ -216,8 +216,6 @@ export const HEALTH_FIELDS = {
   },
 } satisfies Fields;
 export const HEALTH_KEYS = keysOf(HEALTH_FIELDS);
-export const HEALTH_WHOLE_NUMBER_KEYS = ['port', 'agent_port'];
-export const HEALTH_DURATION_KEYS = ['agent_interval'];
 
 /** Hex bytes, spaces allowed between pairs ("2a 31 0d 0a"), normalised to lower case without spaces; null if not hex. */
 export function normalHex(v: string): string | null {

@@ -3,6 +3,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { describe } from './duration.js';
 import { duration, integer, type Problems, type Table } from './fields.js';
 import { checkPlace } from './guarded-file.js';
+import { MAX_TIMER_MS } from './limits.js';
+import type { Fields } from './spec.js';
 
 export interface ProcessConfig {
   readonly shutdownTimeoutMs: number;
@@ -16,22 +18,53 @@ export interface ProcessConfig {
   readonly upgradeTimeoutMs: number;
 }
 
-export const PROCESS_KEYS = [
-  'shutdown_timeout',
-  'workers',
-  'pid_file',
-  'drain_delay',
-  'upgrade_timeout',
-];
-export const PROCESS_DURATION_KEYS = ['drain_delay', 'upgrade_timeout'];
-
 export const PROCESS_DEFAULTS = Object.freeze({
   shutdownTimeoutMs: 30_000,
   drainDelayMs: 0,
   upgradeTimeoutMs: 30_000,
 });
 
-const MAX_WORKERS = 256;
+export const MAX_WORKERS = 256;
+const WORKER_COUNT = {
+  kind: 'integer',
+  min: 1,
+  max: MAX_WORKERS,
+  doc: 'Processes serving traffic',
+} as const;
+
+export const PROCESS_FIELDS = {
+  shutdown_timeout: {
+    kind: 'duration',
+    default: PROCESS_DEFAULTS.shutdownTimeoutMs,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'On SIGTERM/SIGINT, open sessions may finish for this long; then they are cut',
+  },
+  workers: {
+    kind: 'anyOf',
+    default: 1,
+    options: [WORKER_COUNT, { kind: 'enum', values: ['auto'], doc: 'One worker per core' }],
+    doc: 'Processes serving traffic: 1-256 or "auto" (a primary and one worker per core)',
+  },
+  pid_file: {
+    kind: 'string',
+    doc: "Written with the PID once the process serves (and by an upgrade's new process); relative to the config file",
+  },
+  drain_delay: {
+    kind: 'duration',
+    default: PROCESS_DEFAULTS.drainDelayMs,
+    min: 0,
+    max: MAX_TIMER_MS,
+    doc: 'On SIGTERM/SIGINT: /readyz answers 503 this long while still accepting, before accepting stops',
+  },
+  upgrade_timeout: {
+    kind: 'duration',
+    default: PROCESS_DEFAULTS.upgradeTimeoutMs,
+    min: 1,
+    max: MAX_TIMER_MS,
+    doc: "An upgrade's new process must say it serves within this, or the old one keeps serving",
+  },
+} satisfies Fields;
 
 /** `workers = N` (1-256) or "auto": one per core the OS gives this process. */
 function workers(v: unknown, p: Problems): number {

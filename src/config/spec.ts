@@ -88,3 +88,21 @@ export type Fields = Readonly<Record<string, FieldSpec>>;
 export function keysOf(fields: Fields): readonly string[] {
   return Object.freeze(Object.keys(fields));
 }
+
+/**
+ * The keys, at any depth below `fields`, that take a value of `kind` (alone or as one
+ * of an anyOf's forms). Keys only: the same name in two tables shares the answer.
+ */
+export function keysOfKind(fields: Fields, kind: 'integer' | 'duration'): ReadonlySet<string> {
+  const out = new Set<string>();
+  const walk = (f: FieldSpec, key: string | null): void => {
+    const own = f.kind === kind || (f.kind === 'anyOf' && f.options.some((o) => o.kind === kind));
+    if (own && key !== null) out.add(key);
+    if (f.kind === 'table') for (const [k, sub] of Object.entries(f.fields)) walk(sub, k);
+    else if (f.kind === 'list') walk(f.items, null);
+    else if (f.kind === 'map') walk(f.values, null);
+    else if (f.kind === 'anyOf') for (const o of f.options) walk(o, null);
+  };
+  for (const [k, f] of Object.entries(fields)) walk(f, k);
+  return out;
+}

@@ -1,0 +1,215 @@
+import { literalTwins } from './address.js';
+import { parseBackend } from './backend-settings.js';
+import { BACKEND_TLS_KEYS, parseBackendTls } from './backend-tls.js';
+import { cidrs } from './cidrs.js';
+import { parseShareLimits } from './cluster.js';
+import { DEFAULTS } from './defaults.js';
+import { DISCOVERY_FIELDS, parseDiscovery } from './discovery.js';
+import { describe } from './duration.js';
+import {
+  booleanOf,
+  checkKeys,
+  durationOf,
+  integerOf,
+  isTable,
+  oneOf,
+  oneOfSpec,
+  type Problems,
+  type Table,
+} from './fields.js';
+import { HEALTH_KEYS, parseHealth } from './health.js';
+import { type ListenAddress, listenAddress } from './listen.js';
+import { POOL_KEYS, parsePool } from './pool.js';
+import { SERVICE_FIELDS } from './service-fields.js';
+import { sniList } from './sni.js';
+import { keysOf } from './spec.js';
+import { parseHashBalanceFactor, parseStick, STICK_KEYS } from './stick.js';
+import { alpnList, parseTls, TLS_FIELDS } from './tls.js';
+import type { BackendConfig, ParseOptions, ServiceConfig } from './types.js';
+
+/** [services.NAME] (and [defaults], the same keys): one service, checked whole. */
+
+export const SERVICE_KEYS = keysOf(SERVICE_FIELDS);
+
+/** The sub-tables of a service and their keys: a service key found in one was written below its header. */
+const SUB_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  health: HEALTH_KEYS,
+  pool: POOL_KEYS,
+  backend_tls: BACKEND_TLS_KEYS,
+  tls: keysOf(TLS_FIELDS),
+  discovery: keysOf(DISCOVERY_FIELDS),
+  stick: STICK_KEYS,
+};
+
+/**
+ * `[services.web.health]` then `max_retries = 5`: TOML puts the key in the health table,
+ * the most common mistake in these files. Say so, rather than suggest a health key.
+ */
+export function noteMisplacedKeys(raw: Table, header: string, service: string, p: Problems): void {
+  for (const [sub, own] of Object.entries(SUB_TABLE_KEYS)) {
+    const t = raw[sub];
+    if (!isTable(t)) continue;
+    for (const key of Object.keys(t)) {
+      if (own.includes(key) || !SERVICE_KEYS.includes(key)) continue;
+      p.belongsElsewhere(
+        `${service}.${sub}.${key}`,
+        `not a ${sub} key: ${key} is a key of [${header}], written below the [${header}.${sub}] header, and in TOML every key after a header belongs to that table; move it above [${header}.${sub}]`,
+      );
+    }
+  }
+}
+
+/** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
+export function withDefaults(defaults: Table, svc: Table): Table {
+  const out: Table = { ...defaults, ...svc };
+  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick']) {
+    if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
+  }
+  return out;
+}
+
+export function parseService(
+  name: string,
+  raw: Table,
+  p: Problems,
+  opts: ParseOptions,
+): ServiceConfig | undefined {
+  const path = `services.${name}`;
+  checkKeys(raw, SERVICE_KEYS, path, p);
+  let listen: ListenAddress | undefined;
+  if (raw.listen === undefined)
+    p.add(`${path}.listen`, 'missing; every service needs listen = "host:port"');
+  else listen = listenAddress(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+
+  const backends: BackendConfig[] = [];
+  const discovery = parseDiscovery(
+    raw.discovery,
+    `${path}.discovery`,
+    opts.baseDir ?? process.cwd(),
+    p,
+  );
+  const noBackends =
+    raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0);
+  if (noBackends && raw.discovery === undefined) {
+    p.add(`${path}.backends`, 'a service needs at least one backend (or a [discovery] table)');
+  } else if (noBackends) {
+    // Every backend comes from discovery.
+  } else if (!Array.isArray(raw.backends)) {
+    p.add(
+      `${path}.backends`,
+      `expected an array of "host:port" or tables, got ${describe(raw.backends)}`,
+    );
+  } else {
+    const seen = new Set<string>();
+    raw.backends.forEach((b, i) => {
+      const be = parseBackend(b, `${path}.backends[${i}]`, p);
+      if (!be) return;
+      // be.address is canonical, so "LOCALHOST.:80" is caught as a second "localhost:80".
+      if (seen.has(be.address)) p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address}`);
+      // A name known to be a literal already listed ("localhost:80" beside "127.0.0.1:80"), either order.
+      const twin = literalTwins(be.host, be.port).find((a) => seen.has(a));
+      if (twin) p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address} (${twin})`);
+      for (const prev of backends)
+        if (literalTwins(prev.host, prev.port).includes(be.address))
+          p.add(`${path}.backends[${i}]`, `duplicate backend ${be.address} (${prev.address})`);
+      seen.add(be.address);
+      backends.push(be);
+    });
+  }
+  const backendTls = parseBackendTls(
+    raw.backend_tls,
+    `${path}.backend_tls`,
+    opts.baseDir ?? process.cwd(),
+    p,
+  );
+  const f = SERVICE_FIELDS;
+  const svc: ServiceConfig = {
+    name,
+    listen: listen as ListenAddress,
+    balance: oneOfSpec(f.balance, raw.balance, `${path}.balance`, p),
+    backends: Object.freeze(backends),
+    connectTimeoutMs: durationOf(
+      f.connect_timeout,
+      raw.connect_timeout,
+      `${path}.connect_timeout`,
+      p,
+    ),
+    idleTimeoutMs: durationOf(f.idle_timeout, raw.idle_timeout, `${path}.idle_timeout`, p),
+    maxRetries: integerOf(f.max_retries, raw.max_retries, `${path}.max_retries`, p),
+    retryDelayMs: durationOf(f.retry_delay, raw.retry_delay, `${path}.retry_delay`, p),
+    maxConnections: integerOf(f.max_connections, raw.max_connections, `${path}.max_connections`, p),
+    allDown: oneOfSpec(f.all_down, raw.all_down, `${path}.all_down`, p),
+    maxLifetimeMs: durationOf(f.max_lifetime, raw.max_lifetime, `${path}.max_lifetime`, p),
+    sendProxy:
+      raw.send_proxy === undefined
+        ? null
+        : oneOf(raw.send_proxy, `${path}.send_proxy`, 'v1', f.send_proxy.values, p),
+    acceptProxy: booleanOf(f.accept_proxy, raw.accept_proxy, `${path}.accept_proxy`, p),
+    trustedProxies: cidrs(raw.trusted_proxies, `${path}.trusted_proxies`, p),
+    allow: cidrs(raw.allow, `${path}.allow`, p),
+    deny: cidrs(raw.deny, `${path}.deny`, p),
+    applyToOpen: booleanOf(f.apply_to_open, raw.apply_to_open, `${path}.apply_to_open`, p),
+    maxConnectionsPerSource: integerOf(
+      f.max_connections_per_source,
+      raw.max_connections_per_source,
+      `${path}.max_connections_per_source`,
+      p,
+    ),
+    maxRatePerSource: integerOf(
+      f.max_rate_per_source,
+      raw.max_rate_per_source,
+      `${path}.max_rate_per_source`,
+      p,
+    ),
+    queueSize: integerOf(f.queue_size, raw.queue_size, `${path}.queue_size`, p),
+    queueTimeoutMs: durationOf(f.queue_timeout, raw.queue_timeout, `${path}.queue_timeout`, p),
+    health: parseHealth(raw.health, `${path}.health`, p, backendTls !== null),
+    pool: parsePool(raw.pool, `${path}.pool`, p),
+    backendTls,
+    sni: sniList(raw.sni, `${path}.sni`, p),
+    alpn: alpnList(raw.alpn, `${path}.alpn`, p),
+    helloTimeoutMs: durationOf(f.hello_timeout, raw.hello_timeout, `${path}.hello_timeout`, p),
+    tls: parseTls(raw.tls, `${path}.tls`, p, opts.baseDir),
+    discovery,
+    requestTimeoutMs: durationOf(
+      f.request_timeout,
+      raw.request_timeout,
+      `${path}.request_timeout`,
+      p,
+    ),
+    passiveHttp5xx: booleanOf(
+      f.passive_http_5xx,
+      raw.passive_http_5xx,
+      `${path}.passive_http_5xx`,
+      p,
+    ),
+    // shareLimits is settled against [cluster] in parseConfig.
+    stick: parseStick(raw.stick, `${path}.stick`, raw.sni !== undefined, p),
+    hashBalanceFactor: parseHashBalanceFactor(
+      raw.hash_balance_factor,
+      `${path}.hash_balance_factor`,
+      typeof raw.balance === 'string' ? raw.balance : DEFAULTS.balance,
+      p,
+    ),
+    shareLimits: parseShareLimits(raw.share_limits, `${path}.share_limits`, p) ?? false,
+  };
+  if (svc.sendProxy && backendTls) {
+    // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
+    p.add(
+      `${path}.send_proxy`,
+      'cannot be combined with backend_tls yet (the header would have to precede the handshake)',
+    );
+  }
+  if (svc.alpn && !svc.sni)
+    p.add(
+      `${path}.alpn`,
+      'alpn routes by the ClientHello, alongside sni = [...]; add sni (["*"] takes any name)',
+    );
+  if (svc.acceptProxy && svc.trustedProxies.length === 0) {
+    p.add(
+      `${path}.trusted_proxies`,
+      'accept_proxy = true needs the addresses allowed to send headers, e.g. ["10.0.0.0/8"]',
+    );
+  }
+  return listen ? Object.freeze(svc) : undefined;
+}
