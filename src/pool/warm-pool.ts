@@ -1,29 +1,19 @@
-import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
-import type { ConnectFailure } from '../backend/causes.js';
 import type { Clock } from '../clock.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { Upstream } from '../upstream/connector.js';
 
-import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
-import { type EarlyCause, idleDeath } from './idle-deaths.js';
+import { BackendPool, type EvictionCause, type PooledSocket } from './backend-pool.js';
+import type { PoolCounters } from './counters.js';
+import { PoolFiller } from './filler.js';
+import { idleDeath } from './idle-deaths.js';
 
 export type { EvictionCause } from './backend-pool.js';
 export { MAX_EARLY_BYTES, PooledSocket } from './backend-pool.js';
-
-/** Plain counters, read by metrics at scrape time. */
-export interface PoolCounters {
-  hits: number;
-  misses: number;
-  refills: number;
-  refillFailures: number;
-  evictions: Record<EvictionCause, number>;
-  /** Idle sockets the backend closed, reset or flooded young (see WarmPool); counted as refill failures too. */
-  earlyCloses: Record<EarlyCause, number>;
-}
+export type { PoolCounters } from './counters.js';
 
 /** What a warm pool is made of (one per service, remade when its settings change). */
 export interface WarmPoolOptions {
@@ -87,8 +77,7 @@ export class WarmPool {
   readonly refillBaseMs: number;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly localErrors: LocalErrors;
-  private readonly upstream: Upstream;
+  private readonly filler: PoolFiller;
 
   constructor(opts: WarmPoolOptions) {
     this.cfg = opts.cfg;
@@ -96,8 +85,11 @@ export class WarmPool {
     this.refillBaseMs = opts.refillBaseMs;
     this.log = opts.log;
     this.clock = opts.clock;
-    this.localErrors = opts.localErrors;
-    this.upstream = opts.upstream;
+    this.filler = new PoolFiller({
+      ...opts,
+      counters: this.counters,
+      evict: (p, ps, cause) => this.evict(p, ps, cause),
+    });
     const { cfg, backends } = opts;
     if (cfg.minIdle === 0) return;
     backends.on('up', this.onUp);
@@ -169,7 +161,7 @@ export class WarmPool {
       if (p) {
         p.missesSinceReap++;
         if (p.target < this.cfg.maxIdle) p.target++;
-        this.refillSoon(p);
+        this.filler.soon(p);
       }
       return null;
     }
@@ -177,7 +169,7 @@ export class WarmPool {
     // Only a socket that outlived youth proves the backend keeps them: a young one may
     // just not have been closed yet (a backend at its own client limit).
     if (this.clock.now() - ps.openedAt >= this.youngMs) p.proven();
-    this.refillSoon(p);
+    this.filler.soon(p);
     return ps;
   }
 
@@ -203,7 +195,7 @@ export class WarmPool {
       }
       if (p.missesSinceReap === 0 && p.target > this.cfg.minIdle) p.target--;
       p.missesSinceReap = 0;
-      this.refill(p);
+      this.filler.refill(p);
     }
   }
 
@@ -229,7 +221,7 @@ export class WarmPool {
       p = new BackendPool(b, this.cfg.minIdle, this.clock);
       this.pools.set(b, p);
     }
-    this.refill(p);
+    this.filler.refill(p);
   }
 
   private syncEligibility(): void {
@@ -249,115 +241,6 @@ export class WarmPool {
     this.pools.delete(b);
   }
 
-  /**
-   * Refills after the current I/O callbacks, not inside take(): the client that
-   * took a socket is attached and its bytes written first. A TLS refill
-   * (tls.connect, before its handshake) cost the taking client ~0.7 ms, as much
-   * as the warm socket saved (the TLS pool bench); a plain connect() runs the
-   * whole loopback handshake inside the syscall. Takes in one tick share one refill.
-   */
-  private refillSoon(p: BackendPool): void {
-    if (p.refillQueued) return;
-    p.refillQueued = true;
-    setImmediate(refillQueued, this, p);
-  }
-
-  /** @internal For refillQueued. */
-  runQueuedRefill(p: BackendPool): void {
-    p.refillQueued = false;
-    this.refill(p);
-  }
-
-  private refill(p: BackendPool): void {
-    if (p.closed || p.retryTimer) return;
-    if (p.suspendedUntil > 0) {
-      const left = p.suspendedUntil - this.clock.now();
-      if (left > 0) {
-        this.retryIn(p, left);
-        return;
-      }
-      p.suspendedUntil = 0;
-    }
-    // While backing off, one attempt at a time; otherwise fill the gap at once.
-    const want = p.backoffMs > 0 ? Math.min(1, p.target) : p.target;
-    while (p.idle.length + p.connecting < want && p.connecting < (p.backoffMs > 0 ? 1 : want)) {
-      this.open(p);
-    }
-  }
-
-  private open(p: BackendPool): void {
-    p.connecting++;
-    this.upstream.connector.connect(p.backend, (failure, sock) => {
-      p.connecting--;
-      if (failure === null) this.opened(p, sock);
-      else this.refillFailed(p, failure);
-    });
-  }
-
-  private opened(p: BackendPool, sock: Socket): void {
-    if (p.closed) {
-      sock.destroy();
-      return;
-    }
-    // A connect alone proves little while sockets die young: the backoff ends when one is kept.
-    if (p.earlyCloses === 0) p.backoffMs = 0;
-    this.counters.refills++;
-    this.backends.reportDialSuccess(p.backend);
-    const ps = new PooledSocket(sock, p.backend, this.clock.now(), (x, c) => this.evict(p, x, c));
-    sock.on('data', ps.onData);
-    sock.once('end', ps.onEnd);
-    sock.on('error', ps.onError);
-    sock.once('close', ps.onEnd);
-    p.idle.push(ps);
-    this.scheduleRetire(p);
-    this.refill(p);
-  }
-
-  /**
-   * Retires idle sockets as they reach the backend's learned idle lifetime
-   * less its margin (see IdleLifetime), and refills. One timer per backend,
-   * set for the oldest socket (the first: sockets queue in the order opened).
-   */
-  private scheduleRetire(p: BackendPool): void {
-    if (p.retireTimer || p.closed || p.life.lifetimeMs === 0) return;
-    const oldest = p.idle[0];
-    if (!oldest) return;
-    const due = oldest.openedAt + p.life.retireAtMs - this.clock.now();
-    p.retireTimer = setTimeout(() => this.retireDue(p), Math.max(0, due));
-    p.retireTimer.unref();
-  }
-
-  private retireDue(p: BackendPool): void {
-    p.retireTimer = null;
-    const now = this.clock.now();
-    while (p.idle[0] && now - p.idle[0].openedAt >= p.life.retireAtMs)
-      this.evict(p, p.idle[0], 'retired');
-    this.scheduleRetire(p);
-  }
-
-  private refillFailed(p: BackendPool, failure: ConnectFailure): void {
-    const cause = failure.detail;
-    this.counters.refillFailures++;
-    if (!this.localErrors.claim(failure, 'pool refill', p.backend.address))
-      this.backends.recordDialFailure(p.backend, {
-        kind: failure.kind,
-        detail: `pool refill: ${cause}`,
-      });
-    if (p.closed || p.retryTimer) return;
-    const wait = p.backOff(this.refillBaseMs);
-    this.log.debug({ backend: p.backend.address, cause, retryInMs: wait }, 'pool refill failed');
-    this.retryIn(p, wait);
-  }
-
-  private retryIn(p: BackendPool, ms: number): void {
-    if (p.retryTimer) clearTimeout(p.retryTimer);
-    p.retryTimer = setTimeout(() => {
-      p.retryTimer = null;
-      this.refill(p);
-    }, ms);
-    p.retryTimer.unref();
-  }
-
   private evict(p: BackendPool, ps: PooledSocket, cause: EvictionCause): void {
     const i = p.idle.indexOf(ps);
     if (i < 0) return;
@@ -375,25 +258,18 @@ export class WarmPool {
         now,
         refillBaseMs: this.refillBaseMs,
         youngMs: this.youngMs,
-        retryIn: (ms: number) => this.retryIn(p, ms),
-        retireNow: () => {
-          if (p.retireTimer) clearTimeout(p.retireTimer);
-          this.retireDue(p);
-        },
+        retryIn: (ms: number) => this.filler.retryIn(p, ms),
+        retireNow: () => this.filler.retireNow(p),
       };
       if (idleDeath(c, p, cause, now - ps.openedAt)) return;
     }
     // It lived long enough to show the backend keeps idle connections.
     p.proven();
-    this.refill(p);
+    this.filler.refill(p);
   }
 
   /** An idle socket that dies before this age died young: half of idle_ttl, 100 ms to 5 s. */
   private get youngMs(): number {
     return Math.max(100, Math.min(this.cfg.idleTtlMs / 2, 5000));
   }
-}
-
-function refillQueued(pool: WarmPool, p: BackendPool): void {
-  pool.runQueuedRefill(p);
 }
