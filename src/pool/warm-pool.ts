@@ -71,20 +71,14 @@ export class WarmPool {
   private readonly onGone = (b: Backend): void => this.drop(b, 'backend-down');
   private readonly onState = (): void => this.syncEligibility();
 
-  private readonly cfg: PoolConfig;
-  private readonly backends: BackendSet;
-  /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
-  readonly refillBaseMs: number;
-  private readonly log: Logger;
-  private readonly clock: Clock;
   private readonly filler: PoolFiller;
 
-  constructor(opts: WarmPoolOptions) {
-    this.cfg = opts.cfg;
-    this.backends = opts.backends;
-    this.refillBaseMs = opts.refillBaseMs;
-    this.log = opts.log;
-    this.clock = opts.clock;
+  /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
+  get refillBaseMs(): number {
+    return this.opts.refillBaseMs;
+  }
+
+  constructor(private readonly opts: WarmPoolOptions) {
     this.filler = new PoolFiller({
       ...opts,
       counters: this.counters,
@@ -99,19 +93,19 @@ export class WarmPool {
     // Reap often enough that no socket outlives idle_ttl by more than a quarter of it.
     this.reaper = setInterval(
       () => this.reap(),
-      Math.max(50, Math.min(this.cfg.idleTtlMs / 4, 5000)),
+      Math.max(50, Math.min(this.opts.cfg.idleTtlMs / 4, 5000)),
     );
     this.reaper.unref();
   }
 
   get enabled(): boolean {
-    return this.cfg.minIdle > 0;
+    return this.opts.cfg.minIdle > 0;
   }
 
   /** Fills every eligible backend's pool; call once the service starts. */
   start(): void {
     if (!this.enabled) return;
-    for (const b of this.backends.all) this.ensure(b);
+    for (const b of this.opts.backends.all) this.ensure(b);
   }
 
   /** Idle sockets held now, across backends. */
@@ -149,7 +143,7 @@ export class WarmPool {
     // way, and one within the margin of the backend's learned idle lifetime (its timer lags).
     while (p && ps) {
       if (ps.socket.destroyed || !ps.socket.readable) this.counters.evictions.closed++;
-      else if (this.clock.now() - ps.openedAt >= p.life.retireAtMs)
+      else if (this.opts.clock.now() - ps.openedAt >= p.life.retireAtMs)
         this.counters.evictions.retired++;
       else break;
       ps.socket.removeListener('close', ps.onEnd);
@@ -160,7 +154,7 @@ export class WarmPool {
       this.counters.misses++;
       if (p) {
         p.missesSinceReap++;
-        if (p.target < this.cfg.maxIdle) p.target++;
+        if (p.target < this.opts.cfg.maxIdle) p.target++;
         this.filler.soon(p);
       }
       return null;
@@ -168,7 +162,7 @@ export class WarmPool {
     this.counters.hits++;
     // Only a socket that outlived youth proves the backend keeps them: a young one may
     // just not have been closed yet (a backend at its own client limit).
-    if (this.clock.now() - ps.openedAt >= this.youngMs) p.proven();
+    if (this.opts.clock.now() - ps.openedAt >= this.youngMs) p.proven();
     this.filler.soon(p);
     return ps;
   }
@@ -184,8 +178,8 @@ export class WarmPool {
 
   /** Closes idle sockets older than idle_ttl (they are replaced by refill), and shrinks burst targets. */
   reap(): void {
-    const now = this.clock.now();
-    const cutoff = now - this.cfg.idleTtlMs;
+    const now = this.opts.clock.now();
+    const cutoff = now - this.opts.cfg.idleTtlMs;
     for (const p of this.pools.values()) {
       if (p.earlyCloses > 0 && p.idle.some((ps) => now - ps.openedAt >= this.youngMs)) p.proven();
       for (let i = p.idle.length - 1; i >= 0; i--) {
@@ -193,7 +187,7 @@ export class WarmPool {
         if (ps.openedAt <= cutoff) this.evict(p, ps, 'expired');
         else if (now - ps.openedAt >= p.life.retireAtMs) this.evict(p, ps, 'retired');
       }
-      if (p.missesSinceReap === 0 && p.target > this.cfg.minIdle) p.target--;
+      if (p.missesSinceReap === 0 && p.target > this.opts.cfg.minIdle) p.target--;
       p.missesSinceReap = 0;
       this.filler.refill(p);
     }
@@ -202,10 +196,10 @@ export class WarmPool {
   /** Closes every idle socket and stops refilling; the pool is done. */
   close(): void {
     this.closed = true;
-    this.backends.off('up', this.onUp);
-    this.backends.off('down', this.onGone);
-    this.backends.off('removed', this.onGone);
-    this.backends.off('state', this.onState);
+    this.opts.backends.off('up', this.onUp);
+    this.opts.backends.off('down', this.onGone);
+    this.opts.backends.off('removed', this.onGone);
+    this.opts.backends.off('state', this.onState);
     if (this.reaper) clearInterval(this.reaper);
     for (const b of [...this.pools.keys()]) this.drop(b, 'shutdown');
   }
@@ -218,14 +212,14 @@ export class WarmPool {
     if (!this.enabled || !this.eligible(b)) return;
     let p = this.pools.get(b);
     if (!p) {
-      p = new BackendPool(b, this.cfg.minIdle, this.clock);
+      p = new BackendPool(b, this.opts.cfg.minIdle, this.opts.clock);
       this.pools.set(b, p);
     }
     this.filler.refill(p);
   }
 
   private syncEligibility(): void {
-    for (const b of this.backends.all) {
+    for (const b of this.opts.backends.all) {
       if (this.eligible(b)) this.ensure(b);
       else if (this.pools.has(b)) this.drop(b, 'backend-down');
     }
@@ -251,12 +245,12 @@ export class WarmPool {
     ps.socket.destroy();
     if (cause === 'shutdown' || cause === 'backend-down') return;
     if (cause === 'closed' || cause === 'error' || cause === 'overflow') {
-      const now = this.clock.now();
+      const now = this.opts.clock.now();
       const c = {
         counters: this.counters,
-        log: this.log,
+        log: this.opts.log,
         now,
-        refillBaseMs: this.refillBaseMs,
+        refillBaseMs: this.opts.refillBaseMs,
         youngMs: this.youngMs,
         retryIn: (ms: number) => this.filler.retryIn(p, ms),
         retireNow: () => this.filler.retireNow(p),
@@ -270,6 +264,6 @@ export class WarmPool {
 
   /** An idle socket that dies before this age died young: half of idle_ttl, 100 ms to 5 s. */
   private get youngMs(): number {
-    return Math.max(100, Math.min(this.cfg.idleTtlMs / 2, 5000));
+    return Math.max(100, Math.min(this.opts.cfg.idleTtlMs / 2, 5000));
   }
 }
