@@ -112,7 +112,9 @@ export function runCheck(file: string): CheckResult {
       `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool ${poolSummary(s.pool, config.process.workers)}${access(s)}`,
     );
     for (const b of s.backends)
-      summary.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
+      summary.push(
+        `  backend ${b.name === undefined ? '' : `${b.name} `}${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`,
+      );
     summary.push(
       `  http requests: request_timeout ${showMs(s.requestTimeoutMs)}, passive_http_5xx ${s.passiveHttp5xx ? 'on' : 'off'}`,
     );

@@ -1,5 +1,6 @@
 import { type AddressInfo, isIPv6, type Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
+import { refuseTakenName } from './backend/backend-ref.js';
 import { BackendSet, type BackendState, setOptionsOf } from './backend/backend-set.js';
 import type { StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
@@ -199,7 +200,10 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   }
 
   // The backend operations (service/backend-ops.ts), as LoadBalancer, the admin API and the agent call them.
-  addBackend = (cfg: BackendConfig, joining = false): Backend => this.ops.add(cfg, joining);
+  addBackend = (cfg: BackendConfig, joining = false): Backend => {
+    refuseTakenName(this.backends.all, cfg);
+    return this.ops.add(cfg, joining);
+  };
   removeBackend = (address: string): Backend => this.ops.remove(address);
   setWeight = (address: string, weight: number): Backend => this.ops.setWeight(address, weight);
   drainBackend = (address: string): Backend => this.ops.drain(address);

@@ -118,7 +118,7 @@ listen = "127.0.0.1:8443"
 balance = "least-connections"
 backends = [
   "127.0.0.1:9001",
-  { address = "127.0.0.1:9002", weight = 3, backup = true, max_connections = 7, max_rate = 9, slow_start = "20s" },
+  { address = "127.0.0.1:9002", name = "b2", weight = 3, backup = true, max_connections = 7, max_rate = 9, slow_start = "20s" },
 ]
 connect_timeout = "3s"
 idle_timeout = "5m"

@@ -85,7 +85,7 @@ function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
                     value: Math.floor(b.lastFailure.at / 1000),
                     labels: {
                       service: s.name,
-                      backend: b.address,
+                      backend: b.name,
                       kind: s.cfg.health.kind,
                       cause: b.lastFailure.detail.slice(0, 100),
                     },
@@ -333,7 +333,7 @@ function httpRows(lb: LoadBalancer): Row[] {
       'http_requests_total',
       'HTTP requests sent to each backend (each try of a retried request counts).',
       'counter',
-      each((s, b, st) => [{ value: st.requests, labels: { service: s.name, backend: b.address } }]),
+      each((s, b, st) => [{ value: st.requests, labels: { service: s.name, backend: b.name } }]),
     ],
     [
       'http_request_outcomes_total',
@@ -342,9 +342,9 @@ function httpRows(lb: LoadBalancer): Row[] {
       each((s, b, st) => [
         {
           value: st.successes,
-          labels: { service: s.name, backend: b.address, outcome: 'success' },
+          labels: { service: s.name, backend: b.name, outcome: 'success' },
         },
-        { value: st.failures, labels: { service: s.name, backend: b.address, outcome: 'failure' } },
+        { value: st.failures, labels: { service: s.name, backend: b.name, outcome: 'failure' } },
       ]),
     ],
     [
@@ -360,7 +360,7 @@ function httpRows(lb: LoadBalancer): Row[] {
       each((s, b, st) =>
         histogramSamples(`${P}http_request_seconds`, st.latency, {
           service: s.name,
-          backend: b.address,
+          backend: b.name,
         }),
       ),
     ],

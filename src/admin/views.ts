@@ -4,6 +4,8 @@ import type { Service } from '../service.js';
 
 export interface BackendView {
   address: string;
+  /** Its name (config `name`, or discovery's); its address when none was given. */
+  name: string;
   state: Backend['state'];
   /** Why it is not up: the health verdict, or the operator's action. */
   reason: string | null;
@@ -80,6 +82,7 @@ export function backendView(svc: Service, b: Backend): BackendView {
           : b.downReason;
   return {
     address: b.address,
+    name: b.name,
     state: b.state,
     reason,
     weight: b.weight,

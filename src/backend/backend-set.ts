@@ -6,6 +6,7 @@ import type { AllDownPolicy, BackendConfig, ServiceConfig } from '../config/sche
 import { LbError } from '../errors.js';
 import { Histogram } from '../histogram.js';
 import { Backend, rateTokensAt } from './backend.js';
+import { namedIn } from './backend-ref.js';
 import { candidatesOf, sameCandidates } from './candidates.js';
 import { type ConnectFailure, probeCauseOf } from './causes.js';
 import {
@@ -251,7 +252,10 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     }
     b.slowStartMs = cfg.slowStartMs;
     b.zone = cfg.zone ?? null;
-    if (changed) this.commit();
+    // A rename keeps the backend (its sessions, counters, pool): identity is the address.
+    const renamed = b.name !== (cfg.name ?? cfg.address);
+    b.name = cfg.name ?? cfg.address;
+    if (changed || renamed) this.commit();
     return b;
   }
 
@@ -435,8 +439,9 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     for (const b of this.list) this.verdicts.clearTrial(b);
   }
 
+  /** By address, else by name (the admin API's NAME_OR_ADDRESS; see backend/backend-ref.ts). */
   private require(address: string): Backend {
-    const b = this.get(address);
+    const b = this.get(address) ?? namedIn(this.list, address);
     if (!b) throw new LbError('LB_ERR_UNKNOWN_BACKEND', `no backend ${address}`);
     return b;
   }

@@ -13,6 +13,8 @@ import {
  */
 export class Backend {
   readonly address: string;
+  /** What metrics, logs, the API and routes call it: its configured name, else its address. */
+  name: string;
   readonly host: string;
   readonly port: number;
   weight: number;
@@ -82,6 +84,7 @@ export class Backend {
 
   constructor(cfg: BackendConfig) {
     this.address = cfg.address;
+    this.name = cfg.name ?? cfg.address;
     this.host = cfg.host;
     this.port = cfg.port;
     this.weight = cfg.weight;

@@ -22,6 +22,7 @@ const d = (ms: number): string | number => (ms === 0 ? 0 : durationText(ms));
 function backend(b: BackendConfig): Table {
   return {
     address: b.address,
+    ...(b.name === undefined ? {} : { name: b.name }),
     weight: b.weight,
     backup: b.backup,
     max_connections: b.maxConnections,

@@ -1,4 +1,5 @@
 import { literalTwins } from './address.js';
+import { checkBackendNames } from './backend-names.js';
 import { parseBackend } from './backend-settings.js';
 import { BACKEND_TLS_KEYS, parseBackendTls } from './backend-tls.js';
 import { cidrs } from './cidrs.js';
@@ -115,6 +116,7 @@ export function parseService(
       seen.add(be.address);
       backends.push(be);
     });
+    checkBackendNames(backends, `${path}.backends`, p);
   }
   const backendTls = parseBackendTls(
     raw.backend_tls,

@@ -244,6 +244,8 @@ export class SessionAccounting {
       ...(interim ? { interim: true } : {}),
       client: `${s.clientIp}:${c.remotePort ?? ''}`,
       backend: s.target?.address ?? a?.failures[a.failures.length - 1]?.backend ?? null,
+      // Its name when it has one of its own (left out when it goes by its address).
+      backendName: s.target && s.target.name !== s.target.address ? s.target.name : undefined,
       bytesIn: c.bytesRead,
       bytesOut: c.bytesWritten,
       backendBytesIn: b?.bytesRead ?? 0,
