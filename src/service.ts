@@ -3,6 +3,7 @@ import type { Backend } from './backend/backend.js';
 import { refuseTakenName } from './backend/backend-ref.js';
 import { BackendSet, type BackendState, setOptionsOf } from './backend/backend-set.js';
 import type { StrategyOptions } from './balancer/index.js';
+import { RouteStrategy } from './balancer/routed.js';
 import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
@@ -97,8 +98,8 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
       clock: this.clock,
       follower,
     });
-    // The stick table (if any) wraps the balance strategy.
-    this.strategy = strategyFor(cfg, this.strategyOpts, null);
+    // The stick table (if any) wraps the balance strategy; routes give each group its own.
+    this.strategy = this.strategyOf(cfg, null);
     this.strategy.update(this.backends.candidates);
     this.backends.on('change', (c) => this.strategy.update(c));
     const changed = opts.onBackendsChanged;
@@ -130,9 +131,24 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
 
   /** A new balance (or factor) replaces the strategy under the stick table, whose entries stay. */
   replaceStrategy(next: ServiceConfig, prev: ServiceConfig): void {
-    this.strategy = strategyFor(next, this.strategyOpts, { cfg: prev, strategy: this.strategy });
+    this.strategy = this.strategyOf(next, { cfg: prev, strategy: this.strategy });
     this.strategy.update(this.backends.candidates);
     this.shared?.attach(this.sticky);
+  }
+
+  /** With routes, a strategy per route's group (balancer/routed.ts); else the balance under any stick table. */
+  private strategyOf(
+    cfg: ServiceConfig,
+    prev: { readonly cfg: ServiceConfig; readonly strategy: Strategy } | null,
+  ): Strategy {
+    if (prev?.strategy instanceof RouteStrategy) prev.strategy.dispose();
+    if (cfg.routes.length > 0)
+      return new RouteStrategy(cfg, this.strategyOpts, this.backends, prev?.strategy ?? null);
+    return strategyFor(
+      cfg,
+      this.strategyOpts,
+      prev?.strategy instanceof RouteStrategy ? null : prev,
+    );
   }
 
   /** An operator removed stick entries (null: all); a shared table forgets them in Redis too. */

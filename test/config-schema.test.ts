@@ -219,6 +219,19 @@ on = "sni"
 expire = "20m"
 size = 5000
 
+[services.routed]
+listen = "127.0.0.1:8497"
+sni = ["*"]
+backends = [{ address = "127.0.0.1:9006", name = "r1" }, "127.0.0.1:9007"]
+
+[[services.routed.route]]
+name = "internal"
+source = ["10.20.0.0/16"]
+port = [8497]
+sni = ["db.example.com"]
+alpn = ["postgresql"]
+backends = ["r1"]
+
 [services.db]
 listen = "127.0.0.1:8446"
 backends = ["127.0.0.1:9005"]
@@ -315,7 +328,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 5);
+  assert.equal(config.services.length, 6);
 });
 
 test('check --print: the effective config parses back to the same config (every key, defaults filled in)', (t) => {

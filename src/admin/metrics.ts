@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
+import { routeCounts } from '../balancer/routed.js';
 import type { HttpBackendStats } from '../http/stats.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
@@ -186,6 +187,12 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       'Clients routed by their ClientHello, by the sni pattern that took them (the route, not the name sent).',
       'counter',
       perServiceRecord(lb, 'route', (s) => s.stats.routes),
+    ],
+    [
+      'route_sessions_total',
+      'Sessions of a service with [[services.NAME.route]], by the route they took (its name, or "route[I]"; "default": no route matched, every backend).',
+      'counter',
+      perServiceRecord(lb, 'route', (s) => routeCounts(s.strategy)),
     ],
     [
       'tls_handshake_failures_total',

@@ -3,6 +3,7 @@ import { durationText } from './duration.js';
 import type { Table } from './fields.js';
 import type { HealthConfig } from './health.js';
 import { logOutputTable } from './log-output.js';
+import type { RouteConfig } from './route.js';
 import type { BackendConfig, Config, ServiceConfig } from './schema.js';
 
 /**
@@ -165,6 +166,17 @@ function service(s: ServiceConfig): Table {
   if (s.stick) t.stick = { on: s.stick.on, expire: d(s.stick.expireMs), size: s.stick.size };
   t.hash_balance_factor = s.hashBalanceFactor;
   t.share_limits = s.shareLimits;
+  if (s.routes.length > 0) t.route = s.routes.map(route);
+  return t;
+}
+
+function route(r: RouteConfig, i: number): Table {
+  const t: Table = r.name === `route[${i}]` ? {} : { name: r.name };
+  if (r.source) t.source = [...r.source];
+  if (r.port) t.port = [...r.port];
+  if (r.sni) t.sni = [...r.sni];
+  if (r.alpn) t.alpn = [...r.alpn];
+  t.backends = [...r.backends];
   return t;
 }
 

@@ -8,6 +8,7 @@ import { DISCOVERY_FIELDS } from './discovery.js';
 import { HEALTH_FIELDS } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { POOL_FIELDS } from './pool.js';
+import { ROUTE_FIELDS } from './route.js';
 import type { Fields } from './spec.js';
 import { HASH_BALANCE_FACTOR_FIELD, STICK_FIELDS } from './stick.js';
 import { TLS_FIELDS } from './tls.js';
@@ -192,6 +193,15 @@ export const SERVICE_FIELDS = {
     kind: 'table',
     fields: STICK_FIELDS,
     doc: 'A stick table: each client stays on the backend it was first given (any balance)',
+  },
+  route: {
+    kind: 'list',
+    items: {
+      kind: 'table',
+      fields: ROUTE_FIELDS,
+      doc: 'A rule: clients matching all its conditions go to its backend group',
+    },
+    doc: 'Ordered rules, [[services.NAME.route]], first match wins; clients no rule takes use every backend',
   },
   hash_balance_factor: HASH_BALANCE_FACTOR_FIELD,
   share_limits: SHARE_LIMITS_FIELD,

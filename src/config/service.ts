@@ -21,6 +21,7 @@ import {
 import { HEALTH_KEYS, parseHealth } from './health.js';
 import { type ListenAddress, listenAddress } from './listen.js';
 import { POOL_KEYS, parsePool } from './pool.js';
+import { parseRoutes } from './route.js';
 import { SERVICE_FIELDS } from './service-fields.js';
 import { sniList } from './sni.js';
 import { keysOf } from './spec.js';
@@ -194,7 +195,23 @@ export function parseService(
       p,
     ),
     shareLimits: parseShareLimits(raw.share_limits, `${path}.share_limits`, p) ?? false,
+    routes: parseRoutes(
+      raw.route,
+      {
+        path,
+        backends,
+        discovery: raw.discovery !== undefined,
+        readsHello: raw.sni !== undefined || raw.tls !== undefined,
+        ports: listen && listen.port !== 0 ? [listen.port] : null,
+      },
+      p,
+    ),
   };
+  if (svc.routes.length > 0 && svc.stick)
+    p.add(
+      `${path}.route`,
+      'cannot be combined with [stick] yet (a remembered backend may lie outside the route’s group)',
+    );
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
     p.add(

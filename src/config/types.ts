@@ -8,6 +8,7 @@ import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
 import type { LogOutputConfig } from './log-output.js';
 import type { ProcessConfig } from './process.js';
+import type { RouteConfig } from './route.js';
 import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
 
@@ -98,6 +99,8 @@ export interface ServiceConfig {
   readonly hashBalanceFactor: number;
   /** Per-source limits held across instances through [cluster] redis (false without [cluster]). */
   readonly shareLimits: boolean;
+  /** [[services.NAME.route]], in order (empty: every client uses every backend). */
+  readonly routes: readonly RouteConfig[];
 }
 
 export interface Config {

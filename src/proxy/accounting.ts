@@ -257,6 +257,8 @@ export class SessionAccounting {
       // Why each failed dial failed ("ECONNREFUSED", "tls: certificate has expired"); left out when none did.
       dialFailures: a && a.failures.length > 0 ? a.failures : undefined,
       cause: interim ? null : (s.cause ?? 'client-closed'),
+      // The route it took, on a service with routes (left out on the others).
+      route: a?.routeName ?? undefined,
       ...(s instanceof RoutedSession ? { sni: s.serverName, tls: s.terminated } : {}),
     });
   }

@@ -83,6 +83,10 @@ export class Session implements DialRequester {
     else this.ip ??= clientKey(this.client.remoteAddress ?? '');
     return this.ip;
   }
+  /** The local port the client connected to (routes by port read it; a socket read, so on demand). */
+  get localPort(): number {
+    return this.client.localPort ?? 0;
+  }
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */
