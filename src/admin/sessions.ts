@@ -39,7 +39,7 @@ function viewOf(svc: Service, s: Session, worker: number): SessionView {
     client: `${s.clientIp}:${c.remotePort ?? ''}`,
     backend: s.target?.address ?? null,
     backendName: s.target?.name ?? null,
-    state: s.target ? 'open' : 'connecting',
+    state: s.phase === 'spliced' ? 'open' : 'connecting',
     ageSeconds: Math.round(svc.clock.now() - s.acceptedAt) / 1000,
     bytesFromClient: c.bytesRead,
     bytesToClient: c.bytesWritten,

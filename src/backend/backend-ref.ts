@@ -7,8 +7,8 @@ import type { Backend } from './backend.js';
  * no backend has that address. A backend still in the set wins over one
  * removed and draining under the same name.
  */
-export function namedIn(list: readonly Backend[], name: string): Backend | undefined {
-  let gone: Backend | undefined;
+export function namedIn<B extends Backend>(list: readonly B[], name: string): B | undefined {
+  let gone: B | undefined;
   for (const b of list) {
     if (b.name !== name) continue;
     if (!b.removed) return b;

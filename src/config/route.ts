@@ -1,11 +1,11 @@
 import { BlockList, isIPv6 } from 'node:net';
 import { badPattern, normalizeName } from '../sni-routes.js';
+import type { BackendConfig } from './backend-settings.js';
 import { nameOf } from './backend-settings.js';
 import { CIDRS, cidrs } from './cidrs.js';
 import { describe } from './duration.js';
 import { checkKeys, isTable, type Problems } from './fields.js';
 import { type Fields, keysOf } from './spec.js';
-import type { BackendConfig } from './backend-settings.js';
 
 /**
  * One `[[services.NAME.route]]`: clients it matches (every condition given
