@@ -179,3 +179,12 @@ test('check: a route that can never match (shadowed by an earlier one), unknown 
     /route\[0\]\.sni: this service reads no ClientHello/,
   );
 });
+
+test('routes by the local port the client connected to', async (t) => {
+  const { port, reload } = await start(t, {});
+  await reload({ route: [{ port: port, backends: ['b2'] }] });
+  assert.deepEqual(await reached(port, '127.0.0.1', 3), ['b2']);
+  // Another port: the rule no longer holds, every backend serves.
+  await reload({ route: [{ port: port === 65535 ? 1 : port + 1, backends: ['b2'] }] });
+  assert.deepEqual(await reached(port, '127.0.0.1', 8), ['a1', 'a2', 'b1', 'b2']);
+});
