@@ -180,8 +180,14 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
    * `listener`: the one to serve from now on, when the listen address
    * changed. Returns a problem to report (certificates kept), or null.
    */
-  applyConfig(next: ServiceConfig, listener: Listener | null = null): string | null {
+  applyConfig(
+    next: ServiceConfig,
+    listener: Listener | null = null,
+    extras: readonly Listener[] | null = null,
+  ): string | null {
     const prev = this.cfg;
+    // The extras first: a main listener that became one of them is not closed by adopt.
+    if (extras) this.data?.adoptExtras(extras, listener);
     if (listener && listener !== this.data?.boundListener) this.data?.adopt(listener);
     this.cfg = next;
     return runReloadSteps(this, prev, next);
@@ -197,8 +203,13 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return this.plane('bind a listener').bind(listen);
   }
 
-  giveAwayListener(): Listener | null {
-    return this.data?.giveAwayListener() ?? null;
+  giveAwayListener(only: ReadonlySet<Listener> | null = null): Listener | null {
+    return this.data?.giveAwayListener(only) ?? null;
+  }
+
+  /** The listeners of the rest of its listen list (empty: one address, or the control role). */
+  get extraListeners(): readonly Listener[] {
+    return this.data?.extraListeners ?? [];
   }
 
   /** How its listener reaches it: straight to its sessions, or through a front (see proxy/tls/front.ts). */
@@ -336,8 +347,11 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   }
 
   /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
-  async start(listener: Listener | null = null): Promise<void> {
-    await this.data?.start(listener);
+  async start(
+    listener: Listener | null = null,
+    extras: readonly Listener[] | null = null,
+  ): Promise<void> {
+    await this.data?.start(listener, extras);
     this.running = true;
     this.control?.start();
     if (!this.data) return;

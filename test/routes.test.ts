@@ -5,6 +5,7 @@ import { ConfigError } from '../src/errors.js';
 import { LoadBalancer } from '../src/load-balancer.js';
 import { encodeV1 } from '../src/proxy/proxy-protocol.js';
 import { startAdmin, value } from './helpers/admin.js';
+import { runCli, tempConfig } from './helpers/cli.js';
 import { logLines } from './helpers/log-lines.js';
 import { addr, bannerServer, exchange, waitFor } from './helpers/servers.js';
 
@@ -187,4 +188,33 @@ test('routes by the local port the client connected to', async (t) => {
   // Another port: the rule no longer holds, every backend serves.
   await reload({ route: [{ port: port === 65535 ? 1 : port + 1, backends: ['b2'] }] });
   assert.deepEqual(await reached(port, '127.0.0.1', 8), ['a1', 'a2', 'b1', 'b2']);
+});
+
+const PG = `[services.pg]
+listen = "127.0.0.1:15432"
+backends = [{ address = "127.0.0.1:5433", name = "pg-a" }, { address = "127.0.0.1:5434", name = "pg-b" }]
+
+[[services.pg.route]]
+name = "reporting"
+source = ["10.20.0.0/16"]
+backends = ["pg-b"]
+`;
+
+test('blitz-lb check lists names and routes, and exits 2 on a shadowed route with its path', (t) => {
+  const ok = runCli(['check', '--config', tempConfig(t, PG)]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /backend pg-a 127\.0\.0\.1:5433 weight 1/);
+  assert.match(ok.stdout, /route reporting: source 10\.20\.0\.0\/16 -> pg-b/);
+  assert.match(ok.stdout, /route default \(no route matched\): every backend/);
+  const shadowed = `${PG}
+[[services.pg.route]]
+source = ["10.20.30.0/24"]
+backends = ["pg-a"]
+`;
+  const bad = runCli(['check', '--config', tempConfig(t, shadowed)]);
+  assert.equal(bad.status, 2);
+  assert.match(
+    bad.stderr,
+    /services\.pg\.route\[1\]: can never match: every client it takes is taken by services\.pg\.route\[0\] first/,
+  );
 });

@@ -170,7 +170,16 @@ export function serviceView(svc: Service): ServiceView {
   const a = svc.address();
   return {
     name: svc.name,
-    listen: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    // A listen list shows each address (bound ports once bound), comma-separated.
+    listen: [
+      `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+      ...svc.extraListeners.map((l, i) => {
+        const b = l.address();
+        return b
+          ? `${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`
+          : (svc.cfg.alsoListen[i]?.address ?? '');
+      }),
+    ].join(', '),
     balance: svc.cfg.balance,
     health: svc.cfg.health.kind,
     discovery: discoveryView(svc),

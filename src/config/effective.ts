@@ -110,7 +110,10 @@ function discovery(x: DiscoveryConfig): Table {
 
 function service(s: ServiceConfig): Table {
   const t: Table = {
-    listen: s.listen.address,
+    listen:
+      s.alsoListen.length === 0
+        ? s.listen.address
+        : [s.listen, ...s.alsoListen].map((l) => l.address),
     balance: s.balance,
     backends: s.backends.map(backend),
     connect_timeout: d(s.connectTimeoutMs),

@@ -26,8 +26,14 @@ export const SERVICE_FIELDS = {
         pattern: '^(systemd:.+|fd:[0-9]+)$',
         doc: 'A socket passed in: "systemd:NAME" (LISTEN_FDNAMES) or "fd:N"',
       },
+      {
+        kind: 'list',
+        minItems: 1,
+        items: { kind: 'address', doc: '"host:port" or "[v6]:port"' },
+        doc: 'Several addresses (a service on several ports), each its own listener',
+      },
     ],
-    doc: 'Where clients connect: "host:port", "[v6]:port", or a passed socket ("systemd:NAME", "fd:N")',
+    doc: 'Where clients connect: "host:port", "[v6]:port", a list of them, or a passed socket ("systemd:NAME", "fd:N")',
   },
   balance: {
     kind: 'enum',

@@ -44,6 +44,8 @@ export interface ServiceConfig {
   readonly name: string;
   /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
   readonly listen: ListenAddress;
+  /** The rest of a `listen` list (empty: one address): each its own listener, all feeding this service. */
+  readonly alsoListen: readonly ListenAddress[];
   readonly balance: StrategyName;
   readonly backends: readonly BackendConfig[];
   readonly connectTimeoutMs: number;
