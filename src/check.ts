@@ -5,6 +5,7 @@ import { effectiveConfig } from './config/effective.js';
 import { showMs, type Table } from './config/fields.js';
 import { loadConfig, readConfigFile } from './config/load.js';
 import { keyPlaces, locate, type Place } from './config/locate.js';
+import type { RouteConfig } from './config/route.js';
 import type { Config, ServiceConfig } from './config/schema.js';
 import { shownUrl } from './discovery/http.js';
 import { ConfigError, ConfigSyntaxError } from './errors.js';
@@ -110,10 +111,12 @@ export function runCheck(file: string): CheckResult {
   const certLines: string[] = [];
   for (const s of config.services) {
     summary.push(
-      `service ${s.name}: listen ${s.listen.address}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool ${poolSummary(s.pool, config.process.workers)}${access(s)}`,
+      `service ${s.name}: listen ${[s.listen, ...s.alsoListen].map((l) => l.address).join(', ')}, balance ${s.balance}, health ${s.health.kind}${healthExtras(s.health)}, pool ${poolSummary(s.pool, config.process.workers)}${access(s)}`,
     );
     for (const b of s.backends)
-      summary.push(`  backend ${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`);
+      summary.push(
+        `  backend ${b.name === undefined ? '' : `${b.name} `}${b.address} weight ${b.weight}${b.backup ? ' backup' : ''}`,
+      );
     summary.push(
       `  http requests: request_timeout ${showMs(s.requestTimeoutMs)}, passive_http_5xx ${s.passiveHttp5xx ? 'on' : 'off'}`,
     );
@@ -127,6 +130,8 @@ export function runCheck(file: string): CheckResult {
         `  stick on ${s.stick.on}, expire ${showMs(s.stick.expireMs)}, size ${s.stick.size}${config.cluster ? ', shared through [cluster] redis' : ''}`,
       );
     if (s.hashBalanceFactor) summary.push(`  hash_balance_factor ${s.hashBalanceFactor}`);
+    for (const r of s.routes) summary.push(`  ${routeSummary(r)}`);
+    if (s.routes.length > 0) summary.push('  route default (no route matched): every backend');
     if (s.shareLimits) summary.push('  per-source limits shared through [cluster] redis');
     const certs = certificateReport([s], config.source);
     summary.push(...certs.lines);
@@ -235,6 +240,17 @@ function adminSummary(a: NonNullable<Config['admin']>): string {
   const mode = 'unix' in a.listen ? ` (mode ${a.listen.mode.toString(8).padStart(4, '0')})` : '';
   const guard = a.readToken ? 'token and read_token' : a.token ? 'token for writes' : 'no token';
   return `${a.listen.address}${mode}, ${guard}`;
+}
+
+/** One route as `check` lists it: its conditions, then its group. */
+function routeSummary(r: RouteConfig): string {
+  const cond = [
+    r.source && `source ${r.source.join(', ')}`,
+    r.port && `port ${r.port.join(', ')}`,
+    r.sni && `sni ${r.sni.join(', ')}`,
+    r.alpn && `alpn ${r.alpn.join(', ')}`,
+  ].filter((c) => c);
+  return `route ${r.name}: ${cond.length > 0 ? cond.join('; ') : 'every client'} -> ${r.backends.join(', ')}`;
 }
 
 /** Which Redis [cluster] speaks to: one node, a Sentinel master, or a Redis Cluster. */

@@ -8,6 +8,7 @@ import { Fronts } from './fronts.js';
 import { type SocketSource, socketKey } from './lifecycle/passed-sockets.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
+import type { Listener } from './proxy/listener.js';
 import type { FrontCounters } from './proxy/tls/front.js';
 import { type ListenerPlan, planListeners } from './reload-plan.js';
 import { Service, type ServiceOptions, type ServiceRole } from './service.js';
@@ -132,7 +133,8 @@ export class LoadBalancer extends ServiceCalls {
     try {
       // Bound by address, so services sharing one (SNI routing) share its listener.
       const plan = await planListeners([], [...this.services.values()], this.config);
-      for (const svc of this.services.values()) await svc.start(plan.byName.get(svc.name) ?? null);
+      for (const svc of this.services.values())
+        await svc.start(plan.byName.get(svc.name) ?? null, plan.extras.get(svc.name) ?? null);
     } catch (err) {
       for (const svc of this.services.values()) svc.stop();
       throw err;
@@ -155,11 +157,19 @@ export class LoadBalancer extends ServiceCalls {
       const l = svc.boundListener;
       if (!l) continue;
       const address = svc.cfg.listen.address;
-      if (!all) out.set(address, l.listeningServer);
-      else
-        l.listeningServers.forEach((s, i) => {
-          out.set(socketKey(address, i + 1), s);
-        });
+      // A listen list's other addresses are handed over the same way, each by its address.
+      const each: [string, Listener][] = [[address, l]];
+      svc.extraListeners.forEach((x, i) => {
+        const at = svc.cfg.alsoListen[i];
+        if (at) each.push([at.address, x]);
+      });
+      for (const [a, x] of each) {
+        if (!all) out.set(a, x.listeningServer);
+        else
+          x.listeningServers.forEach((s, i) => {
+            out.set(socketKey(a, i + 1), s);
+          });
+      }
     }
     return out;
   }
@@ -215,7 +225,7 @@ export class LoadBalancer extends ServiceCalls {
     if (!sameConfig(next.cluster, this.config.cluster))
       this.log.warn('[cluster] changed: it takes effect when the process restarts');
     // 2. Commit: nothing below can fail.
-    if (plan) for (const from of plan.handed) from.giveAwayListener();
+    if (plan) for (const from of plan.handed) from.giveAwayListener(plan.moved);
     const names = new Set(next.services.map((c) => c.name));
     for (const [name, svc] of this.services) {
       if (names.has(name)) continue;
@@ -234,7 +244,11 @@ export class LoadBalancer extends ServiceCalls {
       // Always applied, changed or not: the file's word on its backends wins on every reload
       // (weights and settings), while an operator's drain or disable of a listed backend stays.
       if (!sameConfig(cfg, svc.cfg)) summary.changed.push(cfg.name);
-      const problem = svc.applyConfig(cfg, plan?.byName.get(cfg.name) ?? null);
+      const problem = svc.applyConfig(
+        cfg,
+        plan?.byName.get(cfg.name) ?? null,
+        plan?.extras.get(cfg.name) ?? null,
+      );
       if (problem) summary.warnings = [...(summary.warnings ?? []), problem];
     }
     for (const svc of added) {
@@ -245,7 +259,9 @@ export class LoadBalancer extends ServiceCalls {
     // listeners are then pointed at their fronts, still before any await.
     this.config = next;
     const starting = this.started
-      ? added.map((s) => s.start(plan?.byName.get(s.name) ?? null))
+      ? added.map((s) =>
+          s.start(plan?.byName.get(s.name) ?? null, plan?.extras.get(s.name) ?? null),
+        )
       : [];
     if (this.started) this.wireListeners();
     await Promise.all(starting);

@@ -1,3 +1,4 @@
+import type { ListenAddress } from './config/listen.js';
 import type { Config } from './config/schema.js';
 import { listenKey } from './config/sni.js';
 import type { Listener } from './proxy/listener.js';
@@ -11,6 +12,15 @@ export interface ListenerPlan {
   readonly handed: Service[];
   /** Bound by this reload; closed again if the reload fails. */
   readonly fresh: Listener[];
+  /** Service name → the listeners of the rest of its listen list (alsoListen), in order. */
+  readonly extras: Map<string, Listener[]>;
+  /** Listeners kept that change hands: each current holder gives these up (giveAwayListener). */
+  readonly moved: Set<Listener>;
+}
+
+/** The key of one address of a listen list after the first: as a main listen's, so an address keeps its listener whichever service or place takes it. */
+function extraKey(name: string, l: ListenAddress, i: number): string {
+  return l.port !== 0 ? `listen ${l.address}` : `service ${name} ${l.address} #${i + 1}`;
 }
 
 /**
@@ -33,11 +43,21 @@ export async function planListeners(
   added: readonly Service[],
   next: Config,
 ): Promise<ListenerPlan> {
-  const plan: ListenerPlan = { byName: new Map(), handed: [], fresh: [] };
+  const plan: ListenerPlan = {
+    byName: new Map(),
+    handed: [],
+    fresh: [],
+    extras: new Map(),
+    moved: new Set(),
+  };
   const bound = new Map<string, Listener>();
   for (const svc of current) {
     const l = svc.boundListener;
     if (l) bound.set(listenKey(svc.cfg), l);
+    svc.extraListeners.forEach((x, i) => {
+      const at = svc.cfg.alsoListen[i];
+      if (at) bound.set(extraKey(svc.name, at, i), x);
+    });
   }
   const owners = new Map([...current, ...added].map((s) => [s.name, s]));
   const chosen = new Map<string, Listener>();
@@ -53,6 +73,18 @@ export async function planListeners(
       }
       chosen.set(key, l);
       plan.byName.set(cfg.name, l);
+      const extras: Listener[] = [];
+      for (const [i, at] of cfg.alsoListen.entries()) {
+        const k = extraKey(cfg.name, at, i);
+        let x = chosen.get(k) ?? bound.get(k);
+        if (!x) {
+          x = await svc.bind(at);
+          plan.fresh.push(x);
+        }
+        chosen.set(k, x);
+        extras.push(x);
+      }
+      plan.extras.set(cfg.name, extras);
     }
   } catch (err) {
     for (const l of plan.fresh) l.stop();
@@ -60,8 +92,12 @@ export async function planListeners(
   }
   const kept = new Set(chosen.values());
   for (const svc of current) {
-    const l = svc.boundListener;
-    if (l && kept.has(l) && plan.byName.get(svc.name) !== l) plan.handed.push(svc);
+    const own = new Set([plan.byName.get(svc.name), ...(plan.extras.get(svc.name) ?? [])]);
+    const held = [svc.boundListener, ...svc.extraListeners];
+    const away = held.filter((l): l is Listener => l !== null && kept.has(l) && !own.has(l));
+    if (away.length === 0) continue;
+    plan.handed.push(svc);
+    for (const l of away) plan.moved.add(l);
   }
   return plan;
 }

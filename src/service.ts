@@ -1,7 +1,9 @@
 import { type AddressInfo, isIPv6, type Socket } from 'node:net';
 import type { Backend } from './backend/backend.js';
+import { refuseTakenName } from './backend/backend-ref.js';
 import { BackendSet, type BackendState, setOptionsOf } from './backend/backend-set.js';
 import type { StrategyOptions } from './balancer/index.js';
+import { RouteStrategy } from './balancer/routed.js';
 import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
 import { sameConfig } from './config/same.js';
@@ -93,8 +95,8 @@ export class Service extends ServiceHalves implements ServiceCore, AgentTarget, 
       clock: this.clock,
       follower,
     });
-    // The stick table (if any) wraps the balance strategy.
-    this.strategy = strategyFor(cfg, this.strategyOpts, null);
+    // The stick table (if any) wraps the balance strategy; routes give each group its own.
+    this.strategy = this.strategyOf(cfg, null);
     this.strategy.update(this.backends.candidates);
     this.backends.on('change', (c) => this.strategy.update(c));
     const changed = opts.onBackendsChanged;
@@ -131,9 +133,24 @@ export class Service extends ServiceHalves implements ServiceCore, AgentTarget, 
 
   /** A new balance (or factor) replaces the strategy under the stick table, whose entries stay. */
   replaceStrategy(next: ServiceConfig, prev: ServiceConfig): void {
-    this.strategy = strategyFor(next, this.strategyOpts, { cfg: prev, strategy: this.strategy });
+    this.strategy = this.strategyOf(next, { cfg: prev, strategy: this.strategy });
     this.strategy.update(this.backends.candidates);
     this.shared?.attach(this.sticky);
+  }
+
+  /** With routes, a strategy per route's group (balancer/routed.ts); else the balance under any stick table. */
+  private strategyOf(
+    cfg: ServiceConfig,
+    prev: { readonly cfg: ServiceConfig; readonly strategy: Strategy } | null,
+  ): Strategy {
+    if (prev?.strategy instanceof RouteStrategy) prev.strategy.dispose();
+    if (cfg.routes.length > 0)
+      return new RouteStrategy(cfg, this.strategyOpts, this.backends, prev?.strategy ?? null);
+    return strategyFor(
+      cfg,
+      this.strategyOpts,
+      prev?.strategy instanceof RouteStrategy ? null : prev,
+    );
   }
 
   /** An operator removed stick entries (null: all); a shared table forgets them in Redis too. */
@@ -158,8 +175,14 @@ export class Service extends ServiceHalves implements ServiceCore, AgentTarget, 
    * `listener`: the one to serve from now on, when the listen address
    * changed. Returns a problem to report (certificates kept), or null.
    */
-  applyConfig(next: ServiceConfig, listener: Listener | null = null): string | null {
+  applyConfig(
+    next: ServiceConfig,
+    listener: Listener | null = null,
+    extras: readonly Listener[] | null = null,
+  ): string | null {
     const prev = this.cfg;
+    // The extras first: a main listener that became one of them is not closed by adopt.
+    if (extras) this.data?.adoptExtras(extras, listener);
     if (listener && listener !== this.data?.boundListener) this.data?.adopt(listener);
     this.cfg = next;
     return runReloadSteps(this, prev, next);
@@ -171,7 +194,10 @@ export class Service extends ServiceHalves implements ServiceCore, AgentTarget, 
   }
 
   // The backend operations (service/backend-ops.ts), as LoadBalancer, the admin API and the agent call them.
-  addBackend = (cfg: BackendConfig, joining = false): Backend => this.ops.add(cfg, joining);
+  addBackend = (cfg: BackendConfig, joining = false): Backend => {
+    refuseTakenName(this.backends.all, cfg);
+    return this.ops.add(cfg, joining);
+  };
   removeBackend = (address: string): Backend => this.ops.remove(address);
   setWeight = (address: string, weight: number): Backend => this.ops.setWeight(address, weight);
   drainBackend = (address: string): Backend => this.ops.drain(address);
@@ -209,8 +235,11 @@ export class Service extends ServiceHalves implements ServiceCore, AgentTarget, 
   }
 
   /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
-  async start(listener: Listener | null = null): Promise<void> {
-    await this.data?.start(listener);
+  async start(
+    listener: Listener | null = null,
+    extras: readonly Listener[] | null = null,
+  ): Promise<void> {
+    await this.data?.start(listener, extras);
     this.running = true;
     this.control?.start();
     if (!this.data) return;

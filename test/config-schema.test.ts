@@ -118,7 +118,7 @@ listen = "127.0.0.1:8443"
 balance = "least-connections"
 backends = [
   "127.0.0.1:9001",
-  { address = "127.0.0.1:9002", weight = 3, backup = true, max_connections = 7, max_rate = 9, slow_start = "20s" },
+  { address = "127.0.0.1:9002", name = "b2", weight = 3, backup = true, max_connections = 7, max_rate = 9, slow_start = "20s" },
 ]
 connect_timeout = "3s"
 idle_timeout = "5m"
@@ -218,6 +218,19 @@ wait = "30s"
 on = "sni"
 expire = "20m"
 size = 5000
+
+[services.routed]
+listen = "127.0.0.1:8497"
+sni = ["*"]
+backends = [{ address = "127.0.0.1:9006", name = "r1" }, "127.0.0.1:9007"]
+
+[[services.routed.route]]
+name = "internal"
+source = ["10.20.0.0/16"]
+port = [8497]
+sni = ["db.example.com"]
+alpn = ["postgresql"]
+backends = ["r1"]
 
 [services.db]
 listen = "127.0.0.1:8446"
@@ -335,7 +348,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 5);
+  assert.equal(config.services.length, 6);
 });
 
 test('check --print: a Redis Cluster [cluster] parses back to the same config (redis_cluster kept, the password redacted)', (t) => {

@@ -1,11 +1,11 @@
-import { BACKEND_KEYS, settings } from '../config/backend-settings.js';
+import { BACKEND_KEYS, backendName, settings } from '../config/backend-settings.js';
 import { checkKeys, hostPort, isTable, Problems } from '../config/fields.js';
 import type { BackendConfig } from '../config/schema.js';
 import { HttpError } from './request-guard.js';
 
 /**
  * A backend to add from POST /api/services/NAME/backends/ADDRESS: the body
- * holds the keys a backend table in the file takes (weight, backup,
+ * holds the keys a backend table in the file takes (name, weight, backup,
  * max_connections, max_rate, slow_start), checked by the same validator.
  * An empty body takes every default.
  */
@@ -28,6 +28,7 @@ export function backendFromBody(address: string, body: string): BackendConfig {
   );
   const hp = hostPort(address, 'address', p);
   const cfg = settings(t, '', p);
+  const name = backendName(t.name, 'name', p);
   if (p.list.length > 0 || !hp) throw new HttpError(400, p.list.join('; '));
-  return Object.freeze({ ...hp, ...cfg });
+  return Object.freeze({ ...hp, ...cfg, ...(name === undefined ? {} : { name }) });
 }

@@ -33,11 +33,24 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
         s.backends.all.flatMap((b) =>
           values.map((v) => ({
             value: f(b, v),
-            labels: { service: s.name, backend: b.address, [label]: v },
+            labels: { service: s.name, backend: b.name, [label]: v },
           })),
         ),
       );
   return [
+    new ScrapeMetric(
+      `${P}backend_info`,
+      'Each backend’s address under its name (the `backend` label of every other metric: its `name`, else its address): 1.',
+      'gauge',
+      () =>
+        lb.allServices.flatMap((s) =>
+          s.backends.all.map((b) => ({
+            value: 1,
+            labels: { service: s.name, backend: b.name, address: b.address },
+          })),
+        ),
+      'first',
+    ),
     new ScrapeMetric(
       `${P}backend_state`,
       'The backend’s state: 1 for the state it is in, 0 for the others (up, down, half-open, draining, disabled).',
@@ -53,11 +66,11 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
           s.backends.all.flatMap((b) => [
             {
               value: b.configuredWeight,
-              labels: { service: s.name, backend: b.address, kind: 'configured' },
+              labels: { service: s.name, backend: b.name, kind: 'configured' },
             },
             {
               value: effectiveWeight(b, s.clock.now()),
-              labels: { service: s.name, backend: b.address, kind: 'effective' },
+              labels: { service: s.name, backend: b.name, kind: 'effective' },
             },
           ]),
         ),

@@ -38,7 +38,7 @@ export function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
                     value: Math.floor(b.lastFailure.at / 1000),
                     labels: {
                       service: s.name,
-                      backend: b.address,
+                      backend: b.name,
                       kind: s.cfg.health.kind,
                       cause: b.lastFailure.detail.slice(0, 100),
                     },

@@ -49,7 +49,7 @@ export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
           s.backends.all.flatMap((b) =>
             DIAL_CAUSES.map((cause) => ({
               value: b.dialFailures[cause],
-              labels: { service: s.name, backend: b.address, cause },
+              labels: { service: s.name, backend: b.name, cause },
             })),
           ),
         ),
@@ -63,7 +63,7 @@ export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
           const open = openBytes(s);
           return s.backends.all.flatMap((b): Sample[] => {
             const o = open.get(b);
-            const labels = { service: s.name, backend: b.address };
+            const labels = { service: s.name, backend: b.name };
             return [
               {
                 value: b.bytesToBackend + (o?.to ?? 0),

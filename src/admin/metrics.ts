@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Backend } from '../backend/backend.js';
+import { routeCounts } from '../balancer/routed.js';
 import type { HttpBackendStats } from '../http/stats.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
@@ -109,6 +110,12 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
       'Clients routed by their ClientHello, by the sni pattern that took them (the route, not the name sent).',
       'counter',
       perServiceRecord(lb, 'route', (s) => s.stats.routes),
+    ],
+    [
+      'route_sessions_total',
+      'Sessions of a service with [[services.NAME.route]], by the route they took (its name, or "route[I]"; "default": no route matched, every backend).',
+      'counter',
+      perServiceRecord(lb, 'route', (s) => routeCounts(s.strategy)),
     ],
     [
       'tls_handshake_failures_total',
@@ -256,7 +263,7 @@ function httpRows(lb: LoadBalancer): Row[] {
       'http_requests_total',
       'HTTP requests sent to each backend (each try of a retried request counts).',
       'counter',
-      each((s, b, st) => [{ value: st.requests, labels: { service: s.name, backend: b.address } }]),
+      each((s, b, st) => [{ value: st.requests, labels: { service: s.name, backend: b.name } }]),
     ],
     [
       'http_request_outcomes_total',
@@ -265,9 +272,9 @@ function httpRows(lb: LoadBalancer): Row[] {
       each((s, b, st) => [
         {
           value: st.successes,
-          labels: { service: s.name, backend: b.address, outcome: 'success' },
+          labels: { service: s.name, backend: b.name, outcome: 'success' },
         },
-        { value: st.failures, labels: { service: s.name, backend: b.address, outcome: 'failure' } },
+        { value: st.failures, labels: { service: s.name, backend: b.name, outcome: 'failure' } },
       ]),
     ],
     [
@@ -283,7 +290,7 @@ function httpRows(lb: LoadBalancer): Row[] {
       each((s, b, st) =>
         histogramSamples(`${P}http_request_seconds`, st.latency, {
           service: s.name,
-          backend: b.address,
+          backend: b.name,
         }),
       ),
     ],

@@ -85,7 +85,7 @@ export function perBackend(
     lb.allServices.flatMap((s) =>
       s.backends.all.map((b) => ({
         value: f(s, b),
-        labels: { service: s.name, backend: b.address },
+        labels: { service: s.name, backend: b.name },
       })),
     );
 }

@@ -11,6 +11,8 @@ export interface SessionView {
   client: string;
   /** Null while it is still dialling or waiting in the queue. */
   backend: string | null;
+  /** The backend's name (its address when it has none). */
+  backendName: string | null;
   state: 'connecting' | 'open';
   ageSeconds: number;
   bytesFromClient: number;
@@ -36,6 +38,7 @@ function viewOf(svc: Service, s: Session, worker: number): SessionView {
     id: worker > 0 ? `${worker}.${s.id}` : String(s.id),
     client: `${s.clientIp}:${c.remotePort ?? ''}`,
     backend: s.target?.address ?? null,
+    backendName: s.target?.name ?? null,
     state: s.phase === 'spliced' ? 'open' : 'connecting',
     ageSeconds: Math.round(svc.clock.now() - s.acceptedAt) / 1000,
     bytesFromClient: c.bytesRead,

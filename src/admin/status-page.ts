@@ -143,7 +143,8 @@ function card(s) {
   const rows = s.backends.map((b) => {
     const a = esc(b.address);
     const btn = (action, label) => '<button type="button" data-action="' + action + '" data-service="' + svc + '" data-backend="' + a + '">' + label + '</button>';
-    return '<tr data-backend="' + a + '"><td data-label="backend">' + a + (b.backup ? ' <span class="reason">backup</span>' : '') + '</td>' +
+    const named = b.name && b.name !== b.address ? '<b class="name">' + esc(b.name) + '</b> ' : '';
+    return '<tr data-backend="' + a + '"><td data-label="backend">' + named + a + (b.backup ? ' <span class="reason">backup</span>' : '') + '</td>' +
     '<td data-label="state"><span><span class="state ' + b.state + '">' + b.state + '</span>' + (b.reason ? '<div class="reason">' + esc(b.reason) + '</div>' : '') +
       (b.checksPaused ? '<div class="reason">checks paused</div>' : '') + '</span></td>' +
     '<td data-label="weight" class="w">' + b.weight + '</td><td data-label="active">' + b.active + '</td><td data-label="sessions">' + b.sessionsTotal + '</td>' +

@@ -4,6 +4,8 @@ import type { Service } from '../service.js';
 
 export interface BackendView {
   address: string;
+  /** Its name (config `name`, or discovery's); its address when none was given. */
+  name: string;
   state: Backend['state'];
   /** Why it is not up: the health verdict, or the operator's action. */
   reason: string | null;
@@ -80,6 +82,7 @@ export function backendView(svc: Service, b: Backend): BackendView {
           : b.downReason;
   return {
     address: b.address,
+    name: b.name,
     state: b.state,
     reason,
     weight: b.weight,
@@ -167,7 +170,16 @@ export function serviceView(svc: Service): ServiceView {
   const a = svc.address();
   return {
     name: svc.name,
-    listen: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    // A listen list shows each address (bound ports once bound), comma-separated.
+    listen: [
+      `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+      ...svc.extraListeners.map((l, i) => {
+        const b = l.address();
+        return b
+          ? `${b.family === 'IPv6' ? `[${b.address}]` : b.address}:${b.port}`
+          : (svc.cfg.alsoListen[i]?.address ?? '');
+      }),
+    ].join(', '),
     balance: svc.cfg.balance,
     health: svc.cfg.health.kind,
     discovery: discoveryView(svc),

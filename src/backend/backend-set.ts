@@ -4,6 +4,7 @@ import { checkWeight } from '../config/backend-settings.js';
 import type { BackendConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import { Admin, type Backend, BackendEntry, entryOf, rateTokensAt } from './backend.js';
+import { namedIn } from './backend-ref.js';
 import { candidatesOf, sameCandidates } from './candidates.js';
 import { type BackendState, type Follower, sameState, stateOf } from './follow.js';
 import { BackendHealth, healthChanged } from './health.js';
@@ -180,7 +181,10 @@ export class BackendSet extends BackendHealth {
     }
     b.slowStartMs = cfg.slowStartMs;
     b.zone = cfg.zone ?? null;
-    if (changed) this.commit();
+    // A rename keeps the backend (its sessions, counters, pool): identity is the address.
+    const renamed = b.name !== (cfg.name ?? cfg.address);
+    b.name = cfg.name ?? cfg.address;
+    if (changed || renamed) this.commit();
     return b;
   }
 
@@ -256,8 +260,9 @@ export class BackendSet extends BackendHealth {
     for (const b of this.list) this.verdicts.clearTrial(b);
   }
 
+  /** By address, else by name (the admin API's NAME_OR_ADDRESS; see backend/backend-ref.ts). */
   protected require(address: string): BackendEntry {
-    const b = this.entry(address);
+    const b = this.entry(address) ?? namedIn(this.list, address);
     if (!b) throw new LbError('LB_ERR_UNKNOWN_BACKEND', `no backend ${address}`);
     return b;
   }

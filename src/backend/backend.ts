@@ -30,6 +30,8 @@ export type AdminFlag = (typeof Admin)[keyof typeof Admin];
  */
 export class BackendEntry {
   readonly address: string;
+  /** What metrics, logs, the API and routes call it: its configured name, else its address. */
+  name: string;
   readonly host: string;
   readonly port: number;
   weight: number;
@@ -89,6 +91,7 @@ export class BackendEntry {
 
   constructor(cfg: BackendConfig) {
     this.address = cfg.address;
+    this.name = cfg.name ?? cfg.address;
     this.host = cfg.host;
     this.port = cfg.port;
     this.weight = cfg.weight;

@@ -24,6 +24,12 @@ export interface Strategy {
    */
   update(candidates: readonly Backend[]): void;
   pick(ctx: PickContext): Backend | undefined;
+  /**
+   * Whether this dial has no candidate at all, though the service has some
+   * (a route's group: see balancer/routed.ts); absent: never. Asked only
+   * after a pick found nothing.
+   */
+  emptyFor?(ctx: PickContext): boolean;
 }
 
 export function wasTried(ctx: PickContext, b: Backend): boolean {

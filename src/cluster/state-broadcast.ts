@@ -33,6 +33,7 @@ export function membersMap(lb: LoadBalancer): MembersMap {
           maxRate: b.maxRate,
           slowStartMs: b.slowStartMs,
           ...(b.zone === null ? {} : { zone: b.zone }),
+          ...(b.name === b.address ? {} : { name: b.name }),
         }),
       ),
     ]),

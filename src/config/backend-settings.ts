@@ -27,12 +27,38 @@ export interface BackendConfig extends HostPort {
   readonly slowStartMs: number;
   /** Where it runs (a Kubernetes endpoint's zone): shown by the API; absent from a file's backends. */
   readonly zone?: string;
+  /**
+   * What metrics, logs, the API and routes call it (HAProxy's `server NAME`);
+   * absent: its address. Unique in its service (config/service.ts checks).
+   */
+  readonly name?: string;
+}
+
+/** A backend's name: printable, no spaces or "/", so it fits a metrics label and an API path. */
+export const BACKEND_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@\\[\\]-]{0,252}$';
+const NAME_RE = new RegExp(BACKEND_NAME_PATTERN);
+
+/** A name from a registry (discovery) if it is a valid backend name (trailing dot dropped), else undefined. */
+export function registryName(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const n = v.replace(/\.$/, '');
+  return NAME_RE.test(n) ? n : undefined;
+}
+
+/** The name a backend goes by: its own, else its address. */
+export function nameOf(b: { readonly name?: string; readonly address: string }): string {
+  return b.name ?? b.address;
 }
 
 export const MAX_WEIGHT = 1_000_000;
 /** A backend written as a table; "host:port" alone is the same with every setting at its default. */
 export const BACKEND_FIELDS = {
   address: { kind: 'address', doc: 'The backend: "host:port" or "[v6]:port"', required: true },
+  name: {
+    kind: 'string',
+    pattern: BACKEND_NAME_PATTERN,
+    doc: 'Its name in metrics, the access log, the admin API and routes (unique in the service; absent: the address)',
+  },
   weight: {
     kind: 'integer',
     default: 1,
@@ -77,6 +103,8 @@ export interface BackendOptions {
   maxRate?: number;
   /** Milliseconds. */
   slowStart?: number;
+  /** Its name (default: the address). */
+  name?: string;
 }
 
 /** A backend's settings without its address. */
@@ -112,7 +140,21 @@ export function parseBackend(v: unknown, path: string, p: Problems): BackendConf
   }
   const hp = hostPort(t.address, isTable(v) ? `${path}.address` : path, p);
   const cfg = settings(t, `${path}.`, p);
-  return hp && Object.freeze({ ...hp, ...cfg });
+  const name = backendName(t.name, `${path}.name`, p);
+  return hp && Object.freeze({ ...hp, ...cfg, ...(name === undefined ? {} : { name }) });
+}
+
+/** `name = "pg-a"`: undefined when absent (or bad, which is reported). */
+export function backendName(v: unknown, path: string, p: Problems): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !NAME_RE.test(v)) {
+    p.add(
+      path,
+      `expected a name of letters, digits and . _ - : @ [ ] (up to 253, starting with a letter or digit), got ${describe(v)}`,
+    );
+    return undefined;
+  }
+  return v;
 }
 
 /** A backend from code; throws InvalidArgumentError (LB_ERR_INVALID_ARGUMENT) naming every bad setting. */
@@ -131,8 +173,9 @@ export function backendFromOptions(address: string, opts: BackendOptions = {}): 
     '',
     p,
   );
+  const name = backendName(opts.name, 'name', p);
   if (p.list.length > 0 || 'error' in hp) throw new InvalidArgumentError(p.list.join('; '));
-  return Object.freeze({ ...hp, ...cfg });
+  return Object.freeze({ ...hp, ...cfg, ...(name === undefined ? {} : { name }) });
 }
 
 /** A new weight from code or the admin API: a whole number from 0 (a soft stop) to MAX_WEIGHT. */

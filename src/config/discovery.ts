@@ -116,7 +116,10 @@ export const DISCOVERY_FIELDS = {
   },
   backend: {
     kind: 'table',
-    fields: Object.fromEntries(Object.entries(BACKEND_FIELDS).filter(([k]) => k !== 'address')),
+    // A name is each backend's own: the registry's entry, never one for all.
+    fields: Object.fromEntries(
+      Object.entries(BACKEND_FIELDS).filter(([k]) => k !== 'address' && k !== 'name'),
+    ),
     doc: 'Settings of every discovered backend (weight, backup, max_connections, max_rate, slow_start)',
   },
   name: {

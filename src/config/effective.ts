@@ -3,6 +3,7 @@ import { durationText } from './duration.js';
 import type { Table } from './fields.js';
 import type { HealthConfig } from './health.js';
 import { logOutputTable } from './log-output.js';
+import type { RouteConfig } from './route.js';
 import type { BackendConfig, Config, ServiceConfig } from './schema.js';
 
 /**
@@ -22,6 +23,7 @@ const d = (ms: number): string | number => (ms === 0 ? 0 : durationText(ms));
 function backend(b: BackendConfig): Table {
   return {
     address: b.address,
+    ...(b.name === undefined ? {} : { name: b.name }),
     weight: b.weight,
     backup: b.backup,
     max_connections: b.maxConnections,
@@ -108,7 +110,10 @@ function discovery(x: DiscoveryConfig): Table {
 
 function service(s: ServiceConfig): Table {
   const t: Table = {
-    listen: s.listen.address,
+    listen:
+      s.alsoListen.length === 0
+        ? s.listen.address
+        : [s.listen, ...s.alsoListen].map((l) => l.address),
     balance: s.balance,
     backends: s.backends.map(backend),
     connect_timeout: d(s.connectTimeoutMs),
@@ -164,6 +169,17 @@ function service(s: ServiceConfig): Table {
   if (s.stick) t.stick = { on: s.stick.on, expire: d(s.stick.expireMs), size: s.stick.size };
   t.hash_balance_factor = s.hashBalanceFactor;
   t.share_limits = s.shareLimits;
+  if (s.routes.length > 0) t.route = s.routes.map(route);
+  return t;
+}
+
+function route(r: RouteConfig, i: number): Table {
+  const t: Table = r.name === `route[${i}]` ? {} : { name: r.name };
+  if (r.source) t.source = [...r.source];
+  if (r.port) t.port = [...r.port];
+  if (r.sni) t.sni = [...r.sni];
+  if (r.alpn) t.alpn = [...r.alpn];
+  t.backends = [...r.backends];
   return t;
 }
 

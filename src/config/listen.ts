@@ -1,4 +1,4 @@
-import type { HostPort } from './address.js';
+import { type HostPort, listensOverlap } from './address.js';
 import { describe } from './duration.js';
 import { hostPort, type Problems } from './fields.js';
 
@@ -57,4 +57,40 @@ export function listenAddress(
     return Object.freeze({ host: '', port: 0, address: `fd:${fd}`, passed });
   }
   return hostPort(v, path, p, minPort);
+}
+
+/**
+ * `listen = ["10.0.0.5:5432", "10.0.0.5:6432"]`: a service on several
+ * addresses, each its own listener. Addresses to bind only: a passed socket
+ * is a service's one listen address. Two that would clash are refused.
+ */
+export function listenList(
+  v: readonly unknown[],
+  path: string,
+  p: Problems,
+  minPort: number,
+): ListenAddress[] {
+  if (v.length === 0) {
+    p.add(path, 'empty: a service needs at least one listen address');
+    return [];
+  }
+  const out: ListenAddress[] = [];
+  v.forEach((x, i) => {
+    if (typeof x === 'string' && (x.startsWith('systemd:') || x.startsWith('fd:'))) {
+      p.add(
+        `${path}[${i}]`,
+        `a passed socket (${x}) cannot be one of several listen addresses: give it as the service's only listen`,
+      );
+      return;
+    }
+    const a = hostPort(x, `${path}[${i}]`, p, minPort);
+    if (!a) return;
+    const twin = out.find((o) => listensOverlap(o, a));
+    if (twin) {
+      p.add(`${path}[${i}]`, `${a.address} overlaps ${twin.address}, listed before it`);
+      return;
+    }
+    out.push(a);
+  });
+  return out;
 }

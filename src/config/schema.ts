@@ -136,13 +136,17 @@ export function parseConfig(raw: unknown, opts: ParseOptions = {}): Config {
     const svc = parseService(name, withDefaults(defaults, rawSvc), p, opts);
     if (!svc) continue;
     // The same address, where either routes by SNI, is a shared listener: see checkSharedListens.
-    const clash = listens.find(
-      (o) =>
-        listensOverlap(o.listen, svc.listen) &&
-        !(o.listen.address === svc.listen.address && (o.sni || svc.sni)),
-    );
-    if (clash) p.add(`services.${name}.listen`, listenClash(svc.listen, clash.listen, clash.name));
-    listens.push({ name, listen: svc.listen, sni: svc.sni !== null });
+    const all = [svc.listen, ...svc.alsoListen];
+    all.forEach((mine, i) => {
+      const clash = listens.find(
+        (o) =>
+          listensOverlap(o.listen, mine) &&
+          !(o.listen.address === mine.address && (o.sni || svc.sni)),
+      );
+      const at = all.length > 1 ? `services.${name}.listen[${i}]` : `services.${name}.listen`;
+      if (clash) p.add(at, listenClash(mine, clash.listen, clash.name));
+    });
+    for (const l of all) listens.push({ name, listen: l, sni: svc.sni !== null });
     services.push(svc);
   }
   checkSharedListens(services, p);

@@ -8,6 +8,7 @@ import { DISCOVERY_FIELDS } from './discovery.js';
 import { HEALTH_FIELDS } from './health.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { POOL_FIELDS } from './pool.js';
+import { ROUTE_FIELDS } from './route.js';
 import type { Fields } from './spec.js';
 import { HASH_BALANCE_FACTOR_FIELD, STICK_FIELDS } from './stick.js';
 import { TLS_FIELDS } from './tls.js';
@@ -25,8 +26,14 @@ export const SERVICE_FIELDS = {
         pattern: '^(systemd:.+|fd:[0-9]+)$',
         doc: 'A socket passed in: "systemd:NAME" (LISTEN_FDNAMES) or "fd:N"',
       },
+      {
+        kind: 'list',
+        minItems: 1,
+        items: { kind: 'address', doc: '"host:port" or "[v6]:port"' },
+        doc: 'Several addresses (a service on several ports), each its own listener',
+      },
     ],
-    doc: 'Where clients connect: "host:port", "[v6]:port", or a passed socket ("systemd:NAME", "fd:N")',
+    doc: 'Where clients connect: "host:port", "[v6]:port", a list of them, or a passed socket ("systemd:NAME", "fd:N")',
   },
   balance: {
     kind: 'enum',
@@ -192,6 +199,15 @@ export const SERVICE_FIELDS = {
     kind: 'table',
     fields: STICK_FIELDS,
     doc: 'A stick table: each client stays on the backend it was first given (any balance)',
+  },
+  route: {
+    kind: 'list',
+    items: {
+      kind: 'table',
+      fields: ROUTE_FIELDS,
+      doc: 'A rule: clients matching all its conditions go to its backend group',
+    },
+    doc: 'Ordered rules, [[services.NAME.route]], first match wins; clients no rule takes use every backend',
   },
   hash_balance_factor: HASH_BALANCE_FACTOR_FIELD,
   share_limits: SHARE_LIMITS_FIELD,

@@ -1,4 +1,5 @@
 import { literalTwins } from './address.js';
+import { checkBackendNames } from './backend-names.js';
 import { parseBackend } from './backend-settings.js';
 import { BACKEND_TLS_KEYS, parseBackendTls } from './backend-tls.js';
 import { cidrs } from './cidrs.js';
@@ -18,8 +19,9 @@ import {
   type Table,
 } from './fields.js';
 import { HEALTH_KEYS, parseHealth } from './health.js';
-import { type ListenAddress, listenAddress } from './listen.js';
+import { type ListenAddress, listenAddress, listenList } from './listen.js';
 import { POOL_KEYS, parsePool } from './pool.js';
+import { parseRoutes } from './route.js';
 import { SERVICE_FIELDS } from './service-fields.js';
 import { sniList } from './sni.js';
 import { keysOf } from './spec.js';
@@ -77,9 +79,19 @@ export function parseService(
   const path = `services.${name}`;
   checkKeys(raw, SERVICE_KEYS, path, p);
   let listen: ListenAddress | undefined;
+  let alsoListen: readonly ListenAddress[] = Object.freeze([]);
   if (raw.listen === undefined)
     p.add(`${path}.listen`, 'missing; every service needs listen = "host:port"');
-  else listen = listenAddress(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+  else if (Array.isArray(raw.listen)) {
+    const all = listenList(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+    if (all.length > 0 && (raw.sni !== undefined || raw.tls !== undefined) && all.length > 1)
+      p.add(
+        `${path}.listen`,
+        'a list of listen addresses cannot be combined with sni or [tls] yet: give such a service one address',
+      );
+    listen = all[0];
+    alsoListen = Object.freeze(all.slice(1));
+  } else listen = listenAddress(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
 
   const backends: BackendConfig[] = [];
   const discovery = parseDiscovery(
@@ -115,6 +127,7 @@ export function parseService(
       seen.add(be.address);
       backends.push(be);
     });
+    checkBackendNames(backends, `${path}.backends`, p);
   }
   const backendTls = parseBackendTls(
     raw.backend_tls,
@@ -126,6 +139,7 @@ export function parseService(
   const svc: ServiceConfig = {
     name,
     listen: listen as ListenAddress,
+    alsoListen,
     balance: oneOfSpec(f.balance, raw.balance, `${path}.balance`, p),
     backends: Object.freeze(backends),
     connectTimeoutMs: durationOf(
@@ -192,7 +206,26 @@ export function parseService(
       p,
     ),
     shareLimits: parseShareLimits(raw.share_limits, `${path}.share_limits`, p) ?? false,
+    routes: parseRoutes(
+      raw.route,
+      {
+        path,
+        backends,
+        discovery: raw.discovery !== undefined,
+        readsHello: raw.sni !== undefined || raw.tls !== undefined,
+        ports:
+          listen && [listen, ...alsoListen].every((l) => l.port !== 0)
+            ? [listen, ...alsoListen].map((l) => l.port)
+            : null,
+      },
+      p,
+    ),
   };
+  if (svc.routes.length > 0 && svc.stick)
+    p.add(
+      `${path}.route`,
+      'cannot be combined with [stick] yet (a remembered backend may lie outside the route’s group)',
+    );
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
     p.add(

@@ -8,6 +8,7 @@ import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
 import type { LogOutputConfig } from './log-output.js';
 import type { ProcessConfig } from './process.js';
+import type { RouteConfig } from './route.js';
 import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
 
@@ -43,6 +44,8 @@ export interface ServiceConfig {
   readonly name: string;
   /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
   readonly listen: ListenAddress;
+  /** The rest of a `listen` list (empty: one address): each its own listener, all feeding this service. */
+  readonly alsoListen: readonly ListenAddress[];
   readonly balance: StrategyName;
   readonly backends: readonly BackendConfig[];
   readonly connectTimeoutMs: number;
@@ -98,6 +101,8 @@ export interface ServiceConfig {
   readonly hashBalanceFactor: number;
   /** Per-source limits held across instances through [cluster] redis (false without [cluster]). */
   readonly shareLimits: boolean;
+  /** [[services.NAME.route]], in order (empty: every client uses every backend). */
+  readonly routes: readonly RouteConfig[];
 }
 
 export interface Config {

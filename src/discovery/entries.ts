@@ -1,6 +1,6 @@
 import { formatHostPort } from '../config/address.js';
 import type { BackendSettings } from '../config/backend-settings.js';
-import { parseBackend } from '../config/backend-settings.js';
+import { parseBackend, registryName } from '../config/backend-settings.js';
 import { isTable, Problems, type Table } from '../config/fields.js';
 import type { BackendConfig } from '../config/schema.js';
 import { DiscoveryError } from './source.js';
@@ -66,7 +66,12 @@ export function parseEntries(
 
 interface ConsulEntry {
   Node?: { Address?: unknown };
-  Service?: { Address?: unknown; Port?: unknown; Weights?: { Passing?: unknown } };
+  Service?: {
+    ID?: unknown;
+    Address?: unknown;
+    Port?: unknown;
+    Weights?: { Passing?: unknown };
+  };
   Checks?: unknown;
 }
 
@@ -106,8 +111,14 @@ export function parseConsul(
       return;
     }
     const w = e.Service?.Weights?.Passing;
+    const id = registryName(e.Service?.ID);
     const b = parseBackend(
-      { ...base, address: formatHostPort(host, port), ...(w === undefined ? {} : { weight: w }) },
+      {
+        ...base,
+        address: formatHostPort(host, port),
+        ...(w === undefined ? {} : { weight: w }),
+        ...(id === undefined ? {} : { name: id }),
+      },
       `[${i}]`,
       p,
     );

@@ -1,5 +1,5 @@
 import { formatHostPort, parseHostPort } from '../config/address.js';
-import type { BackendSettings } from '../config/backend-settings.js';
+import { type BackendSettings, registryName } from '../config/backend-settings.js';
 import { isTable } from '../config/fields.js';
 import type { BackendConfig } from '../config/schema.js';
 import { DiscoveryError } from './source.js';
@@ -27,6 +27,8 @@ export interface Endpoint {
   /** conditions.terminating, nil read as false. */
   readonly terminating: boolean;
   readonly zone: string | null;
+  /** Its pod (targetRef.name), else its hostname: the backend's name; undefined: none. */
+  readonly name: string | undefined;
   /** hints.forZones: kept for a zone-aware strategy to come; not used to pick yet. */
   readonly forZones: readonly string[];
 }
@@ -54,6 +56,9 @@ export function parseSlice(obj: unknown): Slice {
       serving: boolOr(c.serving, ready),
       terminating: boolOr(c.terminating, false),
       zone: typeof e.zone === 'string' && e.zone !== '' ? e.zone : null,
+      name:
+        registryName(isTable(e.targetRef) ? e.targetRef.name : undefined) ??
+        registryName(e.hostname),
       forZones: hints.flatMap((h) => (isTable(h) && typeof h.name === 'string' ? [h.name] : [])),
     });
   }
@@ -108,7 +113,12 @@ export function backendsOf(
       if ('error' in hp || out.has(hp.address)) continue;
       out.set(
         hp.address,
-        Object.freeze({ ...hp, ...template, ...(e.zone === null ? {} : { zone: e.zone }) }),
+        Object.freeze({
+          ...hp,
+          ...template,
+          ...(e.zone === null ? {} : { zone: e.zone }),
+          ...(e.name === undefined ? {} : { name: e.name }),
+        }),
       );
     }
   }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { endpointOf } from '../config/address.js';
+import { registryName } from '../config/backend-settings.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
 import { absolute, createResolver, dnsFailure, resolveAddresses } from './resolver.js';
@@ -70,6 +71,7 @@ export function srvSource(cfg: DiscoveryConfig): Source {
       if (targets.length > 0 && byTarget.size === 0) throw firstError;
       const backends: BackendConfig[] = [];
       const seen = new Set<string>();
+      const names = srvNames(inTiers, byTarget);
       for (const r of inTiers) {
         for (const ip of byTarget.get(r.name) ?? []) {
           // Canonical, as a written backend is (an AAAA "::ffff:a.b.c.d" is a.b.c.d).
@@ -83,6 +85,7 @@ export function srvSource(cfg: DiscoveryConfig): Source {
               // SRV weight 0 means "rarely"; the lowest weight here is 1.
               weight: Math.max(1, r.weight),
               backup: r.priority !== tiers[0],
+              ...nameFor(names, r),
             }),
           );
         }
@@ -90,4 +93,40 @@ export function srvSource(cfg: DiscoveryConfig): Source {
       return { backends, ttlMs };
     },
   };
+}
+
+/**
+ * A discovered backend's name: its SRV target ("db1.example.com") when that
+ * target gives one endpoint, "target:port" when it gives one per port, and
+ * none (the address) when one target resolves to several addresses on a
+ * port, where the name would not tell them apart.
+ */
+function srvNames(
+  records: readonly { readonly name: string; readonly port: number }[],
+  byTarget: ReadonlyMap<string, readonly string[]>,
+): Map<string, string> {
+  const perTarget = new Map<string, number>();
+  const perPort = new Map<string, number>();
+  for (const r of records) {
+    const n = byTarget.get(r.name)?.length ?? 0;
+    perTarget.set(r.name, (perTarget.get(r.name) ?? 0) + n);
+    perPort.set(`${r.name} ${r.port}`, (perPort.get(`${r.name} ${r.port}`) ?? 0) + n);
+  }
+  const out = new Map<string, string>();
+  for (const r of records) {
+    const name = registryName(r.name);
+    if (name === undefined) continue;
+    if (perTarget.get(r.name) === 1) out.set(`${r.name} ${r.port}`, name);
+    else if (perPort.get(`${r.name} ${r.port}`) === 1)
+      out.set(`${r.name} ${r.port}`, `${name}:${r.port}`);
+  }
+  return out;
+}
+
+function nameFor(
+  names: ReadonlyMap<string, string>,
+  r: { readonly name: string; readonly port: number },
+): { name?: string } {
+  const n = names.get(`${r.name} ${r.port}`);
+  return n === undefined ? {} : { name: n };
 }

@@ -1,7 +1,7 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 
-/** A BlockList of CIDRs ("addr/prefix", validated by the schema). */
-function blockListOf(cidrs: readonly string[]): BlockList {
+/** A BlockList of CIDRs ("addr/prefix", validated by the schema); routes match sources with it too. */
+export function blockListOf(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
   for (const c of cidrs) {
     const [addr, bits] = c.split('/') as [string, string];

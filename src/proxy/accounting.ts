@@ -244,6 +244,8 @@ export class SessionAccounting {
       ...(interim ? { interim: true } : {}),
       client: `${s.clientIp}:${c.remotePort ?? ''}`,
       backend: s.target?.address ?? a?.failures[a.failures.length - 1]?.backend ?? null,
+      // Its name when it has one of its own (left out when it goes by its address).
+      backendName: s.target && s.target.name !== s.target.address ? s.target.name : undefined,
       bytesIn: c.bytesRead,
       bytesOut: c.bytesWritten,
       backendBytesIn: b?.bytesRead ?? 0,
@@ -255,6 +257,8 @@ export class SessionAccounting {
       // Why each failed dial failed ("ECONNREFUSED", "tls: certificate has expired"); left out when none did.
       dialFailures: a && a.failures.length > 0 ? a.failures : undefined,
       cause: interim ? null : (s.cause ?? 'client-closed'),
+      // The route it took, on a service with routes (left out on the others).
+      route: a?.routeName ?? undefined,
       ...(s instanceof RoutedSession ? { sni: s.serverName, tls: s.terminated } : {}),
     });
   }

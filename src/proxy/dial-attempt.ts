@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { SlotLease } from '../backend/lease.js';
+import { UNROUTED } from '../balancer/route-table.js';
 import type { PickContext } from '../balancer/strategy.js';
 import type { LbError } from '../errors.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
@@ -12,8 +13,12 @@ import type { PooledSocket } from '../pool/warm-pool.js';
 export interface DialRequester {
   /** The client's address as a key, read on demand (see Session.clientIp). */
   readonly clientIp?: string;
-  /** The SNI name a routed session's hello gave, for a stick table on = "sni". */
+  /** The SNI name a routed session's hello gave, for a stick table on = "sni" and routes. */
   readonly serverName?: string | null;
+  /** The local port its client connected to, for routes; read only by a service with routes. */
+  readonly localPort?: number;
+  /** The ALPN protocols its ClientHello offered, for routes. */
+  readonly alpn?: readonly string[] | null;
   /** A connected socket to `target`; `pooled` when it came warm from the pool, with what its backend sent so far. */
   /** The requester now holds `lease` (the backend's slot) and must end it. */
   dialed(a: DialAttempt, sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void;
@@ -77,6 +82,10 @@ export class DialAttempt implements PickContext {
   noPool = false;
   /** With backend_tls: the server name for this dial instead of the configured one (see Dialer.begin). */
   servername: string | null = null;
+  /** The route it took (index in [[services.NAME.route]], -1: none matched); UNROUTED until a routed pick. */
+  route = UNROUTED;
+  /** That route's label for the access log; null: the service has no routes. */
+  routeName: string | null = null;
   /** When it joined the service's wait queue (clock ms); 0 when not queued. */
   queuedAt = 0;
   /** Where it is (see AttemptPhase); changed by `enter`, by the Dialer and its wait queue only. */
@@ -103,6 +112,16 @@ export class DialAttempt implements PickContext {
 
   get clientIp(): string {
     return this.key ?? this.requester.clientIp ?? '';
+  }
+
+  /** The local port its client connected to, for routes (0: no client socket). */
+  get localPort(): number {
+    return this.requester.localPort ?? 0;
+  }
+
+  /** Its ClientHello's ALPN offer, for routes (null: none read). */
+  get alpn(): readonly string[] | null {
+    return this.requester.alpn ?? null;
   }
 
   /** The stick key of on = "sni" (null: not a routed session, or no name sent). */

@@ -82,7 +82,8 @@ export class Dialer implements AttemptOwner {
     a.rememberPicked();
     const b = d.strategy.pick(a);
     if (!b) {
-      if (d.backends.candidates.length === 0) this.fail(a, new NoBackendError(d.cfg.name));
+      if (d.backends.candidates.length === 0 || d.strategy.emptyFor?.(a))
+        this.fail(a, new NoBackendError(d.cfg.name));
       // Every candidate is at its cap: a session waits for a slot; an embedded connect() fails (its caller decides).
       else if (a.canWait) this.queue.offer(a);
       else this.fail(a, new NoBackendError(d.cfg.name, 'every backend is at its limit'));

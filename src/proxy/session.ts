@@ -41,6 +41,10 @@ export type SessionHost = HostOf<Session>;
 export class Session extends SessionClient implements DialRequester {
   /** Where it is in its life (see SessionPhase); changed only by `enter`. */
   phase: SessionPhase = 'accepted';
+  /** The local port the client connected to (routes by port read it; a socket read, so on demand). */
+  get localPort(): number {
+    return this.client.localPort ?? 0;
+  }
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */

@@ -37,6 +37,8 @@ export class DataPlane {
   private terminator: TlsTerminator<Routed> | null = null;
   /** Bound at start (or handed over by a reload); null once given away. */
   private listener: Listener | null = null;
+  /** One listener for each address of a listen list after the first (empty: one address). */
+  private extras: Listener[] = [];
   /** Made at the first lb.dispatcher() or lb.request(): a service used only at layer 4 has none. */
   private http: ServiceDispatcher | null = null;
 
@@ -106,28 +108,63 @@ export class DataPlane {
     return Listener.bindPending(listen, this.core.log, this.core.clock, on);
   }
 
-  /** Serves from `l` from now on; the listener it had is closed unless it was given away. */
+  /** Serves from `l` from now on; the listener it had is closed unless it was given away (or is one of its extras now). */
   adopt(l: Listener): void {
-    this.listener?.stop();
+    const old = this.listener;
+    if (old && old !== l && !this.extras.includes(old)) old.stop();
     l.handTo(this.sessions);
     this.listener = l;
   }
 
-  /** Gives the bound listener to another service (a reload renamed it, or reused its address). */
-  giveAwayListener(): Listener | null {
+  /** The listeners of the rest of its listen list (config alsoListen), in order. */
+  get extraListeners(): readonly Listener[] {
+    return this.extras;
+  }
+
+  /**
+   * Serves from `list` too (the rest of a listen list); extras it had and no
+   * longer lists are closed, unless one is its main listener now (`main`).
+   */
+  adoptExtras(list: readonly Listener[], main: Listener | null = null): void {
+    for (const old of this.extras)
+      if (!list.includes(old) && old !== this.listener && old !== main) old.stop();
+    for (const l of list) l.handTo(this.sessions);
+    this.extras = [...list];
+  }
+
+  /**
+   * Gives bound listeners to other services (a reload renamed it, or reused
+   * an address): `only` those (an address of its list others take), else
+   * its main one.
+   */
+  giveAwayListener(only: ReadonlySet<Listener> | null = null): Listener | null {
     const l = this.listener;
+    if (only !== null) this.extras = this.extras.filter((x) => !only.has(x));
+    if (only !== null && l !== null && !only.has(l)) return null;
     this.listener = null;
     return l;
   }
 
-  /** Binds (unless a reload hands it a bound `listener`), then fills the pool. */
-  async start(listener: Listener | null): Promise<void> {
+  /** Binds (unless a reload hands it bound listeners), then fills the pool. */
+  async start(listener: Listener | null, extras: readonly Listener[] | null = null): Promise<void> {
     this.adopt(listener ?? (await this.bind(this.core.cfg.listen)));
+    if (extras === null) {
+      const bound: Listener[] = [];
+      try {
+        for (const at of this.core.cfg.alsoListen) bound.push(await this.bind(at));
+      } catch (err) {
+        for (const l of bound) l.stop();
+        throw err;
+      }
+      extras = bound;
+    }
+    this.adoptExtras(extras);
     this.warmPool.start();
   }
 
   stopAccepting(): void {
     this.listener?.stop();
+    for (const l of this.extras) l.stop();
   }
 
   /** Stops accepting and pooling; open sessions and the wait queue carry on. */

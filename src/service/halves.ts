@@ -115,8 +115,13 @@ export abstract class ServiceHalves {
   destroySessions(): void {
     this.data?.destroySessions();
   }
-  giveAwayListener(): Listener | null {
-    return this.data?.giveAwayListener() ?? null;
+  giveAwayListener(only: ReadonlySet<Listener> | null = null): Listener | null {
+    return this.data?.giveAwayListener(only) ?? null;
+  }
+
+  /** The listeners of the rest of its listen list (empty: one address, or the control role). */
+  get extraListeners(): readonly Listener[] {
+    return this.data?.extraListeners ?? [];
   }
   /** The fallible half of a reload for [tls] (see DataPlane.checkTls). */
   checkTls(next: ServiceConfig): void {

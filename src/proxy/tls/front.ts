@@ -217,6 +217,7 @@ class FrontClient {
       this.hand(this.front.first, {
         proxied: this.proxied,
         serverName: null,
+        alpn: null,
         route: null,
         pass: this.carriedPass(),
       });
@@ -244,6 +245,7 @@ class FrontClient {
         this.hand(route.target, {
           proxied: this.proxied,
           serverName: hello.serverName,
+          alpn: hello.alpn,
           route: route.pattern,
           pass: this.carriedPass(),
         });

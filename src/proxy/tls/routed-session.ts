@@ -10,6 +10,8 @@ export interface Routed {
   readonly proxied: ProxyAddresses | null;
   /** The SNI name of its hello (null: none sent, or the hello was not read). */
   readonly serverName: string | null;
+  /** The ALPN protocols its hello offered (null: none, or the hello was not read). */
+  readonly alpn: readonly string[] | null;
   /** The sni pattern that took it (the route, a bounded metrics label); null when nothing was matched. */
   readonly route: string | null;
   /**
@@ -43,6 +45,8 @@ function sentName(sock: TLSSocket): string | null {
  */
 export class RoutedSession extends Session {
   readonly serverName: string | null;
+  /** Offered in its hello, else what its terminated handshake agreed on (routes match it). */
+  readonly alpn: readonly string[] | null;
   /** The client leg is a TLS socket this balancer terminates. */
   readonly terminated: boolean;
   /** Judged before its session (see Routed.pass); null: admission judges it as any session. */
@@ -54,6 +58,8 @@ export class RoutedSession extends Session {
     // hello (one terminating service on its address): the access log carries what it sent.
     this.serverName = r.serverName ?? (terminated ? sentName(client as TLSSocket) : null);
     this.terminated = terminated;
+    const agreed = terminated ? (client as TLSSocket).alpnProtocol : false;
+    this.alpn = r.alpn ?? (typeof agreed === 'string' ? [agreed] : null);
     this.pass = r.pass;
     if (r.proxied) this.proxiedBy(r.proxied);
     else if (r.pass) this.captureClientIp(r.pass.ip);
