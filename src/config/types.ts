@@ -7,6 +7,7 @@ import type { DiscoveryConfig } from './discovery.js';
 import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
 import type { LogOutputConfig } from './log-output.js';
+import type { MirrorConfig } from './mirror.js';
 import type { ProcessConfig } from './process.js';
 import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
@@ -98,6 +99,10 @@ export interface ServiceConfig {
   readonly hashBalanceFactor: number;
   /** Per-source limits held across instances through [cluster] redis (false without [cluster]). */
   readonly shareLimits: boolean;
+  /** least-latency: the time constant (ms) over which a measured latency decays. */
+  readonly latencyDecayMs: number;
+  /** [services.NAME.mirror]; null: no mirroring. */
+  readonly mirror: MirrorConfig | null;
 }
 
 export interface Config {

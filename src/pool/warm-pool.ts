@@ -60,6 +60,8 @@ export class WarmPool {
     earlyCloses: { closed: 0, error: 0, overflow: 0 },
   };
   private readonly pools = new Map<Backend, BackendPool>();
+  /** Told each refill's connect time (a latency-aware strategy's samples); null: nobody asks. */
+  connectTimes: ((b: Backend, ms: number, now: number) => void) | null = null;
   private readonly reaper: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly onUp = (b: Backend): void => this.ensure(b);
@@ -266,11 +268,16 @@ export class WarmPool {
 
   private open(p: BackendPool): void {
     p.connecting++;
+    const startedAt = this.clock.now();
     connectTo(
       p.backend,
       this.connectTimeoutMs,
       (failure, sock) => {
         p.connecting--;
+        if (failure === null && this.connectTimes !== null) {
+          const now = this.clock.now();
+          this.connectTimes(p.backend, now - startedAt, now);
+        }
         if (failure === null) this.opened(p, sock);
         else this.refillFailed(p, failure);
       },

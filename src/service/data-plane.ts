@@ -257,7 +257,7 @@ export class DataPlane {
   private createPool(cfg: ServiceConfig): WarmPool {
     const { backends, log, clock, localErrors, backendTls } = this.core;
     const refillBaseMs = Math.max(cfg.retryDelayMs, 100);
-    return new WarmPool(
+    const pool = new WarmPool(
       cfg.pool,
       backends,
       cfg.connectTimeoutMs,
@@ -267,6 +267,10 @@ export class DataPlane {
       localErrors,
       backendTls,
     );
+    // Refills are connects too: a least-latency strategy learns from them (read at each refill, so a reload's strategy gets them).
+    const core = this.core;
+    pool.connectTimes = (b, ms, now) => core.strategy.observe?.(b, ms, now);
+    return pool;
   }
 }
 

@@ -73,7 +73,7 @@ export const RELOAD_STEPS: readonly ReloadStep[] = [
   },
   {
     name: 'balance',
-    slice: (c) => [c.balance, c.hashBalanceFactor, c.stick],
+    slice: (c) => [c.balance, c.hashBalanceFactor, c.latencyDecayMs, c.stick],
     apply: (s, next, prev) => void s.replaceStrategy(next, prev),
   },
   {
