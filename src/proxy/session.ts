@@ -9,6 +9,7 @@ import type { PooledSocket } from '../pool/warm-pool.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
 import { clientKey } from './ip-text.js';
+import type { MirrorTap } from './mirror.js';
 import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-protocol.js';
 import { watchQueued } from './queue-watch.js';
 import type { SessionConfig, TerminationCause } from './session-host.js';
@@ -101,6 +102,8 @@ export class Session implements DialRequester {
   sourceLimiter: SourceLimiter | null = null;
   /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
   busy = false;
+  /** Where a copy of the client's bytes goes (a sampled session of a service with [mirror]); null: none. */
+  mirror: MirrorTap | null = null;
   /** Clock ms since which the sweep has seen no chunk cross. */
   private quietSince = 0;
 
@@ -241,6 +244,7 @@ export class Session implements DialRequester {
       const header = this.host.cfg.sendProxy === 'v2' ? encodeV2(a) : encodeV1(a);
       this.headerBytes = header.length;
       sock.write(header);
+      this.mirror?.header(header);
     }
     if (this.lifeTimer === null && this.host.cfg.maxLifetimeMs > 0) {
       const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
@@ -248,7 +252,10 @@ export class Session implements DialRequester {
     }
     if (this.held) {
       // What the client sent while it waited goes first (once: a redial has sent it already).
-      for (const chunk of this.held) sock.write(chunk);
+      for (const chunk of this.held) {
+        sock.write(chunk);
+        this.mirror?.write(chunk);
+      }
       this.held = [];
     }
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
@@ -257,6 +264,7 @@ export class Session implements DialRequester {
     // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
     // untouched can be swapped out before its FIN reaches the client.
     sock.on('data', backendData);
+    this.mirror?.follow();
     this.client.on('data', clientData);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
