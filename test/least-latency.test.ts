@@ -7,7 +7,7 @@ import type { Backend } from '../src/backend/backend.js';
 import { createStrategy } from '../src/balancer/index.js';
 import { LeastLatency } from '../src/balancer/least-latency.js';
 import { parseConfig } from '../src/config/schema.js';
-import { backendConfig, ManualClock, seeded, setOf } from './helpers/backends.js';
+import { backendConfig, ManualClock, seeded, setOf, writable } from './helpers/backends.js';
 import { makePki, type Pair } from './helpers/pki.js';
 import { addr, listen, openClient, startLb, svc } from './helpers/servers.js';
 
@@ -76,7 +76,7 @@ test('least-latency: weights scale the cost, so equally fast backends hold open 
 test('least-latency: slow start applies: a backend just back up costs 10x until it ramps', () => {
   const { set, s, a, b, clock, ctx } = setup({ a: { slowStartMs: 60_000 } }, 2);
   for (const x of [a, b]) s.observe(x, 1, clock.now());
-  a.upSince = clock.now();
+  writable(a).upSince = clock.now();
   for (let i = 0; i < 220; i++) set.reserve(s.pick(ctx) as Backend, ctx.now);
   // Effective weight 0.1 against 1: about one session in eleven.
   assert.ok(a.active >= 18 && a.active <= 22, `${a.active}:${b.active}`);

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { MirrorConfig } from '../config/mirror.js';
 import { noop } from '../noop.js';
-import { connectTo } from './connect.js';
+import { connectTo } from '../upstream/connect.js';
 
 /** Why a mirror connection was given up (the session never is). */
 export const MIRROR_DROPS = ['buffer-full', 'connect-failed', 'reset', 'unfinished'] as const;

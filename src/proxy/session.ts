@@ -1,56 +1,36 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
-import type { BackendSet } from '../backend/backend-set.js';
 import type { SlotLease } from '../backend/lease.js';
-import type { Clock } from '../clock.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
-import { clientKey } from './ip-text.js';
 import type { MirrorTap } from './mirror.js';
-import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-protocol.js';
-import { watchQueued } from './queue-watch.js';
-import type { SessionConfig, TerminationCause } from './session-host.js';
+import { headerFor } from './proxy-protocol.js';
+import { QueuedClient } from './queue-watch.js';
+import { SessionClient } from './session-client.js';
+import {
+  dialFailureCause,
+  type HostOf,
+  type SessionPhase,
+  type TerminationCause,
+} from './session-host.js';
 import {
   abort,
-  backendClose,
-  backendData,
-  backendDrain,
-  backendEnd,
-  backendError,
-  clientClose,
-  clientData,
-  clientDrain,
-  clientEnd,
-  clientError,
   passFin,
-  tag,
+  splice,
+  unsplice,
+  wireBackend,
+  wireClient,
+  wireClientFlow,
+  wireFailedBackend,
 } from './session-listeners.js';
-import type { SourceLimiter } from './source-limits.js';
 
-export type { SessionConfig, TerminationCause } from './session-host.js';
+export type { SessionConfig, SessionPhase, TerminationCause } from './session-host.js';
 
 /** What a session reaches of its service (proxy/sessions.ts's OpenSessions). */
-export interface SessionHost {
-  readonly backends: BackendSet;
-  readonly clock: Clock;
-  /** Read at each use, so a reload applies to sessions that start after it. */
-  readonly cfg: SessionConfig;
-  /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
-  admit(s: Session): void;
-  /** A PROXY header was missing, malformed or late. */
-  proxyHeaderFailed(s: Session, reason: string): void;
-  /** The backend leg is ready (s.poolHit says whether it came warm from the pool). */
-  sessionReady(s: Session): void;
-  /** Called once, when both legs are closed. */
-  sessionEnded(s: Session): void;
-  /** The dial ended without a backend; the session closes. */
-  dialFailed(s: Session, err: LbError): void;
-  /** The session's own code threw (a bug, or input nothing foresaw): it was closed. */
-  sessionFailed(s: Session, err: unknown): void;
-}
+export type SessionHost = HostOf<Session>;
 
 /**
  * One client <-> backend pair. The client is accepted paused and is not read
@@ -59,31 +39,9 @@ export interface SessionHost {
  * side becomes a FIN on the other (half-close carried, allowHalfOpen), a reset
  * on one side becomes a reset on the other, and an idle deadline ends both.
  */
-export class Session implements DialRequester {
-  /** Its number in its service, for the admin API's session list (given by OpenSessions). */
-  id = 0;
-  readonly client: Socket;
-  /**
-   * The client's address, as a key (see clientKey): the socket's, or the one
-   * its PROXY header gave. Read on demand (ip-hash, per-source limits,
-   * allow/deny, logs): the socket's costs a getpeername() syscall, which a
-   * session that needs none of these never makes.
-   */
-  get clientIp(): string {
-    return this.ip ?? this.captureClientIp();
-  }
-
-  /**
-   * Fixes the client's address now (once): `known` when it was read already
-   * (a front judged it), else the socket's peer, read while the socket still
-   * has one (after the close it reads as none, and the access log or a
-   * per-source release would miss it).
-   */
-  captureClientIp(known?: string): string {
-    if (known !== undefined) this.ip = known;
-    else this.ip ??= clientKey(this.client.remoteAddress ?? '');
-    return this.ip;
-  }
+export class Session extends SessionClient implements DialRequester {
+  /** Where it is in its life (see SessionPhase); changed only by `enter`. */
+  phase: SessionPhase = 'accepted';
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */
@@ -96,10 +54,6 @@ export class Session implements DialRequester {
   cause: TerminationCause | null = null;
   /** The backend leg came from the warm pool. */
   poolHit = false;
-  /** The client's addresses from its PROXY header, when the service accepts them. */
-  proxied: ProxyAddresses | null = null;
-  /** The per-source limiter this session counts in, released when it ends; null when no limit applies. */
-  sourceLimiter: SourceLimiter | null = null;
   /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
   busy = false;
   /** Where a copy of the client's bytes goes (a sampled session of a service with [mirror]); null: none. */
@@ -107,34 +61,29 @@ export class Session implements DialRequester {
   /** Clock ms since which the sweep has seen no chunk cross. */
   private quietSince = 0;
 
-  private ip: string | null = null;
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;
-  private stopWatching: (() => void) | null = null;
 
-  /** What the client sent while it waited in the queue (read to see it leave), for the backend. */
-  private held: Buffer[] | null = null;
+  /** Made when it queues: the watch that sees the client leave, and what it sent meanwhile. */
+  private queued: QueuedClient | null = null;
   private clientClosed = false;
   private backendClosed = false;
-  private ended = false;
   private clientWired = false;
 
   constructor(
     private readonly host: SessionHost,
     client: Socket,
   ) {
-    this.client = client;
+    super(client);
     this.acceptedAt = host.clock.now();
-    tag(client, this);
-    client.on('error', clientError);
-    client.on('close', clientClose);
+    wireClient(client, this);
   }
 
   start(): void {
     try {
       if (this.host.cfg.acceptProxy) this.readProxyHeader();
-      else this.host.admit(this);
+      else this.admit();
     } catch (err) {
       this.crashed(err);
     }
@@ -142,17 +91,22 @@ export class Session implements DialRequester {
 
   /** A client whose PROXY header (if any) was read before this session existed (see proxy/tls/front.ts). */
   startRead(): void {
+    this.admit();
+  }
+
+  /** The one change of its phase. */
+  private enter(phase: SessionPhase): void {
+    this.phase = phase;
+  }
+
+  /** To admission, then the dial; what throws there closes this session only. */
+  private admit(): void {
     try {
+      this.enter('connecting');
       this.host.admit(this);
     } catch (err) {
       this.crashed(err);
     }
-  }
-
-  /** The client's addresses, as its PROXY header gave them. */
-  protected proxiedBy(addresses: ProxyAddresses): void {
-    this.proxied = addresses;
-    this.ip = clientKey(addresses.srcAddr);
   }
 
   /**
@@ -168,6 +122,7 @@ export class Session implements DialRequester {
 
   /** The PROXY header first; the client is admitted once it says who the client is. */
   private readProxyHeader(): void {
+    this.enter('header');
     this.headerCleanup = readProxyHeader(this.client, (failure, addresses) => {
       this.headerCleanup = null;
       if (failure !== null) {
@@ -176,11 +131,7 @@ export class Session implements DialRequester {
         return;
       }
       if (addresses) this.proxiedBy(addresses);
-      try {
-        this.host.admit(this);
-      } catch (err) {
-        this.crashed(err);
-      }
+      this.admit();
     });
   }
 
@@ -202,12 +153,7 @@ export class Session implements DialRequester {
     try {
       this.attach(sock, lease, pooled);
     } catch (err) {
-      // Whatever step threw: never without an 'error' listener, and its close must end the session.
-      if (sock.listenerCount('error') === 0) sock.on('error', noop);
-      if (!sock.listeners('close').includes(backendClose)) {
-        tag(sock, this);
-        sock.on('close', backendClose);
-      }
+      wireFailedBackend(sock, this);
       this.crashed(err);
     }
   }
@@ -215,33 +161,21 @@ export class Session implements DialRequester {
   private attach(sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void {
     const target = lease.backend;
     this.lease = lease;
-    this.stopWatching?.();
+    this.enter('spliced');
+    this.queued?.stop();
     this.target = target;
     this.poolHit = pooled !== null;
     this.readyAt = this.host.clock.now();
     this.host.backends.sessionOpened(target);
-    tag(sock, this);
-    sock.on('error', backendError);
-    sock.on('close', backendClose);
-    sock.on('end', backendEnd);
-    sock.on('drain', backendDrain);
+    wireBackend(sock, this);
     this.quietSince = this.readyAt;
     if (!this.clientWired) {
       this.clientWired = true;
-      this.client.on('end', clientEnd);
-      this.client.on('drain', clientDrain);
+      wireClientFlow(this.client);
     }
     if (this.host.cfg.sendProxy) {
       // Written at hand-over, not at connect, so a warm socket never carries another client's header.
-      const a =
-        this.proxied ??
-        addressesOf(
-          this.client.remoteAddress,
-          this.client.remotePort,
-          this.client.localAddress,
-          this.client.localPort,
-        );
-      const header = this.host.cfg.sendProxy === 'v2' ? encodeV2(a) : encodeV1(a);
+      const header = headerFor(this.client, this.proxied, this.host.cfg.sendProxy);
       this.headerBytes = header.length;
       sock.write(header);
       this.mirror?.header(header);
@@ -250,22 +184,11 @@ export class Session implements DialRequester {
       const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
       this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
-    if (this.held) {
-      // What the client sent while it waited goes first (once: a redial has sent it already).
-      for (const chunk of this.held) {
-        sock.write(chunk);
-        this.mirror?.write(chunk);
-      }
-      this.held = [];
-    }
+    this.queued?.flushTo(sock, this.mirror);
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
-    // Our own data handlers rather than pipe(): one shared listener per direction, no per-chunk
-    // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
-    // untouched can be swapped out before its FIN reaches the client.
-    sock.on('data', backendData);
     this.mirror?.follow();
-    this.client.on('data', clientData);
+    splice(this.client, sock);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -273,13 +196,10 @@ export class Session implements DialRequester {
 
   /** Queued: watch the client, so one that leaves frees its place at once (see watchQueued). */
   waiting(): void {
-    if (this.stopWatching || this.clientClosed || this.client.readableEnded) return;
-    this.held ??= [];
-    const stop = watchQueued(this.client, this.held, () => this.refuse('client-closed'));
-    this.stopWatching = () => {
-      stop();
-      this.stopWatching = null;
-    };
+    if (this.queued?.watching || this.clientClosed || this.client.readableEnded) return;
+    this.enter('queued');
+    this.queued ??= new QueuedClient();
+    this.queued.watch(this.client, () => this.refuse('client-closed'));
   }
 
   /** Turned away before any backend: `cause` says why (limits, PROXY header). */
@@ -294,12 +214,7 @@ export class Session implements DialRequester {
   dialFailed(a: DialAttempt, err: LbError): void {
     this.attempt = a;
     if (this.clientClosed) return;
-    this.cause =
-      err.code === 'LB_ERR_NO_BACKEND'
-        ? 'refused-no-backend'
-        : err.code === 'LB_ERR_LIMIT'
-          ? 'refused-limit'
-          : 'connect-failed';
+    this.cause = dialFailureCause(err);
     this.host.dialFailed(this, err);
     this.client.destroy();
   }
@@ -333,18 +248,14 @@ export class Session implements DialRequester {
     const a = this.attempt;
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
-    b.removeListener('data', backendData);
-    b.removeListener('drain', backendDrain);
-    this.client.removeListener('data', clientData);
-    this.client.pause();
-    b.removeListener('close', backendClose);
-    b.removeListener('end', backendEnd);
+    unsplice(this.client, b);
     b.destroy();
     this.lease?.end();
     this.lease = null;
     this.backend = null;
     this.target = null;
     this.poolHit = false;
+    this.enter('connecting');
     a.redialFresh();
     return true;
   }
@@ -355,7 +266,7 @@ export class Session implements DialRequester {
    * has connect_timeout and a queued client queue_timeout.
    */
   idleTick(now: number, idleMs: number): void {
-    if (this.target === null || this.ended) return;
+    if (this.phase !== 'spliced') return;
     if (this.busy) {
       this.busy = false;
       this.quietSince = now;
@@ -412,8 +323,9 @@ export class Session implements DialRequester {
   }
 
   private maybeEnd(): void {
-    if (this.ended || !this.clientClosed || (this.backend !== null && !this.backendClosed)) return;
-    this.ended = true;
+    if (this.phase === 'ended' || !this.clientClosed) return;
+    if (this.backend !== null && !this.backendClosed) return;
+    this.enter('ended');
     if (this.lifeTimer) clearTimeout(this.lifeTimer);
     const b = this.backend;
     if (b) this.lease?.end(b.bytesRead, b.bytesWritten);
