@@ -232,6 +232,13 @@ balance = "ip-hash"
 hash_balance_factor = 150
 share_limits = true
 
+[services.shadow]
+listen = "127.0.0.1:8457"
+backends = ["127.0.0.1:9006"]
+balance = "least-latency"
+latency_decay = "30s"
+mirror = { backend = "127.0.0.1:9106", percent = 10, buffer = 2097152 }
+
 [cluster]
 redis = "redis://user:pw@127.0.0.1:6379/2"
 prefix = "lb-test:"
@@ -315,7 +322,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 5);
+  assert.equal(config.services.length, 6);
 });
 
 test('check --print: the effective config parses back to the same config (every key, defaults filled in)', (t) => {

@@ -194,7 +194,7 @@ test('least-latency over lb.request(): a backend answering 20 ms later gets well
   const ports = [await server('fast1', 0), await server('fast2', 0), await server('slow', 20)];
   const lb = await startLb(
     t,
-    svc(ports.map(addr), { balance: 'least-latency', latency_decay: '1s' }),
+    svc(ports.map(addr), { balance: 'least-latency', latency_decay: '250ms' }),
   );
   const n: Record<string, number> = {};
   let started = 0;
