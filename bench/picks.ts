@@ -59,7 +59,9 @@ for (const name of STRATEGY_NAMES) {
   const s = createStrategy(name, { rng });
   s.update(set.candidates);
   // least-latency: every backend measured (1-10 ms), so picks take the decay path, not the unmeasured one.
-  set.candidates.forEach((b, k) => s.observe?.(b, 1 + k, 0));
+  set.candidates.forEach((b, k) => {
+    s.observe?.(b, 1 + k, 0);
+  });
   const ctx: PickContext = { clientIp: clients[0] as string, tried: [], now: 0 };
   for (let k = 0; k < 100_000; k++) s.pick(ctx); // warm up the JIT
   gc?.();
