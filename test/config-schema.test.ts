@@ -245,6 +245,13 @@ balance = "ip-hash"
 hash_balance_factor = 150
 share_limits = true
 
+[services.shadow]
+listen = "127.0.0.1:8457"
+backends = ["127.0.0.1:9006"]
+balance = "least-latency"
+latency_decay = "30s"
+mirror = { backend = "127.0.0.1:9106", percent = 10, buffer = 2097152 }
+
 [cluster]
 redis = "redis://user:pw@127.0.0.1:6379/2"
 prefix = "lb-test:"

@@ -7,6 +7,7 @@ import type { Service } from '../service.js';
 import { backendStateMetrics } from './metrics-backends.js';
 import { discoveryMetrics, healthMetrics } from './metrics-health.js';
 import { loadMetrics } from './metrics-load.js';
+import { mirrorMetrics } from './metrics-mirror.js';
 import { stickMetrics } from './metrics-stick.js';
 import { tlsMetrics } from './metrics-tls.js';
 import {
@@ -38,7 +39,13 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   const metrics = [
     ...(lb.role === 'control'
       ? []
-      : [...trafficMetrics(lb), ...loadMetrics(lb), ...tlsMetrics(lb), ...stickMetrics(lb)]),
+      : [
+          ...trafficMetrics(lb),
+          ...loadMetrics(lb),
+          ...tlsMetrics(lb),
+          ...stickMetrics(lb),
+          ...mirrorMetrics(lb),
+        ]),
     ...(lb.role === 'serve'
       ? []
       : [...healthMetrics(lb), ...backendStateMetrics(lb), ...discoveryMetrics(lb)]),

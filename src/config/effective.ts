@@ -169,6 +169,11 @@ function service(s: ServiceConfig): Table {
   if (s.stick) t.stick = { on: s.stick.on, expire: d(s.stick.expireMs), size: s.stick.size };
   t.hash_balance_factor = s.hashBalanceFactor;
   t.share_limits = s.shareLimits;
+  if (s.balance === 'least-latency') t.latency_decay = d(s.latencyDecayMs);
+  if (s.mirror) {
+    const m = s.mirror;
+    t.mirror = { backend: m.address, percent: m.percent, buffer: m.bufferBytes };
+  }
   if (s.routes.length > 0) t.route = s.routes.map(route);
   return t;
 }

@@ -114,6 +114,8 @@ const VALUES: Readonly<Record<string, Readonly<Record<string, Meaning>>>> = {
     ip_hash: { from: N, write: '"ip-hash"' },
     random: { from: HN, write: '"random-two" (two random backends, the less loaded one)' },
     first: { from: H, write: 'nothing yet: "least-connections" comes closest' },
+    least_time: { from: 'nginx Plus', write: '"least-latency" (peak-EWMA of connect times)' },
+    leasttime: { from: 'Traefik', write: '"least-latency" (peak-EWMA of connect times)' },
   },
   kind: {
     check: { from: H, write: '"tcp"' },

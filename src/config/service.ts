@@ -19,7 +19,9 @@ import {
   type Table,
 } from './fields.js';
 import { HEALTH_KEYS, parseHealth } from './health.js';
+import { parseLatencyDecay } from './latency.js';
 import { type ListenAddress, listenAddress, listenList } from './listen.js';
+import { MIRROR_KEYS, parseMirror } from './mirror.js';
 import { POOL_KEYS, parsePool } from './pool.js';
 import { parseRoutes } from './route.js';
 import { SERVICE_FIELDS } from './service-fields.js';
@@ -41,6 +43,7 @@ const SUB_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   tls: keysOf(TLS_FIELDS),
   discovery: keysOf(DISCOVERY_FIELDS),
   stick: STICK_KEYS,
+  mirror: MIRROR_KEYS,
 };
 
 /**
@@ -64,7 +67,7 @@ export function noteMisplacedKeys(raw: Table, header: string, service: string, p
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 export function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
-  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick']) {
+  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick', 'mirror']) {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
@@ -220,6 +223,13 @@ export function parseService(
       },
       p,
     ),
+    latencyDecayMs: parseLatencyDecay(
+      raw.latency_decay,
+      `${path}.latency_decay`,
+      typeof raw.balance === 'string' ? raw.balance : DEFAULTS.balance,
+      p,
+    ),
+    mirror: parseMirror(raw.mirror, `${path}.mirror`, p),
   };
   if (svc.routes.length > 0 && svc.stick)
     p.add(

@@ -7,6 +7,7 @@ import type { DiscoveryConfig } from './discovery.js';
 import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
 import type { LogOutputConfig } from './log-output.js';
+import type { MirrorConfig } from './mirror.js';
 import type { ProcessConfig } from './process.js';
 import type { RouteConfig } from './route.js';
 import type { StickConfig } from './stick.js';
@@ -103,6 +104,10 @@ export interface ServiceConfig {
   readonly shareLimits: boolean;
   /** [[services.NAME.route]], in order (empty: every client uses every backend). */
   readonly routes: readonly RouteConfig[];
+  /** least-latency: the time constant (ms) over which a measured latency decays. */
+  readonly latencyDecayMs: number;
+  /** [services.NAME.mirror]; null: no mirroring. */
+  readonly mirror: MirrorConfig | null;
 }
 
 export interface Config {

@@ -6,6 +6,7 @@ import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
+import type { MirrorTap } from './mirror.js';
 import { headerFor } from './proxy-protocol.js';
 import { QueuedClient } from './queue-watch.js';
 import { SessionClient } from './session-client.js';
@@ -59,6 +60,8 @@ export class Session extends SessionClient implements DialRequester {
   poolHit = false;
   /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
   busy = false;
+  /** Where a copy of the client's bytes goes (a sampled session of a service with [mirror]); null: none. */
+  mirror: MirrorTap | null = null;
   /** Clock ms since which the sweep has seen no chunk cross. */
   private quietSince = 0;
 
@@ -179,14 +182,16 @@ export class Session extends SessionClient implements DialRequester {
       const header = headerFor(this.client, this.proxied, this.host.cfg.sendProxy);
       this.headerBytes = header.length;
       sock.write(header);
+      this.mirror?.header(header);
     }
     if (this.lifeTimer === null && this.host.cfg.maxLifetimeMs > 0) {
       const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
       this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
-    this.queued?.flushTo(sock);
+    this.queued?.flushTo(sock, this.mirror);
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
+    this.mirror?.follow();
     splice(this.client, sock);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();

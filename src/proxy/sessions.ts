@@ -13,6 +13,7 @@ import type { FdBudget } from './fd-budget.js';
 import { IdleSweep } from './idle-sweep.js';
 import { clientKey } from './ip-text.js';
 import type { ListenerHost } from './listener.js';
+import { Mirroring } from './mirror.js';
 import { Session, type SessionHost, type TerminationCause } from './session.js';
 import type { FrontTarget } from './tls/front.js';
 import { type Handshaking, type Routed, RoutedSession } from './tls/routed-session.js';
@@ -54,6 +55,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   private lastId = 0;
   private readonly idle: IdleSweep;
   private readonly flush: AccessFlush<Session>;
+  /** [mirror]: which sessions are copied, and the counts. */
+  readonly mirroring = new Mirroring();
 
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
@@ -232,6 +235,10 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       return;
     }
     s.sourceLimiter = lease;
+    // Before the dial, which may hand a warm socket over (and start the client's flow) at once.
+    const cfg = this.cfg;
+    if (cfg.mirror !== null)
+      s.mirror = this.mirroring.tap(cfg.mirror, s.client, cfg.connectTimeoutMs);
     s.attempt = this.deps.dialer.begin(s, null, true);
   }
 

@@ -46,9 +46,14 @@ export function strategyFor(
   const rebalance =
     prev === null ||
     cfg.balance !== prev.cfg.balance ||
-    cfg.hashBalanceFactor !== prev.cfg.hashBalanceFactor;
+    cfg.hashBalanceFactor !== prev.cfg.hashBalanceFactor ||
+    cfg.latencyDecayMs !== prev.cfg.latencyDecayMs;
   const inner = rebalance
-    ? createStrategy(cfg.balance, { ...opts, hashBalanceFactor: cfg.hashBalanceFactor })
+    ? createStrategy(cfg.balance, {
+        ...opts,
+        hashBalanceFactor: cfg.hashBalanceFactor,
+        latencyDecayMs: cfg.latencyDecayMs,
+      })
     : balanceOf(prev.strategy);
   return stickTo(inner, cfg.stick, prev?.strategy ?? null);
 }
