@@ -290,7 +290,7 @@ test("check names the key or value meant when HAProxy's or nginx's word is writt
       'maxconn = 100',
       /maxconn: unknown key; "maxconn" is HAProxy's word: here write max_connections/,
     ],
-    ['timeout_client = "30s"', /"timeout_client" is HAProxy's word: here write idle_timeout/],
+    ['timeout_client = "30s"', /"timeout_client" is HAProxy's word: here write client_timeout/],
     ['"timeout connect" = "2s"', /"timeout connect" is HAProxy's word: here write connect_timeout/],
     ['inter = "2s"', /"inter" is HAProxy's word: here write health\.interval/],
     [

@@ -11,6 +11,7 @@ import { POOL_FIELDS } from './pool.js';
 import type { Fields } from './spec.js';
 import { HASH_BALANCE_FACTOR_FIELD, STICK_FIELDS } from './stick.js';
 import { TLS_FIELDS } from './tls.js';
+import { TRAFFIC_FIELDS } from './traffic.js';
 import { ALL_DOWN_POLICIES } from './types.js';
 
 /** [services.NAME], and [defaults] (the same keys, inherited by every service). */
@@ -60,6 +61,7 @@ export const SERVICE_FIELDS = {
     max: MAX_TIMER_MS,
     doc: 'No bytes either way for this long: both legs are destroyed (0: off)',
   },
+  ...TRAFFIC_FIELDS,
   max_retries: {
     kind: 'integer',
     default: DEFAULTS.maxRetries,

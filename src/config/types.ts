@@ -10,6 +10,7 @@ import type { LogOutputConfig } from './log-output.js';
 import type { ProcessConfig } from './process.js';
 import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
+import type { TrafficConfig } from './traffic.js';
 
 export type { BackendConfig } from './backend-settings.js';
 
@@ -39,7 +40,7 @@ export interface PoolConfig {
   readonly idleTtlMs: number;
 }
 
-export interface ServiceConfig {
+export interface ServiceConfig extends TrafficConfig {
   readonly name: string;
   /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
   readonly listen: ListenAddress;

@@ -9,8 +9,9 @@ import type { TLSSocket } from 'node:tls';
 export interface SessionSockets {
   readonly client: Socket;
   readonly backend: Socket | null;
-  /** A chunk crossed since the idle sweep last looked. */
-  busy: boolean;
+  /** A chunk came from the client (the backend) since the idle sweep last looked. */
+  clientBusy: boolean;
+  backendBusy: boolean;
   onClientEnd(): void;
   onBackendEnd(): void;
   onClientError(): void;
@@ -43,13 +44,13 @@ function owner(sock: Socket): SessionSockets {
 /** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
 export function clientData(this: Socket, chunk: Buffer): void {
   const s = owner(this);
-  s.busy = true;
+  s.clientBusy = true;
   if (!(s.backend as Socket).write(chunk)) this.pause();
 }
 
 export function backendData(this: Socket, chunk: Buffer): void {
   const s = owner(this);
-  s.busy = true;
+  s.backendBusy = true;
   if (!s.client.write(chunk)) this.pause();
 }
 

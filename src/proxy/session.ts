@@ -27,6 +27,7 @@ import {
   passFin,
   tag,
 } from './session-listeners.js';
+import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 import type { SourceLimiter } from './source-limits.js';
 
 export type { SessionConfig, TerminationCause } from './session-host.js';
@@ -99,10 +100,13 @@ export class Session implements DialRequester {
   proxied: ProxyAddresses | null = null;
   /** The per-source limiter this session counts in, released when it ends; null when no limit applies. */
   sourceLimiter: SourceLimiter | null = null;
-  /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
-  busy = false;
-  /** Clock ms since which the sweep has seen no chunk cross. */
-  private quietSince = 0;
+  // Per side: a chunk crossed since the idle sweep last looked (set by the data listeners),
+  // since when the sweep has seen none, and who has spoken (see side-timeouts.ts).
+  clientBusy = false;
+  backendBusy = false;
+  clientQuietSince = 0;
+  backendQuietSince = 0;
+  spoke = 0;
 
   private ip: string | null = null;
   private headerBytes = 0;
@@ -222,7 +226,7 @@ export class Session implements DialRequester {
     sock.on('close', backendClose);
     sock.on('end', backendEnd);
     sock.on('drain', backendDrain);
-    this.quietSince = this.readyAt;
+    quietFrom(this, this.readyAt);
     if (!this.clientWired) {
       this.clientWired = true;
       this.client.on('end', clientEnd);
@@ -298,14 +302,14 @@ export class Session implements DialRequester {
 
   /**
    * Ends the session now. A cut made on purpose (shutdown, an operator's
-   * disable, max_lifetime) resets both legs, so an unframed protocol never
-   * takes a truncated reply for a complete one; an idle timeout, with nothing
-   * in flight, closes them plainly.
+   * disable, max_lifetime, one side's timeout) resets both legs, so an
+   * unframed protocol never takes a truncated reply for a complete one; an
+   * idle or tunnel timeout, with nothing in flight, closes them plainly.
    */
   destroy(cause: TerminationCause): void {
     this.cause ??= cause;
     this.attempt?.cancel();
-    if (cause === 'idle-timeout') {
+    if (closesPlainly(cause)) {
       this.client.destroy();
       this.backend?.destroy();
       return;
@@ -342,18 +346,17 @@ export class Session implements DialRequester {
   }
 
   /**
-   * The idle sweep's visit (see IdleSweep): with no chunk in either direction
-   * for `idleMs`, the session ends. Not before a backend is attached: a dial
-   * has connect_timeout and a queued client queue_timeout.
+   * The idle sweep's visit (see IdleSweep): idle_timeout, client_timeout,
+   * server_timeout, tunnel_timeout (see side-timeouts.ts). Not before a
+   * backend is attached: a dial has connect_timeout and a queued client
+   * queue_timeout. A timeout names the session's end even after a FIN.
    */
-  idleTick(now: number, idleMs: number): void {
+  idleTick(now: number, d: SideDeadlines): void {
     if (this.target === null || this.ended) return;
-    if (this.busy) {
-      this.busy = false;
-      this.quietSince = now;
-    } else if (now - this.quietSince >= idleMs) {
-      this.destroy('idle-timeout');
-    }
+    const cause = timedOut(this, now, d);
+    if (cause === null) return;
+    if (this.cause === 'client-closed' || this.cause === 'backend-closed') this.cause = cause;
+    this.destroy(cause);
   }
 
   // Entry points of the shared listeners below (not for other callers).

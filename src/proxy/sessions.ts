@@ -58,7 +58,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
     this.clock = deps.clock;
-    this.idle = new IdleSweep(this.open, () => deps.cfg.idleTimeoutMs, deps.clock);
+    this.idle = new IdleSweep(this.open, () => deps.cfg, deps.clock);
     this.flush = new AccessFlush(
       this.open,
       () => deps.stats.accessIntervalMs,

@@ -1,0 +1,85 @@
+import type { Socket } from 'node:net';
+import type { ServiceConfig } from '../config/schema.js';
+import type { TerminationCause } from './session-host.js';
+
+/** The deadlines the idle sweep enforces, read from the service's config at each tick. */
+export type SideDeadlines = Pick<
+  ServiceConfig,
+  'idleTimeoutMs' | 'clientTimeoutMs' | 'serverTimeoutMs' | 'tunnelTimeoutMs'
+>;
+
+/**
+ * What the sweep keeps on a session to tell its sides apart: a flag per
+ * direction, set by the data listeners where a chunk already crosses (a store,
+ * as the single `busy` flag was), and the sweep time it last saw each.
+ */
+export interface SideQuiet {
+  readonly client: Socket;
+  readonly backend: Socket | null;
+  /** A chunk came from the client since the sweep last looked. */
+  clientBusy: boolean;
+  /** A chunk came from the backend since the sweep last looked. */
+  backendBusy: boolean;
+  clientQuietSince: number;
+  backendQuietSince: number;
+  /** Bit 1: the client has sent a byte; bit 2: the backend has (both: a tunnel). */
+  spoke: number;
+}
+
+/** The shortest deadline in force (0: none), which sets the sweep's period. */
+export function shortestDeadline(d: SideDeadlines): number {
+  let min = 0;
+  for (const ms of [d.idleTimeoutMs, d.clientTimeoutMs, d.serverTimeoutMs, d.tunnelTimeoutMs])
+    if (ms > 0 && (min === 0 || ms < min)) min = ms;
+  return min;
+}
+
+/** Both sides quiet from the start (the backend leg just attached). */
+export function quietFrom(q: SideQuiet, now: number): void {
+  q.clientQuietSince = now;
+  q.backendQuietSince = now;
+}
+
+/**
+ * The sweep's look at one session: which deadline, if any, it has passed.
+ * Once both sides have spoken, tunnel_timeout (when set) replaces the other
+ * three, as HAProxy's timeout tunnel replaces timeout client and server once a
+ * tunnel is established; before, or without it, each applies on its own and
+ * the first passed wins. A side that has sent its FIN is done, not silent: its
+ * own timeout no longer applies (the other side's and idle_timeout still do).
+ */
+export function timedOut(q: SideQuiet, now: number, d: SideDeadlines): TerminationCause | null {
+  if (q.clientBusy) {
+    q.clientBusy = false;
+    q.clientQuietSince = now;
+    q.spoke |= 1;
+  }
+  if (q.backendBusy) {
+    q.backendBusy = false;
+    q.backendQuietSince = now;
+    q.spoke |= 2;
+  }
+  const quiet = now - Math.max(q.clientQuietSince, q.backendQuietSince);
+  if (d.tunnelTimeoutMs > 0 && q.spoke === 3)
+    return quiet >= d.tunnelTimeoutMs ? 'tunnel-timeout' : null;
+  if (
+    d.clientTimeoutMs > 0 &&
+    now - q.clientQuietSince >= d.clientTimeoutMs &&
+    !q.client.readableEnded
+  )
+    return 'client-timeout';
+  if (
+    d.serverTimeoutMs > 0 &&
+    now - q.backendQuietSince >= d.serverTimeoutMs &&
+    q.backend !== null &&
+    !q.backend.readableEnded
+  )
+    return 'server-timeout';
+  if (d.idleTimeoutMs > 0 && quiet >= d.idleTimeoutMs) return 'idle-timeout';
+  return null;
+}
+
+/** A timeout with nothing in flight closes plainly; one side's, cut mid-stream perhaps, resets. */
+export function closesPlainly(cause: TerminationCause): boolean {
+  return cause === 'idle-timeout' || cause === 'tunnel-timeout';
+}
