@@ -12,6 +12,8 @@ export interface SessionSockets {
   /** A chunk came from the client (the backend) since the idle sweep last looked. */
   clientBusy: boolean;
   backendBusy: boolean;
+  /** Its bandwidth limits (proxy/bandwidth.ts); null, the common case, when it has none. */
+  readonly shaper: { readonly upPaused: boolean; readonly downPaused: boolean } | null;
   onClientEnd(): void;
   onBackendEnd(): void;
   onClientError(): void;
@@ -33,7 +35,8 @@ export function tag(sock: Socket, s: SessionSockets): void {
   (sock as Owned)[SESSION] = s;
 }
 
-function owner(sock: Socket): SessionSockets {
+/** The session `sock` is a leg of (see `tag`). */
+export function owner(sock: Socket): SessionSockets {
   return (sock as Owned)[SESSION] as SessionSockets;
 }
 
@@ -54,12 +57,15 @@ export function backendData(this: Socket, chunk: Buffer): void {
   if (!s.client.write(chunk)) this.pause();
 }
 
+/** The backend took what was queued: read the client again, unless its upload limit holds it. */
 export function backendDrain(this: Socket): void {
-  owner(this).client.resume();
+  const s = owner(this);
+  if (s.shaper === null || !s.shaper.upPaused) s.client.resume();
 }
 
 export function clientDrain(this: Socket): void {
-  owner(this).backend?.resume();
+  const s = owner(this);
+  if (s.shaper === null || !s.shaper.downPaused) s.backend?.resume();
 }
 
 export function clientEnd(this: Socket): void {

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
+import type { Shaper } from './bandwidth.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
 import { clientKey } from './ip-text.js';
@@ -27,6 +28,7 @@ import {
   passFin,
   tag,
 } from './session-listeners.js';
+import { backendDataShaped, clientDataShaped } from './shaped-listeners.js';
 import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 import type { SourceLimiter } from './source-limits.js';
 
@@ -107,6 +109,8 @@ export class Session implements DialRequester {
   clientQuietSince = 0;
   backendQuietSince = 0;
   spoke = 0;
+  /** Its bandwidth limits, given by the host at sessionReady; null (the common case) when none apply. */
+  shaper: Shaper | null = null;
 
   private ip: string | null = null;
   private headerBytes = 0;
@@ -260,8 +264,8 @@ export class Session implements DialRequester {
     // Our own data handlers rather than pipe(): one shared listener per direction, no per-chunk
     // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
     // untouched can be swapped out before its FIN reaches the client.
-    sock.on('data', backendData);
-    this.client.on('data', clientData);
+    sock.on('data', this.shaper === null ? backendData : backendDataShaped);
+    this.client.on('data', this.shaper === null ? clientData : clientDataShaped);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -330,8 +334,10 @@ export class Session implements DialRequester {
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
     b.removeListener('data', backendData);
+    b.removeListener('data', backendDataShaped);
     b.removeListener('drain', backendDrain);
     this.client.removeListener('data', clientData);
+    this.client.removeListener('data', clientDataShaped);
     this.client.pause();
     b.removeListener('close', backendClose);
     b.removeListener('end', backendEnd);
