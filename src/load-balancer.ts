@@ -1,22 +1,17 @@
-import type { AddressInfo, Server, Socket } from 'node:net';
-import type { Dispatcher } from 'undici';
-import type { Backend } from './backend/backend.js';
+import type { Server } from 'node:net';
 import type { StrategyOptions } from './balancer/index.js';
 import { type Clock, monotonicClock } from './clock.js';
-import { parseHostPort } from './config/address.js';
-import { type BackendOptions, backendFromOptions } from './config/backend-settings.js';
 import { sameConfig } from './config/same.js';
 import type { Config, ServiceConfig } from './config/schema.js';
-import { isFronted } from './config/sni.js';
 import { LbError } from './errors.js';
-import type { HttpRequestOptions, HttpResponse } from './http/request.js';
+import { Fronts } from './fronts.js';
 import { type SocketSource, socketKey } from './lifecycle/passed-sockets.js';
 import { type Logger, silentLogger } from './logger.js';
 import { descriptorsNeeded, FdBudget } from './proxy/fd-budget.js';
-import type { Listener } from './proxy/listener.js';
-import { Front, type FrontCounters, frontCounters } from './proxy/tls/front.js';
+import type { FrontCounters } from './proxy/tls/front.js';
 import { type ListenerPlan, planListeners } from './reload-plan.js';
 import { Service, type ServiceOptions, type ServiceRole } from './service.js';
+import { ServiceCalls } from './service-calls.js';
 import { RedisLink } from './shared/redis-link.js';
 
 export interface LoadBalancerOptions {
@@ -57,13 +52,13 @@ export interface ReloadSummary {
   warnings?: string[];
 }
 
-export type AddBackendOptions = BackendOptions;
+export type { AddBackendOptions } from './service-calls.js';
 
 /**
  * The library's entry point: owns one Service per [services.NAME].
  * `cli.ts` drives the balancer only through this class.
  */
-export class LoadBalancer {
+export class LoadBalancer extends ServiceCalls {
   /** The config in force (replaced by a successful reload). */
   config: Config;
   readonly role: ServiceRole;
@@ -80,14 +75,14 @@ export class LoadBalancer {
   private reloading: Promise<unknown> = Promise.resolve();
   /** [cluster] redis, in every process that serves clients; null without [cluster]. */
   readonly redis: RedisLink | null;
-  /** The fronts of listen addresses that read the ClientHello (see wireListeners). */
-  private fronts: Front[] = [];
-  /** Their refusals by cause, per listen address, kept across reloads. */
-  private readonly frontCounts = new Map<string, FrontCounters>();
+  /** Listeners pointed at their services or at fronts that read the ClientHello. */
+  private readonly fronts: Fronts;
 
   constructor(config: Config, opts: LoadBalancerOptions = {}) {
+    super();
     this.config = config;
     this.log = opts.logger ?? silentLogger();
+    this.fronts = new Fronts(this.log);
     this.followConfigLogLevel = opts.followConfigLogLevel ?? false;
     this.role = opts.role ?? 'single';
     this.workerSlot = opts.workerSlot ?? 0;
@@ -145,47 +140,8 @@ export class LoadBalancer {
     this.wireListeners();
   }
 
-  /**
-   * Points every listener at what takes its clients: a service's sessions
-   * straight away (as ever, for a service that reads no hello), or a front
-   * that reads the PROXY header and ClientHello and routes by SNI. Fronts are
-   * rebuilt on each reload; a client in the middle of its hello finishes on
-   * the old one.
-   */
   private wireListeners(): void {
-    const groups = new Map<Listener, Service[]>();
-    for (const svc of this.services.values()) {
-      const l = svc.boundListener;
-      if (!l) continue;
-      const g = groups.get(l);
-      if (g) g.push(svc);
-      else groups.set(l, [svc]);
-    }
-    const fronts: Front[] = [];
-    for (const [l, svcs] of groups) {
-      const one = svcs[0] as Service;
-      if (svcs.length === 1 && !isFronted(one.cfg)) {
-        l.handTo(one.listenerHost);
-        continue;
-      }
-      const listen = one.cfg.listen.address;
-      let counts = this.frontCounts.get(listen);
-      if (!counts) {
-        counts = frontCounters();
-        this.frontCounts.set(listen, counts);
-      }
-      const f = new Front(
-        listen,
-        svcs.map((s) => s.frontTarget),
-        counts,
-        one.fds,
-        this.log.child({ listen }),
-        this.config.log.access ? this.log.child({ log: 'access' }) : null,
-      );
-      l.handTo(f);
-      fronts.push(f);
-    }
-    this.fronts = fronts;
+    this.fronts.wire(this.services.values(), this.config.log.access);
   }
 
   /**
@@ -210,7 +166,7 @@ export class LoadBalancer {
 
   /** Clients refused before any service took them (bad or unmatched hellos), per shared listen address. */
   get listenerRefusals(): ReadonlyMap<string, Readonly<FrontCounters>> {
-    return this.frontCounts;
+    return this.fronts.refusals;
   }
 
   /** Says so, with the numbers, when the soft descriptor limit is below what the config may hold. */
@@ -322,7 +278,7 @@ export class LoadBalancer {
     void this.redis?.close();
     const svcs = this.everyService();
     for (const svc of svcs) svc.stop();
-    for (const f of this.fronts) f.close();
+    this.fronts.close();
     const open = svcs.reduce((n, s) => n + s.activeSessions, 0);
     if (open > 0) this.log.info({ open, timeoutMs }, 'draining open sessions');
     let timer: NodeJS.Timeout | undefined;
@@ -340,11 +296,6 @@ export class LoadBalancer {
     }
   }
 
-  /** The bound address of a service's listener (useful with port 0). */
-  address(service: string): AddressInfo {
-    return this.service(service).address();
-  }
-
   service(name: string): Service {
     const svc = this.services.get(name);
     if (!svc) throw new LbError('LB_ERR_UNKNOWN_SERVICE', `no service ${name}`);
@@ -355,106 +306,8 @@ export class LoadBalancer {
     return [...this.services.keys()];
   }
 
-  /**
-   * Adds a backend at run time; it takes traffic at once. Its settings are
-   * checked as the config file's are (LB_ERR_INVALID_ARGUMENT names each bad one).
-   */
-  addBackend(service: string, address: string, opts: AddBackendOptions = {}): Backend {
-    const cfg = backendFromOptions(address, opts);
-    return this.service(service).addBackend(cfg);
-  }
-
-  /**
-   * A connected socket to one of the service's backends, chosen by its
-   * strategy: a warm pooled socket when there is one, else a fresh connect,
-   * retried with backoff on another backend like a client session. Counted in
-   * the same metrics. Rejects with LbError (LB_ERR_DIAL, LB_ERR_NO_BACKEND,
-   * LB_ERR_UNKNOWN_SERVICE, LB_ERR_ABORTED). The socket is the caller's.
-   */
-  connect(service: string, opts: { signal?: AbortSignal; key?: string } = {}): Promise<Socket> {
-    return this.service(service).connect(opts);
-  }
-
-  /**
-   * An undici Dispatcher on the service's backends: `fetch(url, { dispatcher })`
-   * and `undici.request(url, { dispatcher })` go to the backend its strategy
-   * picks, over keep-alive connections kept per backend (HTTP/2 where a TLS
-   * backend offers it), retried elsewhere like lb.request (see src/http/).
-   * One per service, made at the first call; closed with the balancer.
-   */
-  dispatcher(service: string): Dispatcher {
-    return this.service(service).dispatcher;
-  }
-
-  /**
-   * One HTTP request to one of the service's backends, read to the end:
-   * `{ statusCode, headers, body, text(), json() }`. The service's
-   * request_timeout (or `timeout`) bounds all of it; a failed connect, or a
-   * reset before any answer on an idempotent request, is retried on another
-   * backend with the service's backoff; anything else is never sent twice.
-   */
-  request(service: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
-    return this.service(service).request(opts);
-  }
-
-  /** Runs one round of health probes on every service now; resolves when all verdicts are in. */
-  async performHealthCheck(): Promise<void> {
-    await Promise.all([...this.services.values()].map((s) => s.probeNow()));
-  }
-
-  /** Reaps idle pooled sockets older than idle_ttl now (refill replaces them). Also runs on a timer. */
-  cleanupConnections(): void {
-    for (const s of this.services.values()) s.reapPool();
-  }
-
-  /** Changes a backend's weight now; strategies rebuild at once. */
-  setWeight(service: string, address: string, weight: number): Backend {
-    return this.service(service).setWeight(canonical(address), weight);
-  }
-
-  /** Takes a backend out for maintenance: out of rotation, warm pool closed, its open sessions ended now. */
-  disableBackend(service: string, address: string): Backend {
-    return this.service(service).disableBackend(canonical(address));
-  }
-
-  /** Drains a backend: no new sessions go to it; its open sessions continue to their end. */
-  drainBackend(service: string, address: string): Backend {
-    return this.service(service).drainBackend(canonical(address));
-  }
-
-  /** Ends a drain or a disable: the backend takes new sessions again (if healthy). */
-  enableBackend(service: string, address: string): Backend {
-    return this.service(service).enableBackend(canonical(address));
-  }
-
-  /** Sets a backend's health now (an operator's override); probes decide again unless paused. */
-  forceHealth(service: string, address: string, up: boolean): Backend {
-    return this.service(service).forceHealth(canonical(address), up);
-  }
-
-  /** Pauses or resumes a backend's health probes and agent checks. */
-  pauseChecks(service: string, address: string, paused: boolean): Backend {
-    return this.service(service).pauseChecks(canonical(address), paused);
-  }
-
-  /** Ends one open session by the id the admin API lists it under; false when none is open with it. */
-  endSession(service: string, id: number): boolean {
-    return this.service(service).endSession(id);
-  }
-
   /** Every service in service order, for the admin API and metrics. */
   get allServices(): Service[] {
     return [...this.services.values()];
   }
-
-  /** Removes a backend: no new sessions go to it; its open sessions run to their end. */
-  removeBackend(service: string, address: string): void {
-    this.service(service).removeBackend(canonical(address));
-  }
-}
-
-/** "localhost:80" and "[::1]:80" as the set stores them; anything unparsable is looked up as given. */
-function canonical(address: string): string {
-  const hp = parseHostPort(address);
-  return 'error' in hp ? address : hp.address;
 }

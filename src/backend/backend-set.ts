@@ -1,70 +1,17 @@
-import { EventEmitter } from 'node:events';
 import { type Clock, monotonicClock } from '../clock.js';
 import { literalTwins } from '../config/address.js';
 import { checkWeight } from '../config/backend-settings.js';
-import type { AllDownPolicy, BackendConfig, ServiceConfig } from '../config/schema.js';
+import type { BackendConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
-import { Histogram } from '../histogram.js';
 import { Backend, rateTokensAt } from './backend.js';
 import { candidatesOf, sameCandidates } from './candidates.js';
-import { type ConnectFailure, probeCauseOf } from './causes.js';
-import {
-  type BackendState,
-  type DialJudge,
-  type Follower,
-  reportTo,
-  sameState,
-  stateOf,
-} from './follow.js';
+import { type BackendState, type Follower, sameState, stateOf } from './follow.js';
+import { BackendHealth, healthChanged } from './health.js';
 import { SlotLease } from './lease.js';
-import { LocalVerdicts } from './verdicts.js';
+import type { BackendSetOptions } from './set-types.js';
 
 export type { BackendState, Follower } from './follow.js';
-
-/** Probe durations: 0.5 ms to 10 s. */
-const PROBE_BUCKETS = Object.freeze([
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
-
-export interface BackendSetEvents {
-  /** A backend became healthy again. */
-  up: [backend: Backend];
-  /** A backend went down; `reason` says why. */
-  down: [backend: Backend, reason: string];
-  /** The candidates that strategies pick from, or a weight among them, changed: strategies rebuild. */
-  change: [candidates: readonly Backend[]];
-  /** Some backend's state changed (health, trial, drain, disable, weight, membership): the pool and the cluster follow. */
-  state: [];
-  /** A backend joined the set at run time (the file, discovery, the admin API): probes start on it. */
-  added: [backend: Backend];
-  /** A backend left the set (removed at run time): probes stop on it. */
-  removed: [backend: Backend];
-}
-
-export interface BackendSetOptions {
-  allDown: AllDownPolicy;
-  /** Consecutive failures (probe or live dial) that take a healthy backend down. */
-  fall: number;
-  /** Consecutive probe successes that bring a down backend back. */
-  rise: number;
-  /**
-   * No active probes (health kind "none"): a downed backend gets a half-open
-   * trial session after `trialBackoffMs`, doubling per failed trial.
-   */
-  passiveOnly: boolean;
-  trialBackoffMs: number;
-}
-
-/** A service's settings for its backend set. */
-export function setOptionsOf(cfg: ServiceConfig): BackendSetOptions {
-  return {
-    allDown: cfg.allDown,
-    fall: cfg.health.fall,
-    rise: cfg.health.rise,
-    passiveOnly: cfg.health.kind === 'none',
-    trialBackoffMs: cfg.health.intervalMs,
-  };
-}
+export { type BackendSetEvents, type BackendSetOptions, setOptionsOf } from './set-types.js';
 
 /**
  * The only owner of backend state: health, draining, weights and counters.
@@ -75,17 +22,11 @@ export function setOptionsOf(cfg: ServiceConfig): BackendSetOptions {
  * HAProxy's default `init-state up`. Until then it takes traffic, and any
  * failed dial counts against it as usual.
  */
-export class BackendSet extends EventEmitter<BackendSetEvents> {
+export class BackendSet extends BackendHealth {
   private list: Backend[] = [];
   private cands: readonly Backend[] = [];
   /** The candidates' weights when `change` was last emitted. */
   private candWeights: number[] = [];
-  private readonly opts: BackendSetOptions;
-  private readonly judge: DialJudge;
-  private readonly verdicts: LocalVerdicts;
-  private readonly clock: Clock;
-  /** How long probes took, successes and failures alike (read by /metrics). */
-  readonly probeSeconds = new Histogram(PROBE_BUCKETS);
 
   /**
    * `follower`: hand health decisions to a primary (a cluster worker): dials
@@ -96,17 +37,8 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     opts: BackendSetOptions,
     deps: { clock?: Clock; follower?: Follower | null } = {},
   ) {
-    super();
-    this.clock = deps.clock ?? monotonicClock;
-    const follower = deps.follower ?? null;
-    this.opts = { ...opts };
+    super(opts, deps.clock ?? monotonicClock, deps.follower ?? null);
     for (const c of configs) this.list.push(new Backend(c));
-    this.verdicts = new LocalVerdicts(this.opts, {
-      markUp: (b) => this.markUp(b),
-      markDown: (b, reason) => this.markDown(b, reason),
-      changed: () => this.commit(),
-    });
-    this.judge = follower ? reportTo(follower) : this.verdicts;
     this.refreshCandidates();
   }
 
@@ -272,18 +204,6 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     this.commit();
   }
 
-  /** An active probe's verdict. */
-  reportProbe(b: Backend, ok: boolean, detail: string, latencyMs: number): void {
-    const first = b.lastCheck === null;
-    b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
-    this.probeSeconds.observe(latencyMs / 1000);
-    if (!ok) {
-      b.lastFailure = { detail, at: b.lastCheck.at };
-      b.probeFailures[probeCauseOf(detail)]++;
-    }
-    if (!b.removed && !b.checksPaused) this.verdicts.probe(b, ok, detail, first);
-  }
-
   /**
    * An operator's word on health ("set server health" in HAProxy): up or
    * down now. Probes go on deciding afterwards unless paused (pauseChecks).
@@ -311,77 +231,6 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     return b;
   }
 
-  /** The agent check's last contact (see health/agent.ts). */
-  reportAgent(b: Backend, ok: boolean, detail: string): void {
-    b.lastAgent = { ok, detail, at: Date.now() };
-  }
-
-  /**
-   * The agent's health word. `reason` set: down now and held down, probes or
-   * not, until released. null: released; back up at once unless the last
-   * probe failed (then probes bring it back after `rise`, as usual).
-   */
-  holdDown(b: Backend, reason: string | null): void {
-    if (b.removed) return;
-    if (reason !== null) {
-      b.agentDown = true;
-      this.markDown(b, reason);
-      // No half-open trials (health kind "none") while the agent holds it down.
-      this.verdicts.clearTrial(b);
-      return;
-    }
-    if (!b.agentDown) return;
-    b.agentDown = false;
-    if (b.lastCheck === null || b.lastCheck.ok) this.markUp(b);
-  }
-
-  /**
-   * A live dial (or pool refill) connected. It clears the failure streak of a
-   * healthy backend, and closes the circuit after a half-open trial; it never
-   * brings back a backend that active probes hold down.
-   */
-  reportDialSuccess(b: Backend): void {
-    this.judge.succeeded(b);
-  }
-
-  /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
-  recordDialFailure(b: Backend, failure: ConnectFailure): void {
-    b.dialFailuresTotal++;
-    b.dialFailures[failure.kind]++;
-    this.judge.failed(b, failure);
-  }
-
-  /** A dial to `b` failed on the balancer's own resources (EMFILE…): counted, never held against it. */
-  recordLocalDialFailure(b: Backend): void {
-    b.dialFailures.local++;
-    this.abandonTrial(b);
-  }
-
-  /**
-   * An HTTP request got a 5xx answer (passive_http_5xx): a passive health
-   * failure like a failed dial, without counting as one in dial_failures_total.
-   */
-  recordHttpFailure(b: Backend, cause: string): void {
-    this.judge.failed(b, { kind: 'other', detail: cause });
-  }
-
-  /**
-   * A trial dial ended with no verdict (its client left, or the failure was
-   * the balancer's own): the backend is half-open again for the next one.
-   */
-  abandonTrial(b: Backend): void {
-    if (!b.halfOpen || !b.trialInFlight) return;
-    b.trialInFlight = false;
-    this.commit();
-  }
-
-  /** The dialer picked a half-open backend: it is the one trial; keep others off it until the verdict. */
-  beginTrial(b: Backend): void {
-    if (!b.halfOpen || b.trialInFlight) return;
-    b.trialInFlight = true;
-    this.commit();
-  }
-
   /**
    * A session was just sent to `b`: it holds one of b's max_connections slots
    * from now (so concurrent dials cannot overshoot the cap) and spends a
@@ -407,29 +256,6 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     b.sessionsTotal++;
   }
 
-  markDown(b: Backend, reason: string): void {
-    if (!b.healthy) return;
-    b.healthy = false;
-    b.downReason = reason;
-    b.consecutiveSuccesses = 0;
-    healthChanged(b, false);
-    if (this.opts.passiveOnly) this.verdicts.openCircuit(b);
-    this.commit();
-    this.emit('down', b, reason);
-  }
-
-  markUp(b: Backend): void {
-    if (b.healthy || b.agentDown) return;
-    b.healthy = true;
-    b.downReason = null;
-    b.consecutiveFailures = 0;
-    healthChanged(b, true);
-    b.upSince = this.clock.now();
-    this.verdicts.clearTrial(b);
-    this.commit();
-    this.emit('up', b);
-  }
-
   /** Stops the half-open timers; the set is being discarded. */
   close(): void {
     for (const b of this.list) this.verdicts.clearTrial(b);
@@ -442,7 +268,7 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
   }
 
   /** A backend's state changed: everyone who follows state hears it, strategies only if their input moved. */
-  private commit(): void {
+  protected commit(): void {
     this.refreshCandidates();
     this.emit('state');
   }
@@ -460,14 +286,4 @@ export class BackendSet extends EventEmitter<BackendSetEvents> {
     this.candWeights = c.map((b) => b.weight);
     this.emit('change', this.cands);
   }
-}
-
-/** When health changed, and the down time it ends (for /metrics). */
-function healthChanged(b: Backend, up: boolean): void {
-  const now = Date.now();
-  b.stateChangedAt = now;
-  if (up && b.downSince > 0) {
-    b.downMsBefore += now - b.downSince;
-    b.downSince = 0;
-  } else if (!up) b.downSince = now;
 }

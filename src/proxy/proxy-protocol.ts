@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6, type Socket } from 'node:net';
 import { canonicalIp, clientKey } from './ip-text.js';
 
 /**
@@ -248,4 +248,19 @@ function parseV2(buf: Buffer): ParseResult {
   if ((fam & 0xf0) === 0 || (fam & 0xf0) === 0x30)
     return { state: 'done', header: { version: 2, addresses: null }, consumed };
   return { state: 'error', reason: 'v2 header: unknown address family' };
+}
+
+/**
+ * The header to send for a client: the addresses its own PROXY header gave
+ * (`proxied`), else its socket's.
+ */
+export function headerFor(
+  client: Socket,
+  proxied: ProxyAddresses | null,
+  version: 'v1' | 'v2',
+): Buffer {
+  const a =
+    proxied ??
+    addressesOf(client.remoteAddress, client.remotePort, client.localAddress, client.localPort);
+  return version === 'v2' ? encodeV2(a) : encodeV1(a);
 }

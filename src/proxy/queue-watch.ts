@@ -32,3 +32,32 @@ export function watchQueued(client: Socket, held: Buffer[], left: () => void): (
     client.pause();
   };
 }
+
+/**
+ * A queued client's watch (see watchQueued) and what it sent meanwhile. Made
+ * only for a session that waits, so one that never queues carries nothing.
+ */
+export class QueuedClient {
+  private readonly held: Buffer[] = [];
+  private stopFn: (() => void) | null = null;
+
+  /** Watches `client` (again, after a redial put it back on hold) until stopped. */
+  watch(client: Socket, left: () => void): void {
+    if (this.stopFn === null) this.stopFn = watchQueued(client, this.held, left);
+  }
+
+  get watching(): boolean {
+    return this.stopFn !== null;
+  }
+
+  stop(): void {
+    this.stopFn?.();
+    this.stopFn = null;
+  }
+
+  /** What the client sent while it waited goes to the backend first (once: a redial has sent it already). */
+  flushTo(sock: Socket): void {
+    for (const chunk of this.held) sock.write(chunk);
+    this.held.length = 0;
+  }
+}

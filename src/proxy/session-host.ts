@@ -1,4 +1,7 @@
+import type { BackendSet } from '../backend/backend-set.js';
+import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
+import type { LbError } from '../errors.js';
 
 /** Why a session ended; a fixed set, for the access log and metrics. */
 export type TerminationCause =
@@ -34,3 +37,32 @@ export type SessionConfig = Pick<
   ServiceConfig,
   'idleTimeoutMs' | 'maxLifetimeMs' | 'acceptProxy' | 'sendProxy'
 >;
+
+/**
+ * What a session reaches of its service (proxy/sessions.ts's OpenSessions),
+ * for a session of type S (session.ts names it `SessionHost`, for its Session).
+ */
+export interface HostOf<S> {
+  readonly backends: BackendSet;
+  readonly clock: Clock;
+  /** Read at each use, so a reload applies to sessions that start after it. */
+  readonly cfg: SessionConfig;
+  /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
+  admit(s: S): void;
+  /** A PROXY header was missing, malformed or late. */
+  proxyHeaderFailed(s: S, reason: string): void;
+  /** The backend leg is ready (s.poolHit says whether it came warm from the pool). */
+  sessionReady(s: S): void;
+  /** Called once, when both legs are closed. */
+  sessionEnded(s: S): void;
+  /** The dial ended without a backend; the session closes. */
+  dialFailed(s: S, err: LbError): void;
+  /** The session's own code threw (a bug, or input nothing foresaw): it was closed. */
+  sessionFailed(s: S, err: unknown): void;
+}
+
+/** Why a session whose dial ended without a backend ends. */
+export function dialFailureCause(err: LbError): TerminationCause {
+  if (err.code === 'LB_ERR_NO_BACKEND') return 'refused-no-backend';
+  return err.code === 'LB_ERR_LIMIT' ? 'refused-limit' : 'connect-failed';
+}

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { noop } from '../noop.js';
 
 /**
  * What the shared listeners reach on a session (proxy/session.ts's Session
@@ -90,6 +91,58 @@ export function clientClose(this: Socket, hadError: boolean): void {
 
 export function backendClose(this: Socket, hadError: boolean): void {
   owner(this).onBackendClose(hadError);
+}
+
+/** A new client leg: found by its session, its error and close heard from now on. */
+export function wireClient(client: Socket, s: SessionSockets): void {
+  tag(client, s);
+  client.on('error', clientError);
+  client.on('close', clientClose);
+}
+
+/** A backend leg handed to `s`: its error, close, FIN and drain heard (its bytes by `splice`). */
+export function wireBackend(sock: Socket, s: SessionSockets): void {
+  tag(sock, s);
+  sock.on('error', backendError);
+  sock.on('close', backendClose);
+  sock.on('end', backendEnd);
+  sock.on('drain', backendDrain);
+}
+
+/** The client's FIN and drain, wired once a first backend leg is attached (kept over a redial). */
+export function wireClientFlow(client: Socket): void {
+  client.on('end', clientEnd);
+  client.on('drain', clientDrain);
+}
+
+/**
+ * Bytes both ways. Our own data listeners rather than pipe(): one shared
+ * listener per direction, no per-chunk closures, and FINs carried by
+ * onClientEnd/onBackendEnd, so a warm socket that dies untouched can be
+ * swapped out before its FIN reaches the client.
+ */
+export function splice(client: Socket, sock: Socket): void {
+  sock.on('data', backendData);
+  client.on('data', clientData);
+}
+
+/** Undoes wireBackend and splice on an untouched warm socket being swapped out; the client is left paused. */
+export function unsplice(client: Socket, sock: Socket): void {
+  sock.removeListener('data', backendData);
+  sock.removeListener('drain', backendDrain);
+  client.removeListener('data', clientData);
+  client.pause();
+  sock.removeListener('close', backendClose);
+  sock.removeListener('end', backendEnd);
+}
+
+/** A backend leg whose hand-over threw part-way: never without an 'error' listener, and its close ends `s`. */
+export function wireFailedBackend(sock: Socket, s: SessionSockets): void {
+  if (sock.listenerCount('error') === 0) sock.on('error', noop);
+  if (!sock.listeners('close').includes(backendClose)) {
+    tag(sock, s);
+    sock.on('close', backendClose);
+  }
 }
 
 /**

@@ -1,8 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
-import type { BackendSet } from '../backend/backend-set.js';
 import type { SlotLease } from '../backend/lease.js';
-import type { Clock } from '../clock.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
@@ -10,49 +8,27 @@ import type { Shaper } from './bandwidth.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
 import { clientKey } from './ip-text.js';
-import { addressesOf, encodeV1, encodeV2, type ProxyAddresses } from './proxy-protocol.js';
-import { watchQueued } from './queue-watch.js';
-import type { SessionConfig, TerminationCause } from './session-host.js';
+import { headerFor, type ProxyAddresses } from './proxy-protocol.js';
+import { QueuedClient } from './queue-watch.js';
+import { dialFailureCause, type HostOf, type TerminationCause } from './session-host.js';
 import {
   abort,
-  backendClose,
-  backendData,
-  backendDrain,
-  backendEnd,
-  backendError,
-  clientClose,
-  clientData,
-  clientDrain,
-  clientEnd,
-  clientError,
   passFin,
-  tag,
+  splice,
+  unsplice,
+  wireBackend,
+  wireClient,
+  wireClientFlow,
+  wireFailedBackend,
 } from './session-listeners.js';
-import { backendDataShaped, clientDataShaped } from './shaped-listeners.js';
+import { spliceShaped, unspliceShaped } from './shaped-listeners.js';
 import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 import type { SourceLimiter } from './source-limits.js';
 
 export type { SessionConfig, TerminationCause } from './session-host.js';
 
 /** What a session reaches of its service (proxy/sessions.ts's OpenSessions). */
-export interface SessionHost {
-  readonly backends: BackendSet;
-  readonly clock: Clock;
-  /** Read at each use, so a reload applies to sessions that start after it. */
-  readonly cfg: SessionConfig;
-  /** The client is who it says it is (PROXY header read if required): apply source limits, then dial. */
-  admit(s: Session): void;
-  /** A PROXY header was missing, malformed or late. */
-  proxyHeaderFailed(s: Session, reason: string): void;
-  /** The backend leg is ready (s.poolHit says whether it came warm from the pool). */
-  sessionReady(s: Session): void;
-  /** Called once, when both legs are closed. */
-  sessionEnded(s: Session): void;
-  /** The dial ended without a backend; the session closes. */
-  dialFailed(s: Session, err: LbError): void;
-  /** The session's own code threw (a bug, or input nothing foresaw): it was closed. */
-  sessionFailed(s: Session, err: unknown): void;
-}
+export type SessionHost = HostOf<Session>;
 
 /**
  * One client <-> backend pair. The client is accepted paused and is not read
@@ -116,10 +92,9 @@ export class Session implements DialRequester {
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;
-  private stopWatching: (() => void) | null = null;
 
-  /** What the client sent while it waited in the queue (read to see it leave), for the backend. */
-  private held: Buffer[] | null = null;
+  /** Made when it queues: the watch that sees the client leave, and what it sent meanwhile. */
+  private queued: QueuedClient | null = null;
   private clientClosed = false;
   private backendClosed = false;
   private ended = false;
@@ -131,9 +106,7 @@ export class Session implements DialRequester {
   ) {
     this.client = client;
     this.acceptedAt = host.clock.now();
-    tag(client, this);
-    client.on('error', clientError);
-    client.on('close', clientClose);
+    wireClient(client, this);
   }
 
   start(): void {
@@ -207,12 +180,7 @@ export class Session implements DialRequester {
     try {
       this.attach(sock, lease, pooled);
     } catch (err) {
-      // Whatever step threw: never without an 'error' listener, and its close must end the session.
-      if (sock.listenerCount('error') === 0) sock.on('error', noop);
-      if (!sock.listeners('close').includes(backendClose)) {
-        tag(sock, this);
-        sock.on('close', backendClose);
-      }
+      wireFailedBackend(sock, this);
       this.crashed(err);
     }
   }
@@ -220,33 +188,20 @@ export class Session implements DialRequester {
   private attach(sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void {
     const target = lease.backend;
     this.lease = lease;
-    this.stopWatching?.();
+    this.queued?.stop();
     this.target = target;
     this.poolHit = pooled !== null;
     this.readyAt = this.host.clock.now();
     this.host.backends.sessionOpened(target);
-    tag(sock, this);
-    sock.on('error', backendError);
-    sock.on('close', backendClose);
-    sock.on('end', backendEnd);
-    sock.on('drain', backendDrain);
+    wireBackend(sock, this);
     quietFrom(this, this.readyAt);
     if (!this.clientWired) {
       this.clientWired = true;
-      this.client.on('end', clientEnd);
-      this.client.on('drain', clientDrain);
+      wireClientFlow(this.client);
     }
     if (this.host.cfg.sendProxy) {
       // Written at hand-over, not at connect, so a warm socket never carries another client's header.
-      const a =
-        this.proxied ??
-        addressesOf(
-          this.client.remoteAddress,
-          this.client.remotePort,
-          this.client.localAddress,
-          this.client.localPort,
-        );
-      const header = this.host.cfg.sendProxy === 'v2' ? encodeV2(a) : encodeV1(a);
+      const header = headerFor(this.client, this.proxied, this.host.cfg.sendProxy);
       this.headerBytes = header.length;
       sock.write(header);
     }
@@ -254,18 +209,12 @@ export class Session implements DialRequester {
       const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
       this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
-    if (this.held) {
-      // What the client sent while it waited goes first (once: a redial has sent it already).
-      for (const chunk of this.held) sock.write(chunk);
-      this.held = [];
-    }
+    this.queued?.flushTo(sock);
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
-    // Our own data handlers rather than pipe(): one shared listener per direction, no per-chunk
-    // closures, and FINs carried by onClientEnd/onBackendEnd, so a warm socket that dies
-    // untouched can be swapped out before its FIN reaches the client.
-    sock.on('data', this.shaper === null ? backendData : backendDataShaped);
-    this.client.on('data', this.shaper === null ? clientData : clientDataShaped);
+    // A session with a bandwidth limit (given at sessionReady) gets the pacing data listeners.
+    if (this.shaper === null) splice(this.client, sock);
+    else spliceShaped(this.client, sock);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -273,13 +222,9 @@ export class Session implements DialRequester {
 
   /** Queued: watch the client, so one that leaves frees its place at once (see watchQueued). */
   waiting(): void {
-    if (this.stopWatching || this.clientClosed || this.client.readableEnded) return;
-    this.held ??= [];
-    const stop = watchQueued(this.client, this.held, () => this.refuse('client-closed'));
-    this.stopWatching = () => {
-      stop();
-      this.stopWatching = null;
-    };
+    if (this.queued?.watching || this.clientClosed || this.client.readableEnded) return;
+    this.queued ??= new QueuedClient();
+    this.queued.watch(this.client, () => this.refuse('client-closed'));
   }
 
   /** Turned away before any backend: `cause` says why (limits, PROXY header). */
@@ -294,12 +239,7 @@ export class Session implements DialRequester {
   dialFailed(a: DialAttempt, err: LbError): void {
     this.attempt = a;
     if (this.clientClosed) return;
-    this.cause =
-      err.code === 'LB_ERR_NO_BACKEND'
-        ? 'refused-no-backend'
-        : err.code === 'LB_ERR_LIMIT'
-          ? 'refused-limit'
-          : 'connect-failed';
+    this.cause = dialFailureCause(err);
     this.host.dialFailed(this, err);
     this.client.destroy();
   }
@@ -333,14 +273,8 @@ export class Session implements DialRequester {
     const a = this.attempt;
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
-    b.removeListener('data', backendData);
-    b.removeListener('data', backendDataShaped);
-    b.removeListener('drain', backendDrain);
-    this.client.removeListener('data', clientData);
-    this.client.removeListener('data', clientDataShaped);
-    this.client.pause();
-    b.removeListener('close', backendClose);
-    b.removeListener('end', backendEnd);
+    unsplice(this.client, b);
+    if (this.shaper !== null) unspliceShaped(this.client, b);
     b.destroy();
     this.lease?.end();
     this.lease = null;

@@ -25,3 +25,15 @@ export function backendDataShaped(this: Socket, chunk: Buffer): void {
   const full = !s.client.write(chunk);
   if (s.shaper.down(chunk.length) || full) this.pause();
 }
+
+/** splice() for a session with a bandwidth limit. */
+export function spliceShaped(client: Socket, sock: Socket): void {
+  sock.on('data', backendDataShaped);
+  client.on('data', clientDataShaped);
+}
+
+/** What unsplice() leaves of spliceShaped on a warm socket being swapped out. */
+export function unspliceShaped(client: Socket, sock: Socket): void {
+  sock.removeListener('data', backendDataShaped);
+  client.removeListener('data', clientDataShaped);
+}
