@@ -267,3 +267,21 @@ test('workers: each holds its share of a per-source rate; a session rate stays w
     [4 * MiB, 4 * MiB, 4 * MiB],
   );
 });
+
+test('a side paused for its limit is not silent: client_timeout does not cut it', async (t) => {
+  const be = await scriptedServer(t, (s) => s.resume());
+  // 8 KiB at 1 KiB/s: the client's reading is paused for about 8 s after its first read.
+  const lb = await startLb(t, svc([addr(be)], { upload_rate: '1KiB', client_timeout: '300ms' }));
+  const c = await openClient(lb.address('web').port);
+  c.resume();
+  c.write(Buffer.alloc(8 * 1024, 5));
+  const first = (): { shaper: { upPaused: boolean } | null } | undefined =>
+    lb.service('web').openSessions.values().next().value;
+  await waitFor(() => first()?.shaper?.upPaused === true, 3000, 'the upload paused');
+  // Three client_timeouts: the client sent everything at once; we are the ones not reading.
+  await new Promise((r) => setTimeout(r, 900));
+  assert.equal(lb.service('web').activeSessions, 1);
+  assert.equal(first()?.shaper?.upPaused, true);
+  assert.equal(lb.service('web').counters.endedClientTimeout, 0);
+  c.destroy();
+});

@@ -24,6 +24,8 @@ export interface SideQuiet {
   backendQuietSince: number;
   /** Bit 1: the client has sent a byte; bit 2: the backend has (both: a tunnel). */
   spoke: number;
+  /** Its bandwidth limits: a side paused for them is held by us, not silent. */
+  readonly shaper: { readonly upPaused: boolean; readonly downPaused: boolean } | null;
 }
 
 /** The shortest deadline in force (0: none), which sets the sweep's period. */
@@ -49,6 +51,12 @@ export function quietFrom(q: SideQuiet, now: number): void {
  * own timeout no longer applies (the other side's and idle_timeout still do).
  */
 export function timedOut(q: SideQuiet, now: number, d: SideDeadlines): TerminationCause | null {
+  const sh = q.shaper;
+  if (sh !== null) {
+    // Its bytes wait in the kernel because a limit paused the reading: not the peer's silence.
+    if (sh.upPaused) q.clientBusy = true;
+    if (sh.downPaused) q.backendBusy = true;
+  }
   if (q.clientBusy) {
     q.clientBusy = false;
     q.clientQuietSince = now;
