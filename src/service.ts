@@ -4,6 +4,7 @@ import { BackendSet, type BackendState, setOptionsOf } from './backend/backend-s
 import type { StrategyOptions } from './balancer/index.js';
 import type { Strategy } from './balancer/strategy.js';
 import { type Clock, monotonicClock } from './clock.js';
+import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
 import type { DiscoveryDriver } from './discovery/index.js';
 import { LbError } from './errors.js';
@@ -19,7 +20,6 @@ import type { FdBudget } from './proxy/fd-budget.js';
 import type { Listener, ListenerHost } from './proxy/listener.js';
 import type { Session } from './proxy/session.js';
 import type { TerminationCause } from './proxy/session-host.js';
-import { BackendTls } from './proxy/tls/backend-tls.js';
 import type { LoadedPair } from './proxy/tls/certificates.js';
 import type { FrontTarget } from './proxy/tls/front.js';
 import { BackendOps } from './service/backend-ops.js';
@@ -30,6 +30,8 @@ import { type Reloadable, runReloadSteps } from './service/reload-steps.js';
 import { ServiceShared } from './shared/cluster-gate.js';
 import { stickOf, strategyFor } from './shared/service-stick.js';
 import type { StickyStrategy } from './shared/sticky-strategy.js';
+import type { BackendTls } from './upstream/backend-tls.js';
+import { Connector } from './upstream/connector.js';
 
 export type { ServiceCounters } from './proxy/accounting.js';
 export type { ServiceRole } from './service/core.js';
@@ -56,8 +58,8 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   readonly clock: Clock;
   readonly localErrors: LocalErrors;
   readonly fds: FdBudget | null;
-  /** TLS to the backends (backend_tls), replaced when a reload changes it; null: plain TCP. */
-  backendTls: BackendTls | null;
+  /** How its backends are connected to (connect_timeout, backend_tls): one object, swapped by a reload. */
+  connector: Connector;
   /** HTTP requests (lb.request, lb.dispatcher) per backend, apart from the session counters. */
   readonly httpStats = new HttpStats();
   /** Listener, sessions, dialer, pool, TLS termination; null in the cluster primary. */
@@ -102,7 +104,7 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     this.backends.on('change', (c) => this.strategy.update(c));
     const changed = opts.onBackendsChanged;
     if (changed) this.backends.on('state', () => changed(this));
-    this.backendTls = this.createBackendTls(cfg);
+    this.connector = this.createConnector(cfg, null);
     // Throws CertificateError ([tls] files): first, before any part holding a timer exists.
     // With [cluster] redis, shared limits and the shared stick table (where clients are served).
     const redis = this.role === 'control' ? null : (opts.redis ?? null);
@@ -120,11 +122,16 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     this.control = this.role === 'serve' ? null : new ControlPlane(this, this, this.discovered);
   }
 
-  private createBackendTls(cfg: ServiceConfig): BackendTls | null {
-    if (!cfg.backendTls) return null;
-    if (!cfg.backendTls.verify && this.role !== 'serve')
+  /** `keep`: the BackendTls to keep (its session tickets) when backend_tls did not change. */
+  private createConnector(cfg: ServiceConfig, keep: BackendTls | null): Connector {
+    if (cfg.backendTls && !keep && !cfg.backendTls.verify && this.role !== 'serve')
       this.log.warn('backend_tls.verify = false: backend certificates are not checked');
-    return new BackendTls(cfg.backendTls);
+    return Connector.of(cfg.connectTimeoutMs, cfg.backendTls, keep);
+  }
+
+  /** TLS to the backends (backend_tls); null: plain TCP. */
+  get backendTls(): BackendTls | null {
+    return this.connector.tls;
   }
 
   /** A new balance (or factor) replaces the strategy under the stick table, whose entries stay. */
@@ -144,8 +151,10 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return stickOf(this.strategy);
   }
 
-  replaceBackendTls(next: ServiceConfig): void {
-    this.backendTls = this.createBackendTls(next);
+  /** connect_timeout or backend_tls changed: a new connector (the TLS one kept if only the timeout changed). */
+  replaceConnector(next: ServiceConfig, prev: ServiceConfig): void {
+    const sameTls = sameConfig(next.backendTls, prev.backendTls);
+    this.connector = this.createConnector(next, sameTls ? this.connector.tls : null);
   }
 
   /**

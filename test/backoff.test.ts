@@ -9,6 +9,7 @@ import type { LocalErrors } from '../src/local-errors.js';
 import type { Logger } from '../src/logger.js';
 import type { WarmPool } from '../src/pool/warm-pool.js';
 import { Dialer } from '../src/proxy/dialer.js';
+import { Connector } from '../src/upstream/connector.js';
 import { refusedPort } from './helpers/servers.js';
 
 test('retry backoff doubles from retry_delay and stops at 30 s, never past the setTimeout limit (retry 26+)', async (t) => {
@@ -36,7 +37,7 @@ test('retry backoff doubles from retry_delay and stops at 30 s, never past the s
       debug: (fields: { retryInMs: number }) => onRetry(fields.retryInMs),
     } as unknown as Logger,
     pool: { take: () => null } as unknown as WarmPool,
-    backendTls: null,
+    connector: new Connector(2000, null),
     clock: { now: () => 0 },
     localErrors: { claim: () => false } as unknown as LocalErrors,
     counters: { retries: 0, queued: 0 },

@@ -22,6 +22,7 @@ import {
   startLb,
   svc,
   waitFor,
+  waitForSteady,
 } from './helpers/servers.js';
 
 /** Runs the CLI on a config in a child process, optionally under `ulimit -n`; resolves when it listens. */
@@ -120,7 +121,7 @@ function hashReader(s: Socket): { done: Promise<{ hash: string; bytes: number }>
 }
 
 for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
-  test(`fault: backpressure ${direction}: a reader that stops for 5 s; balancer RSS grows < 32 MiB meanwhile, < 128 MiB in all; SHA-256 matches`, async (t) => {
+  test(`fault: backpressure ${direction}: a reader that stops until backpressure holds the sender; balancer RSS grows < 32 MiB meanwhile, < 128 MiB in all; SHA-256 matches`, async (t) => {
     const total = 256 * 1024 * 1024;
     let backendSide: Socket | undefined;
     const be = await scriptedServer(t, (s) => {
@@ -140,7 +141,8 @@ for (const direction of ['client-to-backend', 'backend-to-client'] as const) {
     const sampler = setInterval(() => {
       peak = Math.max(peak, rssOf(lb.pid));
     }, 100);
-    await new Promise((r) => setTimeout(r, 5000));
+    // Until the sender is held: every buffer between it and the stopped reader is full.
+    await waitForSteady(() => sender.bytesWritten, 1000, 30_000, 'the sender held by backpressure');
     // While the reader is stopped, backpressure alone holds the balancer's memory down.
     const stalled = peak;
     const got = hashReader(reader);

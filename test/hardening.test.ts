@@ -89,17 +89,27 @@ test('13.1 pool: a backend with an idle timeout shorter than idle_ttl: the warni
   assert.ok(lb.service('web').pool.counters.earlyCloses.closed >= 1);
 });
 
-/** Opens /dev/null until this process is out of descriptors, then frees `spare` of them. */
-function exhaustDescriptors(spare: number): () => void {
+/**
+ * Opens /dev/null until this process is out of descriptors, then frees `spare` of them.
+ * `topUp()` takes again any descriptor freed since (a probe's socket that was open when the
+ * descriptors ran out closes later, and the next probe would take its number).
+ */
+function exhaustDescriptors(spare: number): { release: () => void; topUp: () => void } {
   const held: number[] = [];
-  try {
-    for (;;) held.push(openSync('/dev/null', 'r'));
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
-  }
+  const fill = (): void => {
+    try {
+      for (;;) held.push(openSync('/dev/null', 'r'));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
+    }
+  };
+  fill();
   for (let i = 0; i < spare; i++) closeSync(held.pop() as number);
-  return () => {
-    for (const fd of held) closeSync(fd);
+  return {
+    release: () => {
+      for (const fd of held.splice(0)) closeSync(fd);
+    },
+    topUp: fill,
   };
 }
 
@@ -118,11 +128,18 @@ test('13.2 the balancer’s own EMFILE on probes and dials is never counted agai
   const pb = ps.backends.all[0];
   assert.ok(pb);
   await waitFor(() => pb.lastCheck?.ok === true, 3000, 'first probe');
-  let release = exhaustDescriptors(0);
+  const out = exhaustDescriptors(0);
   try {
-    await waitFor(() => (ps.localErrors.counts.EMFILE ?? 0) >= 3, 3000, 'probes hitting EMFILE');
+    await waitFor(
+      () => {
+        out.topUp();
+        return (ps.localErrors.counts.EMFILE ?? 0) >= 3;
+      },
+      3000,
+      'probes hitting EMFILE',
+    );
   } finally {
-    release();
+    out.release();
   }
   assert.equal(pb.healthy, true, 'probes never marked it down');
   assert.equal(await httpGetEcho(probed.address('web').port), 'ok');
@@ -136,7 +153,7 @@ test('13.2 the balancer’s own EMFILE on probes and dials is never counted agai
   const ds = dialled.service('web');
   const db = ds.backends.all[0];
   assert.ok(db);
-  release = exhaustDescriptors(2);
+  const { release } = exhaustDescriptors(2);
   try {
     const c = await openClient(dialled.address('web').port);
     c.resume();
@@ -421,7 +438,7 @@ test('13.2 a descriptor sample that fails for want of a descriptor refuses the c
   const clock = new ManualClock();
   const fds = new FdBudget(clock, 1_000_000);
   assert.equal(fds.admit(), true);
-  const release = exhaustDescriptors(0);
+  const { release } = exhaustDescriptors(0);
   try {
     clock.advance(10_000);
     assert.equal(fds.admit(), false);

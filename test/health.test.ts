@@ -219,7 +219,8 @@ test('health: performHealthCheck runs a round now', async (t) => {
   const b = lb.service('web').backends.get(addr(a)) as Backend;
   await waitFor(() => b.lastCheck !== null, 3000, 'first probe');
   const first = b.lastCheck?.at ?? 0;
-  await new Promise((r) => setTimeout(r, 5));
+  // The next probe must be at a later wall-clock millisecond to be told apart.
+  await waitFor(() => Date.now() > first, 1000, 'the clock to move past the first probe');
   await lb.performHealthCheck();
   assert.ok((b.lastCheck?.at ?? 0) > first);
 });

@@ -231,13 +231,19 @@ test('drain during load: no new sessions go to the backend; its open session fin
     if (s.backends.get(addr(b))?.active === 1) long = cl;
     else cl.destroy();
   }
+  const b0 = s.backends.get(addr(b))?.sessionsTotal ?? 0;
   const load = autocannon({
     url: `http://127.0.0.1:${port}/`,
     connections: 10,
     duration: 3,
     headers: { connection: 'close' },
   });
-  await new Promise((r) => setTimeout(r, 500));
+  // The load is under way on both backends before the drain.
+  await waitFor(
+    () => (s.backends.get(addr(b))?.sessionsTotal ?? 0) >= b0 + 5,
+    5000,
+    'sessions on the backend to drain',
+  );
   lb.drainBackend('web', addr(b));
   // Dials already under way when the drain came may still land; wait for them, then count.
   const bb = s.backends.get(addr(b));

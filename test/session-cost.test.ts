@@ -165,7 +165,7 @@ test('connect deadline: a dial its caller abandoned is not failed later by its t
   const ac = new AbortController();
   const dial = lb.connect('web', { signal: ac.signal });
   // The connect is in flight to a backend that never answers; the caller gives up.
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => web.backends.all[0]?.active === 1, 1000, 'the dial in flight');
   ac.abort();
   await assert.rejects(dial);
   // Past the deadline: the cancelled connect's timer must not report a failure.

@@ -10,7 +10,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { StickTable } from '../src/shared/stick-table.js';
 import { StickyStrategy } from '../src/shared/sticky-strategy.js';
 import { startAdmin, value } from './helpers/admin.js';
-import { backendConfig, setOf } from './helpers/backends.js';
+import { backendConfig, setOf, writable } from './helpers/backends.js';
 import { addr, bannerServer, readAll, startLb, svc } from './helpers/servers.js';
 
 test('stick table: least recently used out at size, idle entries forgotten at expire', () => {
@@ -89,8 +89,8 @@ test('stick: a backend at its max_connections or drained is no candidate: the cl
   assert.equal(s.table.counters.moves, 1);
   const cap = set.get(moved as string);
   assert.ok(cap);
-  cap.maxConnections = 1;
-  cap.active = 1;
+  writable(cap).maxConnections = 1;
+  writable(cap).active = 1;
   assert.notEqual(pick('10.1.1.1'), moved);
 });
 
@@ -127,7 +127,7 @@ test('ip-hash hash_balance_factor: a hot hash cannot take more than the bound; w
       ctx.clientIp = ip;
       const b = s.pick(ctx);
       assert.ok(b);
-      b.active++; // the session stays open
+      writable(b).active++; // the session stays open
     }
     return new Map(set.all.map((b) => [b.address, b.active]));
   };

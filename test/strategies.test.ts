@@ -415,20 +415,32 @@ test('maglev: slot quotas sum to the table, give every backend a slot, and follo
   assert.equal(skewed[0], 54_989);
 });
 
-test('maglev: a rebuild for 10,000 backends, one at weight 1,000,000, takes well under 250 ms (a credit loop took 2.5 s)', () => {
-  // A coarse guard against the pathology only; bench/picks.ts prints the real figure.
-  const set = setOf(
-    Array.from({ length: 10_000 }, (_, i) =>
-      backendConfig(10_000 + i, { weight: i === 0 ? 1_000_000 : 1 }),
-    ),
+test('maglev: a rebuild for 10,000 backends, one at weight 1,000,000, costs about what equal weights cost (a credit loop took 50 times as long)', () => {
+  // A coarse guard against the pathology only, as a ratio within this run (the machine may be
+  // busy); bench/picks.ts prints the real figure.
+  const build = (heavyWeight: number): { ms: number; m: IpHash; heavy: Backend } => {
+    const set = setOf(
+      Array.from({ length: 10_000 }, (_, i) =>
+        backendConfig(10_000 + i, { weight: i === 0 ? heavyWeight : 1 }),
+      ),
+    );
+    let best = Number.POSITIVE_INFINITY;
+    let m = new IpHash();
+    for (let round = 0; round < 3; round++) {
+      m = new IpHash();
+      const t0 = performance.now();
+      m.update(set.candidates);
+      m.owner('10.0.0.1');
+      best = Math.min(best, performance.now() - t0);
+    }
+    return { ms: best, m, heavy: set.all[0] as Backend };
+  };
+  const equal = build(1);
+  const { ms, m, heavy } = build(1_000_000);
+  assert.ok(
+    ms < 4 * equal.ms + 20,
+    `rebuild took ${ms.toFixed(1)} ms, equal weights ${equal.ms.toFixed(1)} ms`,
   );
-  const heavy = set.all[0] as Backend;
-  const m = new IpHash();
-  const t0 = performance.now();
-  m.update(set.candidates);
-  m.owner('10.0.0.1');
-  const ms = performance.now() - t0;
-  assert.ok(ms < 250, `rebuild took ${ms.toFixed(1)} ms`);
   let n = 0;
   for (const c of clients) if (m.owner(c) === heavy) n++;
   // 54,989 of 65,537 slots (84 %): the other 9,999 keep at least one slot each.

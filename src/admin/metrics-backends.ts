@@ -17,8 +17,7 @@ export const BACKEND_STATES = ['up', 'down', 'half-open', 'draining', 'disabled'
 export function stateWord(b: Backend): (typeof BACKEND_STATES)[number] {
   if (b.disabled) return 'disabled';
   if (b.draining) return 'draining';
-  if (b.healthy) return 'up';
-  return b.halfOpen ? 'half-open' : 'down';
+  return b.phase === 'trial' ? 'half-open' : b.phase;
 }
 
 /**

@@ -36,7 +36,7 @@ function viewOf(svc: Service, s: Session, worker: number): SessionView {
     id: worker > 0 ? `${worker}.${s.id}` : String(s.id),
     client: `${s.clientIp}:${c.remotePort ?? ''}`,
     backend: s.target?.address ?? null,
-    state: s.target ? 'open' : 'connecting',
+    state: s.phase === 'spliced' ? 'open' : 'connecting',
     ageSeconds: Math.round(svc.clock.now() - s.acceptedAt) / 1000,
     bytesFromClient: c.bytesRead,
     bytesToClient: c.bytesWritten,

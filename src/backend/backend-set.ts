@@ -3,7 +3,7 @@ import { literalTwins } from '../config/address.js';
 import { checkWeight } from '../config/backend-settings.js';
 import type { BackendConfig } from '../config/schema.js';
 import { LbError } from '../errors.js';
-import { Backend, rateTokensAt } from './backend.js';
+import { Admin, type Backend, BackendEntry, entryOf, rateTokensAt } from './backend.js';
 import { candidatesOf, sameCandidates } from './candidates.js';
 import { type BackendState, type Follower, sameState, stateOf } from './follow.js';
 import { BackendHealth, healthChanged } from './health.js';
@@ -23,7 +23,7 @@ export { type BackendSetEvents, type BackendSetOptions, setOptionsOf } from './s
  * failed dial counts against it as usual.
  */
 export class BackendSet extends BackendHealth {
-  private list: Backend[] = [];
+  private list: BackendEntry[] = [];
   private cands: readonly Backend[] = [];
   /** The candidates' weights when `change` was last emitted. */
   private candWeights: number[] = [];
@@ -38,7 +38,7 @@ export class BackendSet extends BackendHealth {
     deps: { clock?: Clock; follower?: Follower | null } = {},
   ) {
     super(opts, deps.clock ?? monotonicClock, deps.follower ?? null);
-    for (const c of configs) this.list.push(new Backend(c));
+    for (const c of configs) this.list.push(new BackendEntry(c));
     this.refreshCandidates();
   }
 
@@ -57,7 +57,7 @@ export class BackendSet extends BackendHealth {
     const went: [Backend, boolean][] = [];
     let changed = false;
     for (const st of states) {
-      const b = this.get(st.address);
+      const b = this.entry(st.address);
       if (!b || sameState(b, st)) continue;
       changed = true;
       if (st.healthy && !b.healthy) b.upSince = this.clock.now();
@@ -66,12 +66,11 @@ export class BackendSet extends BackendHealth {
         healthChanged(b, st.healthy);
       }
       if (st.disabled && !b.disabled) disabled.push(b);
-      b.healthy = st.healthy;
+      // A trial under way stays one while the primary still says half-open.
+      b.enter(st.healthy ? 'up' : !st.halfOpen ? 'down' : b.trialInFlight ? 'trial' : 'half-open');
       b.downReason = st.downReason;
-      if (st.halfOpen !== b.halfOpen) b.trialInFlight = false;
-      b.halfOpen = st.halfOpen;
-      b.draining = st.draining;
-      b.disabled = st.disabled;
+      b.setAdmin(Admin.DRAIN, st.draining);
+      b.setAdmin(Admin.MAINT, st.disabled);
       b.weight = st.weight;
     }
     if (changed) this.commit();
@@ -98,6 +97,10 @@ export class BackendSet extends BackendHealth {
   }
 
   get(address: string): Backend | undefined {
+    return this.entry(address);
+  }
+
+  private entry(address: string): BackendEntry | undefined {
     return this.list.find((b) => b.address === address);
   }
 
@@ -117,7 +120,7 @@ export class BackendSet extends BackendHealth {
         'LB_ERR_DUPLICATE_BACKEND',
         `backend ${cfg.address} is ${twin}, which already exists`,
       );
-    const b = new Backend(cfg);
+    const b = new BackendEntry(cfg);
     if (joining) b.upSince = this.clock.now();
     this.list.push(b);
     this.commit();
@@ -127,8 +130,8 @@ export class BackendSet extends BackendHealth {
 
   remove(address: string): Backend {
     const b = this.require(address);
-    b.removed = true;
-    b.draining = true;
+    b.setAdmin(Admin.REMOVED, true);
+    b.setAdmin(Admin.DRAIN, true);
     this.verdicts.clearTrial(b);
     this.list = this.list.filter((x) => x !== b);
     this.commit();
@@ -149,20 +152,14 @@ export class BackendSet extends BackendHealth {
 
   setDraining(address: string, draining: boolean): Backend {
     const b = this.require(address);
-    if (b.draining !== draining) {
-      b.draining = draining;
-      this.commit();
-    }
+    if (b.setAdmin(Admin.DRAIN, draining)) this.commit();
     return b;
   }
 
   /** Operator maintenance: out of rotation until enabled. The caller ends its open sessions. */
   setDisabled(address: string, disabled: boolean): Backend {
     const b = this.require(address);
-    if (b.disabled !== disabled) {
-      b.disabled = disabled;
-      this.commit();
-    }
+    if (b.setAdmin(Admin.MAINT, disabled)) this.commit();
     return b;
   }
 
@@ -224,10 +221,7 @@ export class BackendSet extends BackendHealth {
   /** Paused: probe results no longer change its health (it keeps the one it has). */
   pauseChecks(address: string, paused: boolean): Backend {
     const b = this.require(address);
-    if (b.checksPaused !== paused) {
-      b.checksPaused = paused;
-      this.emit('state');
-    }
+    if (b.setAdmin(Admin.CHECKS_PAUSED, paused)) this.emit('state');
     return b;
   }
 
@@ -237,7 +231,8 @@ export class BackendSet extends BackendHealth {
    * max_rate token. The slot comes back by the lease's `end()`: the dial
    * failed, the client left first, or the session on it ended.
    */
-  reserve(b: Backend, now: number): SlotLease {
+  reserve(backend: Backend, now: number): SlotLease {
+    const b = entryOf(backend);
     b.active++;
     if (b.maxRate > 0) {
       b.rateTokens = rateTokensAt(b, now) - 1;
@@ -248,12 +243,12 @@ export class BackendSet extends BackendHealth {
 
   /** An open session was cut by an error or reset on b's side. */
   sessionAborted(b: Backend): void {
-    b.sessionsAbortedTotal++;
+    entryOf(b).sessionsAbortedTotal++;
   }
 
   /** The reserved session is spliced to `b`. */
   sessionOpened(b: Backend): void {
-    b.sessionsTotal++;
+    entryOf(b).sessionsTotal++;
   }
 
   /** Stops the half-open timers; the set is being discarded. */
@@ -261,8 +256,8 @@ export class BackendSet extends BackendHealth {
     for (const b of this.list) this.verdicts.clearTrial(b);
   }
 
-  private require(address: string): Backend {
-    const b = this.get(address);
+  protected require(address: string): BackendEntry {
+    const b = this.entry(address);
     if (!b) throw new LbError('LB_ERR_UNKNOWN_BACKEND', `no backend ${address}`);
     return b;
   }

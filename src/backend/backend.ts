@@ -8,10 +8,27 @@ import {
 } from './causes.js';
 
 /**
- * One backend and its live state. Fields are public for cheap reads on the
- * hot path, but only BackendSet writes them (house rule 2).
+ * A backend's health, in one field (HAProxy's srv_state): `up` takes
+ * traffic; `down` does not; with no active probes (health kind "none") a
+ * down backend turns `half-open` after its backoff, and `trial` while the one
+ * trial session it then gets is being dialled. Changed only by `enter`.
  */
-export class Backend {
+export type HealthPhase = 'up' | 'down' | 'half-open' | 'trial';
+
+/**
+ * Flags on a backend beside its health (HAProxy's srv_admin), set only by
+ * `setAdmin`: drained (no new sessions), disabled by an operator
+ * (maintenance), removed from its set, its checks paused.
+ */
+export const Admin = Object.freeze({ DRAIN: 1, MAINT: 2, REMOVED: 4, CHECKS_PAUSED: 8 });
+export type AdminFlag = (typeof Admin)[keyof typeof Admin];
+
+/**
+ * One backend and its live state: the set's own, writable entry. Fields are
+ * public for cheap reads on the hot path, but only src/backend/ writes them
+ * (house rule 2): everywhere else a backend is the read-only `Backend`.
+ */
+export class BackendEntry {
   readonly address: string;
   readonly host: string;
   readonly port: number;
@@ -25,16 +42,12 @@ export class Backend {
   /** Its zone, from discovery (a Kubernetes endpoint's); null: not known. */
   zone: string | null;
 
-  /** Eligible as far as health goes. See BackendSet for the state a backend starts in. */
-  healthy = true;
+  /** Its health (see HealthPhase); it starts up, unchecked (see BackendSet). */
+  phase: HealthPhase = 'up';
+  /** Its Admin flags. */
+  admin = 0;
   /** Why it is down, for logs and the admin API; null while healthy. */
   downReason: string | null = null;
-  /** Draining: no new sessions; open ones continue. */
-  draining = false;
-  /** Disabled by an operator (maintenance): out of rotation, probes or not, until enabled. */
-  disabled = false;
-  /** Removed from its set; kept alive only by the sessions still open on it. */
-  removed = false;
 
   consecutiveFailures = 0;
   consecutiveSuccesses = 0;
@@ -46,10 +59,6 @@ export class Backend {
   lastAgent: { ok: boolean; detail: string; at: number } | null = null;
   /** The agent said "down": held down, whatever probes say, until it says "up". */
   agentDown = false;
-  /** Circuit half-open (health kind "none"): one trial session may go here. */
-  halfOpen = false;
-  /** The half-open trial dial is under way; no other session is sent meanwhile. */
-  trialInFlight = false;
   /** Next wait before a half-open trial; doubles on each failed trial. */
   trialBackoffMs = 0;
   trialTimer: NodeJS.Timeout | null = null;
@@ -77,8 +86,6 @@ export class Backend {
   /** Wall-clock ms it went down (0 while healthy), and the down time of earlier outages. */
   downSince = 0;
   downMsBefore = 0;
-  /** An operator paused its probes (and agent checks): its health stays as it is until resumed. */
-  checksPaused = false;
 
   constructor(cfg: BackendConfig) {
     this.address = cfg.address;
@@ -94,6 +101,53 @@ export class Backend {
     this.rateTokens = cfg.maxRate;
   }
 
+  /** The one change of its health phase. */
+  enter(phase: HealthPhase): void {
+    this.phase = phase;
+  }
+
+  /** The one change of its Admin flags; returns whether `flag` changed. */
+  setAdmin(flag: AdminFlag, on: boolean): boolean {
+    if (((this.admin & flag) !== 0) === on) return false;
+    this.admin ^= flag;
+    return true;
+  }
+
+  /** Eligible as far as health goes. */
+  get healthy(): boolean {
+    return this.phase === 'up';
+  }
+
+  /** Circuit half-open (health kind "none"): one trial session may go here, or is under way. */
+  get halfOpen(): boolean {
+    return this.phase === 'half-open' || this.phase === 'trial';
+  }
+
+  /** The half-open trial dial is under way; no other session is sent meanwhile. */
+  get trialInFlight(): boolean {
+    return this.phase === 'trial';
+  }
+
+  /** Draining: no new sessions; open ones continue. */
+  get draining(): boolean {
+    return (this.admin & Admin.DRAIN) !== 0;
+  }
+
+  /** Disabled by an operator (maintenance): out of rotation, probes or not, until enabled. */
+  get disabled(): boolean {
+    return (this.admin & Admin.MAINT) !== 0;
+  }
+
+  /** Removed from its set; kept alive only by the sessions still open on it. */
+  get removed(): boolean {
+    return (this.admin & Admin.REMOVED) !== 0;
+  }
+
+  /** An operator paused its probes (and agent checks): its health stays as it is until resumed. */
+  get checksPaused(): boolean {
+    return (this.admin & Admin.CHECKS_PAUSED) !== 0;
+  }
+
   /** Milliseconds spent down, the current outage included. */
   downMs(now = Date.now()): number {
     return this.downMsBefore + (this.downSince > 0 ? now - this.downSince : 0);
@@ -103,8 +157,18 @@ export class Backend {
   get state(): 'up' | 'down' | 'draining' | 'disabled' {
     if (this.disabled) return 'disabled';
     if (this.draining) return 'draining';
-    return this.healthy ? 'up' : 'down';
+    return this.phase === 'up' ? 'up' : 'down';
   }
+}
+
+/** A backend as everyone outside src/backend/ sees it: read-only; changes go through BackendSet. */
+export type Backend = Readonly<Omit<BackendEntry, 'enter' | 'setAdmin'>>;
+/** `new Backend(cfg)`: a fresh entry (BackendSet makes its own; tests and benches make loose ones). */
+export const Backend = BackendEntry;
+
+/** The set's own entry of a backend it handed out (src/backend/ only). */
+export function entryOf(b: Backend): BackendEntry {
+  return b as BackendEntry;
 }
 
 /** Share of full weight a slow-starting backend begins at. */

@@ -1,10 +1,10 @@
 import { LOCAL_ERRNO } from '../errno.js';
 
 /**
- * Bounded label sets for /metrics: a dial's or a probe's cause text (an
- * errno code such as "ECONNREFUSED", "connect timeout 2000ms", "tls: …",
- * "pool refill: ECONNRESET", an HTTP status) mapped to a few words, so a
- * metric has a fixed number of series whatever backends answer.
+ * Bounded label sets for /metrics: a dial's or a probe's failure, classed
+ * where it happened (a connect's outcome, a socket's errno code, a reply that
+ * was not what the check wanted) in a few words, so a metric has a fixed
+ * number of series whatever backends answer.
  */
 export const DIAL_CAUSES = ['refused', 'timeout', 'reset', 'tls', 'local', 'other'] as const;
 export type DialCause = (typeof DIAL_CAUSES)[number];
@@ -25,34 +25,27 @@ export function errnoKind(code: string): DialCause {
   return 'other';
 }
 
+/**
+ * A failed probe's class: the transport ones as for dials; anything the
+ * backend answered that was not what the check wanted (an HTTP 503, a Redis
+ * replica, an unexpected greeting, a close before the reply) is "bad-reply".
+ */
 export const PROBE_CAUSES = ['refused', 'timeout', 'reset', 'tls', 'bad-reply', 'other'] as const;
 export type ProbeCause = (typeof PROBE_CAUSES)[number];
 
-/** The errno code or own text at the start of a cause ("pool refill: " is only where it happened). */
-function head(cause: string): string {
-  return cause.startsWith('pool refill: ') ? cause.slice(13) : cause;
-}
-
-/** A transport-level class, or null when the cause is none of them. */
-function transport(c: string): 'refused' | 'timeout' | 'reset' | 'tls' | 'local' | null {
-  if (c === 'ECONNREFUSED') return 'refused';
-  if (c === 'ETIMEDOUT' || /^[a-z ]*timeout\b/.test(c) || c.startsWith('timeout')) return 'timeout';
-  if (c === 'ECONNRESET' || c === 'EPIPE' || c === 'ECONNABORTED') return 'reset';
-  if (c.startsWith('tls')) return 'tls';
-  if (LOCAL_ERRNO.has(c)) return 'local';
-  return null;
+/** A probe whose connect failed: the connect's own class ("local", the balancer's own, counts as "other"). */
+export function probeCauseOfConnect(f: ConnectFailure): ProbeCause {
+  return f.kind === 'local' ? 'other' : f.kind;
 }
 
 /**
- * A failed probe's class: the transport ones as for dials; anything the
- * backend answered that was not what the check wanted (an HTTP 503, a
- * Redis replica, an unexpected greeting) is "bad-reply".
+ * A probe whose socket failed mid-check: an errno code's class, as for a
+ * connect; any other error (a TLS alert, a parser's) is the reply's fault.
  */
-export function probeCauseOf(detail: string): ProbeCause {
-  const t = transport(head(detail));
-  if (t !== null) return t === 'local' ? 'other' : t;
-  // Errno codes are upper case (EHOSTUNREACH, ENOTFOUND): the network, not the backend's reply.
-  return /^E[A-Z]+$/.test(detail) ? 'other' : 'bad-reply';
+export function probeCauseOfError(code: string | undefined): ProbeCause {
+  if (code === undefined || !/^E[A-Z]+$/.test(code)) return 'bad-reply';
+  const kind = errnoKind(code);
+  return kind === 'local' ? 'other' : kind;
 }
 
 /** A record with every cause at zero, so each series exists from the first scrape. */

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Backend } from './backend.js';
+import { type Backend, entryOf } from './backend.js';
 import type { ConnectFailure, DialCause } from './causes.js';
 
 /*
@@ -27,7 +27,7 @@ export interface DialJudge {
 export function reportTo(f: Follower): DialJudge {
   return {
     failed(b, failure) {
-      b.consecutiveFailures++;
+      entryOf(b).consecutiveFailures++;
       // The primary acts on a failure only while the backend is up or on trial: a backend
       // already down (all_down = "try-all" dials it anyway) would only flood the channel.
       if (!b.removed && (b.healthy || b.halfOpen)) f.dialFailed(b, failure.detail, failure.kind);
@@ -35,7 +35,7 @@ export function reportTo(f: Follower): DialJudge {
     succeeded(b) {
       // The end of a failure streak, or a half-open trial's success.
       if (b.consecutiveFailures > 0 || b.halfOpen) f.dialSucceeded(b);
-      b.consecutiveFailures = 0;
+      entryOf(b).consecutiveFailures = 0;
     },
   };
 }

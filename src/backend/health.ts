@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../clock.js';
 import { Histogram } from '../histogram.js';
-import type { Backend } from './backend.js';
-import { type ConnectFailure, probeCauseOf } from './causes.js';
+import { type Backend, type BackendEntry, entryOf } from './backend.js';
+import type { ConnectFailure, ProbeCause } from './causes.js';
 import { type DialJudge, type Follower, reportTo } from './follow.js';
 import type { BackendSetEvents, BackendSetOptions } from './set-types.js';
 import { LocalVerdicts } from './verdicts.js';
@@ -41,20 +41,28 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
   /** A backend's state changed: recompute the candidates and tell followers. */
   protected abstract commit(): void;
 
-  /** An active probe's verdict. */
-  reportProbe(b: Backend, ok: boolean, detail: string, latencyMs: number): void {
+  /** An active probe's verdict; `cause`: a failure's class, given by the probe (absent: a reply it did not like). */
+  reportProbe(
+    backend: Backend,
+    ok: boolean,
+    detail: string,
+    latencyMs: number,
+    cause: ProbeCause = 'bad-reply',
+  ): void {
+    const b = entryOf(backend);
     const first = b.lastCheck === null;
     b.lastCheck = { ok, detail, latencyMs, at: Date.now() };
     this.probeSeconds.observe(latencyMs / 1000);
     if (!ok) {
       b.lastFailure = { detail, at: b.lastCheck.at };
-      b.probeFailures[probeCauseOf(detail)]++;
+      b.probeFailures[cause]++;
     }
     if (!b.removed && !b.checksPaused) this.verdicts.probe(b, ok, detail, first);
   }
 
   /** The agent check's last contact (see health/agent.ts). */
-  reportAgent(b: Backend, ok: boolean, detail: string): void {
+  reportAgent(backend: Backend, ok: boolean, detail: string): void {
+    const b = entryOf(backend);
     b.lastAgent = { ok, detail, at: Date.now() };
   }
 
@@ -63,7 +71,8 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
    * not, until released. null: released; back up at once unless the last
    * probe failed (then probes bring it back after `rise`, as usual).
    */
-  holdDown(b: Backend, reason: string | null): void {
+  holdDown(backend: Backend, reason: string | null): void {
+    const b = entryOf(backend);
     if (b.removed) return;
     if (reason !== null) {
       b.agentDown = true;
@@ -82,19 +91,22 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
    * healthy backend, and closes the circuit after a half-open trial; it never
    * brings back a backend that active probes hold down.
    */
-  reportDialSuccess(b: Backend): void {
+  reportDialSuccess(backend: Backend): void {
+    const b = entryOf(backend);
     this.judge.succeeded(b);
   }
 
   /** A live dial (or pool refill) failed: a passive health signal, counted like a probe failure. */
-  recordDialFailure(b: Backend, failure: ConnectFailure): void {
+  recordDialFailure(backend: Backend, failure: ConnectFailure): void {
+    const b = entryOf(backend);
     b.dialFailuresTotal++;
     b.dialFailures[failure.kind]++;
     this.judge.failed(b, failure);
   }
 
   /** A dial to `b` failed on the balancer's own resources (EMFILE…): counted, never held against it. */
-  recordLocalDialFailure(b: Backend): void {
+  recordLocalDialFailure(backend: Backend): void {
+    const b = entryOf(backend);
     b.dialFailures.local++;
     this.abandonTrial(b);
   }
@@ -103,7 +115,8 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
    * An HTTP request got a 5xx answer (passive_http_5xx): a passive health
    * failure like a failed dial, without counting as one in dial_failures_total.
    */
-  recordHttpFailure(b: Backend, cause: string): void {
+  recordHttpFailure(backend: Backend, cause: string): void {
+    const b = entryOf(backend);
     this.judge.failed(b, { kind: 'other', detail: cause });
   }
 
@@ -111,22 +124,25 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
    * A trial dial ended with no verdict (its client left, or the failure was
    * the balancer's own): the backend is half-open again for the next one.
    */
-  abandonTrial(b: Backend): void {
-    if (!b.halfOpen || !b.trialInFlight) return;
-    b.trialInFlight = false;
+  abandonTrial(backend: Backend): void {
+    const b = entryOf(backend);
+    if (!b.trialInFlight) return;
+    b.enter('half-open');
     this.commit();
   }
 
   /** The dialer picked a half-open backend: it is the one trial; keep others off it until the verdict. */
-  beginTrial(b: Backend): void {
-    if (!b.halfOpen || b.trialInFlight) return;
-    b.trialInFlight = true;
+  beginTrial(backend: Backend): void {
+    const b = entryOf(backend);
+    if (b.phase !== 'half-open') return;
+    b.enter('trial');
     this.commit();
   }
 
-  markDown(b: Backend, reason: string): void {
+  markDown(backend: Backend, reason: string): void {
+    const b = entryOf(backend);
     if (!b.healthy) return;
-    b.healthy = false;
+    b.enter('down');
     b.downReason = reason;
     b.consecutiveSuccesses = 0;
     healthChanged(b, false);
@@ -135,9 +151,10 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
     this.emit('down', b, reason);
   }
 
-  markUp(b: Backend): void {
+  markUp(backend: Backend): void {
+    const b = entryOf(backend);
     if (b.healthy || b.agentDown) return;
-    b.healthy = true;
+    b.enter('up');
     b.downReason = null;
     b.consecutiveFailures = 0;
     healthChanged(b, true);
@@ -149,7 +166,7 @@ export abstract class BackendHealth extends EventEmitter<BackendSetEvents> {
 }
 
 /** When health changed, and the down time it ends (for /metrics). */
-export function healthChanged(b: Backend, up: boolean): void {
+export function healthChanged(b: BackendEntry, up: boolean): void {
   const now = Date.now();
   b.stateChangedAt = now;
   if (up && b.downSince > 0) {

@@ -1,4 +1,4 @@
-import type { Backend } from './backend.js';
+import { type Backend, entryOf } from './backend.js';
 
 /*
  * Part of the backend state owner: BackendSet.reserve() alone makes a lease,
@@ -20,7 +20,7 @@ export class SlotLease {
   end(bytesFromBackend = 0, bytesToBackend = 0): void {
     if (!this.held) return;
     this.held = false;
-    const b = this.backend;
+    const b = entryOf(this.backend);
     b.active--;
     b.bytesFromBackend += bytesFromBackend;
     b.bytesToBackend += bytesToBackend;

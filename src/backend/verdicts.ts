@@ -1,4 +1,4 @@
-import type { Backend } from './backend.js';
+import { type Backend, type BackendEntry, entryOf } from './backend.js';
 import type { ConnectFailure } from './causes.js';
 import type { DialJudge } from './follow.js';
 
@@ -38,7 +38,7 @@ export class LocalVerdicts implements DialJudge {
   ) {}
 
   /** `first`: the backend's first probe, which applies at once (HAProxy's init-state up). */
-  probe(b: Backend, ok: boolean, detail: string, first: boolean): void {
+  probe(b: BackendEntry, ok: boolean, detail: string, first: boolean): void {
     if (ok) {
       b.consecutiveFailures = 0;
       if (b.healthy) return;
@@ -61,7 +61,8 @@ export class LocalVerdicts implements DialJudge {
     }
   }
 
-  succeeded(b: Backend): void {
+  succeeded(backend: Backend): void {
+    const b = entryOf(backend);
     b.consecutiveFailures = 0;
     if (b.halfOpen) {
       this.clearTrial(b);
@@ -69,15 +70,15 @@ export class LocalVerdicts implements DialJudge {
     }
   }
 
-  failed(b: Backend, failure: ConnectFailure): void {
+  failed(backend: Backend, failure: ConnectFailure): void {
+    const b = entryOf(backend);
     const cause = failure.detail;
     b.consecutiveSuccesses = 0;
     b.consecutiveFailures++;
     if (b.removed) return;
     if (b.halfOpen) {
       // The trial failed: stay open, wait twice as long for the next one.
-      b.halfOpen = false;
-      b.trialInFlight = false;
+      b.enter('down');
       b.trialBackoffMs = Math.min(b.trialBackoffMs * 2, MAX_TRIAL_BACKOFF_MS);
       b.downReason = `dial: ${cause}`;
       this.scheduleTrial(b);
@@ -89,25 +90,23 @@ export class LocalVerdicts implements DialJudge {
   }
 
   /** A backend just went down with no active probes: its first trial comes after trialBackoffMs. */
-  openCircuit(b: Backend): void {
+  openCircuit(b: BackendEntry): void {
     b.trialBackoffMs = this.opts.trialBackoffMs;
     this.scheduleTrial(b);
   }
 
-  clearTrial(b: Backend): void {
+  clearTrial(b: BackendEntry): void {
     if (b.trialTimer) clearTimeout(b.trialTimer);
     b.trialTimer = null;
-    b.halfOpen = false;
-    b.trialInFlight = false;
+    if (b.halfOpen) b.enter('down');
   }
 
-  private scheduleTrial(b: Backend): void {
+  private scheduleTrial(b: BackendEntry): void {
     if (b.trialTimer) clearTimeout(b.trialTimer);
     b.trialTimer = setTimeout(() => {
       b.trialTimer = null;
       if (b.healthy || b.removed) return;
-      b.halfOpen = true;
-      b.trialInFlight = false;
+      b.enter('half-open');
       this.set.changed();
     }, b.trialBackoffMs);
     b.trialTimer.unref();

@@ -2,13 +2,15 @@ import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import type { AgentConfig } from '../config/health.js';
 import type { Logger } from '../logger.js';
-import { connectTo } from '../proxy/connect.js';
+import type { Connector } from '../upstream/connector.js';
 import { thrown } from './exchange.js';
 import { BackendLoop } from './loop.js';
 
 /** The Service operations an agent's word maps to: the same ones the admin API calls. */
 export interface AgentTarget {
   readonly backends: BackendSet;
+  /** The service's connector (its plain form: the agent speaks TCP), read at each check. */
+  readonly connector: Connector;
   drainBackend(address: string): Backend;
   disableBackend(address: string): Backend;
   enableBackend(address: string): Backend;
@@ -61,12 +63,13 @@ export function parseAgentReply(line: string): AgentReply {
 
 /** Reads the agent's line: up to a newline, or what it wrote before closing. */
 function askAgent(
+  via: Connector,
   host: string,
   port: number,
   timeoutMs: number,
 ): Promise<string | { error: string }> {
   return new Promise((resolve) => {
-    connectTo({ host, port }, timeoutMs, (failure, sock) => {
+    via.check({ host, port }, timeoutMs, (failure, sock) => {
       if (failure !== null) return resolve({ error: failure.detail });
       let text = '';
       let done = false;
@@ -139,7 +142,12 @@ export class AgentChecker {
     if (this.stopped) return;
     let reply: string | { error: string };
     try {
-      reply = await askAgent(this.cfg.host ?? b.host, this.cfg.port, this.timeoutMs);
+      reply = await askAgent(
+        this.target.connector.plain,
+        this.cfg.host ?? b.host,
+        this.cfg.port,
+        this.timeoutMs,
+      );
     } catch (err) {
       // Never an exception past the checker: the agent is shown as unreachable, and why.
       reply = { error: `agent check failed (${thrown(err)})` };

@@ -4,7 +4,7 @@ import { type Clock, monotonicClock } from '../clock.js';
 import type { HealthConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { type Connector, PLAIN, type Upstream } from '../upstream/connector.js';
 import { holdDialogue } from './dialogue.js';
 import { converse, type Step, thrown } from './exchange.js';
 import { httpProbe } from './http-probe.js';
@@ -46,8 +46,6 @@ function stepsFor(cfg: HealthConfig): readonly Step[] | null {
 export class HealthChecker {
   private readonly loop: BackendLoop;
   private readonly steps: readonly Step[] | null;
-  /** Set when probes go over TLS (health.tls). */
-  private readonly tls: BackendTls | null;
   /** A login probe's salted SCRAM passwords, kept across its logins. */
   private readonly salted = new Map<string, Buffer>();
 
@@ -59,10 +57,9 @@ export class HealthChecker {
     /** The balancer's own resource errors: a probe that hits one gives no verdict. */
     private readonly localErrors: LocalErrors | null = null,
     random: () => number = Math.random,
-    /** The service's backend_tls; probes use it when health.tls is on. */
-    backendTls: BackendTls | null = null,
+    /** The service's connector, read at each probe; its TLS is used when health.tls is on. */
+    private readonly upstream: Upstream | null = null,
   ) {
-    this.tls = cfg.tls ? backendTls : null;
     this.steps = stepsFor(cfg);
     this.loop = new BackendLoop(set, cfg.intervalMs, (b) => this.probe(b), random);
   }
@@ -92,11 +89,18 @@ export class HealthChecker {
       r = await this.runProbe(b);
     } catch (err) {
       // Whatever a probe's code throws is this backend's failed check, never the process's end.
-      r = { ok: false, detail: `${this.cfg.kind} probe failed (${thrown(err)})`, latencyMs: 0 };
+      const detail = `${this.cfg.kind} probe failed (${thrown(err)})`;
+      r = { ok: false, detail, latencyMs: 0, cause: 'bad-reply' };
     }
     this.log.trace({ backend: b.address, ok: r.ok, detail: r.detail, ms: r.latencyMs }, 'probe');
     if (!r.ok && this.localErrors?.claim(r.detail, 'probe', b.address)) return;
-    this.set.reportProbe(b, r.ok, r.detail, r.latencyMs);
+    this.set.reportProbe(b, r.ok, r.detail, r.latencyMs, r.cause);
+  }
+
+  /** How a probe connects: the service's connector, with TLS only when health.tls is on. */
+  private get via(): Connector {
+    const c = this.upstream?.connector ?? PLAIN;
+    return this.cfg.tls ? c : c.plain;
   }
 
   private runProbe(b: Backend): Promise<ProbeResult> {
@@ -111,12 +115,12 @@ export class HealthChecker {
           ? new MysqlLogin(cfg.login)
           : new PostgresLogin(cfg.login, this.salted);
       const ok = `${cfg.kind} login ok`;
-      return holdDialogue(target, d, cfg.timeoutMs, ok, this.clock, this.tls);
+      return holdDialogue(target, d, cfg.timeoutMs, ok, this.clock, this.via);
     }
     if (this.steps)
-      return converse(target, this.steps, cfg.timeoutMs, `${cfg.kind} ok`, this.clock, this.tls);
+      return converse(target, this.steps, cfg.timeoutMs, `${cfg.kind} ok`, this.clock, this.via);
     return cfg.kind === 'http'
-      ? httpProbe({ ...target, address: b.address }, cfg.path, cfg.timeoutMs, this.clock, this.tls)
-      : tcpProbe(target, cfg.timeoutMs, this.clock, this.tls);
+      ? httpProbe({ ...target, address: b.address }, cfg.path, cfg.timeoutMs, this.clock, this.via)
+      : tcpProbe(target, cfg.timeoutMs, this.clock, this.via);
   }
 }

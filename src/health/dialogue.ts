@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
+import { type ProbeCause, probeCauseOfConnect, probeCauseOfError } from '../backend/causes.js';
 import type { Clock } from '../clock.js';
-import { connectTo } from '../proxy/connect.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { type Connector, PLAIN } from '../upstream/connector.js';
 import type { ProbeResult, ProbeTarget } from './tcp-probe.js';
 
 /*
@@ -45,21 +45,21 @@ export function holdDialogue(
   timeoutMs: number,
   okDetail: string,
   clock: Clock,
-  tls: BackendTls | null,
+  /** How to connect (null: plain TCP); with TLS for health.tls. */
+  via: Connector | null,
 ): Promise<ProbeResult> {
   const start = clock.now();
   return new Promise((resolve) => {
-    const finish = (ok: boolean, detail: string): void =>
-      resolve({ ok, detail, latencyMs: clock.now() - start });
-    connectTo(
-      target,
-      timeoutMs,
-      (failure, sock) => {
-        if (failure !== null) finish(false, failure.detail);
-        else new Talk(sock, d, timeoutMs, okDetail, finish).begin();
-      },
-      tls,
-    );
+    const finish = (ok: boolean, detail: string, cause: ProbeCause = 'bad-reply'): void =>
+      resolve(
+        ok
+          ? { ok, detail, latencyMs: clock.now() - start }
+          : { ok, detail, latencyMs: clock.now() - start, cause },
+      );
+    (via ?? PLAIN).check(target, timeoutMs, (failure, sock) => {
+      if (failure !== null) finish(false, failure.detail, probeCauseOfConnect(failure));
+      else new Talk(sock, d, timeoutMs, okDetail, finish).begin();
+    });
   });
 }
 
@@ -73,9 +73,11 @@ class Talk {
     private readonly d: Dialogue,
     private readonly timeoutMs: number,
     private readonly okDetail: string,
-    private readonly finish: (ok: boolean, detail: string) => void,
+    private readonly finish: (ok: boolean, detail: string, cause?: ProbeCause) => void,
   ) {
-    sock.on('error', (err: NodeJS.ErrnoException) => this.end(err.code ?? err.message));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      this.end(err.code ?? err.message, probeCauseOfError(err.code)),
+    );
     sock.on('data', (b: Buffer) => this.onData(b));
     sock.on('end', () => this.end(`closed by the server before ${d.waitingFor()}`));
     sock.on('close', () => this.end(`closed before ${d.waitingFor()}`));
@@ -90,7 +92,7 @@ class Talk {
   private arm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(
-      () => this.end(`timeout ${this.timeoutMs}ms waiting for ${this.d.waitingFor()}`),
+      () => this.end(`timeout ${this.timeoutMs}ms waiting for ${this.d.waitingFor()}`, 'timeout'),
       this.timeoutMs,
     );
   }
@@ -131,7 +133,7 @@ class Talk {
     }
   }
 
-  private end(verdict: true | string): void {
+  private end(verdict: true | string, cause: ProbeCause = 'bad-reply'): void {
     if (this.done) return;
     this.done = true;
     if (this.timer) clearTimeout(this.timer);
@@ -143,6 +145,6 @@ class Talk {
       return;
     }
     this.sock.destroy();
-    this.finish(false, verdict);
+    this.finish(false, verdict, cause);
   }
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
+import { type ProbeCause, probeCauseOfConnect, probeCauseOfError } from '../backend/causes.js';
 import { type Clock, monotonicClock } from '../clock.js';
-import { connectTo } from '../proxy/connect.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import { type Connector, PLAIN } from '../upstream/connector.js';
 import type { ProbeResult, ProbeTarget } from './probe-result.js';
 
 /** null: not yet, wait for more; true: this step passed; a string: it failed, and why. */
@@ -31,25 +31,22 @@ export function converse(
   timeoutMs: number,
   okDetail: string,
   clock: Clock = monotonicClock,
-  /** health.tls: the conversation runs inside a verified TLS connection, as for a dial. */
-  tls: BackendTls | null = null,
+  /** With TLS (health.tls): the conversation runs inside a verified TLS connection, as for a dial. */
+  via: Connector = PLAIN,
 ): Promise<ProbeResult> {
   const start = clock.now();
   return new Promise((resolve) => {
-    connectTo(
-      target,
-      timeoutMs,
-      (failure, sock) => {
-        if (failure !== null) {
-          resolve({ ok: false, detail: failure.detail, latencyMs: clock.now() - start });
-          return;
-        }
-        new Conversation(sock, steps, timeoutMs, (ok, detail) =>
-          resolve({ ok, detail: ok ? okDetail : detail, latencyMs: clock.now() - start }),
-        ).next();
-      },
-      tls,
-    );
+    via.check(target, timeoutMs, (failure, sock) => {
+      if (failure !== null) {
+        const cause = probeCauseOfConnect(failure);
+        resolve({ ok: false, detail: failure.detail, latencyMs: clock.now() - start, cause });
+        return;
+      }
+      new Conversation(sock, steps, timeoutMs, (ok, detail, cause) => {
+        const latencyMs = clock.now() - start;
+        resolve(ok ? { ok, detail: okDetail, latencyMs } : { ok, detail, latencyMs, cause });
+      }).next();
+    });
   });
 }
 
@@ -70,9 +67,11 @@ class Conversation {
     private readonly sock: Socket,
     private readonly steps: readonly Step[],
     private readonly timeoutMs: number,
-    private readonly finish: (ok: boolean, detail: string) => void,
+    private readonly finish: (ok: boolean, detail: string, cause: ProbeCause) => void,
   ) {
-    sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? err.message));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      this.fail(err.code ?? err.message, probeCauseOfError(err.code)),
+    );
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('end', () => this.fail(`closed by the server before ${this.what}`));
     sock.on('close', () => this.fail(`closed before ${this.what}`));
@@ -105,7 +104,8 @@ class Conversation {
   private arm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(
-      () => this.fail(`timeout ${this.timeoutMs}ms waiting for ${this.what}${this.seen()}`),
+      () =>
+        this.fail(`timeout ${this.timeoutMs}ms waiting for ${this.what}${this.seen()}`, 'timeout'),
       this.timeoutMs,
     );
   }
@@ -144,11 +144,11 @@ class Conversation {
     return ` (got "${text}"${this.got.length > 40 ? '…' : ''})`;
   }
 
-  private fail(detail: string): void {
-    this.end(false, detail);
+  private fail(detail: string, cause: ProbeCause = 'bad-reply'): void {
+    this.end(false, detail, cause);
   }
 
-  private end(ok: boolean, detail: string): void {
+  private end(ok: boolean, detail: string, cause: ProbeCause = 'bad-reply'): void {
     if (this.done) return;
     this.done = true;
     if (this.timer) clearTimeout(this.timer);
@@ -157,6 +157,6 @@ class Conversation {
       this.sock.end();
       this.sock.setTimeout(this.timeoutMs, () => this.sock.destroy());
     } else this.sock.destroy();
-    this.finish(ok, detail);
+    this.finish(ok, detail, cause);
   }
 }

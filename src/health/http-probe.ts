@@ -1,15 +1,16 @@
 import { type ClientRequest, request } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { SecureContext } from 'node:tls';
+import { type ProbeCause, probeCauseOfError } from '../backend/causes.js';
 import { type Clock, monotonicClock } from '../clock.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import { tlsCause } from '../proxy/tls/tls-cause.js';
+import { type Connector, PLAIN } from '../upstream/connector.js';
 import type { ProbeResult, ProbeTarget } from './probe-result.js';
 
 /**
  * HTTP probe: `GET path` on a fresh connection. Healthy on 2xx or 3xx within
  * `timeoutMs` (the whole exchange, headers and body). `address` is the Host
- * header: the backend's, even when the probe goes to another port. With `tls`
+ * header: the backend's, even when the probe goes to another port. With TLS in `via`
  * (the service's backend_tls), HTTPS: verified and named as a dial would be.
  */
 export function httpProbe(
@@ -17,8 +18,9 @@ export function httpProbe(
   path: string,
   timeoutMs: number,
   clock: Clock = monotonicClock,
-  tls: BackendTls | null = null,
+  via: Connector = PLAIN,
 ): Promise<ProbeResult> {
+  const tls = via.tls;
   const start = clock.now();
   return new Promise((resolve) => {
     let done = false;
@@ -42,17 +44,26 @@ export function httpProbe(
       };
       req = httpsRequest(secure);
     } else req = request(opts);
-    const timer = setTimeout(() => finish(false, `timeout ${timeoutMs}ms`), timeoutMs);
-    function finish(ok: boolean, detail: string): void {
+    const timer = setTimeout(() => finish(false, `timeout ${timeoutMs}ms`, 'timeout'), timeoutMs);
+    function finish(ok: boolean, detail: string, cause: ProbeCause = 'bad-reply'): void {
       if (done) return;
       done = true;
       clearTimeout(timer);
       req.destroy();
-      resolve({ ok, detail, latencyMs: clock.now() - start });
+      const latencyMs = clock.now() - start;
+      resolve(ok ? { ok, detail, latencyMs } : { ok, detail, latencyMs, cause });
     }
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      finish(false, tls && err.code ? tlsCause(err) : (err.code ?? err.message)),
-    );
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const detail = tls && err.code ? tlsCause(err) : (err.code ?? err.message);
+      // tlsCause keeps a socket error's errno code as it is; everything else it names is TLS's.
+      const cause =
+        err.code === undefined
+          ? 'bad-reply'
+          : detail === err.code
+            ? probeCauseOfError(err.code)
+            : 'tls';
+      finish(false, detail, cause);
+    });
     req.on('response', (res) => {
       const code = res.statusCode ?? 0;
       res.on('error', () => {});

@@ -3,7 +3,6 @@ import type { buildConnector } from 'undici';
 import type { Backend } from '../backend/backend.js';
 import { DialError } from '../errors.js';
 import { noop } from '../noop.js';
-import { connectTo } from '../proxy/connect.js';
 import type { HttpHost } from './host.js';
 
 /** Offered over backend_tls when it names no protocols: h2 where the backend has it, else HTTP/1.1. */
@@ -20,7 +19,8 @@ const HTTP_ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1']);
  */
 export function backendConnector(host: HttpHost, b: Backend): buildConnector.connector {
   return (_opts, cb) => {
-    const tls = host.backendTls;
+    const connector = host.connector;
+    const tls = connector.tls;
     // A warm TLS socket was handshaken offering only the configured ALPN: with none configured it
     // could not be HTTP/2, and an h2-only backend would refuse it, so those dial fresh.
     const pooled = tls && !tls.alpn ? null : host.pool.take(b);
@@ -35,9 +35,8 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
       }
       sock.destroy();
     }
-    connectTo(
+    connector.connect(
       b,
-      host.cfg.connectTimeoutMs,
       (failure, sock: Socket) => {
         if (failure !== null) {
           if (host.localErrors.claim(failure, 'dial', b.address)) host.backends.abandonTrial(b);
@@ -52,7 +51,6 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
         sock.on('error', noop);
         cb(null, sock);
       },
-      tls,
       null,
       tls ? (tls.alpn ?? HTTP_ALPN) : undefined,
     );

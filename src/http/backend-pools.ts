@@ -34,7 +34,7 @@ export class BackendPools {
   for(b: Backend): Pool {
     let p = this.pools.get(b);
     if (!p) {
-      const scheme = this.host.backendTls ? 'https' : 'http';
+      const scheme = this.host.connector.tls ? 'https' : 'http';
       const host = b.host.includes(':') ? `[${b.host}]` : b.host;
       const connect = backendConnector(this.host, b);
       const u = undici();

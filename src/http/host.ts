@@ -4,7 +4,7 @@ import type { Clock } from '../clock.js';
 import type { ServiceConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { WarmPool } from '../pool/warm-pool.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import type { Connector } from '../upstream/connector.js';
 import type { HttpStats } from './stats.js';
 
 /**
@@ -17,7 +17,8 @@ export interface HttpHost {
   readonly backends: BackendSet;
   readonly strategy: Strategy;
   readonly pool: WarmPool;
-  readonly backendTls: BackendTls | null;
+  /** The service's connector (connect_timeout, backend_tls). */
+  readonly connector: Connector;
   readonly clock: Clock;
   readonly localErrors: LocalErrors;
   readonly httpStats: HttpStats;

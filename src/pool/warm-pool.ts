@@ -6,8 +6,7 @@ import type { Clock } from '../clock.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
-import { connectTo } from '../proxy/connect.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
+import type { Upstream } from '../upstream/connector.js';
 
 import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
 import { type EarlyCause, idleDeath } from './idle-deaths.js';
@@ -24,6 +23,22 @@ export interface PoolCounters {
   evictions: Record<EvictionCause, number>;
   /** Idle sockets the backend closed, reset or flooded young (see WarmPool); counted as refill failures too. */
   earlyCloses: Record<EarlyCause, number>;
+}
+
+/** What a warm pool is made of (one per service, remade when its settings change). */
+export interface WarmPoolOptions {
+  readonly cfg: PoolConfig;
+  readonly backends: BackendSet;
+  /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
+  readonly refillBaseMs: number;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly localErrors: LocalErrors;
+  /**
+   * Who holds the service's connector (connect_timeout, backend_tls: with it,
+   * idle sockets are handshaken TLS sockets), read at each refill.
+   */
+  readonly upstream: Upstream;
 }
 
 /**
@@ -66,18 +81,24 @@ export class WarmPool {
   private readonly onGone = (b: Backend): void => this.drop(b, 'backend-down');
   private readonly onState = (): void => this.syncEligibility();
 
-  constructor(
-    private readonly cfg: PoolConfig,
-    private readonly backends: BackendSet,
-    private readonly connectTimeoutMs: number,
-    /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
-    readonly refillBaseMs: number,
-    private readonly log: Logger,
-    private readonly clock: Clock,
-    private readonly localErrors: LocalErrors,
-    /** The service's backend_tls: idle sockets are then handshaken TLS sockets (null: plain TCP). */
-    private readonly backendTls: BackendTls | null = null,
-  ) {
+  private readonly cfg: PoolConfig;
+  private readonly backends: BackendSet;
+  /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
+  readonly refillBaseMs: number;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly localErrors: LocalErrors;
+  private readonly upstream: Upstream;
+
+  constructor(opts: WarmPoolOptions) {
+    this.cfg = opts.cfg;
+    this.backends = opts.backends;
+    this.refillBaseMs = opts.refillBaseMs;
+    this.log = opts.log;
+    this.clock = opts.clock;
+    this.localErrors = opts.localErrors;
+    this.upstream = opts.upstream;
+    const { cfg, backends } = opts;
     if (cfg.minIdle === 0) return;
     backends.on('up', this.onUp);
     backends.on('down', this.onGone);
@@ -266,16 +287,11 @@ export class WarmPool {
 
   private open(p: BackendPool): void {
     p.connecting++;
-    connectTo(
-      p.backend,
-      this.connectTimeoutMs,
-      (failure, sock) => {
-        p.connecting--;
-        if (failure === null) this.opened(p, sock);
-        else this.refillFailed(p, failure);
-      },
-      this.backendTls,
-    );
+    this.upstream.connector.connect(p.backend, (failure, sock) => {
+      p.connecting--;
+      if (failure === null) this.opened(p, sock);
+      else this.refillFailed(p, failure);
+    });
   }
 
   private opened(p: BackendPool, sock: Socket): void {

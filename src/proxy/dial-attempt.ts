@@ -23,6 +23,14 @@ export interface DialRequester {
   waiting?(a: DialAttempt): void;
 }
 
+/**
+ * Where an attempt is (one field, DialAttempt.phase, changed only by its
+ * `enter`): a pick under way, a connect in flight, the backoff before a
+ * retry, a place in the wait queue, or done (socket handed over, failure
+ * told, or cancelled: nothing more happens to it).
+ */
+export type AttemptPhase = 'picking' | 'connecting' | 'backoff' | 'queued' | 'done';
+
 /** What the dialer does for an attempt it owns. */
 export interface AttemptOwner {
   cancel(a: DialAttempt): void;
@@ -71,8 +79,8 @@ export class DialAttempt implements PickContext {
   servername: string | null = null;
   /** When it joined the service's wait queue (clock ms); 0 when not queued. */
   queuedAt = 0;
-  /** Settled (socket handed over, or failure told) or cancelled: nothing more happens to it. */
-  done = false;
+  /** Where it is (see AttemptPhase); changed by `enter`, by the Dialer and its wait queue only. */
+  phase: AttemptPhase = 'picking';
 
   constructor(
     private readonly owner: AttemptOwner,
@@ -82,6 +90,16 @@ export class DialAttempt implements PickContext {
     /** May join the service's wait queue when every backend is at its cap (sessions may; connect() does not). */
     readonly canWait: boolean,
   ) {}
+
+  /** The one change of its phase. */
+  enter(phase: AttemptPhase): void {
+    this.phase = phase;
+  }
+
+  /** Settled (socket handed over, or failure told) or cancelled: nothing more happens to it. */
+  get done(): boolean {
+    return this.phase === 'done';
+  }
 
   get clientIp(): string {
     return this.key ?? this.requester.clientIp ?? '';

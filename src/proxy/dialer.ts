@@ -10,14 +10,13 @@ import { DialError, type LbError, NoBackendError } from '../errors.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { PooledSocket, WarmPool } from '../pool/warm-pool.js';
-import { connectTo } from './connect.js';
+import type { Connector } from '../upstream/connector.js';
 import { type AttemptOwner, DialAttempt, type DialRequester } from './dial-attempt.js';
-import type { BackendTls } from './tls/backend-tls.js';
 import { WaitQueue } from './wait-queue.js';
 
 /**
  * What the dialer reads from its service; `cfg`, `strategy`, `pool` and
- * `backendTls` are read on every dial, so a reload takes effect at once.
+ * `connector` are read on every dial, so a reload takes effect at once.
  */
 export interface DialerDeps {
   readonly cfg: ServiceConfig;
@@ -25,8 +24,8 @@ export interface DialerDeps {
   readonly strategy: Strategy;
   readonly log: Logger;
   readonly pool: WarmPool;
-  /** The service's backend_tls (null: plain TCP). */
-  readonly backendTls: BackendTls | null;
+  /** The service's connector (connect_timeout, backend_tls). */
+  readonly connector: Connector;
   readonly clock: Clock;
   /** The balancer's own resource errors: never counted against a backend. */
   readonly localErrors: LocalErrors;
@@ -76,6 +75,7 @@ export class Dialer implements AttemptOwner {
   /** One pick and dial (or a place in the queue). Also how the wait queue retries an attempt. */
   run(a: DialAttempt): void {
     if (a.done) return;
+    a.enter('picking');
     const d = this.deps;
     const now = d.clock.now();
     a.now = now;
@@ -104,14 +104,14 @@ export class Dialer implements AttemptOwner {
 
   /** A warm socket failed untouched after checkout: dial again, fresh; counts as a retry. */
   redial(a: DialAttempt): void {
-    a.done = false;
+    a.enter('picking');
     a.noPool = true;
     this.deps.counters.retries++;
     this.run(a);
   }
 
   cancel(a: DialAttempt): void {
-    a.done = true;
+    a.enter('done');
     if (a.retryTimer) clearTimeout(a.retryTimer);
     a.retryTimer = null;
     a.pending?.destroy();
@@ -123,7 +123,7 @@ export class Dialer implements AttemptOwner {
 
   /** Tells the requester it failed (no backend, every retry failed, or the wait for a slot ended). */
   fail(a: DialAttempt, err: LbError): void {
-    a.done = true;
+    a.enter('done');
     a.requester.dialFailed(a, err);
   }
 
@@ -132,16 +132,16 @@ export class Dialer implements AttemptOwner {
     const lease = a.lease;
     a.lease = null;
     a.pending = null;
-    a.done = true;
+    a.enter('done');
     // Never null: a fresh dial hands over its connected `pending` socket, and run() leased its backend.
     a.requester.dialed(a, sock as NonNullable<typeof sock>, lease as SlotLease, pooled);
   }
 
   private connect(a: DialAttempt, b: Backend): void {
     const d = this.deps;
-    a.pending = connectTo(
+    a.enter('connecting');
+    a.pending = d.connector.connect(
       b,
-      d.cfg.connectTimeoutMs,
       (failure) => {
         if (failure !== null) {
           a.pending = null;
@@ -151,7 +151,6 @@ export class Dialer implements AttemptOwner {
         d.backends.reportDialSuccess(b);
         this.handOver(a, null);
       },
-      d.backendTls,
       a.servername,
     );
   }
@@ -179,6 +178,7 @@ export class Dialer implements AttemptOwner {
     // Capped: uncapped doubling passes setTimeout's 2^31-1 ms from retry 26 (which then fires at once).
     const delay = Math.min(retryDelayMs * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
     this.deps.log.debug({ backend: b.address, cause, retryInMs: delay }, 'dial failed; retrying');
+    a.enter('backoff');
     a.retryTimer = setTimeout(() => {
       a.retryTimer = null;
       this.deps.counters.retries++;

@@ -32,6 +32,14 @@ export type TerminationCause =
   | 'shutdown'
   | 'error';
 
+/**
+ * Where a session is in its life (one field, Session.phase, changed only by
+ * its `enter`): accepted (paused); reading its PROXY header; connecting
+ * (admission, then the dial, a redial included); queued for a backend slot;
+ * spliced to its backend; ended (both legs closed). Read by the admin API.
+ */
+export type SessionPhase = 'accepted' | 'header' | 'connecting' | 'queued' | 'spliced' | 'ended';
+
 /** The service keys a session reads. */
 export type SessionConfig = Pick<
   ServiceConfig,

@@ -7,10 +7,15 @@ import type { PooledSocket } from '../pool/warm-pool.js';
 import type { Shaper } from './bandwidth.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
-import { clientKey } from './ip-text.js';
-import { headerFor, type ProxyAddresses } from './proxy-protocol.js';
+import { headerFor } from './proxy-protocol.js';
 import { QueuedClient } from './queue-watch.js';
-import { dialFailureCause, type HostOf, type TerminationCause } from './session-host.js';
+import { SessionClient } from './session-client.js';
+import {
+  dialFailureCause,
+  type HostOf,
+  type SessionPhase,
+  type TerminationCause,
+} from './session-host.js';
 import {
   abort,
   passFin,
@@ -23,9 +28,8 @@ import {
 } from './session-listeners.js';
 import { spliceShaped, unspliceShaped } from './shaped-listeners.js';
 import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
-import type { SourceLimiter } from './source-limits.js';
 
-export type { SessionConfig, TerminationCause } from './session-host.js';
+export type { SessionConfig, SessionPhase, TerminationCause } from './session-host.js';
 
 /** What a session reaches of its service (proxy/sessions.ts's OpenSessions). */
 export type SessionHost = HostOf<Session>;
@@ -37,31 +41,9 @@ export type SessionHost = HostOf<Session>;
  * side becomes a FIN on the other (half-close carried, allowHalfOpen), a reset
  * on one side becomes a reset on the other, and an idle deadline ends both.
  */
-export class Session implements DialRequester {
-  /** Its number in its service, for the admin API's session list (given by OpenSessions). */
-  id = 0;
-  readonly client: Socket;
-  /**
-   * The client's address, as a key (see clientKey): the socket's, or the one
-   * its PROXY header gave. Read on demand (ip-hash, per-source limits,
-   * allow/deny, logs): the socket's costs a getpeername() syscall, which a
-   * session that needs none of these never makes.
-   */
-  get clientIp(): string {
-    return this.ip ?? this.captureClientIp();
-  }
-
-  /**
-   * Fixes the client's address now (once): `known` when it was read already
-   * (a front judged it), else the socket's peer, read while the socket still
-   * has one (after the close it reads as none, and the access log or a
-   * per-source release would miss it).
-   */
-  captureClientIp(known?: string): string {
-    if (known !== undefined) this.ip = known;
-    else this.ip ??= clientKey(this.client.remoteAddress ?? '');
-    return this.ip;
-  }
+export class Session extends SessionClient implements DialRequester {
+  /** Where it is in its life (see SessionPhase); changed only by `enter`. */
+  phase: SessionPhase = 'accepted';
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */
@@ -74,10 +56,6 @@ export class Session implements DialRequester {
   cause: TerminationCause | null = null;
   /** The backend leg came from the warm pool. */
   poolHit = false;
-  /** The client's addresses from its PROXY header, when the service accepts them. */
-  proxied: ProxyAddresses | null = null;
-  /** The per-source limiter this session counts in, released when it ends; null when no limit applies. */
-  sourceLimiter: SourceLimiter | null = null;
   // Per side: a chunk crossed since the idle sweep last looked (set by the data listeners),
   // since when the sweep has seen none, and who has spoken (see side-timeouts.ts).
   clientBusy = false;
@@ -88,7 +66,6 @@ export class Session implements DialRequester {
   /** Its bandwidth limits, given by the host at sessionReady; null (the common case) when none apply. */
   shaper: Shaper | null = null;
 
-  private ip: string | null = null;
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;
@@ -97,14 +74,13 @@ export class Session implements DialRequester {
   private queued: QueuedClient | null = null;
   private clientClosed = false;
   private backendClosed = false;
-  private ended = false;
   private clientWired = false;
 
   constructor(
     private readonly host: SessionHost,
     client: Socket,
   ) {
-    this.client = client;
+    super(client);
     this.acceptedAt = host.clock.now();
     wireClient(client, this);
   }
@@ -112,7 +88,7 @@ export class Session implements DialRequester {
   start(): void {
     try {
       if (this.host.cfg.acceptProxy) this.readProxyHeader();
-      else this.host.admit(this);
+      else this.admit();
     } catch (err) {
       this.crashed(err);
     }
@@ -120,17 +96,22 @@ export class Session implements DialRequester {
 
   /** A client whose PROXY header (if any) was read before this session existed (see proxy/tls/front.ts). */
   startRead(): void {
+    this.admit();
+  }
+
+  /** The one change of its phase. */
+  private enter(phase: SessionPhase): void {
+    this.phase = phase;
+  }
+
+  /** To admission, then the dial; what throws there closes this session only. */
+  private admit(): void {
     try {
+      this.enter('connecting');
       this.host.admit(this);
     } catch (err) {
       this.crashed(err);
     }
-  }
-
-  /** The client's addresses, as its PROXY header gave them. */
-  protected proxiedBy(addresses: ProxyAddresses): void {
-    this.proxied = addresses;
-    this.ip = clientKey(addresses.srcAddr);
   }
 
   /**
@@ -146,6 +127,7 @@ export class Session implements DialRequester {
 
   /** The PROXY header first; the client is admitted once it says who the client is. */
   private readProxyHeader(): void {
+    this.enter('header');
     this.headerCleanup = readProxyHeader(this.client, (failure, addresses) => {
       this.headerCleanup = null;
       if (failure !== null) {
@@ -154,11 +136,7 @@ export class Session implements DialRequester {
         return;
       }
       if (addresses) this.proxiedBy(addresses);
-      try {
-        this.host.admit(this);
-      } catch (err) {
-        this.crashed(err);
-      }
+      this.admit();
     });
   }
 
@@ -188,6 +166,7 @@ export class Session implements DialRequester {
   private attach(sock: Socket, lease: SlotLease, pooled: PooledSocket | null): void {
     const target = lease.backend;
     this.lease = lease;
+    this.enter('spliced');
     this.queued?.stop();
     this.target = target;
     this.poolHit = pooled !== null;
@@ -223,6 +202,7 @@ export class Session implements DialRequester {
   /** Queued: watch the client, so one that leaves frees its place at once (see watchQueued). */
   waiting(): void {
     if (this.queued?.watching || this.clientClosed || this.client.readableEnded) return;
+    this.enter('queued');
     this.queued ??= new QueuedClient();
     this.queued.watch(this.client, () => this.refuse('client-closed'));
   }
@@ -281,6 +261,7 @@ export class Session implements DialRequester {
     this.backend = null;
     this.target = null;
     this.poolHit = false;
+    this.enter('connecting');
     a.redialFresh();
     return true;
   }
@@ -292,7 +273,7 @@ export class Session implements DialRequester {
    * queue_timeout. A timeout names the session's end even after a FIN.
    */
   idleTick(now: number, d: SideDeadlines): void {
-    if (this.target === null || this.ended) return;
+    if (this.phase !== 'spliced') return;
     const cause = timedOut(this, now, d);
     if (cause === null) return;
     if (this.cause === 'client-closed' || this.cause === 'backend-closed') this.cause = cause;
@@ -347,8 +328,9 @@ export class Session implements DialRequester {
   }
 
   private maybeEnd(): void {
-    if (this.ended || !this.clientClosed || (this.backend !== null && !this.backendClosed)) return;
-    this.ended = true;
+    if (this.phase === 'ended' || !this.clientClosed) return;
+    if (this.backend !== null && !this.backendClosed) return;
+    this.enter('ended');
     if (this.lifeTimer) clearTimeout(this.lifeTimer);
     const b = this.backend;
     if (b) this.lease?.end(b.bytesRead, b.bytesWritten);

@@ -59,6 +59,7 @@ export class WaitQueue {
     if (a === this.serving) {
       this.order.unshift(a);
       this.members.add(a);
+      a.enter('queued');
     } else {
       if (this.members.size >= this.size) {
         this.dialer.fail(a, new LimitError(this.service, 'queue-full'));
@@ -69,6 +70,7 @@ export class WaitQueue {
       a.queuedAt = this.clock.now();
       this.order.push(a);
       this.members.add(a);
+      a.enter('queued');
       a.requester.waiting?.(a);
     }
     if (!this.timer) {

@@ -93,16 +93,8 @@ export class ControlPlane {
   }
 
   private createHealth(cfg: ServiceConfig): HealthChecker {
-    const { backends, log, clock, localErrors, backendTls } = this.core;
-    return new HealthChecker(
-      cfg.health,
-      backends,
-      log,
-      clock,
-      localErrors,
-      Math.random,
-      backendTls,
-    );
+    const { backends, log, clock, localErrors } = this.core;
+    return new HealthChecker(cfg.health, backends, log, clock, localErrors, Math.random, this.core);
   }
 
   private createAgent(cfg: ServiceConfig): AgentChecker | null {

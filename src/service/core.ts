@@ -9,12 +9,12 @@ import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { SessionAccounting } from '../proxy/accounting.js';
 import type { FdBudget } from '../proxy/fd-budget.js';
-import type { BackendTls } from '../proxy/tls/backend-tls.js';
 import type { RedisLink } from '../shared/redis-link.js';
+import type { Connector } from '../upstream/connector.js';
 
 /**
  * What the two halves of a service (data plane, control plane) and its
- * backend operations read from it. `cfg`, `strategy` and `backendTls` are
+ * backend operations read from it. `cfg`, `strategy` and `connector` are
  * read on each use, so a reload that replaces them takes effect at once.
  */
 export interface ServiceCore {
@@ -22,7 +22,7 @@ export interface ServiceCore {
   readonly cfg: ServiceConfig;
   readonly backends: BackendSet;
   readonly strategy: Strategy;
-  readonly backendTls: BackendTls | null;
+  readonly connector: Connector;
   readonly log: Logger;
   readonly clock: Clock;
   readonly localErrors: LocalErrors;

@@ -255,23 +255,31 @@ export class DataPlane {
   }
 
   private createPool(cfg: ServiceConfig): WarmPool {
-    const { backends, log, clock, localErrors, backendTls } = this.core;
+    const { backends, log, clock, localErrors } = this.core;
     const refillBaseMs = Math.max(cfg.retryDelayMs, 100);
-    return new WarmPool(
-      cfg.pool,
+    return new WarmPool({
+      cfg: cfg.pool,
       backends,
-      cfg.connectTimeoutMs,
       refillBaseMs,
       log,
       clock,
       localErrors,
-      backendTls,
-    );
+      upstream: this.core,
+    });
   }
 }
 
 /** A pool that never opens a socket (min_idle 0: no timer, no listener), for reads where no data plane is. */
 export function emptyPool(core: ServiceCore): WarmPool {
   const { cfg, backends, log, clock, localErrors } = core;
-  return new WarmPool({ ...cfg.pool, minIdle: 0 }, backends, 0, 0, log, clock, localErrors);
+  const pool = { ...cfg.pool, minIdle: 0 };
+  return new WarmPool({
+    cfg: pool,
+    backends,
+    refillBaseMs: 0,
+    log,
+    clock,
+    localErrors,
+    upstream: core,
+  });
 }

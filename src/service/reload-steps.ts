@@ -17,7 +17,7 @@ export interface Reloadable {
   /** A new strategy of the configured kind (under the stick table, if any), fed the current candidates. */
   replaceStrategy(next: ServiceConfig, prev: ServiceConfig): void;
   /** New backend_tls settings: new dials use them at once. */
-  replaceBackendTls(next: ServiceConfig): void;
+  replaceConnector(next: ServiceConfig, prev: ServiceConfig): void;
 }
 
 /**
@@ -77,13 +77,14 @@ export const RELOAD_STEPS: readonly ReloadStep[] = [
     apply: (s, next, prev) => void s.replaceStrategy(next, prev),
   },
   {
+    name: 'connector',
+    slice: (c) => [c.backendTls, c.connectTimeoutMs],
+    apply: (s, next, prev) => void s.replaceConnector(next, prev),
+  },
+  {
     name: 'backend_tls',
     slice: (c) => c.backendTls,
-    apply: (s, next) => {
-      s.replaceBackendTls(next);
-      s.data?.dropHttpConnections();
-      return null;
-    },
+    apply: (s) => void s.data?.dropHttpConnections(),
   },
   {
     name: 'health',

@@ -1,3 +1,4 @@
+import { type Backend, type BackendEntry, entryOf } from '../../src/backend/backend.js';
 import { BackendSet, type Follower } from '../../src/backend/backend-set.js';
 import type { AllDownPolicy, BackendConfig } from '../../src/config/schema.js';
 
@@ -36,7 +37,7 @@ export function setFrom(
     const b = set.all[i];
     if (!b) return;
     name.set(b, p.name);
-    b.active = p.active;
+    writable(b).active = p.active;
     if (p.flags.includes('!')) set.markDown(b, 'test');
     if (p.flags.includes('~')) set.setDraining(b.address, true);
   });
@@ -87,4 +88,9 @@ export class ManualClock {
   advance(ms: number): void {
     this.t += ms;
   }
+}
+
+/** A test's hand on a backend's fields (outside src/backend/ a backend is read-only). */
+export function writable(b: Backend): BackendEntry {
+  return entryOf(b);
 }

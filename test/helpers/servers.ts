@@ -223,6 +223,32 @@ export async function waitFor(
   }
 }
 
+/**
+ * Polls a reading until it has held still for `quietMs` (or `ms` passes): a
+ * sender held by backpressure, a counter that stopped moving.
+ */
+export async function waitForSteady(
+  read: () => number,
+  quietMs: number,
+  ms = 5000,
+  what = 'a steady value',
+): Promise<void> {
+  let last = read();
+  let since = Date.now();
+  await waitFor(
+    () => {
+      const now = read();
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      }
+      return Date.now() - since >= quietMs;
+    },
+    ms,
+    what,
+  );
+}
+
 /** Resolves when the peer ends the socket (FIN) or it closes (reset, destroy). */
 export function ended(c: Socket): Promise<void> {
   return new Promise((r) => {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { type BackendTlsConfig, secureContextOptions } from '../../config/backend-tls.js';
+import { type BackendTlsConfig, secureContextOptions } from '../config/backend-tls.js';
 
 /** Server names a backend may be dialled with (an SNI-routed client's own name); beyond, the cache restarts. */
 const MAX_NAMES_PER_BACKEND = 64;

@@ -2,8 +2,8 @@ import { connect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { type ConnectFailure, errnoKind } from '../backend/causes.js';
 import { noop } from '../noop.js';
-import type { BackendTls } from './tls/backend-tls.js';
-import { tlsCause } from './tls/tls-cause.js';
+import { tlsCause } from '../proxy/tls/tls-cause.js';
+import type { BackendTls } from './backend-tls.js';
 
 /** Where to connect: a backend, or anything else with a host and a port. */
 export interface ConnectTarget {
