@@ -10,6 +10,17 @@
  *
  * --bulk: 1 GiB up and 1 GiB down through one stream each (the bench's bulk peer);
  * CPU ms per GiB and Gbit/s each way.
+ *
+ * --tls-pool: HTTPS backends, [backend_tls] on; each build with its warm pool
+ * on and this build with it off (three arms a round): connect-to-first-byte
+ * p50 of one client at a time (the bench's TLS-to-backends row).
+ *
+ * --idle [--sessions 4000]: KiB of RSS per idle session (the bench's idle row:
+ * the slope over sessions opened, each after one exchange). --no-pool turns
+ * the warm pool off in every arm.
+ *
+ * --base-node PATH: the base arm runs on that node binary (the same build under
+ * two runtimes: --base dist --base-node /usr/bin/node).
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -18,7 +29,10 @@ import { fileURLToPath } from 'node:url';
 import { runLoad } from './lib/load.js';
 import { startBulkBackend, startHttpBackends } from './lib/peers.js';
 import { cpuMs, median } from './lib/proc.js';
-import { bulk } from './lib/scenarios.js';
+import { bulk, idle } from './lib/scenarios.js';
+import { makeBenchCerts } from './lib/tls-certs.js';
+import { startHttpsBackends } from './lib/tls-peers.js';
+import { tlsPool } from './lib/tls-scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -34,33 +48,70 @@ if (!base) {
   process.exit(2);
 }
 const bulkMode = argv.includes('--bulk');
-const churn = !bulkMode && !argv.includes('--keep-alive');
+const poolMode = argv.includes('--tls-pool');
+const idleMode = argv.includes('--idle');
+const noPool = argv.includes('--no-pool');
+const baseNode = opt('base-node', process.execPath);
+/** --node-args "FLAGS": node flags for this build's arms only (a runtime lever against the same code). */
+const nodeArgs = opt('node-args', '')
+  .split(' ')
+  .filter((x) => x !== '');
+const churn = !bulkMode && !poolMode && !idleMode && !argv.includes('--keep-alive');
 const seconds = Number(opt('seconds', '8'));
 const rounds = Number(opt('rounds', '4'));
 
-const backends = bulkMode ? null : await startHttpBackends();
+const certs = poolMode ? makeBenchCerts() : null;
+const backends = bulkMode || certs ? null : await startHttpBackends();
 const bulkPeer = bulkMode ? await startBulkBackend() : null;
-const backendPorts = bulkPeer ? [bulkPeer.port] : (backends?.ports ?? []);
-const config = {
+const https = certs ? await startHttpsBackends(certs) : null;
+const backendPorts = bulkPeer ? [bulkPeer.port] : https ? https.ports : (backends?.ports ?? []);
+const configOf = (poolOn: boolean) => ({
   log: { level: 'warn' },
   services: {
     bench: {
       listen: '127.0.0.1:0',
       backends: backendPorts.map((p) => `127.0.0.1:${p}`),
       max_connections: 50_000,
+      ...(certs ? { backend_tls: { ca: certs.ca } } : {}),
+      ...(poolOn && !noPool ? {} : { pool: { min_idle: 0 } }),
     },
   },
-};
+});
 const builds = [
-  { name: `base (${base})`, dist: resolve(base) },
-  { name: 'this build', dist: resolve(here, '..') },
+  {
+    name: `base (${base}${baseNode === process.execPath ? '' : ` on ${baseNode}`})`,
+    dist: resolve(base),
+    config: configOf(true),
+    node: baseNode,
+    args: [] as string[],
+  },
+  {
+    name: 'this build',
+    dist: resolve(here, '..'),
+    config: configOf(true),
+    node: process.execPath,
+    args: nodeArgs,
+  },
+  ...(poolMode
+    ? [
+        {
+          name: 'this build, pool off',
+          dist: resolve(here, '..'),
+          config: configOf(false),
+          node: process.execPath,
+          args: nodeArgs,
+        },
+      ]
+    : []),
 ];
 const cpu = builds.map((): number[] => []);
 const rps = builds.map((): number[] => []);
 for (let r = 0; r < rounds; r++) {
   for (const [i, b] of builds.entries()) {
-    const child = fork(join(here, 'ab-child.js'), [b.dist, JSON.stringify(config)], {
+    const child = fork(join(here, 'ab-child.js'), [b.dist, JSON.stringify(b.config)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execPath: b.node,
+      execArgv: b.args,
     });
     const [{ port }] = (await once(child, 'message')) as [{ port: number }];
     if (bulkMode) {
@@ -71,6 +122,33 @@ for (let r = 0; r < rounds; r++) {
       );
       cpu[i]?.push(f.cpuUs / 1000);
       rps[i]?.push(((f.gbitUp ?? 0) + (f.gbitDown ?? 0)) / 2);
+      const gone = once(child, 'exit');
+      child.disconnect();
+      await gone;
+      continue;
+    }
+    if (idleMode) {
+      await new Promise((res) => setTimeout(res, 300));
+      const f = await idle(
+        { port, pid: child.pid as number, stop: async () => {} },
+        { seconds: 0, bulkBytes: 0, idleSessions: Number(opt('sessions', '4000')) },
+      );
+      cpu[i]?.push(f.kibPerSession ?? Number.NaN);
+      rps[i]?.push(f.errors);
+      const gone = once(child, 'exit');
+      child.disconnect();
+      await gone;
+      continue;
+    }
+    if (poolMode) {
+      // The pool fills in the background: the same settling time as the bench gives.
+      await new Promise((res) => setTimeout(res, 300));
+      const f = await tlsPool(
+        { port, pid: child.pid as number, stop: async () => {} },
+        { seconds: 0, bulkBytes: 0, idleSessions: 0, ttfbConnections: 300 },
+      );
+      cpu[i]?.push(f.p50);
+      rps[i]?.push(f.cpuUs);
       const gone = once(child, 'exit');
       child.disconnect();
       await gone;
@@ -89,13 +167,25 @@ for (let r = 0; r < rounds; r++) {
 }
 await backends?.stop();
 await bulkPeer?.stop();
+await https?.stop();
+certs?.cleanup();
 const [baseCpu, thisCpu] = cpu.map((xs) => median(xs)) as [number, number];
 for (const [i, b] of builds.entries())
   process.stdout.write(
-    bulkMode
-      ? `bulk ${b.name}: CPU ms/GiB ${median(cpu[i] ?? []).toFixed(0)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(0)).join(', ')}), mean Gbit/s ${median(rps[i] ?? []).toFixed(2)}\n`
-      : `${churn ? 'churn' : 'keep-alive'} ${b.name}: CPU µs/req ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), req/s ${median(rps[i] ?? []).toFixed(0)}\n`,
+    idleMode
+      ? `idle ${b.name}: KiB per session ${median(cpu[i] ?? []).toFixed(2)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(2)).join(', ')}), errors ${(rps[i] ?? []).join(', ')}\n`
+      : poolMode
+        ? `tls-pool ${b.name}: connect p50 ms ${median(cpu[i] ?? []).toFixed(2)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(2)).join(', ')}), CPU µs/connection ${median(rps[i] ?? []).toFixed(0)}\n`
+        : bulkMode
+          ? `bulk ${b.name}: CPU ms/GiB ${median(cpu[i] ?? []).toFixed(0)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(0)).join(', ')}), mean Gbit/s ${median(rps[i] ?? []).toFixed(2)}\n`
+          : `${churn ? 'churn' : 'keep-alive'} ${b.name}: CPU µs/req ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), req/s ${median(rps[i] ?? []).toFixed(0)}\n`,
   );
-process.stdout.write(
-  `this build / base, CPU per ${bulkMode ? 'GiB' : 'request'}: ${(thisCpu / baseCpu).toFixed(2)}x\n`,
-);
+if (poolMode) {
+  const off = median(cpu[2] ?? []);
+  process.stdout.write(
+    `connect p50, pool on / pool off: base ${(baseCpu / off).toFixed(2)}x, this build ${(thisCpu / off).toFixed(2)}x; this build / base ${(thisCpu / baseCpu).toFixed(2)}x\n`,
+  );
+} else
+  process.stdout.write(
+    `this build / base, ${idleMode ? 'memory per session' : `CPU per ${bulkMode ? 'GiB' : 'request'}`}: ${(thisCpu / baseCpu).toFixed(2)}x\n`,
+  );

@@ -56,6 +56,9 @@ const num = (name: string, dflt: number): number => {
 const startedAt = Date.now();
 const quick = flag('quick');
 const tlsOnly = flag('tls-only');
+/** --only NAME[,NAME]: just these scenarios (a probe while profiling; writes no results file). */
+const onlyArg = argv.indexOf('--only');
+const only = onlyArg >= 0 ? (argv[onlyArg + 1] ?? '').split(',') : null;
 const rounds = num('rounds', quick ? 1 : 3);
 const opts: ScenarioOpts = {
   seconds: num('seconds', quick ? 2 : 10),
@@ -91,7 +94,7 @@ type Scenario = {
   targets: Target[];
   run: (r: Running) => Promise<Figures>;
 };
-const scenarios: Scenario[] = [
+const allScenarios: Scenario[] = [
   { name: 'keep-alive', backends: 'http', targets, run: (r) => httpLoad(r, opts, false) },
   { name: 'churn', backends: 'http', targets, run: (r) => httpLoad(r, opts, true) },
   { name: 'bulk', backends: 'bulk', targets, run: (r) => bulk(r, opts) },
@@ -110,6 +113,7 @@ const scenarios: Scenario[] = [
   },
   { name: 'tls-pool', backends: 'https', targets: poolTargets, run: (r) => tlsPool(r, opts) },
 ];
+const scenarios = only ? allScenarios.filter((sc) => only.includes(sc.name)) : allScenarios;
 
 const total = rounds * scenarios.reduce((n, sc) => n + sc.targets.length, 0);
 let done = 0;
@@ -206,6 +210,7 @@ const table = markdown(results);
 process.stdout.write(`${table}\n`);
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench');
 mkdirSync(join(benchDir, 'results'), { recursive: true });
+if (only) process.exit(0);
 // A TLS-only run must not replace the full run's files.
 const file = tlsOnly
   ? quick

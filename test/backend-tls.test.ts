@@ -272,6 +272,39 @@ test('backend_tls + pool: refills resume the TLS session of the one before (a ti
   assert.equal(await roundTrip(lb.address('web').port, 'two'), '2:two');
 });
 
+test('backend_tls + pool: a take leaves the refill handshake until after the taking client’s first exchange, unless it took the last spare', async (t) => {
+  const pki = makePki(t);
+  const be = await tlsBackend(t, pki.server);
+  const lb = await startLb(
+    t,
+    svc([addr(be.port)], {
+      backend_tls: { ca: pki.ca.certFile, servername: 'backend.test' },
+      pool: { min_idle: 2, max_idle: 2 },
+    }),
+  );
+  const s = lb.service('web');
+  const b = s.backends.get(addr(be.port));
+  assert.ok(b);
+  await waitFor(() => s.pool.idleFor(b) === 2, 3000, 'two warm TLS sockets');
+  const nextTick = (): Promise<void> => new Promise((r) => setImmediate(r));
+  const first = s.pool.take(b);
+  assert.ok(first);
+  t.after(() => first.socket.destroy());
+  await nextTick();
+  // A refill run at once (the check phase after the take) would be connecting by now.
+  assert.equal(s.pool.connectingFor(b), 0, 'a spare remains: the refill waits');
+  await waitFor(() => s.pool.idleFor(b) === 2, 3000, 'the deferred refill');
+  const second = s.pool.take(b);
+  const third = s.pool.take(b);
+  assert.ok(second && third);
+  t.after(() => {
+    second.socket.destroy();
+    third.socket.destroy();
+  });
+  await nextTick();
+  assert.equal(s.pool.connectingFor(b), 2, 'the last spare taken: the refill runs at once');
+});
+
 test('health.tls: TCP probes complete the handshake and mark a backend with a bad certificate down; plain TCP probes would not', async (t) => {
   const pki = makePki(t);
   const rogue = await tlsBackend(t, pki.rogue);

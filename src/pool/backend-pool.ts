@@ -54,6 +54,8 @@ export class BackendPool {
   retryTimer: NodeJS.Timeout | null = null;
   /** A refill is queued for the next check phase (see WarmPool.refillSoon). */
   refillQueued = false;
+  /** The queued refill's timer when it was deferred (a TLS pool with spares left; see WarmPool.refillSoon). */
+  deferredRefill: NodeJS.Timeout | null = null;
   closed = false;
   /** Idle sockets in a row that died young (closed, reset or flooded before use). */
   earlyCloses = 0;

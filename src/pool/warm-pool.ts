@@ -12,6 +12,9 @@ import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js
 import { type EarlyCause, idleDeath } from './idle-deaths.js';
 
 export type { EvictionCause } from './backend-pool.js';
+
+/** How long a TLS pool's refill waits after a take while spare sockets remain (see refillSoon). */
+export const TLS_REFILL_DEFER_MS = 5;
 export { MAX_EARLY_BYTES, PooledSocket } from './backend-pool.js';
 
 /** Plain counters, read by metrics at scrape time. */
@@ -245,26 +248,43 @@ export class WarmPool {
     p.closed = true;
     if (p.retryTimer) clearTimeout(p.retryTimer);
     if (p.retireTimer) clearTimeout(p.retireTimer);
+    if (p.deferredRefill) clearTimeout(p.deferredRefill);
     while (p.idle.length > 0) this.evict(p, p.idle[p.idle.length - 1] as PooledSocket, cause);
     this.pools.delete(b);
   }
 
   /**
    * Refills after the current I/O callbacks, not inside take(): the client that
-   * took a socket is attached and its bytes written first. A TLS refill
-   * (tls.connect, before its handshake) cost the taking client ~0.7 ms, as much
-   * as the warm socket saved (the TLS pool bench); a plain connect() runs the
-   * whole loopback handshake inside the syscall. Takes in one tick share one refill.
+   * took a socket is attached and its bytes written first. A TLS refill waits
+   * longer while spare idle sockets remain (TLS_REFILL_DEFER_MS): its handshake
+   * (our ClientHello and key exchange, the backend's too, on the same cores)
+   * otherwise ran alongside the taking client's first request and reply, and a
+   * warm hit was no faster than a dial (connect p50 0.94x pool off; deferred,
+   * 0.46x: docs/performance.md). A plain connect() runs the whole loopback
+   * handshake inside the syscall. Takes before the refill runs share it.
    */
   private refillSoon(p: BackendPool): void {
-    if (p.refillQueued) return;
+    const defer = this.upstream.connector.tls !== null && p.idle.length > 0;
+    if (p.refillQueued) {
+      // The last spare went while a deferred refill waited: it runs now.
+      if (!defer && p.deferredRefill) {
+        clearTimeout(p.deferredRefill);
+        p.deferredRefill = null;
+        setImmediate(refillQueued, this, p);
+      }
+      return;
+    }
     p.refillQueued = true;
-    setImmediate(refillQueued, this, p);
+    if (defer) {
+      p.deferredRefill = setTimeout(refillQueued, TLS_REFILL_DEFER_MS, this, p);
+      p.deferredRefill.unref();
+    } else setImmediate(refillQueued, this, p);
   }
 
   /** @internal For refillQueued. */
   runQueuedRefill(p: BackendPool): void {
     p.refillQueued = false;
+    p.deferredRefill = null;
     this.refill(p);
   }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { waitForPort } from '../../bench/lib/net.js';
 import { tempDir } from './config.js';
-import { refusedPort } from './servers.js';
+import { refusedPort, waitFor } from './servers.js';
 
 /*
  * Throwaway MariaDB and PostgreSQL servers for the health tests: Debian's
@@ -141,5 +141,11 @@ export async function postgres(
   };
   t.after(kill);
   await waitForPort(port, 30_000);
+  // The port accepts while recovery still runs ("the database system is starting up").
+  await waitFor(
+    () => readFileSync(log, 'utf8').includes('ready to accept connections'),
+    30_000,
+    'PostgreSQL ready to accept connections',
+  );
   return { port, kill, socket: dir, log };
 }
