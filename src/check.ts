@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { ClusterConfig } from './config/cluster.js';
 import type { DiscoveryConfig } from './config/discovery.js';
 import { effectiveConfig } from './config/effective.js';
 import { showMs, type Table } from './config/fields.js';
@@ -141,7 +142,7 @@ export function runCheck(file: string): CheckResult {
   if (config.admin) summary.push(`admin: ${adminSummary(config.admin)}`);
   if (config.cluster)
     summary.push(
-      `cluster: redis ${redacted(config.cluster.redis)} as ${config.cluster.instance}, wait ${showMs(config.cluster.waitMs)}`,
+      `cluster: ${redisSummary(config.cluster)} as ${config.cluster.instance}, wait ${showMs(config.cluster.waitMs)}`,
     );
   const pr = config.process;
   summary.push(
@@ -234,4 +235,14 @@ function adminSummary(a: NonNullable<Config['admin']>): string {
   const mode = 'unix' in a.listen ? ` (mode ${a.listen.mode.toString(8).padStart(4, '0')})` : '';
   const guard = a.readToken ? 'token and read_token' : a.token ? 'token for writes' : 'no token';
   return `${a.listen.address}${mode}, ${guard}`;
+}
+
+/** Which Redis [cluster] speaks to: one node, a Sentinel master, or a Redis Cluster. */
+function redisSummary(c: ClusterConfig): string {
+  const hp = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
+  if (c.clusterNodes.length > 0)
+    return `Redis Cluster via ${c.clusterNodes.map(hp).join(', ')} (credentials from ${redacted(c.redis)})`;
+  if (c.sentinelMaster !== null)
+    return `Sentinel master "${c.sentinelMaster}" via ${c.sentinels.map(hp).join(', ')}`;
+  return `redis ${redacted(c.redis)}`;
 }

@@ -300,14 +300,34 @@ function specPaths(fields: Fields, path: string, out: Set<string>, names: string
   return out;
 }
 
+/**
+ * The maximal file with [cluster] on a Redis Cluster instead of Sentinel: the
+ * two exclude each other (and a Cluster has only database 0), so the keys of
+ * one are covered by this second file.
+ */
+function clusterVariant(text: string): string {
+  const out = text
+    .replace('redis://user:pw@127.0.0.1:6379/2', 'redis://user:pw@127.0.0.1:6379')
+    .replace(
+      /sentinels = .*\nsentinel_master = "main"\n/,
+      'redis_cluster = ["127.0.0.1:7000", "[::1]:7001"]\n',
+    );
+  assert.notEqual(out, text);
+  return out;
+}
+
 test('schema: a file with every key the validator takes validates against the schema, and the file covers every key of the schema', (t) => {
   const pki = makePki(t);
   const file = tempConfig(t, maximalConfig(pki, pki.dir));
   const text = readFileSync(file, 'utf8');
   const config = loadConfig(file);
   assert.deepEqual(validate(schema(), toml.parse(text)), []);
-  // Each key written is one the schema describes at that place, and the reverse.
+  const variant = clusterVariant(text);
+  assert.deepEqual(validate(schema(), toml.parse(variant)), []);
+  assert.equal(loadConfig(tempConfig(t, variant)).cluster?.clusterNodes.length, 2);
+  // Each key written (in either file) is one the schema describes at that place, and the reverse.
   const written = keyPaths(toml.parse(text), '', new Set());
+  keyPaths(toml.parse(variant), '', written);
   const names = Object.keys(toml.parse(text).services as object);
   const described = specPaths(TOP_FIELDS, '', new Set(), names);
   const missing = [...written].filter((k) => !described.has(k));
@@ -323,6 +343,18 @@ test('schema: a file with every key the validator takes validates against the sc
     'keys the schema describes that the maximal file does not set: add them to it',
   );
   assert.equal(config.services.length, 5);
+});
+
+test('check --print: a Redis Cluster [cluster] parses back to the same config (redis_cluster kept, the password redacted)', (t) => {
+  const pki = makePki(t);
+  const config = loadConfig(tempConfig(t, clusterVariant(maximalConfig(pki, pki.dir))));
+  const printed = toToml(effectiveConfig(config));
+  assert.doesNotMatch(printed, /user:pw@/);
+  const again = parseConfig(parseToml(printed, 'printed.toml'), { source: config.source });
+  assert.deepEqual(
+    { ...again.cluster, redis: 'redis://user:pw@127.0.0.1:6379' },
+    { ...config.cluster },
+  );
 });
 
 test('check --print: the effective config parses back to the same config (every key, defaults filled in)', (t) => {

@@ -35,6 +35,8 @@ export interface ClusterConfig {
   readonly sentinels: readonly { readonly host: string; readonly port: number }[];
   /** The master's name in the sentinels (with `sentinels`). */
   readonly sentinelMaster: string | null;
+  /** Redis Cluster: seed nodes (empty: not a cluster); the client finds the others from them. */
+  readonly clusterNodes: readonly { readonly host: string; readonly port: number }[];
 }
 
 export const CLUSTER_FIELDS = {
@@ -106,6 +108,12 @@ export const CLUSTER_FIELDS = {
     minLength: 1,
     doc: 'With sentinels: the master name they monitor',
   },
+  redis_cluster: {
+    kind: 'list',
+    minItems: 1,
+    items: { kind: 'address', doc: 'A Redis Cluster node "host:port"' },
+    doc: 'Redis Cluster: seed nodes, the others are found from them (redis then gives only the user, password and TLS)',
+  },
 } satisfies Fields;
 export const CLUSTER_KEYS = keysOf(CLUSTER_FIELDS);
 
@@ -175,7 +183,9 @@ export function parseCluster(v: unknown, p: Problems): ClusterConfig | null {
     );
   if (t.sentinel_master !== undefined && t.sentinels === undefined)
     p.add('cluster.sentinels', 'sentinel_master needs sentinels = ["host:port", ...]');
+  const clusterNodes = parseClusterNodes(t, redis, p);
   return Object.freeze({
+    clusterNodes,
     sentinels: Object.freeze(sentinels),
     sentinelMaster,
     redis,
@@ -198,4 +208,41 @@ export function parseShareLimits(v: unknown, path: string, p: Problems): boolean
     return null;
   }
   return v;
+}
+
+/**
+ * `[cluster] redis_cluster`: a Redis Cluster's seed nodes. Not with
+ * sentinels (a Cluster fails over by itself), and only database 0 (a Cluster
+ * has no other).
+ */
+function parseClusterNodes(
+  t: Record<string, unknown>,
+  redis: string,
+  p: Problems,
+): readonly { host: string; port: number }[] {
+  const v = t.redis_cluster;
+  if (v === undefined) return Object.freeze([]);
+  const nodes: { host: string; port: number }[] = [];
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add('cluster.redis_cluster', `expected a list of "host:port", got ${describe(v)}`);
+    return Object.freeze(nodes);
+  }
+  v.forEach((x: unknown, i) => {
+    const hp = hostPort(x, `cluster.redis_cluster[${i}]`, p);
+    if (hp) nodes.push({ host: hp.host, port: hp.port });
+  });
+  if (t.sentinels !== undefined || t.sentinel_master !== undefined)
+    p.add(
+      'cluster.redis_cluster',
+      'a Redis Cluster fails over by itself: give redis_cluster or sentinels, not both',
+    );
+  if (redis !== '') {
+    const db = new URL(redis).pathname.replace(/^\//, '');
+    if (db !== '' && db !== '0')
+      p.add(
+        'cluster.redis',
+        `a Redis Cluster has only database 0; remove "/${db}" from the URL (or redis_cluster)`,
+      );
+  }
+  return Object.freeze(nodes);
 }

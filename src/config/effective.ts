@@ -220,13 +220,16 @@ export function effectiveConfig(c: Config): Table {
       log_interval: d(k.logIntervalMs),
       ...(k.sentinelMaster !== null
         ? {
-            sentinels: k.sentinels.map((x) =>
-              x.host.includes(':') ? `[${x.host}]:${x.port}` : `${x.host}:${x.port}`,
-            ),
+            sentinels: k.sentinels.map(hostPortText),
             sentinel_master: k.sentinelMaster,
           }
         : {}),
+      ...(k.clusterNodes.length > 0 ? { redis_cluster: k.clusterNodes.map(hostPortText) } : {}),
     };
   }
   return out;
+}
+
+function hostPortText(x: { readonly host: string; readonly port: number }): string {
+  return x.host.includes(':') ? `[${x.host}]:${x.port}` : `${x.host}:${x.port}`;
 }

@@ -113,19 +113,24 @@ export class Admission {
    * Counts a new session from `ip` against the per-source limits: the limiter
    * to release it from when it ends (null when no limit is set), or which
    * limit refused it. `who.clientIp` is read only when a per-source limit is
-   * set (reading a socket's address may cost a syscall).
+   * set (reading a socket's address may cost a syscall). `atOnce`: the accept
+   * cannot wait for the cluster gate (see SourceLimiter.acquireAtOnce).
    */
-  lease(who: { readonly clientIp: string }): SourceLimiter | null | Exclude<Refusal, 'denied'> {
+  lease(
+    who: { readonly clientIp: string },
+    atOnce = false,
+  ): SourceLimiter | null | Exclude<Refusal, 'denied'> {
     const l = this.limiter;
     if (!l.enabled) return null;
-    const verdict = l.acquire(who.clientIp, this.clock.now());
+    const now = this.clock.now();
+    const verdict = atOnce ? l.acquireAtOnce(who.clientIp, now) : l.acquire(who.clientIp, now);
     return verdict === 'ok' ? l : verdict;
   }
 
   /** The checks on who a client is, in order: allow/deny, then the per-source limits. */
   judge(ip: string): SourcePass | Refusal {
     if (!this.admits(ip)) return 'denied';
-    const lease = this.lease({ clientIp: ip });
+    const lease = this.lease({ clientIp: ip }, true);
     return typeof lease === 'string' ? lease : { ip, limiter: lease };
   }
 

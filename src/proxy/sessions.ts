@@ -156,7 +156,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       // Per-source limits before the handshake: a source over its limit costs no ECDHE.
       let pass = r.pass;
       if (pass === null) {
-        const lease = admission.lease({ clientIp: ip });
+        // Not held for Redis either: a shared limit decides at once (SharedLimits.acquireAtOnce).
+        const lease = admission.lease({ clientIp: ip }, true);
         if (typeof lease === 'string') {
           client.on('error', noop);
           stats.refusedSource(ip, lease);
@@ -166,6 +167,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
         pass = { ip, limiter: lease };
       }
       const h: Handshaking = { ...r, raw: client, pass };
+      // [cluster]: its stick key is read from Redis during the handshake, not after it.
+      this.deps.gate?.prefetch({ clientIp: ip, serverName: r.serverName });
       this.handshakes.add(h);
       tls.handshake(client, h);
       return;
@@ -213,10 +216,11 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       s.refuse('refused-denied');
       return;
     }
-    // [cluster] redis: a local miss (stick key, used-up lease) may wait for Redis, boundedly.
-    const gate = this.deps.gate;
-    if (gate?.hold(s, this.deps.admission.current, () => this.admitted(s))) return;
-    this.admitted(s);
+    // [cluster] redis: a local miss (stick key, used-up lease) may wait for Redis, boundedly,
+    // watched meanwhile as a queued client is. A routed session's limits were taken already.
+    const limiter = s instanceof RoutedSession ? null : this.deps.admission.current;
+    if (this.deps.gate?.hold(s, limiter, () => this.admitted(s))) s.waiting();
+    else this.admitted(s);
   }
 
   /** Admission's limits, then the dial (after the cluster gate, if it held the session). */

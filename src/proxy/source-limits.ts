@@ -48,6 +48,14 @@ export class SourceLimiter {
     return 'ok';
   }
 
+  /**
+   * `acquire` for an accept that cannot be held for the cluster gate (before
+   * a TLS handshake or a routing front's hello): the same here.
+   */
+  acquireAtOnce(ip: string, now: number): SourceVerdict {
+    return this.acquire(ip, now);
+  }
+
   release(ip: string): void {
     const st = this.sources.get(ip);
     if (st) st.active--;

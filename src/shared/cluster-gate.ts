@@ -60,21 +60,7 @@ export class ServiceShared {
    */
   hold(c: GateClient, limiter: SourceLimiter | null, then: () => void): boolean {
     if (!this.link.up) return false;
-    let stickWait: Promise<unknown> | null = null;
-    const st = this.sticky;
-    const stick = this.stick;
-    if (st !== null && stick !== null) {
-      const key = st.on === 'source' ? c.clientIp : (c.serverName ?? '');
-      const now = this.clock.now();
-      const e = key === '' ? null : st.table.peek(key);
-      if (key !== '' && (e === null || now - e.usedAt >= st.table.expireMs)) {
-        stickWait = stick.lookup(key).then((address) => {
-          // A local pick made meanwhile wins over Redis's older word.
-          if (address !== null && st.table.peek(key) === null)
-            st.table.set(key, address, this.clock.now());
-        });
-      }
-    }
+    const stickWait = this.lookup(c);
     let leaseWait: Promise<void> | null = null;
     const shared = limiter instanceof SharedLimits ? limiter : null;
     if (shared?.needsLease(c.clientIp, this.clock.now()))
@@ -92,6 +78,31 @@ export class ServiceShared {
     const answered = (): void => go(false);
     void Promise.all([stickWait, leaseWait]).then(answered, answered);
     return true;
+  }
+
+  /**
+   * Starts reading `c`'s stick key from Redis now, without holding anything
+   * (a terminating service, before the TLS handshake): the answer is in the
+   * local table by the time the handshake is done, and `hold` then finds it.
+   */
+  prefetch(c: GateClient): void {
+    if (this.link.up) void this.lookup(c);
+  }
+
+  /** Reads `c`'s stick key from Redis when the local table lacks it (or it is stale); null: no need. */
+  private lookup(c: GateClient): Promise<unknown> | null {
+    const st = this.sticky;
+    const stick = this.stick;
+    if (st === null || stick === null) return null;
+    const key = st.on === 'source' ? c.clientIp : (c.serverName ?? '');
+    if (key === '') return null;
+    const e = st.table.peek(key);
+    if (e !== null && this.clock.now() - e.usedAt < st.table.expireMs) return null;
+    return stick.lookup(key).then((address) => {
+      // A local pick made meanwhile wins over Redis's older word.
+      if (address !== null && st.table.peek(key) === null)
+        st.table.set(key, address, this.clock.now());
+    });
   }
 
   close(): void {

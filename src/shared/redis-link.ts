@@ -1,60 +1,12 @@
-import type { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import type { ClusterConfig } from '../config/cluster.js';
 import type { Logger } from '../logger.js';
-
-/** Sums the live instances' leases in a hash and grants up to `want` more under `limit` (see SharedLimits). */
-const LEASE_SCRIPT = `
-local now = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
-local sum = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  local seen = redis.call('ZSCORE', KEYS[2], fields[i])
-  if (not seen) or tonumber(seen) < now then
-    redis.call('HDEL', KEYS[1], fields[i])
-  else
-    sum = sum + tonumber(fields[i + 1])
-  end
-end
-local grant = math.min(tonumber(ARGV[2]), tonumber(ARGV[3]) - sum)
-if grant > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], grant) else grant = 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return grant`;
-
-/** Takes up to `want` of `limit` tokens of one second's window. */
-const TOKENS_SCRIPT = `
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local grant = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used)
-if grant > 0 then redis.call('INCRBY', KEYS[1], grant) else grant = 0 end
-redis.call('PEXPIRE', KEYS[1], 2000)
-return grant`;
+import { connectClient, type LinkClient } from './redis-connect.js';
 
 /**
- * A stick entry: the first instance to write a key decides it for the group
- * (a later writer gets the group's answer back and adopts it), a renewal only
- * extends the TTL of the same answer, and a move (ARGV[3] = 1: the group's
- * backend was no candidate here) overwrites it. Returns the group's backend.
- */
-const STICK_SCRIPT = `
-local cur = redis.call('GET', KEYS[1])
-if (not cur) or ARGV[3] == '1' then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
-end
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return cur`;
-
-export interface LinkClient extends Redis {
-  lease(hash: string, instances: string, ...args: (string | number)[]): Promise<number>;
-  tokens(key: string, ...args: (string | number)[]): Promise<number>;
-}
-
-/**
- * This process's connection to the [cluster] Redis, shared by
- * every service: ioredis, imported only when [cluster] redis is set. It never
- * queues a command while Redis is away (enableOfflineQueue false: a command
- * then fails at once), bounds every command (commandTimeout), reconnects in
- * the background, counts each failure (cluster_redis_errors_total) and logs at
+ * This process's connection to the [cluster] Redis (one node, a Sentinel
+ * master or a Redis Cluster; see connectClient), shared by every service. It
+ * counts each failure (cluster_redis_errors_total) and logs at
  * most one per log_interval. Heartbeats keep this instance in a sorted set
  * scored by expiry; `instances` is how many are alive (limit ÷ N when down).
  */
@@ -102,28 +54,21 @@ export class RedisLink {
     return now + 3 * this.cfg.heartbeatMs;
   }
 
+  /** What a SCAN must go through: each master of a Redis Cluster, else the one client. */
+  scanTargets(): LinkClient[] {
+    const c = this.client;
+    if (!c) return [];
+    if (!c.isCluster) return [c];
+    return (c as unknown as Cluster).nodes('master') as unknown as LinkClient[];
+  }
+
   /** Starts connecting (in the background: a start never waits on Redis). */
   async start(): Promise<void> {
-    const { Redis } = await import('ioredis');
+    const c = await connectClient(this.cfg);
     if (this.closed) return;
-    const c = new Redis(this.cfg.redis, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 1_000,
-      commandTimeout: 1_000,
-      retryStrategy: (times) => Math.min(100 * times, 2_000),
-      connectionName: `blitz-lb ${this.cfg.instance}`,
-      // Redis Sentinel: ioredis asks the sentinels for the master, and again after a failover.
-      ...(this.cfg.sentinelMaster !== null
-        ? { sentinels: [...this.cfg.sentinels], name: this.cfg.sentinelMaster }
-        : {}),
-    }) as LinkClient;
-    c.defineCommand('lease', { numberOfKeys: 2, lua: LEASE_SCRIPT });
-    c.defineCommand('tokens', { numberOfKeys: 1, lua: TOKENS_SCRIPT });
-    c.defineCommand('stickset', { numberOfKeys: 1, lua: STICK_SCRIPT });
     c.on('error', (err: Error) => this.failed(err));
+    // A Redis Cluster reports a node's failure apart (the client stays up on the others).
+    c.on('node error', (err: Error) => this.failed(err));
     c.on('ready', () => {
       this.up = true;
       this.log.info({ redis: redacted(this.cfg.redis) }, 'cluster: redis connected');

@@ -1,15 +1,8 @@
 import type { Clock } from '../clock.js';
 import { FlushTimer } from './flush-timer.js';
+import { Batch } from './redis-batch.js';
 import type { RedisLink } from './redis-link.js';
 import type { StickTable } from './stick-table.js';
-
-/** A pipeline with the link's stickset script (ioredis adds defined commands to pipelines). */
-interface StickPipeline {
-  readonly length: number;
-  del(key: string): unknown;
-  stickset(key: string, address: string, ttlMs: number, moved: 0 | 1): unknown;
-  exec(): Promise<[Error | null, unknown][] | null>;
-}
 
 /** Entries sent per pipeline when the whole table is resent (Redis came back). */
 const RESYNC_CHUNK = 1_000;
@@ -109,7 +102,7 @@ export class SharedStick {
       this.clearAll = false;
       await this.deleteAll();
     }
-    const p = c.pipeline() as unknown as StickPipeline;
+    const p = new Batch(c);
     const sent: ([string, string] | null)[] = [];
     const ttl = this.table.expireMs;
     for (const [key, address] of this.queue) {
@@ -128,9 +121,9 @@ export class SharedStick {
   }
 
   /** Runs a pipeline of stickset (and del) calls; adopts the group's answers. */
-  private async send(p: StickPipeline, sent: readonly ([string, string] | null)[]): Promise<void> {
+  private async send(p: Batch, sent: readonly ([string, string] | null)[]): Promise<void> {
     try {
-      const results = (await p.exec()) ?? [];
+      const results = await p.exec();
       for (let i = 0; i < results.length; i++) {
         const [err, value] = results[i] as [Error | null, unknown];
         if (err) {
@@ -151,16 +144,28 @@ export class SharedStick {
     }
   }
 
+  /** Every key of this service's table, on each node (a Redis Cluster's keys are spread over its masters). */
   private async deleteAll(): Promise<void> {
     const c = this.link.client;
     if (!c) return;
     try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await c.scan(cursor, 'MATCH', `${this.redisKey('')}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await c.del(...keys);
-      } while (cursor !== '0');
+      for (const node of this.link.scanTargets()) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(
+            cursor,
+            'MATCH',
+            `${this.redisKey('')}*`,
+            'COUNT',
+            1000,
+          );
+          cursor = next;
+          // One DEL a key: in a Cluster, the keys of one node may be in different slots.
+          const p = new Batch(c);
+          for (const k of keys) p.del(k);
+          for (const [err] of await p.exec()) if (err) this.link.failed(err);
+        } while (cursor !== '0');
+      }
     } catch (err) {
       this.link.failed(err);
     }
@@ -176,7 +181,7 @@ export class SharedStick {
     if (!c || this.closed) return;
     const t = this.table;
     const now = this.clock.now();
-    let p = c.pipeline() as unknown as StickPipeline;
+    let p = new Batch(c);
     let sent: [string, string][] = [];
     for (const e of t.entries()) {
       const left = e.usedAt + t.expireMs - now;
@@ -185,7 +190,7 @@ export class SharedStick {
       sent.push([e.key, e.address]);
       if (sent.length >= RESYNC_CHUNK) {
         await this.send(p, sent);
-        p = c.pipeline() as unknown as StickPipeline;
+        p = new Batch(c);
         sent = [];
       }
     }

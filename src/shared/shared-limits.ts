@@ -1,29 +1,8 @@
 import { SourceLimiter, type SourceVerdict } from '../proxy/source-limits.js';
 import { FlushTimer } from './flush-timer.js';
+import { Batch } from './redis-batch.js';
 import type { RedisLink } from './redis-link.js';
-
-/** How long a "none left" answer stands before a refused source's next accept asks Redis again. */
-const FULL_RETRY_MS = 100;
-
-/** One source's share of the group's limits, as this instance holds it. */
-interface SourceLease {
-  /** Sessions open here. */
-  active: number;
-  /** Connection slots Redis granted this instance (>= active while Redis decides). */
-  leased: number;
-  /** Clock ms until which Redis's "none left" stands (asked again after; a session ending here clears it). */
-  fullUntil: number;
-  /** The second (epoch) whose rate tokens `tokens` are. */
-  win: number;
-  tokens: number;
-  /** Accepts held by the gate for this source now: what a lease call asks for. */
-  demand: number;
-  /** The last call for this source failed: decide locally until one succeeds. */
-  local: boolean;
-  /** Local fallback bucket (limit ÷ N a second). */
-  localTokens: number;
-  localAt: number;
-}
+import { epochSecond, FULL_RETRY_MS, newLease, type SourceLease } from './source-lease.js';
 
 /**
  * max_connections_per_source and max_rate_per_source held across every
@@ -61,6 +40,20 @@ export class SharedLimits extends SourceLimiter {
     ];
   }
 
+  /** One source's slots across the group: a hash of what each instance holds, and until when (see LEASE_SCRIPT). */
+  private slotsKey(ip: string): string {
+    return this.link.key('slots', this.service, ip);
+  }
+
+  /** This instance's fields in a slots hash. */
+  private get heldField(): string {
+    return `c:${this.link.cfg.instance}`;
+  }
+
+  private get aliveField(): string {
+    return `t:${this.link.cfg.instance}`;
+  }
+
   /** Slots or tokens asked for at a time. */
   private batch(limit: number): number {
     const b = this.link.cfg.leaseBatch;
@@ -76,18 +69,7 @@ export class SharedLimits extends SourceLimiter {
   private state(ip: string, now: number): SourceLease {
     let st = this.leases.get(ip);
     if (!st) {
-      st = {
-        active: 0,
-        leased: 0,
-        fullUntil: 0,
-        demand: 0,
-        win: 0,
-        tokens: 0,
-        local: false,
-        localTokens: 0,
-        localAt: now,
-      };
-      st.localTokens = this.share(this.maxRate);
+      st = newLease(this.share(this.maxRate), now);
       this.leases.set(ip, st);
     }
     return st;
@@ -143,8 +125,7 @@ export class SharedLimits extends SourceLimiter {
       if (this.maxConnections > 0 && missing > 0 && now >= st.fullUntil) {
         const wall = Date.now();
         const got = await c.lease(
-          this.link.key('conn', this.service, ip),
-          this.link.instancesKey,
+          this.slotsKey(ip),
           this.link.cfg.instance,
           Math.max(this.batch(this.maxConnections), missing),
           this.maxConnections,
@@ -180,7 +161,26 @@ export class SharedLimits extends SourceLimiter {
 
   override acquire(ip: string, now: number): SourceVerdict {
     const st = this.state(ip, now);
-    const local = !this.link.up || st.local;
+    return this.decide(st, !this.link.up || st.local, now);
+  }
+
+  /**
+   * An accept the gate cannot hold (before a TLS handshake, or a routing
+   * front's hello): what this instance holds decides; when that is used up
+   * and Redis has not said "none left", this accept is decided on the local
+   * share (limit ÷ N, as when the wait runs out) and Redis is asked for the
+   * next ones in the background. It never waits.
+   */
+  override acquireAtOnce(ip: string, now: number): SourceVerdict {
+    const st = this.state(ip, now);
+    if (!this.link.up || st.local || !this.needsLease(ip, now)) return this.acquire(ip, now);
+    const full = this.maxConnections > 0 && st.fullUntil !== 0;
+    void this.fetch(ip, now).then(() => this.settled(ip, false));
+    if (full) return 'connections';
+    return this.decide(st, true, now);
+  }
+
+  private decide(st: SourceLease, local: boolean, now: number): SourceVerdict {
     if (this.maxConnections > 0) {
       const cap = local ? this.share(this.maxConnections) : st.leased;
       if (st.active >= cap) return 'connections';
@@ -226,15 +226,15 @@ export class SharedLimits extends SourceLimiter {
       this.returns.clear();
       return;
     }
-    const p = c.pipeline();
-    for (const [ip, n] of this.returns)
-      p.hincrby(this.link.key('conn', this.service, ip), this.link.cfg.instance, -n);
+    const p = new Batch(c);
+    for (const [ip, n] of this.returns) p.hincrby(this.slotsKey(ip), this.heldField, -n);
     this.returns.clear();
-    try {
-      await p.exec();
-    } catch (err) {
-      this.link.failed(err);
-    }
+    await this.run(p);
+  }
+
+  /** Sends a batch; each failure is counted. */
+  private async run(p: Batch): Promise<void> {
+    for (const [err] of await p.exec()) if (err) this.link.failed(err);
   }
 
   /**
@@ -244,23 +244,19 @@ export class SharedLimits extends SourceLimiter {
   private async refresh(): Promise<void> {
     const c = this.link.client;
     if (!c || !this.link.up || this.maxConnections === 0 || this.closed) return;
-    const p = c.pipeline();
+    const p = new Batch(c);
     const ttl = 3 * this.link.cfg.heartbeatMs;
+    const alive = this.link.aliveUntil(Date.now());
     for (const [ip, st] of this.leases) {
       // Decided locally while Redis was away: what is open here now is held here.
       st.local = false;
       if (st.active > st.leased) st.leased = st.active;
       if (st.leased === 0) continue;
-      const k = this.link.key('conn', this.service, ip);
-      p.hset(k, this.link.cfg.instance, st.leased);
+      const k = this.slotsKey(ip);
+      p.hset(k, this.heldField, st.leased, this.aliveField, alive);
       p.pexpire(k, ttl);
     }
-    if (p.length === 0) return;
-    try {
-      await p.exec();
-    } catch (err) {
-      this.link.failed(err);
-    }
+    if (p.length > 0) await this.run(p);
   }
 
   override sweep(now: number): void {
@@ -286,13 +282,8 @@ export class SharedLimits extends SourceLimiter {
     this.flusher.stop();
     const c = this.link.client;
     if (!c || !this.link.up || this.maxConnections === 0) return;
-    const p = c.pipeline();
-    for (const ip of this.leases.keys())
-      p.hdel(this.link.key('conn', this.service, ip), this.link.cfg.instance);
-    if (p.length > 0) p.exec().catch((err: unknown) => this.link.failed(err));
+    const p = new Batch(c);
+    for (const ip of this.leases.keys()) p.hdel(this.slotsKey(ip), this.heldField, this.aliveField);
+    if (p.length > 0) void this.run(p);
   }
-}
-
-function epochSecond(): number {
-  return Math.floor(Date.now() / 1000);
 }

@@ -18,7 +18,8 @@ export interface RedisServer {
 }
 
 /** A throwaway redis-server (Debian's package; .ci/run installs it) on a free loopback port, in a temp dir, killed after the test. */
-export async function startRedis(t: TestContext): Promise<RedisServer> {
+/** `args`: more redis-server options (e.g. --requirepass). */
+export async function startRedis(t: TestContext, args: string[] = []): Promise<RedisServer> {
   const port = await refusedPort();
   const dir = mkdtempSync(join(tmpdir(), 'blitz-lb-redis-'));
   let proc: ChildProcess | null = null;
@@ -36,6 +37,7 @@ export async function startRedis(t: TestContext): Promise<RedisServer> {
         '',
         '--appendonly',
         'no',
+        ...args,
       ],
       { stdio: 'ignore' },
     );
