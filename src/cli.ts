@@ -6,16 +6,15 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { CommanderError } from 'commander';
 import { ReloadLog } from './admin/reload-log.js';
 import { AdminServer } from './admin/server.js';
 import { checkJson, runCheck } from './check.js';
+import { buildProgram, type CheckOpts, EXIT_CONFIG, type RunOpts } from './cli-program.js';
 import { ClusterPrimary } from './cluster/primary.js';
-import { closest } from './config/fields.js';
-import { configJsonSchemaText } from './config/json-schema.js';
 import { loadConfig } from './config/load.js';
 import { sameConfig } from './config/same.js';
-import { type Config, LOG_LEVELS, type LogLevel } from './config/schema.js';
+import type { Config } from './config/schema.js';
 import { toToml } from './config/toml-write.js';
 import { startDemoBackends } from './demo.js';
 import { LbError } from './errors.js';
@@ -32,23 +31,11 @@ import { certificateReport } from './proxy/tls/certificates.js';
 
 const EXIT_OK = 0;
 const EXIT_RUNTIME = 1;
-const EXIT_CONFIG = 2;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const version = (
   JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
 ).version;
-
-interface RunOpts {
-  config: string;
-  logLevel?: LogLevel;
-}
-
-interface CheckOpts {
-  config: string;
-  print?: boolean;
-  json?: boolean;
-}
 
 /**
  * `check`: exit 0 valid, 2 invalid. --json prints one object either way (for tools);
@@ -318,96 +305,8 @@ async function demo(opts: RunOpts): Promise<void> {
   await run(opts, servers);
 }
 
-const configOption = (dflt?: string): Option => {
-  const o = new Option('-c, --config <file>', 'TOML config file');
-  return dflt ? o.default(dflt) : o;
-};
-const levelOption = (): Option =>
-  new Option('--log-level <level>', 'log level, overrides [log] level').choices(LOG_LEVELS);
-
-const COMMANDS = ['run', 'check', 'demo', 'schema', 'help'];
-
-const HELP_AFTER = `
-Examples:
-  blitz-lb run --config config.toml             run until SIGINT/SIGTERM
-  blitz-lb check --config config.toml           validate; print services, backends, certificates
-  blitz-lb check --config config.toml --print   the effective config, defaults filled in (TOML)
-  blitz-lb check --config config.toml --json    {valid, errors, warnings, config} for tools
-  blitz-lb schema > config.schema.json          JSON Schema for editors (Taplo, Even Better TOML)
-  blitz-lb demo                                 three demo backends behind the balancer on :8080
-
-Exit codes:
-  0  clean stop (run, demo); valid (check)
-  1  runtime failure: a port in use, a listener that cannot bind
-  2  bad config or usage: the file is invalid, an unknown command or option
-
-Signals (run, demo):
-  SIGTERM, SIGINT  stop accepting; open sessions finish for up to [process] shutdown_timeout,
-                   then are cut; a second signal cuts them at once; exit 0
-  SIGHUP           re-read the config file and apply the difference in place; an invalid file
-                   is logged and the running config stays
-  SIGUSR1          reopen the log file ([log] destination = "file") after logrotate moved it
-  SIGUSR2          upgrade: start the blitz-lb on disk with the same arguments, hand it the
-                   listening sockets, then stop accepting and drain once it serves
-`;
-
-export function buildProgram(): Command {
-  const program = new Command('blitz-lb')
-    .description('A Layer-4 TCP load balancer')
-    .version(version, '-V, --version')
-    .exitOverride()
-    .enablePositionalOptions()
-    .usage('[options] [command]')
-    .helpCommand('help [command]', 'show help for a command')
-    .addHelpText('after', HELP_AFTER)
-    .argument('[command]')
-    .addOption(configOption())
-    .addOption(levelOption())
-    .action(async (command: string | undefined, opts: Partial<RunOpts>, cmd: Command) => {
-      if (command !== undefined) {
-        // Not one of ours: the closest command name, by edit distance, is the likely meaning.
-        const near = closest(command, COMMANDS);
-        fail(
-          EXIT_CONFIG,
-          `unknown command "${command}"${near ? `; did you mean \`${near}\`?` : ''} (commands: ${COMMANDS.join(', ')}; see blitz-lb --help)`,
-        );
-      }
-      if (!opts.config) {
-        cmd.outputHelp({ error: true });
-        fail(EXIT_CONFIG, 'missing --config FILE (or a command: run, check, demo, schema, help)');
-      }
-      await run(opts as RunOpts);
-    });
-  program
-    .command('run')
-    .description('run the balancer until SIGINT/SIGTERM')
-    .addOption(configOption().makeOptionMandatory())
-    .addOption(levelOption())
-    .action((opts: RunOpts) => run(opts));
-  program
-    .command('check')
-    .description('validate a config file and print its services and backends')
-    .addOption(configOption().makeOptionMandatory())
-    .option('--print', 'print the effective config (defaults filled in) as TOML')
-    .option('--json', 'print {valid, errors, warnings, config} as JSON, for tools')
-    .action((opts: CheckOpts) => check(opts));
-  program
-    .command('demo')
-    .description('start three demo HTTP backends on loopback and the balancer in front of them')
-    .addOption(configOption(join(root, 'config.toml')))
-    .addOption(levelOption())
-    .action((opts: RunOpts) => demo(opts));
-  program
-    .command('schema')
-    .description('print the JSON Schema of the config file (for editors: Taplo, Even Better TOML)')
-    .action(() => {
-      process.stdout.write(configJsonSchemaText());
-    });
-  return program;
-}
-
 async function main(): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(version, join(root, 'config.toml'), { run, check, demo, fail });
   for (const c of program.commands) c.exitOverride();
   try {
     await program.parseAsync(process.argv);

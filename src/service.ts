@@ -7,7 +7,6 @@ import { type Clock, monotonicClock } from './clock.js';
 import { sameConfig } from './config/same.js';
 import type { BackendConfig, ServiceConfig } from './config/schema.js';
 import type { DiscoveryDriver } from './discovery/index.js';
-import { LbError } from './errors.js';
 import type { AgentTarget } from './health/agent.js';
 import type { ServiceDispatcher } from './http/dispatcher.js';
 import { type HttpRequestOptions, type HttpResponse, requestThrough } from './http/request.js';
@@ -15,17 +14,14 @@ import { HttpStats } from './http/stats.js';
 import { LocalErrors } from './local-errors.js';
 import type { Logger } from './logger.js';
 import type { WarmPool } from './pool/warm-pool.js';
-import { type ServiceCounters, SessionAccounting } from './proxy/accounting.js';
+import { SessionAccounting } from './proxy/accounting.js';
 import type { FdBudget } from './proxy/fd-budget.js';
-import type { Listener, ListenerHost } from './proxy/listener.js';
-import type { Session } from './proxy/session.js';
-import type { TerminationCause } from './proxy/session-host.js';
-import type { LoadedPair } from './proxy/tls/certificates.js';
-import type { FrontTarget } from './proxy/tls/front.js';
+import type { Listener } from './proxy/listener.js';
 import { BackendOps } from './service/backend-ops.js';
 import { ControlPlane } from './service/control-plane.js';
 import type { ServiceCore, ServiceOptionsOf, ServiceRole } from './service/core.js';
 import { DataPlane, emptyPool } from './service/data-plane.js';
+import { ServiceHalves } from './service/halves.js';
 import { type Reloadable, runReloadSteps } from './service/reload-steps.js';
 import { ServiceShared } from './shared/cluster-gate.js';
 import { stickOf, strategyFor } from './shared/service-stick.js';
@@ -39,15 +35,13 @@ export type { ServiceRole } from './service/core.js';
 /** A Service's options (see service/core.ts), its change hook given the Service. */
 export type ServiceOptions = ServiceOptionsOf<Service>;
 
-const NO_SESSIONS: ReadonlySet<Session> = new Set();
-
 /**
  * One [services.NAME]: its backends, strategy and counters, and the two
  * halves its role gives it (service/data-plane.ts, service/control-plane.ts).
  * It wires; the backend operations (service/backend-ops.ts) and the reload
  * steps (service/reload-steps.ts) decide.
  */
-export class Service implements ServiceCore, AgentTarget, Reloadable {
+export class Service extends ServiceHalves implements ServiceCore, AgentTarget, Reloadable {
   readonly name: string;
   cfg: ServiceConfig;
   readonly backends: BackendSet;
@@ -77,6 +71,7 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   readonly shared: ServiceShared | null;
 
   constructor(cfg: ServiceConfig, log: Logger, opts: ServiceOptions = {}) {
+    super();
     this.name = cfg.name;
     this.cfg = cfg;
     this.role = opts.role ?? 'single';
@@ -170,41 +165,9 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return runReloadSteps(this, prev, next);
   }
 
-  /** The fallible half of a reload for [tls] (see DataPlane.checkTls). */
-  checkTls(next: ServiceConfig): void {
-    this.data?.checkTls(next);
-  }
-
   /** Binds `listen` for this service without adopting it yet (see DataPlane.bind). */
   bind(listen: ServiceConfig['listen']): Promise<Listener> {
     return this.plane('bind a listener').bind(listen);
-  }
-
-  giveAwayListener(): Listener | null {
-    return this.data?.giveAwayListener() ?? null;
-  }
-
-  /** How its listener reaches it: straight to its sessions, or through a front (see proxy/tls/front.ts). */
-  get listenerHost(): ListenerHost {
-    return this.plane('take clients').sessions;
-  }
-
-  get frontTarget(): FrontTarget {
-    return this.plane('take clients').sessions;
-  }
-
-  /** The listener this service serves from now (null in the control role). */
-  get boundListener(): Listener | null {
-    return this.data?.boundListener ?? null;
-  }
-
-  /** The data plane, or a clear error where this process has none (the cluster primary). */
-  private plane(what: string): DataPlane {
-    if (this.data) return this.data;
-    throw new LbError(
-      'LB_ERR_STATE',
-      `service ${this.name}: cannot ${what} in the cluster primary`,
-    );
   }
 
   // The backend operations (service/backend-ops.ts), as LoadBalancer, the admin API and the agent call them.
@@ -223,63 +186,11 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   /** A cluster worker takes the primary's discovered backends (before its verdicts on them). */
   applyDiscovered = (list: readonly BackendConfig[]): void => this.discovered.apply(list);
 
-  /** The discovered backends in rotation, as the cluster primary sends them to workers. */
-  get discoveredBackends(): BackendConfig[] {
-    return this.discovered.current;
-  }
-
-  get discoveryStatus(): ControlPlane['discoveryStatus'] {
-    return this.control?.discoveryStatus ?? null;
-  }
-
-  /** The open sessions, oldest first (the admin API's list, /metrics' open bytes). */
-  get openSessions(): ReadonlySet<Session> {
-    return this.data?.sessions.all ?? NO_SESSIONS;
-  }
-
-  /** Ends one open session (admin API); false when no open session has that id. */
-  endSession(id: number): boolean {
-    return this.data?.sessions.endOne(id) ?? false;
-  }
-
-  queueNow(): { length: number; longestWaitMs: number } {
-    return this.data?.queueNow() ?? { length: 0, longestWaitMs: 0 };
-  }
-
-  /** Ends the open sessions on one backend now (an operator disabled it; or on_down, on_up_primary). */
-  endSessionsOn(address: string, cause: TerminationCause = 'shutdown'): number {
-    return this.data?.sessions.endOn(address, cause) ?? 0;
-  }
-
-  /** Runs one round of probes (and agent checks) now; resolves when all verdicts are in. */
-  async probeNow(): Promise<void> {
-    await this.control?.probeNow();
-  }
-
-  /** Closes idle pooled sockets past idle_ttl now (refill replaces them). */
-  reapPool(): void {
-    this.data?.pool.reap();
-  }
-
   /** The warm pool in force (replaced when a reload changes its settings); the primary's is an empty one. */
   get pool(): WarmPool {
     if (this.data) return this.data.pool;
     this.noPool ??= emptyPool(this);
     return this.noPool;
-  }
-
-  /** Handshake failures by cause (all zero without [tls]). */
-  get tlsFailures(): Readonly<Record<string, number>> {
-    return this.data?.tlsFailures ?? {};
-  }
-
-  /** The certificates this service terminates TLS with (none without [tls], or where it does not serve). */
-  get certificates(): readonly LoadedPair[] {
-    return this.data?.certificates ?? [];
-  }
-
-  get counters(): ServiceCounters {
-    return this.stats.counters;
   }
 
   /** A connected socket to a backend, dialled as a client session would be (see LoadBalancer.connect). */
@@ -295,24 +206,6 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
   /** One HTTP request to a backend, read to the end (see LoadBalancer.request). */
   request(opts: HttpRequestOptions = {}): Promise<HttpResponse> {
     return requestThrough(this.dispatcher, this.cfg, opts);
-  }
-
-  setAccessLog(on: boolean, intervalMs = 0): void {
-    this.stats.setAccessLog(on, intervalMs);
-  }
-
-  get activeSessions(): number {
-    return this.data?.sessions.activeSessions ?? 0;
-  }
-
-  /** This process runs the health probes (not a cluster worker). */
-  get runsProbes(): boolean {
-    return this.control !== null;
-  }
-
-  /** This process accepts clients and keeps the warm pool (not the cluster primary). */
-  get acceptsClients(): boolean {
-    return this.data !== null;
   }
 
   /** Binds (unless a reload hands it a bound `listener`), then probes and pools. */
@@ -333,11 +226,6 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     return { address: host, port, family: isIPv6(host) ? 'IPv6' : 'IPv4' };
   }
 
-  /** Stops accepting new clients; nothing else. */
-  stopAccepting(): void {
-    this.data?.stopAccepting();
-  }
-
   /**
    * Stops accepting, probing and pooling; open sessions carry on, and so
    * does the wait queue (its poll stops by itself once empty), so a queued
@@ -350,14 +238,5 @@ export class Service implements ServiceCore, AgentTarget, Reloadable {
     this.discovered.close();
     this.shared?.close();
     this.backends.close();
-  }
-
-  /** Resolves when every open session (and HTTP request under way) has ended. */
-  async drained(): Promise<void> {
-    await this.data?.drained();
-  }
-
-  destroySessions(): void {
-    this.data?.destroySessions();
   }
 }

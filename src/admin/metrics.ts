@@ -4,6 +4,7 @@ import type { HttpBackendStats } from '../http/stats.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
 import { backendStateMetrics } from './metrics-backends.js';
+import { discoveryMetrics, healthMetrics } from './metrics-health.js';
 import { loadMetrics } from './metrics-load.js';
 import { stickMetrics } from './metrics-stick.js';
 import { tlsMetrics } from './metrics-tls.js';
@@ -48,84 +49,6 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
 
 /** One metric: name (without the prefix), help, type, and how to read its samples at scrape time. */
 type Row = readonly [name: string, help: string, type: MetricType, read: () => Sample[]];
-
-/** Where the verdicts are made (not a cluster worker): state, probe kind, the last failure's cause. */
-function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
-  return [
-    new ScrapeMetric(
-      `${P}backend_up`,
-      '1 while the backend is healthy and in rotation.',
-      'gauge',
-      perBackend(lb, (_s, b) => (b.state === 'up' ? 1 : 0)),
-    ),
-    new ScrapeMetric(
-      `${P}health_check_info`,
-      'The health probe kind of each service (1), and whether it has an agent check.',
-      'gauge',
-      () =>
-        lb.allServices.map((s) => ({
-          value: 1,
-          labels: {
-            service: s.name,
-            kind: s.cfg.health.kind,
-            agent: s.cfg.health.agent ? 'yes' : 'no',
-          },
-        })),
-    ),
-    new ScrapeMetric(
-      `${P}backend_last_check_failure_timestamp_seconds`,
-      'Unix time of the last failed probe, with its cause (one series per backend that ever failed).',
-      'gauge',
-      () =>
-        lb.allServices.flatMap((s) =>
-          s.backends.all.flatMap((b) =>
-            b.lastFailure
-              ? [
-                  {
-                    value: Math.floor(b.lastFailure.at / 1000),
-                    labels: {
-                      service: s.name,
-                      backend: b.address,
-                      kind: s.cfg.health.kind,
-                      cause: b.lastFailure.detail.slice(0, 100),
-                    },
-                  },
-                ]
-              : [],
-          ),
-        ),
-    ),
-  ];
-}
-
-/** Discovery runs where probes do (the primary with workers), so these come from there alone. */
-function discoveryMetrics(lb: LoadBalancer): ScrapeMetric[] {
-  const each = (f: (d: NonNullable<Service['discoveryStatus']>) => number) => (): Sample[] =>
-    lb.allServices.flatMap((s) => {
-      const d = s.discoveryStatus;
-      return d ? [{ value: f(d), labels: { service: s.name, kind: d.kind } }] : [];
-    });
-  return [
-    new ScrapeMetric(
-      `${P}discovery_failures_total`,
-      'Discovery lookups that failed (NXDOMAIN, timeout, HTTP error, bad JSON, an empty answer); the last good list stayed.',
-      'counter',
-      each((d) => d.failures),
-    ),
-    new ScrapeMetric(
-      `${P}discovery_last_success_timestamp_seconds`,
-      'Unix time of the last good discovery answer (0: none yet).',
-      'gauge',
-      each((d) => (d.lastSuccessAt ?? 0) / 1000),
-    ),
-    new ScrapeMetric(
-      `${P}discovery_backends`,
-      'Discovered backends in rotation (draining ones that left the answer not counted).',
-      'gauge',
-      each((d) => d.backends),
-    ),
-  ];
-}
 
 function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
   const c = (s: Service) => s.counters;

@@ -1,5 +1,6 @@
 import type { SessionQuery } from '../cluster/messages.js';
 import type { LoadBalancer } from '../load-balancer.js';
+import type { StickCounters } from '../shared/stick-table.js';
 
 /**
  * A stick table's entries as the admin API shows them, answered in the process
@@ -23,14 +24,7 @@ export interface StickView {
 export interface StickAnswer {
   entries: StickView[];
   total: number;
-  counters: {
-    hits: number;
-    misses: number;
-    moves: number;
-    evictions: number;
-    expired: number;
-    adopted: number;
-  };
+  counters: StickCounters;
 }
 
 /** The query, answered in the process that holds the table (a worker's, or the only one). */

@@ -22,23 +22,23 @@ export type SessionQuery =
   /** A stick table's entries (clear: delete them, or the one `key`). */
   | { op: 'stick'; service: string; key: string | null; clear: boolean; limit: number };
 
+/** What a worker starts from: the config and state in force when it says hello. */
+export interface WorkerInit {
+  config: Config;
+  logLevel: LogLevel;
+  /** Reloads set the level from the file (no --log-level on the command line). */
+  followConfigLogLevel: boolean;
+  state: StateMap;
+  discovered: DiscoveredMap;
+  members: MembersMap;
+  /** Bind each listen address with SO_REUSEPORT (see reuse-port.ts). */
+  reusePort: boolean;
+}
+
 /** Primary → worker. */
 export type ToWorker =
   /** `workers`: how many run now (a reload may name another count, applied at restart). */
-  | {
-      t: 'init';
-      slot: number;
-      workers: number;
-      config: Config;
-      logLevel: LogLevel;
-      /** Reloads set the level from the file (no --log-level on the command line). */
-      followConfigLogLevel: boolean;
-      state: StateMap;
-      discovered: DiscoveredMap;
-      members: MembersMap;
-      /** Bind each listen address with SO_REUSEPORT (see reuse-port.ts). */
-      reusePort: boolean;
-    }
+  | ({ t: 'init'; slot: number; workers: number } & WorkerInit)
   /**
    * Sent with a handle, before `init` (or a reload that adds `address`): a socket the
    * primary holds (held-sockets.ts), to listen on for `address`; several for one address

@@ -1,18 +1,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { ExtraMetric } from '../admin/metrics.js';
 import type { Clock } from '../clock.js';
-import type { Config, LogLevel } from '../config/schema.js';
 import { LbError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { WorkerIpc } from './ipc.js';
-import {
-  type DiscoveredMap,
-  type FromWorker,
-  isFromWorker,
-  type MembersMap,
-  type StateMap,
-  type ToWorker,
-} from './messages.js';
+import { type FromWorker, isFromWorker, type ToWorker, type WorkerInit } from './messages.js';
 import type { WorkerStatus } from './views.js';
 
 /** Restart backoff: 100 ms, doubling per quick death, at most 10 s; reset once a worker lived 10 s. */
@@ -38,15 +30,7 @@ export interface Slot {
 /** What the slots need from the primary that owns them. */
 export interface SlotHooks {
   /** Read when a worker says hello, so a worker (re)started after a reload gets the config in force. */
-  initial(): {
-    config: Config;
-    logLevel: LogLevel;
-    followConfigLogLevel: boolean;
-    state: StateMap;
-    discovered: DiscoveredMap;
-    members: MembersMap;
-    reusePort: boolean;
-  };
+  initial(): WorkerInit;
   /** Sockets the primary holds for slot `n`, by listen address: sent to its worker before `init`. */
   sockets(n: number): ReadonlyMap<string, readonly object[]>;
   /** A copy of a socket slot `n`'s worker listens on (see HeldSockets.store). */

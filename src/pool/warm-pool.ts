@@ -1,32 +1,20 @@
-import type { Socket } from 'node:net';
 import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
-import type { ConnectFailure } from '../backend/causes.js';
 import type { Clock } from '../clock.js';
 import type { PoolConfig } from '../config/schema.js';
 import type { LocalErrors } from '../local-errors.js';
 import type { Logger } from '../logger.js';
 import type { Upstream } from '../upstream/connector.js';
 
-import { BackendPool, type EvictionCause, PooledSocket } from './backend-pool.js';
-import { type EarlyCause, idleDeath } from './idle-deaths.js';
+import { BackendPool, type EvictionCause, type PooledSocket } from './backend-pool.js';
+import type { PoolCounters } from './counters.js';
+import { PoolFiller } from './filler.js';
+import { idleDeath } from './idle-deaths.js';
 
 export type { EvictionCause } from './backend-pool.js';
-
-/** How long a TLS pool's refill waits after a take while spare sockets remain (see refillSoon). */
-export const TLS_REFILL_DEFER_MS = 5;
 export { MAX_EARLY_BYTES, PooledSocket } from './backend-pool.js';
-
-/** Plain counters, read by metrics at scrape time. */
-export interface PoolCounters {
-  hits: number;
-  misses: number;
-  refills: number;
-  refillFailures: number;
-  evictions: Record<EvictionCause, number>;
-  /** Idle sockets the backend closed, reset or flooded young (see WarmPool); counted as refill failures too. */
-  earlyCloses: Record<EarlyCause, number>;
-}
+export type { PoolCounters } from './counters.js';
+export { TLS_REFILL_DEFER_MS } from './filler.js';
 
 /** What a warm pool is made of (one per service, remade when its settings change). */
 export interface WarmPoolOptions {
@@ -84,23 +72,19 @@ export class WarmPool {
   private readonly onGone = (b: Backend): void => this.drop(b, 'backend-down');
   private readonly onState = (): void => this.syncEligibility();
 
-  private readonly cfg: PoolConfig;
-  private readonly backends: BackendSet;
-  /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
-  readonly refillBaseMs: number;
-  private readonly log: Logger;
-  private readonly clock: Clock;
-  private readonly localErrors: LocalErrors;
-  private readonly upstream: Upstream;
+  private readonly filler: PoolFiller;
 
-  constructor(opts: WarmPoolOptions) {
-    this.cfg = opts.cfg;
-    this.backends = opts.backends;
-    this.refillBaseMs = opts.refillBaseMs;
-    this.log = opts.log;
-    this.clock = opts.clock;
-    this.localErrors = opts.localErrors;
-    this.upstream = opts.upstream;
+  /** The first refill backoff (retry_delay, at least 100 ms); doubles per failure. */
+  get refillBaseMs(): number {
+    return this.opts.refillBaseMs;
+  }
+
+  constructor(private readonly opts: WarmPoolOptions) {
+    this.filler = new PoolFiller({
+      ...opts,
+      counters: this.counters,
+      evict: (p, ps, cause) => this.evict(p, ps, cause),
+    });
     const { cfg, backends } = opts;
     if (cfg.minIdle === 0) return;
     backends.on('up', this.onUp);
@@ -110,19 +94,19 @@ export class WarmPool {
     // Reap often enough that no socket outlives idle_ttl by more than a quarter of it.
     this.reaper = setInterval(
       () => this.reap(),
-      Math.max(50, Math.min(this.cfg.idleTtlMs / 4, 5000)),
+      Math.max(50, Math.min(this.opts.cfg.idleTtlMs / 4, 5000)),
     );
     this.reaper.unref();
   }
 
   get enabled(): boolean {
-    return this.cfg.minIdle > 0;
+    return this.opts.cfg.minIdle > 0;
   }
 
   /** Fills every eligible backend's pool; call once the service starts. */
   start(): void {
     if (!this.enabled) return;
-    for (const b of this.backends.all) this.ensure(b);
+    for (const b of this.opts.backends.all) this.ensure(b);
   }
 
   /** Idle sockets held now, across backends. */
@@ -160,7 +144,7 @@ export class WarmPool {
     // way, and one within the margin of the backend's learned idle lifetime (its timer lags).
     while (p && ps) {
       if (ps.socket.destroyed || !ps.socket.readable) this.counters.evictions.closed++;
-      else if (this.clock.now() - ps.openedAt >= p.life.retireAtMs)
+      else if (this.opts.clock.now() - ps.openedAt >= p.life.retireAtMs)
         this.counters.evictions.retired++;
       else break;
       ps.socket.removeListener('close', ps.onEnd);
@@ -171,16 +155,16 @@ export class WarmPool {
       this.counters.misses++;
       if (p) {
         p.missesSinceReap++;
-        if (p.target < this.cfg.maxIdle) p.target++;
-        this.refillSoon(p);
+        if (p.target < this.opts.cfg.maxIdle) p.target++;
+        this.filler.soon(p);
       }
       return null;
     }
     this.counters.hits++;
     // Only a socket that outlived youth proves the backend keeps them: a young one may
     // just not have been closed yet (a backend at its own client limit).
-    if (this.clock.now() - ps.openedAt >= this.youngMs) p.proven();
-    this.refillSoon(p);
+    if (this.opts.clock.now() - ps.openedAt >= this.youngMs) p.proven();
+    this.filler.soon(p);
     return ps;
   }
 
@@ -195,8 +179,8 @@ export class WarmPool {
 
   /** Closes idle sockets older than idle_ttl (they are replaced by refill), and shrinks burst targets. */
   reap(): void {
-    const now = this.clock.now();
-    const cutoff = now - this.cfg.idleTtlMs;
+    const now = this.opts.clock.now();
+    const cutoff = now - this.opts.cfg.idleTtlMs;
     for (const p of this.pools.values()) {
       if (p.earlyCloses > 0 && p.idle.some((ps) => now - ps.openedAt >= this.youngMs)) p.proven();
       for (let i = p.idle.length - 1; i >= 0; i--) {
@@ -204,19 +188,19 @@ export class WarmPool {
         if (ps.openedAt <= cutoff) this.evict(p, ps, 'expired');
         else if (now - ps.openedAt >= p.life.retireAtMs) this.evict(p, ps, 'retired');
       }
-      if (p.missesSinceReap === 0 && p.target > this.cfg.minIdle) p.target--;
+      if (p.missesSinceReap === 0 && p.target > this.opts.cfg.minIdle) p.target--;
       p.missesSinceReap = 0;
-      this.refill(p);
+      this.filler.refill(p);
     }
   }
 
   /** Closes every idle socket and stops refilling; the pool is done. */
   close(): void {
     this.closed = true;
-    this.backends.off('up', this.onUp);
-    this.backends.off('down', this.onGone);
-    this.backends.off('removed', this.onGone);
-    this.backends.off('state', this.onState);
+    this.opts.backends.off('up', this.onUp);
+    this.opts.backends.off('down', this.onGone);
+    this.opts.backends.off('removed', this.onGone);
+    this.opts.backends.off('state', this.onState);
     if (this.reaper) clearInterval(this.reaper);
     for (const b of [...this.pools.keys()]) this.drop(b, 'shutdown');
   }
@@ -229,14 +213,14 @@ export class WarmPool {
     if (!this.enabled || !this.eligible(b)) return;
     let p = this.pools.get(b);
     if (!p) {
-      p = new BackendPool(b, this.cfg.minIdle, this.clock);
+      p = new BackendPool(b, this.opts.cfg.minIdle, this.opts.clock);
       this.pools.set(b, p);
     }
-    this.refill(p);
+    this.filler.refill(p);
   }
 
   private syncEligibility(): void {
-    for (const b of this.backends.all) {
+    for (const b of this.opts.backends.all) {
       if (this.eligible(b)) this.ensure(b);
       else if (this.pools.has(b)) this.drop(b, 'backend-down');
     }
@@ -253,131 +237,6 @@ export class WarmPool {
     this.pools.delete(b);
   }
 
-  /**
-   * Refills after the current I/O callbacks, not inside take(): the client that
-   * took a socket is attached and its bytes written first. A TLS refill waits
-   * longer while spare idle sockets remain (TLS_REFILL_DEFER_MS): its handshake
-   * (our ClientHello and key exchange, the backend's too, on the same cores)
-   * otherwise ran alongside the taking client's first request and reply, and a
-   * warm hit was no faster than a dial (connect p50 0.94x pool off; deferred,
-   * 0.46x: docs/performance.md). A plain connect() runs the whole loopback
-   * handshake inside the syscall. Takes before the refill runs share it.
-   */
-  private refillSoon(p: BackendPool): void {
-    const defer = this.upstream.connector.tls !== null && p.idle.length > 0;
-    if (p.refillQueued) {
-      // The last spare went while a deferred refill waited: it runs now.
-      if (!defer && p.deferredRefill) {
-        clearTimeout(p.deferredRefill);
-        p.deferredRefill = null;
-        setImmediate(refillQueued, this, p);
-      }
-      return;
-    }
-    p.refillQueued = true;
-    if (defer) {
-      p.deferredRefill = setTimeout(refillQueued, TLS_REFILL_DEFER_MS, this, p);
-      p.deferredRefill.unref();
-    } else setImmediate(refillQueued, this, p);
-  }
-
-  /** @internal For refillQueued. */
-  runQueuedRefill(p: BackendPool): void {
-    p.refillQueued = false;
-    p.deferredRefill = null;
-    this.refill(p);
-  }
-
-  private refill(p: BackendPool): void {
-    if (p.closed || p.retryTimer) return;
-    if (p.suspendedUntil > 0) {
-      const left = p.suspendedUntil - this.clock.now();
-      if (left > 0) {
-        this.retryIn(p, left);
-        return;
-      }
-      p.suspendedUntil = 0;
-    }
-    // While backing off, one attempt at a time; otherwise fill the gap at once.
-    const want = p.backoffMs > 0 ? Math.min(1, p.target) : p.target;
-    while (p.idle.length + p.connecting < want && p.connecting < (p.backoffMs > 0 ? 1 : want)) {
-      this.open(p);
-    }
-  }
-
-  private open(p: BackendPool): void {
-    p.connecting++;
-    this.upstream.connector.connect(p.backend, (failure, sock) => {
-      p.connecting--;
-      if (failure === null) this.opened(p, sock);
-      else this.refillFailed(p, failure);
-    });
-  }
-
-  private opened(p: BackendPool, sock: Socket): void {
-    if (p.closed) {
-      sock.destroy();
-      return;
-    }
-    // A connect alone proves little while sockets die young: the backoff ends when one is kept.
-    if (p.earlyCloses === 0) p.backoffMs = 0;
-    this.counters.refills++;
-    this.backends.reportDialSuccess(p.backend);
-    const ps = new PooledSocket(sock, p.backend, this.clock.now(), (x, c) => this.evict(p, x, c));
-    sock.on('data', ps.onData);
-    sock.once('end', ps.onEnd);
-    sock.on('error', ps.onError);
-    sock.once('close', ps.onEnd);
-    p.idle.push(ps);
-    this.scheduleRetire(p);
-    this.refill(p);
-  }
-
-  /**
-   * Retires idle sockets as they reach the backend's learned idle lifetime
-   * less its margin (see IdleLifetime), and refills. One timer per backend,
-   * set for the oldest socket (the first: sockets queue in the order opened).
-   */
-  private scheduleRetire(p: BackendPool): void {
-    if (p.retireTimer || p.closed || p.life.lifetimeMs === 0) return;
-    const oldest = p.idle[0];
-    if (!oldest) return;
-    const due = oldest.openedAt + p.life.retireAtMs - this.clock.now();
-    p.retireTimer = setTimeout(() => this.retireDue(p), Math.max(0, due));
-    p.retireTimer.unref();
-  }
-
-  private retireDue(p: BackendPool): void {
-    p.retireTimer = null;
-    const now = this.clock.now();
-    while (p.idle[0] && now - p.idle[0].openedAt >= p.life.retireAtMs)
-      this.evict(p, p.idle[0], 'retired');
-    this.scheduleRetire(p);
-  }
-
-  private refillFailed(p: BackendPool, failure: ConnectFailure): void {
-    const cause = failure.detail;
-    this.counters.refillFailures++;
-    if (!this.localErrors.claim(failure, 'pool refill', p.backend.address))
-      this.backends.recordDialFailure(p.backend, {
-        kind: failure.kind,
-        detail: `pool refill: ${cause}`,
-      });
-    if (p.closed || p.retryTimer) return;
-    const wait = p.backOff(this.refillBaseMs);
-    this.log.debug({ backend: p.backend.address, cause, retryInMs: wait }, 'pool refill failed');
-    this.retryIn(p, wait);
-  }
-
-  private retryIn(p: BackendPool, ms: number): void {
-    if (p.retryTimer) clearTimeout(p.retryTimer);
-    p.retryTimer = setTimeout(() => {
-      p.retryTimer = null;
-      this.refill(p);
-    }, ms);
-    p.retryTimer.unref();
-  }
-
   private evict(p: BackendPool, ps: PooledSocket, cause: EvictionCause): void {
     const i = p.idle.indexOf(ps);
     if (i < 0) return;
@@ -388,32 +247,25 @@ export class WarmPool {
     ps.socket.destroy();
     if (cause === 'shutdown' || cause === 'backend-down') return;
     if (cause === 'closed' || cause === 'error' || cause === 'overflow') {
-      const now = this.clock.now();
+      const now = this.opts.clock.now();
       const c = {
         counters: this.counters,
-        log: this.log,
+        log: this.opts.log,
         now,
-        refillBaseMs: this.refillBaseMs,
+        refillBaseMs: this.opts.refillBaseMs,
         youngMs: this.youngMs,
-        retryIn: (ms: number) => this.retryIn(p, ms),
-        retireNow: () => {
-          if (p.retireTimer) clearTimeout(p.retireTimer);
-          this.retireDue(p);
-        },
+        retryIn: (ms: number) => this.filler.retryIn(p, ms),
+        retireNow: () => this.filler.retireNow(p),
       };
       if (idleDeath(c, p, cause, now - ps.openedAt)) return;
     }
     // It lived long enough to show the backend keeps idle connections.
     p.proven();
-    this.refill(p);
+    this.filler.refill(p);
   }
 
   /** An idle socket that dies before this age died young: half of idle_ttl, 100 ms to 5 s. */
   private get youngMs(): number {
-    return Math.max(100, Math.min(this.cfg.idleTtlMs / 2, 5000));
+    return Math.max(100, Math.min(this.opts.cfg.idleTtlMs / 2, 5000));
   }
-}
-
-function refillQueued(pool: WarmPool, p: BackendPool): void {
-  pool.runQueuedRefill(p);
 }

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { sweepPeriod } from './idle-sweep.js';
+import { SessionSweep } from './sweep.js';
 
 /** What the flush reads of a session: when it was accepted, and whether it reached a backend. */
 export interface Flushable {
@@ -16,42 +16,23 @@ export interface Flushable {
  * session once a period; no timer and no state per session: a session is due
  * when a multiple of the interval fell between the last visit and this one.
  */
-export class AccessFlush<S extends Flushable> {
-  private timer: NodeJS.Timeout | null = null;
+export class AccessFlush<S extends Flushable> extends SessionSweep<S> {
   private last = 0;
 
   constructor(
-    private readonly sessions: ReadonlySet<S>,
-    private readonly intervalMs: () => number,
-    private readonly clock: Clock,
+    sessions: ReadonlySet<S>,
+    intervalMs: () => number,
+    clock: Clock,
     private readonly write: (s: S, now: number) => void,
-  ) {}
+  ) {
+    super(sessions, intervalMs, clock);
+  }
 
-  /** A session is ready: make sure the flush runs (nothing to do when it does, or with no interval). */
-  ensure(): void {
-    if (this.timer !== null) return;
-    const every = this.intervalMs();
-    if (every <= 0) return;
+  protected override starting(): void {
     this.last = this.clock.now();
-    this.arm(every);
   }
 
-  stop(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  private arm(every: number): void {
-    this.timer = setTimeout(() => this.tick(), sweepPeriod(every));
-    this.timer.unref();
-  }
-
-  private tick(): void {
-    this.timer = null;
-    // Read at each tick: a reload may set, change or clear the interval.
-    const every = this.intervalMs();
-    if (every <= 0 || this.sessions.size === 0) return;
-    const now = this.clock.now();
+  protected visit(now: number, every: number): void {
     const last = this.last;
     this.last = now;
     for (const s of this.sessions) {
@@ -59,6 +40,5 @@ export class AccessFlush<S extends Flushable> {
       const due = Math.floor((now - s.acceptedAt) / every);
       if (due >= 1 && due > Math.floor((last - s.acceptedAt) / every)) this.write(s, now);
     }
-    if (this.sessions.size > 0) this.arm(every);
   }
 }

@@ -1,14 +1,12 @@
 import type { Clock } from '../clock.js';
 import { type SideDeadlines, shortestDeadline } from './side-timeouts.js';
+import { SessionSweep } from './sweep.js';
+
+export { sweepPeriod } from './sweep.js';
 
 /** What the sweep asks of a session: see `Session.idleTick`. */
 export interface Sweepable {
   idleTick(now: number, d: SideDeadlines): void;
-}
-
-/** The sweep's period for a deadline: an eighth of it, 25 ms to 1 s. */
-export function sweepPeriod(idleMs: number): number {
-  return Math.min(1000, Math.max(25, Math.round(idleMs / 8)));
 }
 
 /**
@@ -23,40 +21,18 @@ export function sweepPeriod(idleMs: number): number {
  * enforces client_timeout, server_timeout and tunnel_timeout (see
  * side-timeouts.ts), its period set by the shortest deadline in force.
  */
-export class IdleSweep {
-  private timer: NodeJS.Timeout | null = null;
-
+export class IdleSweep extends SessionSweep<Sweepable> {
   constructor(
-    private readonly sessions: ReadonlySet<Sweepable>,
+    sessions: ReadonlySet<Sweepable>,
     /** Read at each tick, so a reload's new deadlines apply to open sessions too. */
     private readonly deadlines: () => SideDeadlines,
-    private readonly clock: Clock,
-  ) {}
-
-  /** A session is ready: make sure the sweep runs (nothing to do when it does, or with no deadline). */
-  ensure(): void {
-    if (this.timer !== null) return;
-    const idle = shortestDeadline(this.deadlines());
-    if (idle > 0) this.arm(idle);
+    clock: Clock,
+  ) {
+    super(sessions, () => shortestDeadline(deadlines()), clock);
   }
 
-  stop(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  private arm(idle: number): void {
-    this.timer = setTimeout(() => this.tick(), sweepPeriod(idle));
-    this.timer.unref();
-  }
-
-  private tick(): void {
-    this.timer = null;
+  protected visit(now: number): void {
     const d = this.deadlines();
-    const idle = shortestDeadline(d);
-    if (idle <= 0 || this.sessions.size === 0) return;
-    const now = this.clock.now();
     for (const s of this.sessions) s.idleTick(now, d);
-    if (this.sessions.size > 0) this.arm(idle);
   }
 }
