@@ -122,6 +122,13 @@ backends = [
 ]
 connect_timeout = "3s"
 idle_timeout = "5m"
+client_timeout = "1m"
+server_timeout = "2m"
+tunnel_timeout = "1h"
+upload_rate = "10MiB"
+download_rate = 5000000
+upload_rate_per_source = "500KB"
+download_rate_per_source = "1.5MiB/s"
 max_retries = 4
 retry_delay = "150ms"
 max_connections = 900
@@ -355,7 +362,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 6);
+  assert.equal(config.services.length, 7);
 });
 
 test('check --print: a Redis Cluster [cluster] parses back to the same config (redis_cluster kept, the password redacted)', (t) => {

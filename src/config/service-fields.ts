@@ -14,6 +14,7 @@ import { ROUTE_FIELDS } from './route.js';
 import type { Fields } from './spec.js';
 import { HASH_BALANCE_FACTOR_FIELD, STICK_FIELDS } from './stick.js';
 import { TLS_FIELDS } from './tls.js';
+import { TRAFFIC_FIELDS } from './traffic.js';
 import { ALL_DOWN_POLICIES } from './types.js';
 
 /** [services.NAME], and [defaults] (the same keys, inherited by every service). */
@@ -69,6 +70,7 @@ export const SERVICE_FIELDS = {
     max: MAX_TIMER_MS,
     doc: 'No bytes either way for this long: both legs are destroyed (0: off)',
   },
+  ...TRAFFIC_FIELDS,
   max_retries: {
     kind: 'integer',
     default: DEFAULTS.maxRetries,

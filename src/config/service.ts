@@ -29,6 +29,7 @@ import { sniList } from './sni.js';
 import { keysOf } from './spec.js';
 import { parseHashBalanceFactor, parseStick, STICK_KEYS } from './stick.js';
 import { alpnList, parseTls, TLS_FIELDS } from './tls.js';
+import { parseTraffic } from './traffic.js';
 import type { BackendConfig, ParseOptions, ServiceConfig } from './types.js';
 
 /** [services.NAME] (and [defaults], the same keys): one service, checked whole. */
@@ -152,6 +153,7 @@ export function parseService(
       p,
     ),
     idleTimeoutMs: durationOf(f.idle_timeout, raw.idle_timeout, `${path}.idle_timeout`, p),
+    ...parseTraffic(raw, path, p),
     maxRetries: integerOf(f.max_retries, raw.max_retries, `${path}.max_retries`, p),
     retryDelayMs: durationOf(f.retry_delay, raw.retry_delay, `${path}.retry_delay`, p),
     maxConnections: integerOf(f.max_connections, raw.max_connections, `${path}.max_connections`, p),

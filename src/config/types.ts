@@ -12,6 +12,7 @@ import type { ProcessConfig } from './process.js';
 import type { RouteConfig } from './route.js';
 import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
+import type { TrafficConfig } from './traffic.js';
 
 export type { BackendConfig } from './backend-settings.js';
 
@@ -41,7 +42,7 @@ export interface PoolConfig {
   readonly idleTtlMs: number;
 }
 
-export interface ServiceConfig {
+export interface ServiceConfig extends TrafficConfig {
   readonly name: string;
   /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
   readonly listen: ListenAddress;

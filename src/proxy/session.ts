@@ -4,6 +4,7 @@ import type { SlotLease } from '../backend/lease.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
+import type { Shaper } from './bandwidth.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
 import type { MirrorTap } from './mirror.js';
@@ -26,6 +27,8 @@ import {
   wireClientFlow,
   wireFailedBackend,
 } from './session-listeners.js';
+import { spliceShaped, unspliceShaped } from './shaped-listeners.js';
+import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 
 export type { SessionConfig, SessionPhase, TerminationCause } from './session-host.js';
 
@@ -58,12 +61,17 @@ export class Session extends SessionClient implements DialRequester {
   cause: TerminationCause | null = null;
   /** The backend leg came from the warm pool. */
   poolHit = false;
-  /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
-  busy = false;
   /** Where a copy of the client's bytes goes (a sampled session of a service with [mirror]); null: none. */
   mirror: MirrorTap | null = null;
-  /** Clock ms since which the sweep has seen no chunk cross. */
-  private quietSince = 0;
+  // Per side: a chunk crossed since the idle sweep last looked (set by the data listeners),
+  // since when the sweep has seen none, and who has spoken (see side-timeouts.ts).
+  clientBusy = false;
+  backendBusy = false;
+  clientQuietSince = 0;
+  backendQuietSince = 0;
+  spoke = 0;
+  /** Its bandwidth limits, given by the host at sessionReady; null (the common case) when none apply. */
+  shaper: Shaper | null = null;
 
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
@@ -172,7 +180,7 @@ export class Session extends SessionClient implements DialRequester {
     this.readyAt = this.host.clock.now();
     this.host.backends.sessionOpened(target);
     wireBackend(sock, this);
-    this.quietSince = this.readyAt;
+    quietFrom(this, this.readyAt);
     if (!this.clientWired) {
       this.clientWired = true;
       wireClientFlow(this.client);
@@ -192,7 +200,9 @@ export class Session extends SessionClient implements DialRequester {
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
     this.mirror?.follow();
-    splice(this.client, sock);
+    // A session with a bandwidth limit (given at sessionReady) gets the pacing data listeners.
+    if (this.shaper === null) splice(this.client, sock);
+    else spliceShaped(this.client, sock);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -225,14 +235,14 @@ export class Session extends SessionClient implements DialRequester {
 
   /**
    * Ends the session now. A cut made on purpose (shutdown, an operator's
-   * disable, max_lifetime) resets both legs, so an unframed protocol never
-   * takes a truncated reply for a complete one; an idle timeout, with nothing
-   * in flight, closes them plainly.
+   * disable, max_lifetime, one side's timeout) resets both legs, so an
+   * unframed protocol never takes a truncated reply for a complete one; an
+   * idle or tunnel timeout, with nothing in flight, closes them plainly.
    */
   destroy(cause: TerminationCause): void {
     this.cause ??= cause;
     this.attempt?.cancel();
-    if (cause === 'idle-timeout') {
+    if (closesPlainly(cause)) {
       this.client.destroy();
       this.backend?.destroy();
       return;
@@ -253,6 +263,7 @@ export class Session extends SessionClient implements DialRequester {
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
     unsplice(this.client, b);
+    if (this.shaper !== null) unspliceShaped(this.client, b);
     b.destroy();
     this.lease?.end();
     this.lease = null;
@@ -265,18 +276,17 @@ export class Session extends SessionClient implements DialRequester {
   }
 
   /**
-   * The idle sweep's visit (see IdleSweep): with no chunk in either direction
-   * for `idleMs`, the session ends. Not before a backend is attached: a dial
-   * has connect_timeout and a queued client queue_timeout.
+   * The idle sweep's visit (see IdleSweep): idle_timeout, client_timeout,
+   * server_timeout, tunnel_timeout (see side-timeouts.ts). Not before a
+   * backend is attached: a dial has connect_timeout and a queued client
+   * queue_timeout. A timeout names the session's end even after a FIN.
    */
-  idleTick(now: number, idleMs: number): void {
+  idleTick(now: number, d: SideDeadlines): void {
     if (this.phase !== 'spliced') return;
-    if (this.busy) {
-      this.busy = false;
-      this.quietSince = now;
-    } else if (now - this.quietSince >= idleMs) {
-      this.destroy('idle-timeout');
-    }
+    const cause = timedOut(this, now, d);
+    if (cause === null) return;
+    if (this.cause === 'client-closed' || this.cause === 'backend-closed') this.cause = cause;
+    this.destroy(cause);
   }
 
   // Entry points of the shared listeners below (not for other callers).

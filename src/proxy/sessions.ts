@@ -8,6 +8,7 @@ import type { ServiceShared } from '../shared/cluster-gate.js';
 import { AccessFlush } from './access-flush.js';
 import type { SessionAccounting } from './accounting.js';
 import type { Admission, Refusal } from './admission.js';
+import { Bandwidth } from './bandwidth.js';
 import type { Dialer } from './dialer.js';
 import type { FdBudget } from './fd-budget.js';
 import { IdleSweep } from './idle-sweep.js';
@@ -54,6 +55,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   /** The last session id given (ids rise, so the open set is in id order). */
   private lastId = 0;
   private readonly idle: IdleSweep;
+  /** upload_rate, download_rate and their per-source forms (see proxy/bandwidth.ts). */
+  readonly bandwidth: Bandwidth;
   private readonly flush: AccessFlush<Session>;
   /** [mirror]: which sessions are copied, and the counts. */
   readonly mirroring = new Mirroring();
@@ -61,7 +64,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
     this.clock = deps.clock;
-    this.idle = new IdleSweep(this.open, () => deps.cfg.idleTimeoutMs, deps.clock);
+    this.idle = new IdleSweep(this.open, () => deps.cfg, deps.clock);
+    this.bandwidth = new Bandwidth(() => deps.cfg, deps.clock);
     this.flush = new AccessFlush(
       this.open,
       () => deps.stats.accessIntervalMs,
@@ -247,6 +251,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   }
 
   sessionReady(s: Session): void {
+    // Before the data listeners are chosen (Session.attach); once (a fresh redial keeps it).
+    s.shaper ??= this.bandwidth.shaperFor(s);
     this.idle.ensure();
     this.flush.ensure();
     this.deps.stats.ready(s);
@@ -264,6 +270,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     this.open.delete(s);
     this.deps.fds?.adjust(-2);
     s.sourceLimiter?.release(s.clientIp);
+    if (s.shaper !== null) this.bandwidth.release(s.shaper, s.clientIp);
     this.deps.stats.ended(s, this.clock.now());
     if (this.deps.queue.length > 0) this.deps.queue.serve();
     this.maybeDrained();
