@@ -4,13 +4,10 @@ import type { SlotLease } from '../backend/lease.js';
 import type { LbError } from '../errors.js';
 import { noop } from '../noop.js';
 import type { PooledSocket } from '../pool/warm-pool.js';
-import type { Shaper } from './bandwidth.js';
 import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
-import type { MirrorTap } from './mirror.js';
 import { headerFor } from './proxy-protocol.js';
 import { QueuedClient } from './queue-watch.js';
-import { SessionClient } from './session-client.js';
 import {
   dialFailureCause,
   type HostOf,
@@ -27,6 +24,7 @@ import {
   wireClientFlow,
   wireFailedBackend,
 } from './session-listeners.js';
+import { SessionTraffic } from './session-traffic.js';
 import { spliceShaped, unspliceShaped } from './shaped-listeners.js';
 import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 
@@ -42,13 +40,9 @@ export type SessionHost = HostOf<Session>;
  * side becomes a FIN on the other (half-close carried, allowHalfOpen), a reset
  * on one side becomes a reset on the other, and an idle deadline ends both.
  */
-export class Session extends SessionClient implements DialRequester {
+export class Session extends SessionTraffic implements DialRequester {
   /** Where it is in its life (see SessionPhase); changed only by `enter`. */
   phase: SessionPhase = 'accepted';
-  /** The local port the client connected to (routes by port read it; a socket read, so on demand). */
-  get localPort(): number {
-    return this.client.localPort ?? 0;
-  }
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */
@@ -61,18 +55,6 @@ export class Session extends SessionClient implements DialRequester {
   cause: TerminationCause | null = null;
   /** The backend leg came from the warm pool. */
   poolHit = false;
-  /** Where a copy of the client's bytes goes (a sampled session of a service with [mirror]); null: none. */
-  mirror: MirrorTap | null = null;
-  // Per side: a chunk crossed since the idle sweep last looked (set by the data listeners),
-  // since when the sweep has seen none, and who has spoken (see side-timeouts.ts).
-  clientBusy = false;
-  backendBusy = false;
-  clientQuietSince = 0;
-  backendQuietSince = 0;
-  spoke = 0;
-  /** Its bandwidth limits, given by the host at sessionReady; null (the common case) when none apply. */
-  shaper: Shaper | null = null;
-
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;

@@ -16,6 +16,7 @@ import { clientKey } from './ip-text.js';
 import type { ListenerHost } from './listener.js';
 import { Mirroring } from './mirror.js';
 import { Session, type SessionHost, type TerminationCause } from './session.js';
+import * as cuts from './session-cuts.js';
 import type { FrontTarget } from './tls/front.js';
 import { type Handshaking, type Routed, RoutedSession } from './tls/routed-session.js';
 import type { HandshakeFailure, TlsTerminator } from './tls/terminator.js';
@@ -278,32 +279,12 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   /** Ends the open sessions on one backend now (an operator disabled it, or on_down / on_up_primary). */
   endOn(address: string, cause: TerminationCause = 'shutdown'): number {
-    let n = 0;
-    for (const s of this.open) {
-      if (s.target?.address === address || s.attempt?.lease?.backend.address === address) {
-        s.destroy(cause);
-        n++;
-      }
-    }
-    return n;
+    return cuts.endOn(this.open, address, cause);
   }
 
-  /**
-   * apply_to_open: ends the sessions whose client the allow/deny lists now
-   * refuse. A session still reading its PROXY header is judged when it ends.
-   */
+  /** apply_to_open: ends the sessions whose client the allow/deny lists now refuse. */
   endRefused(): number {
-    const access = this.deps.admission.access;
-    if (access === null) return 0;
-    let n = 0;
-    for (const s of this.open) {
-      if (s.cause !== null || (this.cfg.acceptProxy && s.attempt === null)) continue;
-      if (!access.admits(s.clientIp)) {
-        s.destroy('denied');
-        n++;
-      }
-    }
-    return n;
+    return cuts.endRefused(this.open, this.deps.admission.access, this.cfg.acceptProxy);
   }
 
   /** The open sessions, oldest first (read by the admin API and /metrics; never on the hot path). */
@@ -313,12 +294,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   /** Ends one open session by its id, as an operator's disable would; false when it is not open. */
   endOne(id: number): boolean {
-    for (const s of this.open) {
-      if (s.id !== id) continue;
-      s.destroy('admin');
-      return true;
-    }
-    return false;
+    return cuts.endOne(this.open, id);
   }
 
   destroyAll(): void {
