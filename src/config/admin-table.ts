@@ -1,7 +1,7 @@
 import { parseHostPort } from './address.js';
 import { adminListen } from './admin.js';
 import { describe } from './duration.js';
-import { checkKeys, type Problems, table } from './fields.js';
+import { knownTable, type Problems } from './fields.js';
 import { type Fields, keysOf } from './spec.js';
 import type { Config, ParseOptions } from './types.js';
 
@@ -57,9 +57,8 @@ function bearerToken(v: unknown, path: string, p: Problems): string | null {
 
 /** The [admin] table, or null when there is none. */
 export function parseAdmin(v: unknown, p: Problems, opts: ParseOptions): Config['admin'] {
-  if (v === undefined) return null;
-  const a = table(v, 'admin', p);
-  checkKeys(a, ADMIN_KEYS, 'admin', p);
+  const a = knownTable(v, ADMIN_KEYS, 'admin', p);
+  if (a === null) return null;
   if (a.listen === undefined)
     p.add('admin.listen', 'missing; [admin] needs listen = "127.0.0.1:9900"');
   const hp =

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { describe } from './duration.js';
-import { boolean, checkKeys, oneOf, type Problems, table } from './fields.js';
+import { boolean, knownTable, oneOf, type Problems } from './fields.js';
 import { type PemFile, parseCerts, parseKey, readPem } from './pem.js';
 import { type Fields, keysOf } from './spec.js';
 
@@ -107,9 +107,8 @@ export function parseBackendTls(
   baseDir: string,
   p: Problems,
 ): BackendTlsConfig | null {
-  if (v === undefined) return null;
-  const t = table(v, path, p);
-  checkKeys(t, BACKEND_TLS_KEYS, path, p);
+  const t = knownTable(v, BACKEND_TLS_KEYS, path, p);
+  if (t === null) return null;
   const before = p.list.length;
   const ca = readPem(t.ca, `${path}.ca`, baseDir, p);
   const cert = readPem(t.cert, `${path}.cert`, baseDir, p);

@@ -1,14 +1,6 @@
 import { hostname } from 'node:os';
 import { describe } from './duration.js';
-import {
-  booleanOf,
-  checkKeys,
-  durationOf,
-  hostPort,
-  integerOf,
-  type Problems,
-  table,
-} from './fields.js';
+import { booleanOf, durationOf, hostPort, integerOf, knownTable, type Problems } from './fields.js';
 import { type Fields, keysOf } from './spec.js';
 
 /** `[cluster]`: state shared with the other blitz-lb instances through Redis. */
@@ -124,9 +116,8 @@ export const SHARE_LIMITS_FIELD = {
 } as const;
 
 export function parseCluster(v: unknown, p: Problems): ClusterConfig | null {
-  if (v === undefined) return null;
-  const t = table(v, 'cluster', p);
-  checkKeys(t, CLUSTER_KEYS, 'cluster', p);
+  const t = knownTable(v, CLUSTER_KEYS, 'cluster', p);
+  if (t === null) return null;
   const f = CLUSTER_FIELDS;
   let redis = '';
   if (t.redis === undefined)

@@ -14,6 +14,7 @@ import {
   duration,
   durationOf,
   integer,
+  knownTable,
   oneOf,
   type Problems,
   table,
@@ -366,9 +367,8 @@ export function parseDiscovery(
   baseDir: string,
   p: Problems,
 ): DiscoveryConfig | null {
-  if (v === undefined) return null;
-  const t = table(v, path, p);
-  checkKeys(t, ALL_KEYS, path, p);
+  const t = knownTable(v, ALL_KEYS, path, p);
+  if (t === null) return null;
   if (t.kind === undefined) {
     p.add(`${path}.kind`, `missing; one of ${DISCOVERY_KINDS.join(' | ')}`);
     return null;

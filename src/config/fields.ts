@@ -79,6 +79,19 @@ export function checkKeys(t: Table, known: readonly string[], path: string, p: P
   }
 }
 
+/** An optional sub-table with its keys checked: null when it is absent, `{}` when it is no table. */
+export function knownTable(
+  v: unknown,
+  known: readonly string[],
+  path: string,
+  p: Problems,
+): Table | null {
+  if (v === undefined) return null;
+  const t = table(v, path, p);
+  checkKeys(t, known, path, p);
+  return t;
+}
+
 export function table(v: unknown, path: string, p: Problems): Table {
   if (v === undefined) return {};
   if (isTable(v)) return v;

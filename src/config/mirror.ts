@@ -1,5 +1,5 @@
 import { describe } from './duration.js';
-import { checkKeys, hostPort, integerOf, type Problems, table } from './fields.js';
+import { hostPort, integerOf, knownTable, type Problems } from './fields.js';
 import { type Fields, keysOf } from './spec.js';
 
 /** [services.NAME.mirror]: a copy of a sampled share of the client's bytes to a shadow backend. */
@@ -76,9 +76,8 @@ export function parseByteSize(v: unknown): number | { error: string } {
 }
 
 export function parseMirror(v: unknown, path: string, p: Problems): MirrorConfig | null {
-  if (v === undefined) return null;
-  const t = table(v, path, p);
-  checkKeys(t, MIRROR_KEYS, path, p);
+  const t = knownTable(v, MIRROR_KEYS, path, p);
+  if (t === null) return null;
   let target = undefined as ReturnType<typeof hostPort>;
   if (t.backend === undefined)
     p.add(`${path}.backend`, 'missing; a mirror needs backend = "host:port"');

@@ -1,4 +1,4 @@
-import { checkKeys, durationOf, integerOf, oneOfSpec, type Problems, table } from './fields.js';
+import { durationOf, integerOf, knownTable, oneOfSpec, type Problems } from './fields.js';
 import { MAX_TIMER_MS } from './limits.js';
 import { type Fields, keysOf } from './spec.js';
 
@@ -56,9 +56,8 @@ export function parseStick(
   hasSni: boolean,
   p: Problems,
 ): StickConfig | null {
-  if (v === undefined) return null;
-  const t = table(v, path, p);
-  checkKeys(t, STICK_KEYS, path, p);
+  const t = knownTable(v, STICK_KEYS, path, p);
+  if (t === null) return null;
   const f = STICK_FIELDS;
   const on = oneOfSpec(f.on, t.on, `${path}.on`, p);
   if (on === 'sni' && !hasSni)

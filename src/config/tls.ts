@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { describe } from './duration.js';
-import { checkKeys, oneOf, type Problems, table } from './fields.js';
+import { checkKeys, knownTable, oneOf, type Problems, table } from './fields.js';
 import { type Fields, keysOf } from './spec.js';
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
@@ -126,9 +126,8 @@ export function parseTls(
   p: Problems,
   baseDir: string | undefined,
 ): TlsConfig | null {
-  if (v === undefined) return null;
-  const t = table(v, path, p);
-  checkKeys(t, TLS_KEYS, path, p);
+  const t = knownTable(v, TLS_KEYS, path, p);
+  if (t === null) return null;
   const certificates: TlsCertPair[] = [];
   if (t.cert !== undefined || t.key !== undefined) {
     if (t.cert === undefined || t.key === undefined)
