@@ -21,20 +21,23 @@ function perMirror(lb: LoadBalancer, f: (m: MirrorCounters) => number): () => Sa
   };
 }
 
+/** The counters read as they are, in /metrics order: blitz_lb_mirror_KEY_total and its help. */
+const MIRROR_COUNTERS = {
+  sessions: 'Sessions sampled for [mirror]: a mirror connection was opened beside the real one.',
+  bytes: 'Client bytes (and PROXY headers) written to mirror connections, counted as each closes.',
+} as const;
+
 /** [mirror]: sessions copied to the shadow backend, bytes, and mirror connections given up by cause. */
 export function mirrorMetrics(lb: LoadBalancer): ScrapeMetric[] {
   return [
-    new ScrapeMetric(
-      `${P}mirror_sessions_total`,
-      'Sessions sampled for [mirror]: a mirror connection was opened beside the real one.',
-      'counter',
-      perMirror(lb, (m) => m.sessions),
-    ),
-    new ScrapeMetric(
-      `${P}mirror_bytes_total`,
-      'Client bytes (and PROXY headers) written to mirror connections, counted as each closes.',
-      'counter',
-      perMirror(lb, (m) => m.bytes),
+    ...Object.entries(MIRROR_COUNTERS).map(
+      ([key, help]) =>
+        new ScrapeMetric(
+          `${P}mirror_${key}_total`,
+          help,
+          'counter',
+          perMirror(lb, (m) => m[key as keyof typeof MIRROR_COUNTERS]),
+        ),
     ),
     new ScrapeMetric(
       `${P}mirror_drops_total`,

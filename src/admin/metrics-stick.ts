@@ -18,6 +18,15 @@ function ofLink(
   return () => (lb.redis ? [{ value: f(lb.redis), labels: {} }] : []);
 }
 
+/** The stick table's counters, in /metrics order: blitz_lb_stick_KEY_total and its help. */
+const STICK_COUNTERS = {
+  hits: 'Picks that went to the stuck backend.',
+  misses: 'Picks with no entry: placed by the strategy, then remembered.',
+  moves:
+    'Picks whose stuck backend was no candidate (down, drained, disabled, at its cap, or failed this dial): placed again and the entry moved.',
+  evictions: 'Entries pushed out at the table size (least recently used first).',
+} as const;
+
 /** Stick tables and the [cluster] Redis link, read at scrape time. */
 export function stickMetrics(lb: LoadBalancer): ScrapeMetric[] {
   const table = (s: Service) => (s.sticky as NonNullable<Service['sticky']>).table;
@@ -31,29 +40,14 @@ export function stickMetrics(lb: LoadBalancer): ScrapeMetric[] {
         return table(s).length;
       }),
     ),
-    new ScrapeMetric(
-      `${P}stick_hits_total`,
-      'Picks that went to the stuck backend.',
-      'counter',
-      perStick(lb, (s) => table(s).counters.hits),
-    ),
-    new ScrapeMetric(
-      `${P}stick_misses_total`,
-      'Picks with no entry: placed by the strategy, then remembered.',
-      'counter',
-      perStick(lb, (s) => table(s).counters.misses),
-    ),
-    new ScrapeMetric(
-      `${P}stick_moves_total`,
-      'Picks whose stuck backend was no candidate (down, drained, disabled, at its cap, or failed this dial): placed again and the entry moved.',
-      'counter',
-      perStick(lb, (s) => table(s).counters.moves),
-    ),
-    new ScrapeMetric(
-      `${P}stick_evictions_total`,
-      'Entries pushed out at the table size (least recently used first).',
-      'counter',
-      perStick(lb, (s) => table(s).counters.evictions),
+    ...Object.entries(STICK_COUNTERS).map(
+      ([key, help]) =>
+        new ScrapeMetric(
+          `${P}stick_${key}_total`,
+          help,
+          'counter',
+          perStick(lb, (s) => table(s).counters[key as keyof typeof STICK_COUNTERS]),
+        ),
     ),
     new ScrapeMetric(
       `${P}cluster_redis_up`,
