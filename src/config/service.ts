@@ -26,7 +26,7 @@ import { POOL_KEYS, parsePool } from './pool.js';
 import { parseRoutes } from './route.js';
 import { SERVICE_FIELDS } from './service-fields.js';
 import { sniList } from './sni.js';
-import { keysOf } from './spec.js';
+import { type BooleanSpec, type DurationSpec, type IntegerSpec, keysOf } from './spec.js';
 import { parseHashBalanceFactor, parseStick, STICK_KEYS } from './stick.js';
 import { alpnList, parseTls, TLS_FIELDS } from './tls.js';
 import { parseTraffic } from './traffic.js';
@@ -73,6 +73,11 @@ export function withDefaults(defaults: Table, svc: Table): Table {
   }
   return out;
 }
+
+/** The keys of SERVICE_FIELDS whose spec is of kind S. */
+type KeyOf<S> = {
+  [K in keyof typeof SERVICE_FIELDS]: (typeof SERVICE_FIELDS)[K] extends S ? K : never;
+}[keyof typeof SERVICE_FIELDS];
 
 export function parseService(
   name: string,
@@ -141,68 +146,47 @@ export function parseService(
     p,
   );
   const f = SERVICE_FIELDS;
+  // A plain key of this table: its spec in SERVICE_FIELDS, its value in raw, its errors at path.KEY.
+  const dur = (k: KeyOf<DurationSpec>) => durationOf(f[k], raw[k], `${path}.${k}`, p);
+  const int = (k: KeyOf<IntegerSpec>) => integerOf(f[k], raw[k], `${path}.${k}`, p);
+  const bool = (k: KeyOf<BooleanSpec>) => booleanOf(f[k], raw[k], `${path}.${k}`, p);
   const svc: ServiceConfig = {
     name,
     listen: listen as ListenAddress,
     alsoListen,
     balance: oneOfSpec(f.balance, raw.balance, `${path}.balance`, p),
     backends: Object.freeze(backends),
-    connectTimeoutMs: durationOf(
-      f.connect_timeout,
-      raw.connect_timeout,
-      `${path}.connect_timeout`,
-      p,
-    ),
-    idleTimeoutMs: durationOf(f.idle_timeout, raw.idle_timeout, `${path}.idle_timeout`, p),
+    connectTimeoutMs: dur('connect_timeout'),
+    idleTimeoutMs: dur('idle_timeout'),
     ...parseTraffic(raw, path, p),
-    maxRetries: integerOf(f.max_retries, raw.max_retries, `${path}.max_retries`, p),
-    retryDelayMs: durationOf(f.retry_delay, raw.retry_delay, `${path}.retry_delay`, p),
-    maxConnections: integerOf(f.max_connections, raw.max_connections, `${path}.max_connections`, p),
+    maxRetries: int('max_retries'),
+    retryDelayMs: dur('retry_delay'),
+    maxConnections: int('max_connections'),
     allDown: oneOfSpec(f.all_down, raw.all_down, `${path}.all_down`, p),
-    maxLifetimeMs: durationOf(f.max_lifetime, raw.max_lifetime, `${path}.max_lifetime`, p),
+    maxLifetimeMs: dur('max_lifetime'),
     sendProxy:
       raw.send_proxy === undefined
         ? null
         : oneOf(raw.send_proxy, `${path}.send_proxy`, 'v1', f.send_proxy.values, p),
-    acceptProxy: booleanOf(f.accept_proxy, raw.accept_proxy, `${path}.accept_proxy`, p),
+    acceptProxy: bool('accept_proxy'),
     trustedProxies: cidrs(raw.trusted_proxies, `${path}.trusted_proxies`, p),
     allow: cidrs(raw.allow, `${path}.allow`, p),
     deny: cidrs(raw.deny, `${path}.deny`, p),
-    applyToOpen: booleanOf(f.apply_to_open, raw.apply_to_open, `${path}.apply_to_open`, p),
-    maxConnectionsPerSource: integerOf(
-      f.max_connections_per_source,
-      raw.max_connections_per_source,
-      `${path}.max_connections_per_source`,
-      p,
-    ),
-    maxRatePerSource: integerOf(
-      f.max_rate_per_source,
-      raw.max_rate_per_source,
-      `${path}.max_rate_per_source`,
-      p,
-    ),
-    queueSize: integerOf(f.queue_size, raw.queue_size, `${path}.queue_size`, p),
-    queueTimeoutMs: durationOf(f.queue_timeout, raw.queue_timeout, `${path}.queue_timeout`, p),
+    applyToOpen: bool('apply_to_open'),
+    maxConnectionsPerSource: int('max_connections_per_source'),
+    maxRatePerSource: int('max_rate_per_source'),
+    queueSize: int('queue_size'),
+    queueTimeoutMs: dur('queue_timeout'),
     health: parseHealth(raw.health, `${path}.health`, p, backendTls !== null),
     pool: parsePool(raw.pool, `${path}.pool`, p),
     backendTls,
     sni: sniList(raw.sni, `${path}.sni`, p),
     alpn: alpnList(raw.alpn, `${path}.alpn`, p),
-    helloTimeoutMs: durationOf(f.hello_timeout, raw.hello_timeout, `${path}.hello_timeout`, p),
+    helloTimeoutMs: dur('hello_timeout'),
     tls: parseTls(raw.tls, `${path}.tls`, p, opts.baseDir),
     discovery,
-    requestTimeoutMs: durationOf(
-      f.request_timeout,
-      raw.request_timeout,
-      `${path}.request_timeout`,
-      p,
-    ),
-    passiveHttp5xx: booleanOf(
-      f.passive_http_5xx,
-      raw.passive_http_5xx,
-      `${path}.passive_http_5xx`,
-      p,
-    ),
+    requestTimeoutMs: dur('request_timeout'),
+    passiveHttp5xx: bool('passive_http_5xx'),
     // shareLimits is settled against [cluster] in parseConfig.
     stick: parseStick(raw.stick, `${path}.stick`, raw.sni !== undefined, p),
     hashBalanceFactor: parseHashBalanceFactor(
