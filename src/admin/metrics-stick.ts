@@ -1,6 +1,6 @@
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
-import { P, type Sample, ScrapeMetric } from './scrape-metric.js';
+import { counterFamily, P, type Sample, ScrapeMetric } from './scrape-metric.js';
 
 /** Services with a stick table only: one without has no series. */
 function perStick(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
@@ -40,15 +40,7 @@ export function stickMetrics(lb: LoadBalancer): ScrapeMetric[] {
         return table(s).length;
       }),
     ),
-    ...Object.entries(STICK_COUNTERS).map(
-      ([key, help]) =>
-        new ScrapeMetric(
-          `${P}stick_${key}_total`,
-          help,
-          'counter',
-          perStick(lb, (s) => table(s).counters[key as keyof typeof STICK_COUNTERS]),
-        ),
-    ),
+    ...counterFamily('stick', STICK_COUNTERS, (k) => perStick(lb, (s) => table(s).counters[k])),
     new ScrapeMetric(
       `${P}cluster_redis_up`,
       '1 while this process is connected to the [cluster] Redis (summed over workers).',

@@ -73,6 +73,17 @@ export function histogramSamples(name: string, h: Histogram, labels: Labels): Sa
 /** The prefix of every blitz-lb metric. */
 export const P = 'blitz_lb_';
 
+/** A counter per key of `help`, in its order: `blitz_lb_PREFIX_KEY_total`, read by `read(key)`. */
+export function counterFamily<K extends string>(
+  prefix: string,
+  help: Readonly<Record<K, string>>,
+  read: (key: K) => () => Sample[],
+): ScrapeMetric[] {
+  return (Object.keys(help) as K[]).map(
+    (k) => new ScrapeMetric(`${P}${prefix}_${k}_total`, help[k], 'counter', read(k)),
+  );
+}
+
 export function perService(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
   return () => lb.allServices.map((s) => ({ value: f(s), labels: { service: s.name } }));
 }
