@@ -2,6 +2,8 @@ import { type Backend, effectiveWeight } from '../backend/backend.js';
 import { PROBE_CAUSES } from '../backend/causes.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import {
+  counter,
+  gauge,
   histogramSamples,
   P,
   perBackend,
@@ -38,10 +40,9 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
         ),
       );
   return [
-    new ScrapeMetric(
-      `${P}backend_info`,
+    gauge(
+      'backend_info',
       'Each backend’s address under its name (the `backend` label of every other metric: its `name`, else its address): 1.',
-      'gauge',
       () =>
         lb.allServices.flatMap((s) =>
           s.backends.all.map((b) => ({
@@ -51,16 +52,14 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
         ),
       'first',
     ),
-    new ScrapeMetric(
-      `${P}backend_state`,
+    gauge(
+      'backend_state',
       'The backend’s state: 1 for the state it is in, 0 for the others (up, down, half-open, draining, disabled).',
-      'gauge',
       perBackendLabel('state', BACKEND_STATES, (b, v) => (stateWord(b) === v ? 1 : 0)),
     ),
-    new ScrapeMetric(
-      `${P}backend_weight`,
+    gauge(
+      'backend_weight',
       'Weight: "configured" (the file’s, or the one it was added with), "effective" (what picking uses now: after the admin API, the agent and slow start).',
-      'gauge',
       () =>
         lb.allServices.flatMap((s) =>
           s.backends.all.flatMap((b) => [
@@ -75,31 +74,27 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
           ]),
         ),
     ),
-    new ScrapeMetric(
-      `${P}backend_max_connections`,
+    gauge(
+      'backend_max_connections',
       'The backend’s max_connections (0: no limit).',
-      'gauge',
       perBackend(lb, (_s, b) => b.maxConnections),
       'first',
     ),
-    new ScrapeMetric(
-      `${P}backend_max_rate`,
+    gauge(
+      'backend_max_rate',
       'The backend’s max_rate in new sessions a second (0: no limit).',
-      'gauge',
       perBackend(lb, (_s, b) => b.maxRate),
       'first',
     ),
-    new ScrapeMetric(
-      `${P}max_connections`,
+    gauge(
+      'max_connections',
       'The service’s max_connections: open sessions beyond it are refused.',
-      'gauge',
       perService(lb, (s) => s.cfg.maxConnections),
       'first',
     ),
-    new ScrapeMetric(
-      `${P}queue_size`,
+    gauge(
+      'queue_size',
       'The service’s queue_size: clients that may wait for a backend slot.',
-      'gauge',
       perService(lb, (s) => s.cfg.queueSize),
       'first',
     ),
@@ -115,30 +110,26 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
           }),
         ),
     ),
-    new ScrapeMetric(
-      `${P}health_check_failures_total`,
+    counter(
+      'health_check_failures_total',
       'Failed health probes by cause: refused, timeout, reset, tls, bad-reply (the backend answered, not as the check wants), other.',
-      'counter',
       perBackendLabel('cause', PROBE_CAUSES, (b, v) => b.probeFailures[v as 'other']),
     ),
-    new ScrapeMetric(
-      `${P}backend_last_state_change_timestamp_seconds`,
+    gauge(
+      'backend_last_state_change_timestamp_seconds',
       'Unix time the backend last went up or down (its creation, before any change).',
-      'gauge',
       perBackend(lb, (_s, b) => Math.floor(b.stateChangedAt / 1000)),
       'first',
     ),
-    new ScrapeMetric(
-      `${P}backend_down_seconds_total`,
+    counter(
+      'backend_down_seconds_total',
       'Time the backend has spent down since it was added, the current outage included.',
-      'counter',
       perBackend(lb, (_s, b) => b.downMs() / 1000),
       'first',
     ),
-    new ScrapeMetric(
-      `${P}backend_checks_paused`,
+    gauge(
+      'backend_checks_paused',
       '1 while an operator has paused the backend’s health checks (admin API).',
-      'gauge',
       perBackend(lb, (_s, b) => (b.checksPaused ? 1 : 0)),
       'first',
     ),

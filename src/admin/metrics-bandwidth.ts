@@ -1,7 +1,7 @@
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Bandwidth } from '../proxy/bandwidth.js';
 import type { Service } from '../service.js';
-import { P, type Sample, ScrapeMetric } from './scrape-metric.js';
+import { counter, gauge, type Sample, type ScrapeMetric } from './scrape-metric.js';
 
 /** A service's bandwidth state, or null: one without a rate (and nothing paused yet) has no series. */
 function bandwidthOf(s: Service): Bandwidth | null {
@@ -27,19 +27,17 @@ function perService(lb: LoadBalancer, f: (bw: Bandwidth, s: Service) => Sample[]
 /** upload_rate / download_rate (and per source): how often a side was held for its limit. */
 export function bandwidthMetrics(lb: LoadBalancer): ScrapeMetric[] {
   return [
-    new ScrapeMetric(
-      `${P}bandwidth_pauses_total`,
+    counter(
+      'bandwidth_pauses_total',
       'Times a side of a rate-limited session stopped being read for its limit (upload: the client, download: the backend).',
-      'counter',
       perService(lb, (bw, s) => [
         { value: bw.pauses.upload, labels: { service: s.name, direction: 'upload' } },
         { value: bw.pauses.download, labels: { service: s.name, direction: 'download' } },
       ]),
     ),
-    new ScrapeMetric(
-      `${P}bandwidth_paused_sessions`,
+    gauge(
+      'bandwidth_paused_sessions',
       'Rate-limited sessions with a side held for its limit now.',
-      'gauge',
       perService(lb, (bw, s) => [{ value: bw.pausedCount, labels: { service: s.name } }]),
     ),
   ];

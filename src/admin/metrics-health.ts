@@ -1,20 +1,18 @@
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
-import { P, perBackend, type Sample, ScrapeMetric } from './scrape-metric.js';
+import { counter, gauge, perBackend, type Sample, type ScrapeMetric } from './scrape-metric.js';
 
 /** Where the verdicts are made (not a cluster worker): state, probe kind, the last failure's cause. */
 export function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
   return [
-    new ScrapeMetric(
-      `${P}backend_up`,
+    gauge(
+      'backend_up',
       '1 while the backend is healthy and in rotation.',
-      'gauge',
       perBackend(lb, (_s, b) => (b.state === 'up' ? 1 : 0)),
     ),
-    new ScrapeMetric(
-      `${P}health_check_info`,
+    gauge(
+      'health_check_info',
       'The health probe kind of each service (1), and whether it has an agent check.',
-      'gauge',
       () =>
         lb.allServices.map((s) => ({
           value: 1,
@@ -25,10 +23,9 @@ export function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
           },
         })),
     ),
-    new ScrapeMetric(
-      `${P}backend_last_check_failure_timestamp_seconds`,
+    gauge(
+      'backend_last_check_failure_timestamp_seconds',
       'Unix time of the last failed probe, with its cause (one series per backend that ever failed).',
-      'gauge',
       () =>
         lb.allServices.flatMap((s) =>
           s.backends.all.flatMap((b) =>
@@ -59,22 +56,19 @@ export function discoveryMetrics(lb: LoadBalancer): ScrapeMetric[] {
       return d ? [{ value: f(d), labels: { service: s.name, kind: d.kind } }] : [];
     });
   return [
-    new ScrapeMetric(
-      `${P}discovery_failures_total`,
+    counter(
+      'discovery_failures_total',
       'Discovery lookups that failed (NXDOMAIN, timeout, HTTP error, bad JSON, an empty answer); the last good list stayed.',
-      'counter',
       each((d) => d.failures),
     ),
-    new ScrapeMetric(
-      `${P}discovery_last_success_timestamp_seconds`,
+    gauge(
+      'discovery_last_success_timestamp_seconds',
       'Unix time of the last good discovery answer (0: none yet).',
-      'gauge',
       each((d) => (d.lastSuccessAt ?? 0) / 1000),
     ),
-    new ScrapeMetric(
-      `${P}discovery_backends`,
+    gauge(
+      'discovery_backends',
       'Discovered backends in rotation (draining ones that left the answer not counted).',
-      'gauge',
       each((d) => d.backends),
     ),
   ];

@@ -2,7 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import { DIAL_CAUSES } from '../backend/causes.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
-import { P, perService, type Sample, ScrapeMetric } from './scrape-metric.js';
+import { counter, gauge, perService, type Sample, type ScrapeMetric } from './scrape-metric.js';
 
 /** Bytes of a service's open sessions, per backend, read from their sockets now. */
 function openBytes(s: Service): Map<Backend, { from: number; to: number }> {
@@ -27,23 +27,20 @@ function openBytes(s: Service): Map<Backend, { from: number; to: number }> {
  */
 export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
   return [
-    new ScrapeMetric(
-      `${P}queue_length`,
+    gauge(
+      'queue_length',
       'Clients waiting now for a backend slot (every backend at its max_connections or max_rate).',
-      'gauge',
       perService(lb, (s) => s.queueNow().length),
     ),
-    new ScrapeMetric(
-      `${P}queue_longest_wait_seconds`,
+    gauge(
+      'queue_longest_wait_seconds',
       'How long the longest-waiting client has waited so far (0: nobody waits).',
-      'gauge',
       perService(lb, (s) => s.queueNow().longestWaitMs / 1000),
       'max',
     ),
-    new ScrapeMetric(
-      `${P}dial_failures_total`,
+    counter(
+      'dial_failures_total',
       'Failed backend connects (live dials and pool refills) by cause: refused, timeout, reset, tls, local (the balancer’s own EMFILE, EADDRNOTAVAIL…: not held against the backend), other.',
-      'counter',
       () =>
         lb.allServices.flatMap((s) =>
           s.backends.all.flatMap((b) =>
@@ -54,10 +51,9 @@ export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
           ),
         ),
     ),
-    new ScrapeMetric(
-      `${P}bytes_total`,
+    counter(
+      'bytes_total',
       'Bytes carried to and from each backend, open sessions included (their sockets are read at scrape time).',
-      'counter',
       () =>
         lb.allServices.flatMap((s) => {
           const open = openBytes(s);

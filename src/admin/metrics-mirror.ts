@@ -1,7 +1,7 @@
 import type { LoadBalancer } from '../load-balancer.js';
 import { MIRROR_DROPS, type MirrorCounters } from '../proxy/mirror.js';
 import type { Service } from '../service.js';
-import { counterFamily, P, type Sample, ScrapeMetric } from './scrape-metric.js';
+import { counter, counterFamily, type Sample, type ScrapeMetric } from './scrape-metric.js';
 
 /** A service's mirror counters, or null: one never configured with [mirror] (and has none counted) has no series. */
 function countersOf(s: Service): MirrorCounters | null {
@@ -31,10 +31,9 @@ const MIRROR_COUNTERS = {
 export function mirrorMetrics(lb: LoadBalancer): ScrapeMetric[] {
   return [
     ...counterFamily('mirror', MIRROR_COUNTERS, (k) => perMirror(lb, (m) => m[k])),
-    new ScrapeMetric(
-      `${P}mirror_drops_total`,
+    counter(
+      'mirror_drops_total',
       'Mirror connections given up (the session went on): buffer-full (more than buffer unsent), connect-failed, reset (an error or reset from the mirror), unfinished (still holding bytes 5 s after its session ended).',
-      'counter',
       () => {
         const out: Sample[] = [];
         for (const s of lb.allServices) {

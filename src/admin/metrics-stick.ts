@@ -1,6 +1,6 @@
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
-import { counterFamily, P, type Sample, ScrapeMetric } from './scrape-metric.js';
+import { counter, counterFamily, gauge, type Sample, type ScrapeMetric } from './scrape-metric.js';
 
 /** Services with a stick table only: one without has no series. */
 function perStick(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
@@ -31,32 +31,28 @@ const STICK_COUNTERS = {
 export function stickMetrics(lb: LoadBalancer): ScrapeMetric[] {
   const table = (s: Service) => (s.sticky as NonNullable<Service['sticky']>).table;
   return [
-    new ScrapeMetric(
-      `${P}stick_entries`,
+    gauge(
+      'stick_entries',
       'Entries in the stick table now (expired ones swept at scrape).',
-      'gauge',
       perStick(lb, (s) => {
         table(s).sweep(s.clock.now());
         return table(s).length;
       }),
     ),
     ...counterFamily('stick', STICK_COUNTERS, (k) => perStick(lb, (s) => table(s).counters[k])),
-    new ScrapeMetric(
-      `${P}cluster_redis_up`,
+    gauge(
+      'cluster_redis_up',
       '1 while this process is connected to the [cluster] Redis (summed over workers).',
-      'gauge',
       ofLink(lb, (l) => (l.up ? 1 : 0)),
     ),
-    new ScrapeMetric(
-      `${P}cluster_redis_errors_total`,
+    counter(
+      'cluster_redis_errors_total',
       'Redis calls that failed or timed out, and lost connections; each one decided locally instead.',
-      'counter',
       ofLink(lb, (l) => l.errors),
     ),
-    new ScrapeMetric(
-      `${P}cluster_instances`,
+    gauge(
+      'cluster_instances',
       'Instances alive at the last heartbeat (the N of limit ÷ N while Redis is away).',
-      'gauge',
       ofLink(lb, (l) => l.instances),
       'max',
     ),

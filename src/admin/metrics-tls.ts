@@ -1,5 +1,5 @@
 import type { LoadBalancer } from '../load-balancer.js';
-import { P, ScrapeMetric } from './scrape-metric.js';
+import { gauge, type ScrapeMetric } from './scrape-metric.js';
 
 /**
  * When each certificate this balancer terminates TLS with stops being valid,
@@ -9,10 +9,9 @@ import { P, ScrapeMetric } from './scrape-metric.js';
  */
 export function tlsMetrics(lb: LoadBalancer): ScrapeMetric[] {
   return [
-    new ScrapeMetric(
-      `${P}tls_certificate_expiry_timestamp_seconds`,
+    gauge(
+      'tls_certificate_expiry_timestamp_seconds',
       'Unix time at which a certificate of [services.NAME.tls] expires (its notAfter), per service and certificate file.',
-      'gauge',
       () =>
         lb.allServices.flatMap((s) =>
           s.certificates.map((c) => ({

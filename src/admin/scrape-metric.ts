@@ -73,15 +73,33 @@ export function histogramSamples(name: string, h: Histogram, labels: Labels): Sa
 /** The prefix of every blitz-lb metric. */
 export const P = 'blitz_lb_';
 
+/** A gauge named `blitz_lb_NAME`, read at scrape time. */
+export function gauge(
+  name: string,
+  help: string,
+  read: () => Sample[],
+  aggregator?: Aggregator,
+): ScrapeMetric {
+  return new ScrapeMetric(`${P}${name}`, help, 'gauge', read, aggregator);
+}
+
+/** A counter named `blitz_lb_NAME`, read at scrape time. */
+export function counter(
+  name: string,
+  help: string,
+  read: () => Sample[],
+  aggregator?: Aggregator,
+): ScrapeMetric {
+  return new ScrapeMetric(`${P}${name}`, help, 'counter', read, aggregator);
+}
+
 /** A counter per key of `help`, in its order: `blitz_lb_PREFIX_KEY_total`, read by `read(key)`. */
 export function counterFamily<K extends string>(
   prefix: string,
   help: Readonly<Record<K, string>>,
   read: (key: K) => () => Sample[],
 ): ScrapeMetric[] {
-  return (Object.keys(help) as K[]).map(
-    (k) => new ScrapeMetric(`${P}${prefix}_${k}_total`, help[k], 'counter', read(k)),
-  );
+  return (Object.keys(help) as K[]).map((k) => counter(`${prefix}_${k}_total`, help[k], read(k)));
 }
 
 export function perService(lb: LoadBalancer, f: (s: Service) => number): () => Sample[] {
