@@ -2,13 +2,13 @@ import { type Backend, effectiveWeight } from '../backend/backend.js';
 import { PROBE_CAUSES } from '../backend/causes.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import {
+  backendSamples,
   counter,
   gauge,
   histogramSamples,
   P,
   perBackend,
   perService,
-  type Sample,
   ScrapeMetric,
 } from './scrape-metric.js';
 
@@ -28,17 +28,17 @@ export function stateWord(b: Backend): (typeof BACKEND_STATES)[number] {
  * force, and its limits are the whole ones, not a worker's share).
  */
 export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
-  const perBackendLabel =
-    (label: string, values: readonly string[], f: (b: Backend, v: string) => number) =>
-    (): Sample[] =>
-      lb.allServices.flatMap((s) =>
-        s.backends.all.flatMap((b) =>
-          values.map((v) => ({
-            value: f(b, v),
-            labels: { service: s.name, backend: b.name, [label]: v },
-          })),
-        ),
-      );
+  const perBackendLabel = (
+    label: string,
+    values: readonly string[],
+    f: (b: Backend, v: string) => number,
+  ) =>
+    backendSamples(lb, (s, b) =>
+      values.map((v) => ({
+        value: f(b, v),
+        labels: { service: s.name, backend: b.name, [label]: v },
+      })),
+    );
   return [
     gauge(
       'backend_info',
@@ -60,19 +60,16 @@ export function backendStateMetrics(lb: LoadBalancer): ScrapeMetric[] {
     gauge(
       'backend_weight',
       'Weight: "configured" (the file’s, or the one it was added with), "effective" (what picking uses now: after the admin API, the agent and slow start).',
-      () =>
-        lb.allServices.flatMap((s) =>
-          s.backends.all.flatMap((b) => [
-            {
-              value: b.configuredWeight,
-              labels: { service: s.name, backend: b.name, kind: 'configured' },
-            },
-            {
-              value: effectiveWeight(b, s.clock.now()),
-              labels: { service: s.name, backend: b.name, kind: 'effective' },
-            },
-          ]),
-        ),
+      backendSamples(lb, (s, b) => [
+        {
+          value: b.configuredWeight,
+          labels: { service: s.name, backend: b.name, kind: 'configured' },
+        },
+        {
+          value: effectiveWeight(b, s.clock.now()),
+          labels: { service: s.name, backend: b.name, kind: 'effective' },
+        },
+      ]),
     ),
     gauge(
       'backend_max_connections',

@@ -1,6 +1,13 @@
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
-import { counter, gauge, perBackend, type Sample, type ScrapeMetric } from './scrape-metric.js';
+import {
+  backendSamples,
+  counter,
+  gauge,
+  perBackend,
+  type Sample,
+  type ScrapeMetric,
+} from './scrape-metric.js';
 
 /** Where the verdicts are made (not a cluster worker): state, probe kind, the last failure's cause. */
 export function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
@@ -26,24 +33,21 @@ export function healthMetrics(lb: LoadBalancer): ScrapeMetric[] {
     gauge(
       'backend_last_check_failure_timestamp_seconds',
       'Unix time of the last failed probe, with its cause (one series per backend that ever failed).',
-      () =>
-        lb.allServices.flatMap((s) =>
-          s.backends.all.flatMap((b) =>
-            b.lastFailure
-              ? [
-                  {
-                    value: Math.floor(b.lastFailure.at / 1000),
-                    labels: {
-                      service: s.name,
-                      backend: b.name,
-                      kind: s.cfg.health.kind,
-                      cause: b.lastFailure.detail.slice(0, 100),
-                    },
-                  },
-                ]
-              : [],
-          ),
-        ),
+      backendSamples(lb, (s, b) =>
+        b.lastFailure
+          ? [
+              {
+                value: Math.floor(b.lastFailure.at / 1000),
+                labels: {
+                  service: s.name,
+                  backend: b.name,
+                  kind: s.cfg.health.kind,
+                  cause: b.lastFailure.detail.slice(0, 100),
+                },
+              },
+            ]
+          : [],
+      ),
     ),
   ];
 }

@@ -2,7 +2,14 @@ import type { Backend } from '../backend/backend.js';
 import { DIAL_CAUSES } from '../backend/causes.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
-import { counter, gauge, perService, type Sample, type ScrapeMetric } from './scrape-metric.js';
+import {
+  backendSamples,
+  counter,
+  gauge,
+  perService,
+  type Sample,
+  type ScrapeMetric,
+} from './scrape-metric.js';
 
 /** Bytes of a service's open sessions, per backend, read from their sockets now. */
 function openBytes(s: Service): Map<Backend, { from: number; to: number }> {
@@ -41,15 +48,12 @@ export function loadMetrics(lb: LoadBalancer): ScrapeMetric[] {
     counter(
       'dial_failures_total',
       'Failed backend connects (live dials and pool refills) by cause: refused, timeout, reset, tls, local (the balancer’s own EMFILE, EADDRNOTAVAIL…: not held against the backend), other.',
-      () =>
-        lb.allServices.flatMap((s) =>
-          s.backends.all.flatMap((b) =>
-            DIAL_CAUSES.map((cause) => ({
-              value: b.dialFailures[cause],
-              labels: { service: s.name, backend: b.name, cause },
-            })),
-          ),
-        ),
+      backendSamples(lb, (s, b) =>
+        DIAL_CAUSES.map((cause) => ({
+          value: b.dialFailures[cause],
+          labels: { service: s.name, backend: b.name, cause },
+        })),
+      ),
     ),
     counter(
       'bytes_total',

@@ -73,25 +73,13 @@ export function histogramSamples(name: string, h: Histogram, labels: Labels): Sa
 /** The prefix of every blitz-lb metric. */
 export const P = 'blitz_lb_';
 
-/** A gauge named `blitz_lb_NAME`, read at scrape time. */
-export function gauge(
-  name: string,
-  help: string,
-  read: () => Sample[],
-  aggregator?: Aggregator,
-): ScrapeMetric {
-  return new ScrapeMetric(`${P}${name}`, help, 'gauge', read, aggregator);
+/** Metrics of one type named `blitz_lb_NAME`, read at scrape time. */
+function ofType(type: 'gauge' | 'counter') {
+  return (name: string, help: string, read: () => Sample[], aggregator?: Aggregator) =>
+    new ScrapeMetric(`${P}${name}`, help, type, read, aggregator);
 }
-
-/** A counter named `blitz_lb_NAME`, read at scrape time. */
-export function counter(
-  name: string,
-  help: string,
-  read: () => Sample[],
-  aggregator?: Aggregator,
-): ScrapeMetric {
-  return new ScrapeMetric(`${P}${name}`, help, 'counter', read, aggregator);
-}
+export const gauge = ofType('gauge');
+export const counter = ofType('counter');
 
 /** A counter per key of `help`, in its order: `blitz_lb_PREFIX_KEY_total`, read by `read(key)`. */
 export function counterFamily<K extends string>(
@@ -106,17 +94,21 @@ export function perService(lb: LoadBalancer, f: (s: Service) => number): () => S
   return () => lb.allServices.map((s) => ({ value: f(s), labels: { service: s.name } }));
 }
 
+/** The samples of every backend of every service, as f gives them (none, one or several). */
+export function backendSamples(
+  lb: LoadBalancer,
+  f: (s: Service, b: Backend) => Sample[],
+): () => Sample[] {
+  return () => lb.allServices.flatMap((s) => s.backends.all.flatMap((b) => f(s, b)));
+}
+
 export function perBackend(
   lb: LoadBalancer,
   f: (s: Service, b: Backend) => number,
 ): () => Sample[] {
-  return () =>
-    lb.allServices.flatMap((s) =>
-      s.backends.all.map((b) => ({
-        value: f(s, b),
-        labels: { service: s.name, backend: b.name },
-      })),
-    );
+  return backendSamples(lb, (s, b) => [
+    { value: f(s, b), labels: { service: s.name, backend: b.name } },
+  ]);
 }
 
 /** One sample per service and key of a record of counts (by cause, by code), the key as `label`. */
