@@ -30,6 +30,12 @@ function fail(problems: readonly string[]): never {
  * Every entry is checked by the file's own validator; one bad entry fails the
  * whole answer, so a half-written list never replaces a good one.
  */
+/** An answer longer than MAX_DISCOVERED is refused whole, its length and the limit named. */
+function withinLimit(source: string, n: number, what: string): void {
+  if (n > MAX_DISCOVERED)
+    throw new DiscoveryError(`${source}: ${n} ${what}, over the limit of ${MAX_DISCOVERED}`);
+}
+
 export function parseEntries(
   doc: unknown,
   template: BackendSettings,
@@ -40,10 +46,7 @@ export function parseEntries(
     throw new DiscoveryError(
       `${source}: expected an array of backends or a table with "backends" = [...]`,
     );
-  if (list.length > MAX_DISCOVERED)
-    throw new DiscoveryError(
-      `${source}: ${list.length} backends, over the limit of ${MAX_DISCOVERED}`,
-    );
+  withinLimit(source, list.length, 'backends');
   const p = new Problems(source);
   const base = templateKeys(template);
   const out: BackendConfig[] = [];
@@ -88,10 +91,7 @@ export function parseConsul(
 ): BackendConfig[] {
   if (!Array.isArray(doc))
     throw new DiscoveryError(`${source}: expected Consul's array of service entries`);
-  if (doc.length > MAX_DISCOVERED)
-    throw new DiscoveryError(
-      `${source}: ${doc.length} entries, over the limit of ${MAX_DISCOVERED}`,
-    );
+  withinLimit(source, doc.length, 'entries');
   const p = new Problems(source);
   const base = templateKeys(template);
   const out: BackendConfig[] = [];
