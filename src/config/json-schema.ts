@@ -19,6 +19,11 @@ const ADDRESS_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$';
 const DURATION_PATTERN =
   '^(?=[0-9])([0-9]+(\\.[0-9]+)?d)?([0-9]+(\\.[0-9]+)?h)?([0-9]+(\\.[0-9]+)?m(?!s))?([0-9]+(\\.[0-9]+)?s)?([0-9]+(\\.[0-9]+)?ms)?$';
 
+/** A key's default for the schema, when it has one. */
+function defaultOf(f: { default?: unknown }): { default?: unknown } {
+  return f.default !== undefined ? { default: f.default } : {};
+}
+
 function durationRange(min: number, max: number): string {
   const top = max === MAX_TIMER_MS ? `${max}ms, about 24.8 days` : durationText(max);
   return `${durationText(min)}-${top}`;
@@ -54,20 +59,20 @@ export function fieldSchema(f: FieldSpec): JsonSchema {
         type: 'integer',
         minimum: f.min,
         maximum: f.max,
-        ...(f.default !== undefined ? { default: f.default } : {}),
+        ...defaultOf(f),
       };
     case 'boolean':
       return {
         description: `${description}.${describeDefault(f)}`,
         type: 'boolean',
-        ...(f.default !== undefined ? { default: f.default } : {}),
+        ...defaultOf(f),
       };
     case 'enum':
       return {
         description: `${description}.${describeDefault(f)}`,
         type: 'string',
         enum: [...f.values],
-        ...(f.default !== undefined ? { default: f.default } : {}),
+        ...defaultOf(f),
       };
     case 'string':
       return {
@@ -76,7 +81,7 @@ export function fieldSchema(f: FieldSpec): JsonSchema {
         ...(f.pattern !== undefined ? { pattern: f.pattern } : {}),
         ...(f.minLength !== undefined ? { minLength: f.minLength } : {}),
         ...(f.maxLength !== undefined ? { maxLength: f.maxLength } : {}),
-        ...(f.default !== undefined ? { default: f.default } : {}),
+        ...defaultOf(f),
       };
     case 'address':
       return { description: `${description}.`, type: 'string', pattern: ADDRESS_PATTERN };
@@ -93,7 +98,7 @@ export function fieldSchema(f: FieldSpec): JsonSchema {
       return {
         description: `${description}.${describeDefault(f)}`,
         anyOf: f.options.map(fieldSchema),
-        ...(f.default !== undefined ? { default: f.default } : {}),
+        ...defaultOf(f),
       };
     case 'map':
       return {
