@@ -1,7 +1,7 @@
 import { endpointOf } from '../config/address.js';
 import type { DiscoveryConfig } from '../config/discovery.js';
 import type { BackendConfig } from '../config/schema.js';
-import { createResolver, resolveAddresses } from './resolver.js';
+import { dnsBacked, resolveAddresses } from './resolver.js';
 import type { Answer, Source } from './source.js';
 
 /**
@@ -10,22 +10,17 @@ import type { Answer, Source } from './source.js';
  * again when the shortest TTL runs out.
  */
 export function dnsSource(cfg: DiscoveryConfig): Source {
-  const resolver = createResolver(cfg.resolver, cfg.timeoutMs);
-  return {
-    target: cfg.name,
-    deadlineMs: () => cfg.timeoutMs * 2,
-    async lookup(signal): Promise<Answer> {
-      const found = await resolveAddresses(resolver, cfg.name, cfg.family, signal);
-      const seen = new Set<string>();
-      const backends: BackendConfig[] = [];
-      for (const ip of found.addresses) {
-        // Canonical, as a written backend is: an AAAA "::ffff:a.b.c.d" is the A record's a.b.c.d.
-        const at = endpointOf(ip, cfg.port);
-        if (seen.has(at.address)) continue;
-        seen.add(at.address);
-        backends.push(Object.freeze({ ...at, ...cfg.backend }));
-      }
-      return { backends, ttlMs: found.ttlMs };
-    },
-  };
+  return dnsBacked(cfg, 2, async (resolver, signal): Promise<Answer> => {
+    const found = await resolveAddresses(resolver, cfg.name, cfg.family, signal);
+    const seen = new Set<string>();
+    const backends: BackendConfig[] = [];
+    for (const ip of found.addresses) {
+      // Canonical, as a written backend is: an AAAA "::ffff:a.b.c.d" is the A record's a.b.c.d.
+      const at = endpointOf(ip, cfg.port);
+      if (seen.has(at.address)) continue;
+      seen.add(at.address);
+      backends.push(Object.freeze({ ...at, ...cfg.backend }));
+    }
+    return { backends, ttlMs: found.ttlMs };
+  });
 }

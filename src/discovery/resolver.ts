@@ -1,12 +1,30 @@
 import { promises as dns } from 'node:dns';
+import type { DiscoveryConfig } from '../config/discovery.js';
 import { errnoText } from '../errno.js';
-import { DiscoveryError } from './source.js';
+import { type Answer, DiscoveryError, type Source } from './source.js';
 
 /** A resolver of its own: a set server (`resolver = "ip:port"`) and one try within the timeout. */
 export function createResolver(server: string | null, timeoutMs: number): dns.Resolver {
   const r = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
   if (server) r.setServers([server]);
   return r;
+}
+
+/**
+ * A discovery source that asks DNS (kind = "dns", "srv"): its own resolver,
+ * and a deadline of `queries` timeouts (the queries one lookup makes in turn).
+ */
+export function dnsBacked(
+  cfg: DiscoveryConfig,
+  queries: number,
+  lookup: (resolver: dns.Resolver, signal: AbortSignal) => Promise<Answer>,
+): Source {
+  const resolver = createResolver(cfg.resolver, cfg.timeoutMs);
+  return {
+    target: cfg.name,
+    deadlineMs: () => cfg.timeoutMs * queries,
+    lookup: (signal) => lookup(resolver, signal),
+  };
 }
 
 /** The name as an absolute one, so the resolver never tries it under the search domains. */
