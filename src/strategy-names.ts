@@ -4,6 +4,7 @@ export const STRATEGY_NAMES = Object.freeze([
   'least-connections',
   'random-two',
   'ip-hash',
+  'least-latency',
 ] as const);
 
 export type StrategyName = (typeof STRATEGY_NAMES)[number];

@@ -122,6 +122,13 @@ backends = [
 ]
 connect_timeout = "3s"
 idle_timeout = "5m"
+client_timeout = "1m"
+server_timeout = "2m"
+tunnel_timeout = "1h"
+upload_rate = "10MiB"
+download_rate = 5000000
+upload_rate_per_source = "500KB"
+download_rate_per_source = "1.5MiB/s"
 max_retries = 4
 retry_delay = "150ms"
 max_connections = 900
@@ -245,6 +252,13 @@ balance = "ip-hash"
 hash_balance_factor = 150
 share_limits = true
 
+[services.shadow]
+listen = "127.0.0.1:8457"
+backends = ["127.0.0.1:9006"]
+balance = "least-latency"
+latency_decay = "30s"
+mirror = { backend = "127.0.0.1:9106", percent = 10, buffer = 2097152 }
+
 [cluster]
 redis = "redis://user:pw@127.0.0.1:6379/2"
 prefix = "lb-test:"
@@ -348,7 +362,7 @@ test('schema: a file with every key the validator takes validates against the sc
     [],
     'keys the schema describes that the maximal file does not set: add them to it',
   );
-  assert.equal(config.services.length, 6);
+  assert.equal(config.services.length, 7);
 });
 
 test('check --print: a Redis Cluster [cluster] parses back to the same config (redis_cluster kept, the password redacted)', (t) => {

@@ -290,7 +290,7 @@ test("check names the key or value meant when HAProxy's or nginx's word is writt
       'maxconn = 100',
       /maxconn: unknown key; "maxconn" is HAProxy's word: here write max_connections/,
     ],
-    ['timeout_client = "30s"', /"timeout_client" is HAProxy's word: here write idle_timeout/],
+    ['timeout_client = "30s"', /"timeout_client" is HAProxy's word: here write client_timeout/],
     ['"timeout connect" = "2s"', /"timeout connect" is HAProxy's word: here write connect_timeout/],
     ['inter = "2s"', /"inter" is HAProxy's word: here write health\.interval/],
     [
@@ -303,6 +303,11 @@ test("check names the key or value meant when HAProxy's or nginx's word is writt
     ['server = "10.0.0.1:80"', /"server" is HAProxy and nginx's word: here write backends = /],
     ['bind = ":80"', /"bind" is HAProxy's word: here write listen = "host:port"/],
     ['proxy_timeout = "10m"', /"proxy_timeout" is nginx's word: here write idle_timeout/],
+    ['"timeout tunnel" = "1h"', /"timeout tunnel" is HAProxy's word: here write tunnel_timeout/],
+    [
+      'proxy_download_rate = "1m"',
+      /"proxy_download_rate" is nginx's word: here write download_rate/,
+    ],
     [
       'proxy_connect_timeout = "2s"',
       /"proxy_connect_timeout" is nginx's word: here write connect_timeout/,

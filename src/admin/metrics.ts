@@ -7,6 +7,7 @@ import type { Service } from '../service.js';
 import { backendStateMetrics } from './metrics-backends.js';
 import { discoveryMetrics, healthMetrics } from './metrics-health.js';
 import { loadMetrics } from './metrics-load.js';
+import { mirrorMetrics } from './metrics-mirror.js';
 import { stickMetrics } from './metrics-stick.js';
 import { tlsMetrics } from './metrics-tls.js';
 import {
@@ -38,7 +39,13 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
   const metrics = [
     ...(lb.role === 'control'
       ? []
-      : [...trafficMetrics(lb), ...loadMetrics(lb), ...tlsMetrics(lb), ...stickMetrics(lb)]),
+      : [
+          ...trafficMetrics(lb),
+          ...loadMetrics(lb),
+          ...tlsMetrics(lb),
+          ...stickMetrics(lb),
+          ...mirrorMetrics(lb),
+        ]),
     ...(lb.role === 'serve'
       ? []
       : [...healthMetrics(lb), ...backendStateMetrics(lb), ...discoveryMetrics(lb)]),
@@ -97,12 +104,16 @@ function trafficMetrics(lb: LoadBalancer): ScrapeMetric[] {
     ],
     [
       'sessions_ended_total',
-      'Open sessions the balancer ended on purpose, by reason (health.on_down, health.on_up_primary, apply_to_open).',
+      'Open sessions the balancer ended on purpose, by reason (health.on_down, health.on_up_primary, apply_to_open, and each deadline: idle_timeout, client_timeout, server_timeout, tunnel_timeout).',
       'counter',
       perServiceBy(lb, 'reason', [
         ['backend-down', (s) => c(s).endedBackendDown],
         ['primary-back', (s) => c(s).endedPrimaryBack],
         ['denied', (s) => c(s).endedDenied],
+        ['idle-timeout', (s) => c(s).endedIdleTimeout],
+        ['client-timeout', (s) => c(s).endedClientTimeout],
+        ['server-timeout', (s) => c(s).endedServerTimeout],
+        ['tunnel-timeout', (s) => c(s).endedTunnelTimeout],
       ]),
     ],
     [

@@ -1,5 +1,7 @@
 import { IpHash } from './ip-hash.js';
 import { LeastConnections } from './least-connections.js';
+import { LeastLatency } from './least-latency.js';
+import { DEFAULT_LATENCY_DECAY_MS } from './least-latency-defaults.js';
 import type { StrategyName } from './names.js';
 import { RandomTwo, type Rng } from './random-two.js';
 import { RoundRobin } from './round-robin.js';
@@ -19,6 +21,8 @@ export interface StrategyOptions {
   phase?: number;
   /** ip-hash: bounded loads, a backend takes at most this % of the average (0: off). */
   hashBalanceFactor?: number;
+  /** least-latency: the decay time constant of its latency estimates (latency_decay, ms). */
+  latencyDecayMs?: number;
 }
 
 /** One factory per name: the type makes the compiler reject a strategy name without one. */
@@ -27,6 +31,7 @@ const FACTORIES: { readonly [K in StrategyName]: (o: StrategyOptions) => Strateg
   'least-connections': () => new LeastConnections(),
   'random-two': (o) => new RandomTwo(o.rng),
   'ip-hash': (o) => new IpHash(undefined, o.hashBalanceFactor ?? 0),
+  'least-latency': (o) => new LeastLatency(o.latencyDecayMs ?? DEFAULT_LATENCY_DECAY_MS, o.rng),
 };
 
 export function createStrategy(name: StrategyName, opts: StrategyOptions = {}): Strategy {

@@ -51,7 +51,11 @@ export class RouteStrategy implements Strategy {
     prev: Strategy | null,
   ) {
     const make = (): Strategy =>
-      createStrategy(cfg.balance, { ...opts, hashBalanceFactor: cfg.hashBalanceFactor });
+      createStrategy(cfg.balance, {
+        ...opts,
+        hashBalanceFactor: cfg.hashBalanceFactor,
+        latencyDecayMs: cfg.latencyDecayMs,
+      });
     this.table = new RouteTable(cfg.routes);
     this.names = cfg.routes.map((r) => r.name);
     this.groups = cfg.routes.map((r) => ({
@@ -68,6 +72,14 @@ export class RouteStrategy implements Strategy {
     // A group's candidates can change while the service's do not (a backup of the group, a
     // backend that the group lacks): every state change is looked at.
     backends.on('state', this.onState);
+  }
+
+  /** A latency sample reaches every strategy that has the backend (least-latency keeps one per group). */
+  observe(b: Backend, ms: number, now: number): void {
+    if (this.all.observe === undefined) return;
+    this.all.observe(b, ms, now);
+    for (const g of this.groups)
+      if (g.names.has(b.name) || g.names.has(b.address)) g.strategy.observe?.(b, ms, now);
   }
 
   /** Stops following the backend set (a reload replaced this strategy). */

@@ -36,6 +36,13 @@ export interface Strategy {
    * client on its remembered backend. Absent: every candidate of the service.
    */
   candidateAt?(ctx: PickContext, address: string): Backend | undefined;
+
+  /**
+   * A latency measured to `b` (ms, at clock ms `now`): a fresh connect's time,
+   * or an lb.request() answer's time to headers. Only a latency-aware strategy
+   * (least-latency) has it; callers check for it, so others pay one property read.
+   */
+  observe?(b: Backend, ms: number, now: number): void;
 }
 
 export function wasTried(ctx: PickContext, b: Backend): boolean {

@@ -43,6 +43,9 @@ export function workerShare(config: Config, n: number, slot: number): Config {
     queueSize: share(s.queueSize),
     maxConnectionsPerSource: share(s.maxConnectionsPerSource),
     maxRatePerSource: share(s.maxRatePerSource),
+    // Bytes a second a client address shares: each worker holds its share (a session's own rate is whole).
+    uploadRatePerSource: share(s.uploadRatePerSource),
+    downloadRatePerSource: share(s.downloadRatePerSource),
     backends: s.backends.map(backend),
   });
   return { ...config, services: config.services.map(service) };

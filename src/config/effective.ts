@@ -118,6 +118,13 @@ function service(s: ServiceConfig): Table {
     backends: s.backends.map(backend),
     connect_timeout: d(s.connectTimeoutMs),
     idle_timeout: d(s.idleTimeoutMs),
+    client_timeout: d(s.clientTimeoutMs),
+    server_timeout: d(s.serverTimeoutMs),
+    tunnel_timeout: d(s.tunnelTimeoutMs),
+    upload_rate: s.uploadRate,
+    download_rate: s.downloadRate,
+    upload_rate_per_source: s.uploadRatePerSource,
+    download_rate_per_source: s.downloadRatePerSource,
     max_retries: s.maxRetries,
     retry_delay: d(s.retryDelayMs),
     max_connections: s.maxConnections,
@@ -169,6 +176,11 @@ function service(s: ServiceConfig): Table {
   if (s.stick) t.stick = { on: s.stick.on, expire: d(s.stick.expireMs), size: s.stick.size };
   t.hash_balance_factor = s.hashBalanceFactor;
   t.share_limits = s.shareLimits;
+  if (s.balance === 'least-latency') t.latency_decay = d(s.latencyDecayMs);
+  if (s.mirror) {
+    const m = s.mirror;
+    t.mirror = { backend: m.address, percent: m.percent, buffer: m.bufferBytes };
+  }
   if (s.routes.length > 0) t.route = s.routes.map(route);
   return t;
 }

@@ -6,12 +6,15 @@ import { SHARE_LIMITS_FIELD } from './cluster.js';
 import { DEFAULTS } from './defaults.js';
 import { DISCOVERY_FIELDS } from './discovery.js';
 import { HEALTH_FIELDS } from './health.js';
+import { LATENCY_DECAY_FIELD } from './latency.js';
 import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
+import { MIRROR_FIELDS } from './mirror.js';
 import { POOL_FIELDS } from './pool.js';
 import { ROUTE_FIELDS } from './route.js';
 import type { Fields } from './spec.js';
 import { HASH_BALANCE_FACTOR_FIELD, STICK_FIELDS } from './stick.js';
 import { TLS_FIELDS } from './tls.js';
+import { TRAFFIC_FIELDS } from './traffic.js';
 import { ALL_DOWN_POLICIES } from './types.js';
 
 /** [services.NAME], and [defaults] (the same keys, inherited by every service). */
@@ -39,7 +42,7 @@ export const SERVICE_FIELDS = {
     kind: 'enum',
     values: STRATEGY_NAMES,
     default: DEFAULTS.balance,
-    doc: 'round-robin (smooth weighted) | least-connections | random-two | ip-hash (Maglev)',
+    doc: 'round-robin (smooth weighted) | least-connections | random-two | ip-hash (Maglev) | least-latency (peak-EWMA, two choices)',
   },
   backends: {
     kind: 'list',
@@ -67,6 +70,7 @@ export const SERVICE_FIELDS = {
     max: MAX_TIMER_MS,
     doc: 'No bytes either way for this long: both legs are destroyed (0: off)',
   },
+  ...TRAFFIC_FIELDS,
   max_retries: {
     kind: 'integer',
     default: DEFAULTS.maxRetries,
@@ -210,5 +214,11 @@ export const SERVICE_FIELDS = {
     doc: 'Ordered rules, [[services.NAME.route]], first match wins; clients no rule takes use every backend',
   },
   hash_balance_factor: HASH_BALANCE_FACTOR_FIELD,
+  latency_decay: LATENCY_DECAY_FIELD,
+  mirror: {
+    kind: 'table',
+    fields: MIRROR_FIELDS,
+    doc: "A copy of a sampled share of sessions' client bytes to a shadow backend; its answers are discarded",
+  },
   share_limits: SHARE_LIMITS_FIELD,
 } satisfies Fields;

@@ -19,7 +19,9 @@ import {
   type Table,
 } from './fields.js';
 import { HEALTH_KEYS, parseHealth } from './health.js';
+import { parseLatencyDecay } from './latency.js';
 import { type ListenAddress, listenAddress, listenList } from './listen.js';
+import { MIRROR_KEYS, parseMirror } from './mirror.js';
 import { POOL_KEYS, parsePool } from './pool.js';
 import { parseRoutes } from './route.js';
 import { SERVICE_FIELDS } from './service-fields.js';
@@ -27,6 +29,7 @@ import { sniList } from './sni.js';
 import { keysOf } from './spec.js';
 import { parseHashBalanceFactor, parseStick, STICK_KEYS } from './stick.js';
 import { alpnList, parseTls, TLS_FIELDS } from './tls.js';
+import { parseTraffic } from './traffic.js';
 import type { BackendConfig, ParseOptions, ServiceConfig } from './types.js';
 
 /** [services.NAME] (and [defaults], the same keys): one service, checked whole. */
@@ -41,6 +44,7 @@ const SUB_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   tls: keysOf(TLS_FIELDS),
   discovery: keysOf(DISCOVERY_FIELDS),
   stick: STICK_KEYS,
+  mirror: MIRROR_KEYS,
 };
 
 /**
@@ -64,7 +68,7 @@ export function noteMisplacedKeys(raw: Table, header: string, service: string, p
 /** Merges [defaults] under a service: scalars from the service win, sub-tables merge key by key. */
 export function withDefaults(defaults: Table, svc: Table): Table {
   const out: Table = { ...defaults, ...svc };
-  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick']) {
+  for (const sub of ['health', 'pool', 'backend_tls', 'tls', 'stick', 'mirror']) {
     if (isTable(defaults[sub]) && isTable(svc[sub])) out[sub] = { ...defaults[sub], ...svc[sub] };
   }
   return out;
@@ -149,6 +153,7 @@ export function parseService(
       p,
     ),
     idleTimeoutMs: durationOf(f.idle_timeout, raw.idle_timeout, `${path}.idle_timeout`, p),
+    ...parseTraffic(raw, path, p),
     maxRetries: integerOf(f.max_retries, raw.max_retries, `${path}.max_retries`, p),
     retryDelayMs: durationOf(f.retry_delay, raw.retry_delay, `${path}.retry_delay`, p),
     maxConnections: integerOf(f.max_connections, raw.max_connections, `${path}.max_connections`, p),
@@ -220,6 +225,13 @@ export function parseService(
       },
       p,
     ),
+    latencyDecayMs: parseLatencyDecay(
+      raw.latency_decay,
+      `${path}.latency_decay`,
+      typeof raw.balance === 'string' ? raw.balance : DEFAULTS.balance,
+      p,
+    ),
+    mirror: parseMirror(raw.mirror, `${path}.mirror`, p),
   };
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.

@@ -7,10 +7,12 @@ import type { DiscoveryConfig } from './discovery.js';
 import type { HealthConfig } from './health.js';
 import type { ListenAddress } from './listen.js';
 import type { LogOutputConfig } from './log-output.js';
+import type { MirrorConfig } from './mirror.js';
 import type { ProcessConfig } from './process.js';
 import type { RouteConfig } from './route.js';
 import type { StickConfig } from './stick.js';
 import type { TlsConfig } from './tls.js';
+import type { TrafficConfig } from './traffic.js';
 
 export type { BackendConfig } from './backend-settings.js';
 
@@ -40,7 +42,7 @@ export interface PoolConfig {
   readonly idleTtlMs: number;
 }
 
-export interface ServiceConfig {
+export interface ServiceConfig extends TrafficConfig {
   readonly name: string;
   /** "host:port" to bind, or a passed socket ("systemd:NAME", "fd:N"): see config/listen.ts. */
   readonly listen: ListenAddress;
@@ -103,6 +105,10 @@ export interface ServiceConfig {
   readonly shareLimits: boolean;
   /** [[services.NAME.route]], in order (empty: every client uses every backend). */
   readonly routes: readonly RouteConfig[];
+  /** least-latency: the time constant (ms) over which a measured latency decays. */
+  readonly latencyDecayMs: number;
+  /** [services.NAME.mirror]; null: no mirroring. */
+  readonly mirror: MirrorConfig | null;
 }
 
 export interface Config {

@@ -35,6 +35,7 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
       }
       sock.destroy();
     }
+    const startedAt = host.clock.now();
     connector.connect(
       b,
       (failure, sock: Socket) => {
@@ -47,6 +48,10 @@ export function backendConnector(host: HttpHost, b: Backend): buildConnector.con
         // With passive_http_5xx the answer is the verdict: a backend that accepts and answers 500
         // on every fresh connection must not have its failure streak cleared by each connect.
         if (!host.cfg.passiveHttp5xx) host.backends.reportDialSuccess(b);
+        if (host.strategy.observe !== undefined) {
+          const now = host.clock.now();
+          host.strategy.observe(b, now - startedAt, now);
+        }
         // undici adds its own listeners once the connect settles; until then nothing may throw.
         sock.on('error', noop);
         cb(null, sock);

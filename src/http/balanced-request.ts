@@ -88,6 +88,7 @@ class Attempt implements Handler {
 
   onHeaders(status: number, headers: Buffer[], resume: () => void, text: string): boolean {
     this.answered = true;
+    this.req.answeredBy(this);
     this.status = status;
     return this.req.outer.onHeaders?.(status, headers, resume, text) ?? true;
   }
@@ -200,6 +201,14 @@ export class BalancedRequest implements PickContext {
     const a = new Attempt(this, lease, stats, now);
     this.current = a;
     this.pools.for(b).dispatch(this.opts, a);
+  }
+
+  /** Headers came: the try's time to them is a latency sample for a latency-aware strategy. */
+  answeredBy(a: Attempt): void {
+    const h = this.host;
+    if (h.strategy.observe === undefined || a !== this.current) return;
+    const now = h.clock.now();
+    h.strategy.observe(a.backend, now - a.startedAt, now);
   }
 
   attemptSending(a: Attempt, abort: Abort): void {

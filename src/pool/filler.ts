@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Backend } from '../backend/backend.js';
 import type { BackendSet } from '../backend/backend-set.js';
 import type { ConnectFailure } from '../backend/causes.js';
 import type { Clock } from '../clock.js';
@@ -23,6 +24,8 @@ export interface FillerDeps {
   readonly refillBaseMs: number;
   /** A pooled socket closed, failed or overflowed: the pool takes it out. */
   evict(p: BackendPool, ps: PooledSocket, cause: EvictionCause): void;
+  /** A refill connected in `ms` (a latency-aware strategy's sample; see WarmPool.connectTimes). */
+  connected(b: Backend, ms: number, now: number): void;
 }
 
 /**
@@ -93,8 +96,13 @@ export class PoolFiller {
 
   private open(p: BackendPool): void {
     p.connecting++;
+    const startedAt = this.deps.clock.now();
     this.deps.upstream.connector.connect(p.backend, (failure, sock) => {
       p.connecting--;
+      if (failure === null) {
+        const now = this.deps.clock.now();
+        this.deps.connected(p.backend, now - startedAt, now);
+      }
       if (failure === null) this.opened(p, sock);
       else this.refillFailed(p, failure);
     });

@@ -66,6 +66,8 @@ export class WarmPool {
     earlyCloses: { closed: 0, error: 0, overflow: 0 },
   };
   private readonly pools = new Map<Backend, BackendPool>();
+  /** Told each refill's connect time (a latency-aware strategy's samples); null: nobody asks. */
+  connectTimes: ((b: Backend, ms: number, now: number) => void) | null = null;
   private readonly reaper: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly onUp = (b: Backend): void => this.ensure(b);
@@ -84,6 +86,7 @@ export class WarmPool {
       ...opts,
       counters: this.counters,
       evict: (p, ps, cause) => this.evict(p, ps, cause),
+      connected: (b, ms, now) => this.connectTimes?.(b, ms, now),
     });
     const { cfg, backends } = opts;
     if (cfg.minIdle === 0) return;

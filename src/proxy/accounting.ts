@@ -35,6 +35,11 @@ export interface ServiceCounters {
   endedBackendDown: number;
   /** Open sessions on backups ended by health.on_up_primary (a primary came back). */
   endedPrimaryBack: number;
+  /** Open sessions ended by a deadline: idle_timeout, client_timeout, server_timeout, tunnel_timeout. */
+  endedIdleTimeout: number;
+  endedClientTimeout: number;
+  endedServerTimeout: number;
+  endedTunnelTimeout: number;
   connectFailed: number;
   retries: number;
   bytesFromClients: number;
@@ -68,6 +73,10 @@ export class SessionAccounting {
     endedDenied: 0,
     endedBackendDown: 0,
     endedPrimaryBack: 0,
+    endedIdleTimeout: 0,
+    endedClientTimeout: 0,
+    endedServerTimeout: 0,
+    endedTunnelTimeout: 0,
     connectFailed: 0,
     retries: 0,
     bytesFromClients: 0,
@@ -227,6 +236,11 @@ export class SessionAccounting {
     if (this.accessLog) this.writeAccessLog(this.accessLog, s, now, false);
     this.counters.bytesFromClients += s.client.bytesRead;
     this.counters.bytesToClients += s.client.bytesWritten;
+    const c = this.counters;
+    if (s.cause === 'idle-timeout') c.endedIdleTimeout++;
+    else if (s.cause === 'client-timeout') c.endedClientTimeout++;
+    else if (s.cause === 'server-timeout') c.endedServerTimeout++;
+    else if (s.cause === 'tunnel-timeout') c.endedTunnelTimeout++;
   }
 
   /** An open session's line so far ([log] access_interval): the same fields, "interim": true, no cause yet. */

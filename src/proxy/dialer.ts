@@ -150,6 +150,11 @@ export class Dialer implements AttemptOwner {
           return;
         }
         d.backends.reportDialSuccess(b);
+        // The connect's time, for a latency-aware strategy (a.now is the pick, this tick's connect start).
+        if (d.strategy.observe !== undefined) {
+          const now = d.clock.now();
+          d.strategy.observe(b, now - a.now, now);
+        }
         this.handOver(a, null);
       },
       a.servername,

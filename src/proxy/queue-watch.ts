@@ -55,9 +55,12 @@ export class QueuedClient {
     this.stopFn = null;
   }
 
-  /** What the client sent while it waited goes to the backend first (once: a redial has sent it already). */
-  flushTo(sock: Socket): void {
-    for (const chunk of this.held) sock.write(chunk);
+  /** What the client sent while it waited goes to the backend first (once: a redial has sent it already), and to `copy` (a mirror). */
+  flushTo(sock: Socket, copy: { write(chunk: Buffer): void } | null = null): void {
+    for (const chunk of this.held) {
+      sock.write(chunk);
+      copy?.write(chunk);
+    }
     this.held.length = 0;
   }
 }

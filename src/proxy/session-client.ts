@@ -12,6 +12,10 @@ export class SessionClient {
   /** Its number in its service, for the admin API's session list (given by OpenSessions). */
   id = 0;
   readonly client: Socket;
+  /** The local port the client connected to (routes by port read it; a socket read, so on demand). */
+  get localPort(): number {
+    return this.client.localPort ?? 0;
+  }
   /**
    * The client's address, as a key (see clientKey): the socket's, or the one
    * its PROXY header gave. Read on demand (ip-hash, per-source limits,

@@ -8,6 +8,12 @@ export type TerminationCause =
   | 'client-closed'
   | 'backend-closed'
   | 'idle-timeout'
+  /** client_timeout: the client sent nothing for that long. */
+  | 'client-timeout'
+  /** server_timeout: the backend sent nothing for that long. */
+  | 'server-timeout'
+  /** tunnel_timeout: both sides had spoken, then both were silent that long. */
+  | 'tunnel-timeout'
   | 'connect-failed'
   | 'refused-no-backend'
   | 'refused-limit'

@@ -10,8 +10,11 @@ import { noop } from '../noop.js';
 export interface SessionSockets {
   readonly client: Socket;
   readonly backend: Socket | null;
-  /** A chunk crossed since the idle sweep last looked. */
-  busy: boolean;
+  /** A chunk came from the client (the backend) since the idle sweep last looked. */
+  clientBusy: boolean;
+  backendBusy: boolean;
+  /** Its bandwidth limits (proxy/bandwidth.ts); null, the common case, when it has none. */
+  readonly shaper: { readonly upPaused: boolean; readonly downPaused: boolean } | null;
   onClientEnd(): void;
   onBackendEnd(): void;
   onClientError(): void;
@@ -33,7 +36,8 @@ export function tag(sock: Socket, s: SessionSockets): void {
   (sock as Owned)[SESSION] = s;
 }
 
-function owner(sock: Socket): SessionSockets {
+/** The session `sock` is a leg of (see `tag`). */
+export function owner(sock: Socket): SessionSockets {
   return (sock as Owned)[SESSION] as SessionSockets;
 }
 
@@ -44,22 +48,25 @@ function owner(sock: Socket): SessionSockets {
 /** Client bytes to the backend; a full backend buffer pauses the client until 'drain'. */
 export function clientData(this: Socket, chunk: Buffer): void {
   const s = owner(this);
-  s.busy = true;
+  s.clientBusy = true;
   if (!(s.backend as Socket).write(chunk)) this.pause();
 }
 
 export function backendData(this: Socket, chunk: Buffer): void {
   const s = owner(this);
-  s.busy = true;
+  s.backendBusy = true;
   if (!s.client.write(chunk)) this.pause();
 }
 
+/** The backend took what was queued: read the client again, unless its upload limit holds it. */
 export function backendDrain(this: Socket): void {
-  owner(this).client.resume();
+  const s = owner(this);
+  if (s.shaper === null || !s.shaper.upPaused) s.client.resume();
 }
 
 export function clientDrain(this: Socket): void {
-  owner(this).backend?.resume();
+  const s = owner(this);
+  if (s.shaper === null || !s.shaper.downPaused) s.backend?.resume();
 }
 
 export function clientEnd(this: Socket): void {

@@ -8,7 +8,6 @@ import type { DialAttempt, DialRequester } from './dial-attempt.js';
 import { readProxyHeader } from './header-reader.js';
 import { headerFor } from './proxy-protocol.js';
 import { QueuedClient } from './queue-watch.js';
-import { SessionClient } from './session-client.js';
 import {
   dialFailureCause,
   type HostOf,
@@ -25,6 +24,9 @@ import {
   wireClientFlow,
   wireFailedBackend,
 } from './session-listeners.js';
+import { SessionTraffic } from './session-traffic.js';
+import { spliceShaped, unspliceShaped } from './shaped-listeners.js';
+import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 
 export type { SessionConfig, SessionPhase, TerminationCause } from './session-host.js';
 
@@ -38,13 +40,9 @@ export type SessionHost = HostOf<Session>;
  * side becomes a FIN on the other (half-close carried, allowHalfOpen), a reset
  * on one side becomes a reset on the other, and an idle deadline ends both.
  */
-export class Session extends SessionClient implements DialRequester {
+export class Session extends SessionTraffic implements DialRequester {
   /** Where it is in its life (see SessionPhase); changed only by `enter`. */
   phase: SessionPhase = 'accepted';
-  /** The local port the client connected to (routes by port read it; a socket read, so on demand). */
-  get localPort(): number {
-    return this.client.localPort ?? 0;
-  }
   backend: Socket | null = null;
   target: Backend | null = null;
   /** The target's slot, held from the hand-over until the session ends (or a fresh redial). */
@@ -57,11 +55,6 @@ export class Session extends SessionClient implements DialRequester {
   cause: TerminationCause | null = null;
   /** The backend leg came from the warm pool. */
   poolHit = false;
-  /** A chunk crossed since the idle sweep last looked (set by the data listeners; see IdleSweep). */
-  busy = false;
-  /** Clock ms since which the sweep has seen no chunk cross. */
-  private quietSince = 0;
-
   private headerBytes = 0;
   private lifeTimer: NodeJS.Timeout | null = null;
   private headerCleanup: (() => void) | null = null;
@@ -169,7 +162,7 @@ export class Session extends SessionClient implements DialRequester {
     this.readyAt = this.host.clock.now();
     this.host.backends.sessionOpened(target);
     wireBackend(sock, this);
-    this.quietSince = this.readyAt;
+    quietFrom(this, this.readyAt);
     if (!this.clientWired) {
       this.clientWired = true;
       wireClientFlow(this.client);
@@ -179,15 +172,19 @@ export class Session extends SessionClient implements DialRequester {
       const header = headerFor(this.client, this.proxied, this.host.cfg.sendProxy);
       this.headerBytes = header.length;
       sock.write(header);
+      this.mirror?.header(header);
     }
     if (this.lifeTimer === null && this.host.cfg.maxLifetimeMs > 0) {
       const left = Math.max(0, this.host.cfg.maxLifetimeMs - (this.readyAt - this.acceptedAt));
       this.lifeTimer = setTimeout(() => this.onLifetime(), left);
     }
-    this.queued?.flushTo(sock);
+    this.queued?.flushTo(sock, this.mirror);
     if (pooled) for (const chunk of pooled.early) this.client.write(chunk);
     this.host.sessionReady(this);
-    splice(this.client, sock);
+    this.mirror?.follow();
+    // A session with a bandwidth limit (given at sessionReady) gets the pacing data listeners.
+    if (this.shaper === null) splice(this.client, sock);
+    else spliceShaped(this.client, sock);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -220,14 +217,14 @@ export class Session extends SessionClient implements DialRequester {
 
   /**
    * Ends the session now. A cut made on purpose (shutdown, an operator's
-   * disable, max_lifetime) resets both legs, so an unframed protocol never
-   * takes a truncated reply for a complete one; an idle timeout, with nothing
-   * in flight, closes them plainly.
+   * disable, max_lifetime, one side's timeout) resets both legs, so an
+   * unframed protocol never takes a truncated reply for a complete one; an
+   * idle or tunnel timeout, with nothing in flight, closes them plainly.
    */
   destroy(cause: TerminationCause): void {
     this.cause ??= cause;
     this.attempt?.cancel();
-    if (cause === 'idle-timeout') {
+    if (closesPlainly(cause)) {
       this.client.destroy();
       this.backend?.destroy();
       return;
@@ -248,6 +245,7 @@ export class Session extends SessionClient implements DialRequester {
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
     unsplice(this.client, b);
+    if (this.shaper !== null) unspliceShaped(this.client, b);
     b.destroy();
     this.lease?.end();
     this.lease = null;
@@ -260,18 +258,17 @@ export class Session extends SessionClient implements DialRequester {
   }
 
   /**
-   * The idle sweep's visit (see IdleSweep): with no chunk in either direction
-   * for `idleMs`, the session ends. Not before a backend is attached: a dial
-   * has connect_timeout and a queued client queue_timeout.
+   * The idle sweep's visit (see IdleSweep): idle_timeout, client_timeout,
+   * server_timeout, tunnel_timeout (see side-timeouts.ts). Not before a
+   * backend is attached: a dial has connect_timeout and a queued client
+   * queue_timeout. A timeout names the session's end even after a FIN.
    */
-  idleTick(now: number, idleMs: number): void {
+  idleTick(now: number, d: SideDeadlines): void {
     if (this.phase !== 'spliced') return;
-    if (this.busy) {
-      this.busy = false;
-      this.quietSince = now;
-    } else if (now - this.quietSince >= idleMs) {
-      this.destroy('idle-timeout');
-    }
+    const cause = timedOut(this, now, d);
+    if (cause === null) return;
+    if (this.cause === 'client-closed' || this.cause === 'backend-closed') this.cause = cause;
+    this.destroy(cause);
   }
 
   // Entry points of the shared listeners below (not for other callers).

@@ -8,12 +8,15 @@ import type { ServiceShared } from '../shared/cluster-gate.js';
 import { AccessFlush } from './access-flush.js';
 import type { SessionAccounting } from './accounting.js';
 import type { Admission, Refusal } from './admission.js';
+import { Bandwidth } from './bandwidth.js';
 import type { Dialer } from './dialer.js';
 import type { FdBudget } from './fd-budget.js';
 import { IdleSweep } from './idle-sweep.js';
 import { clientKey } from './ip-text.js';
 import type { ListenerHost } from './listener.js';
+import { Mirroring } from './mirror.js';
 import { Session, type SessionHost, type TerminationCause } from './session.js';
+import * as cuts from './session-cuts.js';
 import type { FrontTarget } from './tls/front.js';
 import { type Handshaking, type Routed, RoutedSession } from './tls/routed-session.js';
 import type { HandshakeFailure, TlsTerminator } from './tls/terminator.js';
@@ -53,12 +56,17 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   /** The last session id given (ids rise, so the open set is in id order). */
   private lastId = 0;
   private readonly idle: IdleSweep;
+  /** upload_rate, download_rate and their per-source forms (see proxy/bandwidth.ts). */
+  readonly bandwidth: Bandwidth;
   private readonly flush: AccessFlush<Session>;
+  /** [mirror]: which sessions are copied, and the counts. */
+  readonly mirroring = new Mirroring();
 
   constructor(private readonly deps: SessionsDeps) {
     this.backends = deps.backends;
     this.clock = deps.clock;
-    this.idle = new IdleSweep(this.open, () => deps.cfg.idleTimeoutMs, deps.clock);
+    this.idle = new IdleSweep(this.open, () => deps.cfg, deps.clock);
+    this.bandwidth = new Bandwidth(() => deps.cfg, deps.clock);
     this.flush = new AccessFlush(
       this.open,
       () => deps.stats.accessIntervalMs,
@@ -232,6 +240,10 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
       return;
     }
     s.sourceLimiter = lease;
+    // Before the dial, which may hand a warm socket over (and start the client's flow) at once.
+    const cfg = this.cfg;
+    if (cfg.mirror !== null)
+      s.mirror = this.mirroring.tap(cfg.mirror, s.client, cfg.connectTimeoutMs);
     s.attempt = this.deps.dialer.begin(s, null, true);
   }
 
@@ -240,6 +252,8 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
   }
 
   sessionReady(s: Session): void {
+    // Before the data listeners are chosen (Session.attach); once (a fresh redial keeps it).
+    s.shaper ??= this.bandwidth.shaperFor(s);
     this.idle.ensure();
     this.flush.ensure();
     this.deps.stats.ready(s);
@@ -257,6 +271,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
     this.open.delete(s);
     this.deps.fds?.adjust(-2);
     s.sourceLimiter?.release(s.clientIp);
+    if (s.shaper !== null) this.bandwidth.release(s.shaper, s.clientIp);
     this.deps.stats.ended(s, this.clock.now());
     if (this.deps.queue.length > 0) this.deps.queue.serve();
     this.maybeDrained();
@@ -264,32 +279,12 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   /** Ends the open sessions on one backend now (an operator disabled it, or on_down / on_up_primary). */
   endOn(address: string, cause: TerminationCause = 'shutdown'): number {
-    let n = 0;
-    for (const s of this.open) {
-      if (s.target?.address === address || s.attempt?.lease?.backend.address === address) {
-        s.destroy(cause);
-        n++;
-      }
-    }
-    return n;
+    return cuts.endOn(this.open, address, cause);
   }
 
-  /**
-   * apply_to_open: ends the sessions whose client the allow/deny lists now
-   * refuse. A session still reading its PROXY header is judged when it ends.
-   */
+  /** apply_to_open: ends the sessions whose client the allow/deny lists now refuse. */
   endRefused(): number {
-    const access = this.deps.admission.access;
-    if (access === null) return 0;
-    let n = 0;
-    for (const s of this.open) {
-      if (s.cause !== null || (this.cfg.acceptProxy && s.attempt === null)) continue;
-      if (!access.admits(s.clientIp)) {
-        s.destroy('denied');
-        n++;
-      }
-    }
-    return n;
+    return cuts.endRefused(this.open, this.deps.admission.access, this.cfg.acceptProxy);
   }
 
   /** The open sessions, oldest first (read by the admin API and /metrics; never on the hot path). */
@@ -299,12 +294,7 @@ export class OpenSessions implements ListenerHost, SessionHost, FrontTarget {
 
   /** Ends one open session by its id, as an operator's disable would; false when it is not open. */
   endOne(id: number): boolean {
-    for (const s of this.open) {
-      if (s.id !== id) continue;
-      s.destroy('admin');
-      return true;
-    }
-    return false;
+    return cuts.endOne(this.open, id);
   }
 
   destroyAll(): void {

@@ -294,7 +294,7 @@ export class DataPlane {
   private createPool(cfg: ServiceConfig): WarmPool {
     const { backends, log, clock, localErrors } = this.core;
     const refillBaseMs = Math.max(cfg.retryDelayMs, 100);
-    return new WarmPool({
+    const pool = new WarmPool({
       cfg: cfg.pool,
       backends,
       refillBaseMs,
@@ -303,6 +303,10 @@ export class DataPlane {
       localErrors,
       upstream: this.core,
     });
+    // Refills are connects too: a least-latency strategy learns from them (read at each refill, so a reload's strategy gets them).
+    const core = this.core;
+    pool.connectTimes = (b, ms, now) => core.strategy.observe?.(b, ms, now);
+    return pool;
   }
 }
 

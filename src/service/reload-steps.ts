@@ -73,7 +73,7 @@ export const RELOAD_STEPS: readonly ReloadStep[] = [
   },
   {
     name: 'balance',
-    slice: (c) => [c.balance, c.hashBalanceFactor, c.stick, c.routes],
+    slice: (c) => [c.balance, c.hashBalanceFactor, c.latencyDecayMs, c.stick, c.routes],
     apply: (s, next, prev) => void s.replaceStrategy(next, prev),
   },
   {

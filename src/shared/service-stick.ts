@@ -47,9 +47,14 @@ export function strategyFor(
     prev === null ||
     prev.cfg.routes.length > 0 ||
     cfg.balance !== prev.cfg.balance ||
-    cfg.hashBalanceFactor !== prev.cfg.hashBalanceFactor;
+    cfg.hashBalanceFactor !== prev.cfg.hashBalanceFactor ||
+    cfg.latencyDecayMs !== prev.cfg.latencyDecayMs;
   const inner = rebalance
-    ? createStrategy(cfg.balance, { ...opts, hashBalanceFactor: cfg.hashBalanceFactor })
+    ? createStrategy(cfg.balance, {
+        ...opts,
+        hashBalanceFactor: cfg.hashBalanceFactor,
+        latencyDecayMs: cfg.latencyDecayMs,
+      })
     : balanceOf(prev.strategy);
   return stickTo(inner, cfg.stick, prev?.strategy ?? null);
 }

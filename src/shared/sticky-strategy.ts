@@ -52,6 +52,10 @@ export class StickyStrategy implements Strategy {
     return this.inner.emptyFor?.(ctx) ?? false;
   }
 
+  observe(b: Backend, ms: number, now: number): void {
+    this.inner.observe?.(b, ms, now);
+  }
+
   /** The key this context is stuck by; '' when it has none (on = "sni" and no name was sent). */
   keyOf(ctx: StickyPickContext): string {
     return this.on === 'source' ? ctx.clientIp : (ctx.serverName ?? '');
