@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
+import { createRegistry } from '../src/admin/metrics.js';
 import { parseRate } from '../src/config/rate.js';
 import { parseConfig } from '../src/config/schema.js';
 import type { LoadBalancer } from '../src/load-balancer.js';
@@ -68,6 +69,14 @@ test('download_rate: 1 MiB at 1 MiB/s takes about a second, never much less or m
   c.destroy();
   await waitFor(() => lb.service('web').activeSessions === 0, 3000, 'the session to end');
   assert.equal(bandwidthOf(lb).pausedCount, 0);
+  // /metrics: the backend side was held (about once per 100 ms of burst), the client never.
+  const text = await createRegistry(lb).metrics();
+  const downloads = Number(
+    /blitz_lb_bandwidth_pauses_total\{service="web",direction="download"\} (\d+)/.exec(text)?.[1],
+  );
+  assert.ok(downloads >= 5, `download pauses counted: ${downloads}`);
+  assert.match(text, /blitz_lb_bandwidth_pauses_total\{service="web",direction="upload"\} 0/);
+  assert.match(text, /blitz_lb_bandwidth_paused_sessions\{service="web"\} 0/);
 });
 
 test('upload_rate: 1 MiB at 1 MiB/s, every byte delivered in order', async (t) => {
@@ -104,6 +113,11 @@ test('a session without a limit runs unpaced and carries no shaper', async (t) =
   assert.equal((await readAll(c)).length, 4 * MiB);
   assert.ok(performance.now() - start < 1000, 'loopback speed, not a rate');
   c.destroy();
+  assert.doesNotMatch(
+    await createRegistry(lb).metrics(),
+    /^blitz_lb_bandwidth_/m,
+    'no rate, no series',
+  );
 });
 
 test('download_rate_per_source: two sessions of one client share one rate; the bucket goes with the last', async (t) => {

@@ -128,3 +128,61 @@ test('check: listen list addresses may not overlap, within the list or with anot
     ],
   );
 });
+
+/** Three consecutive ports nobody listens on (a range to bind). */
+async function freeRange(): Promise<number> {
+  for (;;) {
+    const first = await refusedPort();
+    if (first > 65533) continue;
+    if ((await refused(first + 1)) && (await refused(first + 2))) return first;
+  }
+}
+
+test('listen port ranges: "host:FIRST-LAST" binds each port, a route takes a range of them, check bounds the range', async (t) => {
+  const first = await freeRange();
+  const range = `127.0.0.1:${first}-${first + 2}`;
+  const { lb } = await start(t, [range], {
+    route: [{ port: `${first + 1}-${first + 2}`, backends: ['b1'] }],
+  });
+  assert.deepEqual(await reached(first, 6), ['a1', 'b1'], 'the first port: no route');
+  assert.deepEqual(await reached(first + 1, 3), ['b1'], 'the second: the range route');
+  assert.deepEqual(await reached(first + 2, 3), ['b1'], 'the third: the range route');
+  const servers = lb.listeningServers();
+  for (let port = first; port <= first + 2; port++) assert.ok(servers.has(`127.0.0.1:${port}`));
+
+  // A range alone (not in a list) is a list of one range.
+  const alone = parseConfig(
+    { services: { web: { listen: '127.0.0.1:7000-7003', backends: ['127.0.0.1:1'] } } },
+    { source: '<t>' },
+  );
+  assert.deepEqual(
+    [alone.services[0]?.listen, ...(alone.services[0]?.alsoListen ?? [])].map((l) => l?.address),
+    ['127.0.0.1:7000', '127.0.0.1:7001', '127.0.0.1:7002', '127.0.0.1:7003'],
+  );
+  const problems = (listen: unknown, route: Raw[] = []): string => {
+    try {
+      parseConfig(
+        { services: { web: { listen, backends: [{ address: '127.0.0.1:1', name: 'a' }], route } } },
+        { source: '<t>' },
+      );
+      return '';
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+  };
+  assert.match(problems('127.0.0.1:7003-7000'), /services\.web\.listen\[0\].*FIRST <= LAST/);
+  assert.match(problems('127.0.0.1:1-65535'), /65535 ports .* at most 256 in one range/);
+  assert.match(
+    problems(['127.0.0.1:7001', '127.0.0.1:7000-7002']),
+    /listen\[1\]: 127\.0\.0\.1:7001 overlaps 127\.0\.0\.1:7001, listed before it/,
+  );
+  assert.match(
+    problems('127.0.0.1:7000-7002', [{ port: '7002-7004', backends: ['a'] }]),
+    /route\[0\]\.port: 7003 is not a port this service listens on/,
+  );
+  assert.match(
+    problems('127.0.0.1:7000-7002', [{ port: '7002-7000', backends: ['a'] }]),
+    /route\[0\]\.port: expected a port 1-65535 or a range/,
+  );
+});

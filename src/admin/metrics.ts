@@ -5,6 +5,7 @@ import type { HttpBackendStats } from '../http/stats.js';
 import type { LoadBalancer } from '../load-balancer.js';
 import type { Service } from '../service.js';
 import { backendStateMetrics } from './metrics-backends.js';
+import { bandwidthMetrics } from './metrics-bandwidth.js';
 import { discoveryMetrics, healthMetrics } from './metrics-health.js';
 import { loadMetrics } from './metrics-load.js';
 import { mirrorMetrics } from './metrics-mirror.js';
@@ -45,6 +46,7 @@ export function createRegistry(lb: LoadBalancer, extra: readonly ExtraMetric[] =
           ...tlsMetrics(lb),
           ...stickMetrics(lb),
           ...mirrorMetrics(lb),
+          ...bandwidthMetrics(lb),
         ]),
     ...(lb.role === 'serve'
       ? []

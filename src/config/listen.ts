@@ -24,6 +24,55 @@ export interface ListenAddress extends HostPort {
   readonly passed?: PassedSocket;
 }
 
+/**
+ * The most ports one range may name ("host:7000-7255"): each is a listening
+ * socket, so a descriptor, and a typo such as "1-65535" should not take 65,535.
+ */
+export const MAX_PORT_RANGE = 256;
+
+/** "host:A-B" (or "[v6]:A-B"): a port range, as nginx's `listen` takes one. */
+const PORT_RANGE = /^(.*):(\d{1,5})-(\d{1,5})$/;
+
+/** True when `v` is written as a port range. */
+export function isPortRange(v: unknown): boolean {
+  return typeof v === 'string' && PORT_RANGE.test(v);
+}
+
+/** The addresses of a port range, each checked as a "host:port"; [] (and a problem) when it is not one. */
+function portRange(
+  v: string,
+  path: string,
+  p: Problems,
+  minPort: number,
+): ListenAddress[] | undefined {
+  const m = PORT_RANGE.exec(v);
+  if (!m) return undefined;
+  const [, host, a, b] = m as unknown as [string, string, string, string];
+  const first = Number(a);
+  const last = Number(b);
+  if (first < 1 || last > 65535 || first > last) {
+    p.add(
+      path,
+      `expected a port range "host:FIRST-LAST" with 1 <= FIRST <= LAST <= 65535, got ${describe(v)}`,
+    );
+    return [];
+  }
+  if (last - first + 1 > MAX_PORT_RANGE) {
+    p.add(
+      path,
+      `${last - first + 1} ports in ${describe(v)}: at most ${MAX_PORT_RANGE} in one range (each is a listening socket)`,
+    );
+    return [];
+  }
+  const out: ListenAddress[] = [];
+  for (let port = first; port <= last; port++) {
+    const one = hostPort(`${host}:${port}`, path, p, minPort);
+    if (!one) return [];
+    out.push(one);
+  }
+  return out;
+}
+
 /** The largest descriptor number accepted in "fd:N" (a typo guard, far above any real limit). */
 const MAX_FD = 1 << 20;
 
@@ -61,7 +110,8 @@ export function listenAddress(
 
 /**
  * `listen = ["10.0.0.5:5432", "10.0.0.5:6432"]`: a service on several
- * addresses, each its own listener. Addresses to bind only: a passed socket
+ * addresses, each its own listener; an item may be a port range
+ * ("10.0.0.5:7000-7010", at most MAX_PORT_RANGE ports), one listener a port. Addresses to bind only: a passed socket
  * is a service's one listen address. Two that would clash are refused.
  */
 export function listenList(
@@ -83,14 +133,17 @@ export function listenList(
       );
       return;
     }
-    const a = hostPort(x, `${path}[${i}]`, p, minPort);
-    if (!a) return;
-    const twin = out.find((o) => listensOverlap(o, a));
-    if (twin) {
-      p.add(`${path}[${i}]`, `${a.address} overlaps ${twin.address}, listed before it`);
-      return;
+    const at = `${path}[${i}]`;
+    const range = typeof x === 'string' ? portRange(x, at, p, minPort) : undefined;
+    const one = range === undefined ? hostPort(x, at, p, minPort) : undefined;
+    for (const a of range ?? (one ? [one] : [])) {
+      const twin = out.find((o) => listensOverlap(o, a));
+      if (twin) {
+        p.add(at, `${a.address} overlaps ${twin.address}, listed before it`);
+        return;
+      }
+      out.push(a);
     }
-    out.push(a);
   });
   return out;
 }

@@ -5,6 +5,7 @@ import { nameOf } from './backend-settings.js';
 import { CIDRS, cidrs } from './cidrs.js';
 import { describe } from './duration.js';
 import { checkKeys, isTable, type Problems } from './fields.js';
+import { MAX_PORT_RANGE } from './listen.js';
 import { type Fields, keysOf } from './spec.js';
 
 /**
@@ -28,6 +29,16 @@ export interface RouteConfig {
 }
 
 const PORT = { kind: 'integer', min: 1, max: 65535, doc: 'A port' } as const;
+const PORT_RANGE = {
+  kind: 'string',
+  pattern: '^[0-9]{1,5}-[0-9]{1,5}$',
+  doc: 'A port range "FIRST-LAST"',
+} as const;
+const PORT_OR_RANGE = {
+  kind: 'anyOf',
+  options: [PORT, PORT_RANGE],
+  doc: 'A port or "FIRST-LAST"',
+} as const;
 
 export const ROUTE_FIELDS = {
   name: {
@@ -38,8 +49,8 @@ export const ROUTE_FIELDS = {
   source: CIDRS('Client addresses it takes (after a trusted PROXY header), e.g. ["10.20.0.0/16"]'),
   port: {
     kind: 'anyOf',
-    options: [PORT, { kind: 'list', minItems: 1, items: PORT, doc: 'Ports' }],
-    doc: 'Local port(s) the client connected to (one of the service’s listen ports): 6432 or [6432, 7432]',
+    options: [PORT, PORT_RANGE, { kind: 'list', minItems: 1, items: PORT_OR_RANGE, doc: 'Ports' }],
+    doc: 'Local port(s) the client connected to (among the service’s listen ports): 6432, "7000-7010" or [6432, "7000-7010"]',
   },
   sni: {
     kind: 'list',
@@ -156,18 +167,34 @@ function ports(v: unknown, path: string, ctx: RouteContext, p: Problems): readon
   const out: number[] = [];
   list.forEach((n, j) => {
     const at = Array.isArray(v) ? `${path}[${j}]` : path;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) {
-      p.add(at, `expected a port 1-65535, got ${describe(n)}`);
-      return;
+    for (const port of portsOf(n, at, p)) {
+      if (ctx.ports !== null && !ctx.ports.includes(port)) {
+        p.add(
+          at,
+          `${port} is not a port this service listens on (${ctx.ports.join(', ')}): the route could never match`,
+        );
+        return;
+      }
+      out.push(port);
     }
-    if (ctx.ports !== null && !ctx.ports.includes(n))
-      p.add(
-        at,
-        `${n} is not a port this service listens on (${ctx.ports.join(', ')}): the route could never match`,
-      );
-    out.push(n);
   });
   return Object.freeze(out);
+}
+
+/** A port, or the ports of "FIRST-LAST" (at most MAX_PORT_RANGE, as a listen range); [] with a problem otherwise. */
+function portsOf(n: unknown, at: string, p: Problems): number[] {
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535) return [n];
+  const m = typeof n === 'string' ? /^(\d{1,5})-(\d{1,5})$/.exec(n) : null;
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1 || last > 65535 || first > last || last - first + 1 > MAX_PORT_RANGE) {
+    p.add(
+      at,
+      `expected a port 1-65535 or a range "FIRST-LAST" of at most ${MAX_PORT_RANGE} ports, got ${describe(n)}`,
+    );
+    return [];
+  }
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
 function names(

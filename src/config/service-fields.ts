@@ -17,6 +17,13 @@ import { TLS_FIELDS } from './tls.js';
 import { TRAFFIC_FIELDS } from './traffic.js';
 import { ALL_DOWN_POLICIES } from './types.js';
 
+/** "host:FIRST-LAST": one listener a port (listen.ts checks the range and its size). */
+const PORT_RANGE_SPEC = {
+  kind: 'string',
+  pattern: '^.+:[0-9]{1,5}-[0-9]{1,5}$',
+  doc: 'A port range "host:FIRST-LAST" (at most 256 ports), one listener a port',
+} as const;
+
 /** [services.NAME], and [defaults] (the same keys, inherited by every service). */
 export const SERVICE_FIELDS = {
   listen: {
@@ -29,14 +36,19 @@ export const SERVICE_FIELDS = {
         pattern: '^(systemd:.+|fd:[0-9]+)$',
         doc: 'A socket passed in: "systemd:NAME" (LISTEN_FDNAMES) or "fd:N"',
       },
+      PORT_RANGE_SPEC,
       {
         kind: 'list',
         minItems: 1,
-        items: { kind: 'address', doc: '"host:port" or "[v6]:port"' },
+        items: {
+          kind: 'anyOf',
+          options: [{ kind: 'address', doc: '"host:port" or "[v6]:port"' }, PORT_RANGE_SPEC],
+          doc: '"host:port", "[v6]:port" or a port range "host:FIRST-LAST"',
+        },
         doc: 'Several addresses (a service on several ports), each its own listener',
       },
     ],
-    doc: 'Where clients connect: "host:port", "[v6]:port", a list of them, or a passed socket ("systemd:NAME", "fd:N")',
+    doc: 'Where clients connect: "host:port", "[v6]:port", a port range "host:FIRST-LAST", a list of them, or a passed socket ("systemd:NAME", "fd:N")',
   },
   balance: {
     kind: 'enum',

@@ -20,7 +20,7 @@ import {
 } from './fields.js';
 import { HEALTH_KEYS, parseHealth } from './health.js';
 import { parseLatencyDecay } from './latency.js';
-import { type ListenAddress, listenAddress, listenList } from './listen.js';
+import { isPortRange, type ListenAddress, listenAddress, listenList } from './listen.js';
 import { MIRROR_KEYS, parseMirror } from './mirror.js';
 import { POOL_KEYS, parsePool } from './pool.js';
 import { parseRoutes } from './route.js';
@@ -86,8 +86,9 @@ export function parseService(
   let alsoListen: readonly ListenAddress[] = Object.freeze([]);
   if (raw.listen === undefined)
     p.add(`${path}.listen`, 'missing; every service needs listen = "host:port"');
-  else if (Array.isArray(raw.listen)) {
-    const all = listenList(raw.listen, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
+  else if (Array.isArray(raw.listen) || isPortRange(raw.listen)) {
+    const list = Array.isArray(raw.listen) ? raw.listen : [raw.listen];
+    const all = listenList(list, `${path}.listen`, p, opts.allowEphemeralListen ? 0 : 1);
     if (all.length > 0 && (raw.sni !== undefined || raw.tls !== undefined) && all.length > 1)
       p.add(
         `${path}.listen`,

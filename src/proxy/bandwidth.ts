@@ -51,6 +51,7 @@ export class Shaper {
       ok = this.source.up.take(n, r.uploadRatePerSource, now) && ok;
     if (ok) return false;
     this.upPaused = true;
+    this.bw.pauses.upload++;
     this.bw.paused(this, this.upDebt(r));
     return true;
   }
@@ -65,6 +66,7 @@ export class Shaper {
       ok = this.source.down.take(n, r.downloadRatePerSource, now) && ok;
     if (ok) return false;
     this.downPaused = true;
+    this.bw.pauses.download++;
     this.bw.paused(this, this.downDebt(r));
     return true;
   }
@@ -153,6 +155,8 @@ const MIN_WAIT_MS = 2;
 export class Bandwidth {
   private readonly sources = new Map<string, SourceBuckets>();
   private readonly waiting = new Set<Shaper>();
+  /** Times a side stopped being read for its limit, by direction (read by /metrics). */
+  readonly pauses = { upload: 0, download: 0 };
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Number.POSITIVE_INFINITY;
 
