@@ -26,7 +26,7 @@ import { DataPlane, emptyPool } from './service/data-plane.js';
 import { ServiceHalves } from './service/halves.js';
 import { type Reloadable, runReloadSteps } from './service/reload-steps.js';
 import { ServiceShared } from './shared/cluster-gate.js';
-import { stickOf, strategyFor } from './shared/service-stick.js';
+import { balanceOf, stickOf, stickTo, strategyFor } from './shared/service-stick.js';
 import type { StickyStrategy } from './shared/sticky-strategy.js';
 import type { BackendTls } from './upstream/backend-tls.js';
 import { Connector } from './upstream/connector.js';
@@ -138,19 +138,22 @@ export class Service extends ServiceHalves implements ServiceCore, AgentTarget, 
     this.shared?.attach(this.sticky);
   }
 
-  /** With routes, a strategy per route's group (balancer/routed.ts); else the balance under any stick table. */
+  /**
+   * With routes, a strategy per route's group (balancer/routed.ts), behind the
+   * stick table if any (which then keeps each client within its route's
+   * group); else the balance under any stick table. Stick entries survive a reload.
+   */
   private strategyOf(
     cfg: ServiceConfig,
     prev: { readonly cfg: ServiceConfig; readonly strategy: Strategy } | null,
   ): Strategy {
-    if (prev?.strategy instanceof RouteStrategy) prev.strategy.dispose();
-    if (cfg.routes.length > 0)
-      return new RouteStrategy(cfg, this.strategyOpts, this.backends, prev?.strategy ?? null);
-    return strategyFor(
-      cfg,
-      this.strategyOpts,
-      prev?.strategy instanceof RouteStrategy ? null : prev,
-    );
+    const was = prev === null ? null : balanceOf(prev.strategy);
+    if (was instanceof RouteStrategy) was.dispose();
+    if (cfg.routes.length > 0) {
+      const routed = new RouteStrategy(cfg, this.strategyOpts, this.backends, was);
+      return stickTo(routed, cfg.stick, prev?.strategy ?? null);
+    }
+    return strategyFor(cfg, this.strategyOpts, prev);
   }
 
   /** An operator removed stick entries (null: all); a shared table forgets them in Redis too. */

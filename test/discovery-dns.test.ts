@@ -381,3 +381,47 @@ test('srv: targets whose addresses add up to more than the limit fail as a whole
     [a.address],
   );
 });
+
+test('srv: backend names are the target ("a.test.internal"), "target:port" when a target serves several ports, and the address when a target has several addresses on one port', async (t) => {
+  const dns = await dnsServer(t);
+  const a = await namedServer(t, '127.0.0.2');
+  // Target "e": one address, two ports. Target "f": two addresses, one port.
+  const e1 = await namedServer(t, '127.0.0.3');
+  const e2 = await namedServer(t, '127.0.0.3');
+  const [f1, f2] = await namedOnOnePort(t, ['127.0.0.4', '127.0.0.5']);
+  if (!f1 || !f2) throw new Error('backends');
+  const srv = '_echo._tcp.test.internal';
+  dns.set('a.test.internal', [{ type: 'A', address: a.host, ttl: 60 }]);
+  dns.set('e.test.internal', [{ type: 'A', address: e1.host, ttl: 60 }]);
+  dns.set('f.test.internal', [
+    { type: 'A', address: f1.host, ttl: 60 },
+    { type: 'A', address: f2.host, ttl: 60 },
+  ]);
+  const rec = (port: number, n: string) => ({
+    type: 'SRV' as const,
+    priority: 10,
+    weight: 1,
+    port,
+    target: `${n}.test.internal`,
+    ttl: 60,
+  });
+  dns.set(srv, [rec(a.port, 'a'), rec(e1.port, 'e'), rec(e2.port, 'e'), rec(f1.port, 'f')]);
+  const lb = await startLb(
+    t,
+    discovering({ kind: 'srv', name: srv, resolver: dns.address, interval: '200ms' }),
+  );
+  const all = [a, e1, e2, f1, f2].map((x) => x.address);
+  await waitForBackends(lb, all);
+  const s = lb.service('web');
+  const names = Object.fromEntries(all.map((x) => [x, s.backends.get(x)?.name]));
+  assert.deepEqual(names, {
+    [a.address]: 'a.test.internal',
+    [e1.address]: `e.test.internal:${e1.port}`,
+    [e2.address]: `e.test.internal:${e2.port}`,
+    [f1.address]: f1.address,
+    [f2.address]: f2.address,
+  });
+  // The names label the metrics.
+  const text = await createRegistry(lb).metrics();
+  assert.match(text, /blitz_lb_backend_info\{[^}]*backend="a\.test\.internal"/);
+});

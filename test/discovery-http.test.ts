@@ -251,3 +251,45 @@ test('http: the URL’s query string is used for the request, never shown (api, 
   assert.match(out.stdout, new RegExp(`http ${reg.url}/backends\\?… \\(polled`));
   assert.ok(!out.stdout.includes('s3cret'), out.stdout);
 });
+
+test('http: consul shape names each backend by its Service.ID; an ID that is no valid name leaves the address', async (t) => {
+  const reg = await registry(t);
+  const a = await namedServer(t, '127.0.0.1');
+  const b = await namedServer(t, '127.0.0.1');
+  const entry = (n: { host: string; port: number }, id: string) => ({
+    Node: { Node: 'n1', Address: '10.9.9.9' },
+    Service: { ID: id, Service: 'web', Address: n.host, Port: n.port },
+    Checks: [{ Status: 'passing' }],
+  });
+  reg.reply = {
+    status: 200,
+    body: JSON.stringify([entry(a, 'web-1'), entry(b, 'not a name')]),
+    index: 3,
+  };
+  const lb = await startLb(
+    t,
+    discovering({
+      kind: 'http',
+      shape: 'consul',
+      url: `${reg.url}/v1/health/service/web`,
+      interval: '200ms',
+    }),
+  );
+  await waitForBackends(lb, [a.address, b.address]);
+  const s = lb.service('web');
+  assert.equal(s.backends.get(a.address)?.name, 'web-1');
+  assert.equal(s.backends.get(b.address)?.name, b.address);
+  // The name holds across a re-registration under a new ID (a redeploy): the backend follows it.
+  reg.reply = {
+    status: 200,
+    body: JSON.stringify([entry(a, 'web-2'), entry(b, 'web-3')]),
+    index: 4,
+  };
+  reg.release();
+  await waitFor(
+    () =>
+      s.backends.get(a.address)?.name === 'web-2' && s.backends.get(b.address)?.name === 'web-3',
+    5000,
+    'the new IDs as names',
+  );
+});

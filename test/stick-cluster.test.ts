@@ -509,3 +509,42 @@ test('Redis Sentinel: [cluster] sentinels finds the master through a real sentin
     addr(ports[got === 'A' ? 0 : 1] as number),
   );
 });
+
+test('shared stick table behind routes: an instance with the same routes follows the shared entries; one whose route chose another group moves them into its group', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const ports = [
+    await bannerServer(t, 'A'),
+    await bannerServer(t, 'B'),
+    await bannerServer(t, 'C'),
+  ];
+  const backends = ports.map(addr);
+  const routed = (group: string[]) => [
+    'balance = "round-robin"',
+    '[services.web.stick]',
+    'expire = "10m"',
+    '[[services.web.route]]',
+    'source = ["127.0.0.0/8"]',
+    `backends = [${group.map((b) => `"${b}"`).join(', ')}]`,
+  ];
+  const [a, b, c] = await Promise.all([
+    instance(t, redis, { name: 'a', backends, lines: routed(backends.slice(0, 2)) }),
+    instance(t, redis, { name: 'b', backends, lines: routed(backends.slice(0, 2)) }),
+    instance(t, redis, { name: 'c', backends, lines: routed(backends.slice(2)) }),
+  ]);
+  await Promise.all([redisUp(a), redisUp(b), redisUp(c)]);
+  const first = new Map<string, string>();
+  for (const ip of SOURCES) first.set(ip, await bannerFrom(a.port, ip));
+  assert.deepEqual([...new Set(first.values())].sort(), ['A', 'B'], 'round-robin within the group');
+  await waitFor(
+    () => SOURCES.every((ip) => redisGet(redis, `blitz-lb:stick:web:${ip}`) !== ''),
+    5000,
+    'entries written behind',
+  );
+  for (const ip of [...SOURCES].reverse())
+    assert.equal(await bannerFrom(b.port, ip), first.get(ip), `${ip} through B`);
+  // C's route takes only backend C: Redis's entries point outside its group, so each moves.
+  for (const ip of SOURCES) assert.equal(await bannerFrom(c.port, ip), 'C', `${ip} through C`);
+  const st = (await c.admin('/api/services/web/stick')).body as { counters: { moves: number } };
+  assert.equal(st.counters.moves, SOURCES.length);
+});

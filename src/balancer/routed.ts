@@ -22,6 +22,8 @@ interface Group {
   readonly strategy: Strategy;
   cands: readonly Backend[];
   weights: number[];
+  /** The group's candidates by address, for a stick table (candidateAt). */
+  byAddress: Map<string, Backend>;
 }
 
 /**
@@ -36,6 +38,8 @@ export class RouteStrategy implements Strategy {
   private readonly names: readonly string[];
   private readonly groups: readonly Group[];
   private readonly all: Strategy;
+  /** The service's candidates by address (clients no route takes). */
+  private allByAddress = new Map<string, Backend>();
   /** Sessions by route (and DEFAULT_ROUTE), read by /metrics; carried over a reload. */
   readonly counts: Record<string, number>;
   private readonly onState = (): void => this.refreshGroups();
@@ -59,6 +63,7 @@ export class RouteStrategy implements Strategy {
       strategy: make(),
       cands: [],
       weights: [],
+      byAddress: new Map(),
     }));
     this.all = make();
     const had = prev instanceof RouteStrategy ? prev.counts : {};
@@ -83,6 +88,9 @@ export class RouteStrategy implements Strategy {
   }
 
   update(candidates: readonly Backend[]): void {
+    const m = new Map<string, Backend>();
+    for (const b of candidates) m.set(b.address, b);
+    this.allByAddress = m;
     this.all.update(candidates);
     this.refreshGroups();
   }
@@ -95,6 +103,12 @@ export class RouteStrategy implements Strategy {
   emptyFor(ctx: RoutedPickContext): boolean {
     const r = this.routeOf(ctx);
     return r >= 0 && (this.groups[r] as Group).cands.length === 0;
+  }
+
+  /** The candidate at `address` in the dial's group (the route is matched here if not yet). */
+  candidateAt(ctx: RoutedPickContext, address: string): Backend | undefined {
+    const r = this.routeOf(ctx);
+    return (r < 0 ? this.allByAddress : (this.groups[r] as Group).byAddress).get(address);
   }
 
   private strategyOf(ctx: RoutedPickContext): Strategy {
@@ -121,6 +135,7 @@ export class RouteStrategy implements Strategy {
       if (sameCandidates(c, g.cands, g.weights)) continue;
       g.cands = c;
       g.weights = c.map((b) => b.weight);
+      g.byAddress = new Map(c.map((b) => [b.address, b]));
       g.strategy.update(c);
     }
   }

@@ -30,6 +30,12 @@ export interface Strategy {
    * after a pick found nothing.
    */
   emptyFor?(ctx: PickContext): boolean;
+  /**
+   * The candidate at `address` for this dial, or undefined when it is none
+   * here (a route's group lacks it): a stick table asks before it keeps a
+   * client on its remembered backend. Absent: every candidate of the service.
+   */
+  candidateAt?(ctx: PickContext, address: string): Backend | undefined;
 
   /**
    * A latency measured to `b` (ms, at clock ms `now`): a fresh connect's time,

@@ -218,11 +218,6 @@ export function parseService(
     ),
     mirror: parseMirror(raw.mirror, `${path}.mirror`, p),
   };
-  if (svc.routes.length > 0 && svc.stick)
-    p.add(
-      `${path}.route`,
-      'cannot be combined with [stick] yet (a remembered backend may lie outside the route’s group)',
-    );
   if (svc.sendProxy && backendTls) {
     // A PROXY header goes before the TLS handshake, and a warm socket is handshaken before its client is known.
     p.add(

@@ -22,13 +22,13 @@ function openFdCount(): number {
 
 /**
  * Descriptors a config may hold at once: two per session, the warm pools
- * at max_idle, a probe per backend, the admin server's connection cap, and a
- * little for the process itself.
+ * at max_idle, a probe per backend, a listener per `listen` address, the
+ * admin server's connection cap, and a little for the process itself.
  */
 export function descriptorsNeeded(config: Config): number {
   let n = 64;
   for (const s of config.services)
-    n += 2 * s.maxConnections + s.backends.length * (s.pool.maxIdle + 1) + 1;
+    n += 2 * s.maxConnections + s.backends.length * (s.pool.maxIdle + 1) + 1 + s.alsoListen.length;
   return config.admin ? n + 64 : n;
 }
 

@@ -35,7 +35,7 @@ export function stickOf(s: Strategy): StickyStrategy | null {
 /**
  * The strategy a service picks with for `cfg`: its balance (with the ip-hash
  * factor) behind its stick table, if any. On a reload (`prev` given) the
- * balance is kept unless it or its factor changed, and the table with its
+ * balance is kept unless it or its factor changed (or routes were dropped), and the table with its
  * entries is kept (see stickTo).
  */
 export function strategyFor(
@@ -45,6 +45,7 @@ export function strategyFor(
 ): Strategy {
   const rebalance =
     prev === null ||
+    prev.cfg.routes.length > 0 ||
     cfg.balance !== prev.cfg.balance ||
     cfg.hashBalanceFactor !== prev.cfg.hashBalanceFactor ||
     cfg.latencyDecayMs !== prev.cfg.latencyDecayMs;

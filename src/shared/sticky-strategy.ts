@@ -23,6 +23,9 @@ export type StickWrite = (key: string, address: string, moved: boolean) => void;
  * not already tried by this dial; otherwise the strategy picks again and the
  * entry moves. Other backends coming and going leave an entry alone, as the
  * lookup is by the stuck backend's address, not by a table position.
+ * Behind routes the remembered backend must also be a candidate of the group
+ * the dial's route chose; one outside it counts as no candidate (the entry
+ * moves into the group), so a client never leaves its route's group.
  * A hit is a Map lookup, a list splice and the candidate check: no allocation.
  */
 export class StickyStrategy implements Strategy {
@@ -44,6 +47,11 @@ export class StickyStrategy implements Strategy {
     this.inner.update(candidates);
   }
 
+  /** The inner strategy's answer (a route's group with no candidate): the dial fails at once. */
+  emptyFor(ctx: StickyPickContext): boolean {
+    return this.inner.emptyFor?.(ctx) ?? false;
+  }
+
   observe(b: Backend, ms: number, now: number): void {
     this.inner.observe?.(b, ms, now);
   }
@@ -59,7 +67,12 @@ export class StickyStrategy implements Strategy {
     const t = this.table;
     const e = t.get(key, ctx.now);
     if (e !== null) {
-      const b = this.byAddress.get(e.address);
+      // Behind routes, only the group the dial's route chose counts (balancer/routed.ts).
+      const inner = this.inner;
+      const b =
+        inner.candidateAt !== undefined
+          ? inner.candidateAt(ctx, e.address)
+          : this.byAddress.get(e.address);
       if (b !== undefined && isAvailable(b, ctx.now) && !wasTried(ctx, b)) {
         t.counters.hits++;
         // Shared: Redis's copy expires `expire` after its write; renewed once a quarter of that passed.
