@@ -13,6 +13,7 @@ import {
   checkKeys,
   duration,
   durationOf,
+  filePath,
   integer,
   knownTable,
   oneOf,
@@ -327,16 +328,13 @@ function kubernetesTarget(
     p.add(`${path}.service`, 'missing; kind = "kubernetes" needs service = "NAME" (a Service)');
   let kubeconfig: string | null = null;
   if (t.kubeconfig !== undefined) {
-    if (typeof t.kubeconfig !== 'string' || t.kubeconfig === '')
-      p.add(`${path}.kubeconfig`, `expected a file path, got ${describe(t.kubeconfig)}`);
-    else {
-      kubeconfig = isAbsolute(t.kubeconfig) ? t.kubeconfig : resolve(baseDir, t.kubeconfig);
+    kubeconfig = filePath(t.kubeconfig, `${path}.kubeconfig`, baseDir, 'a file path', p);
+    if (kubeconfig !== null)
       try {
         readGuarded(kubeconfig, MAX_PEM_BYTES);
       } catch (err) {
         p.add(`${path}.kubeconfig`, `${kubeconfig}: ${refusalOf(err).why}`);
       }
-    }
   }
   let context: string | null = null;
   if (t.context !== undefined) {

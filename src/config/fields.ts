@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from 'node:path';
 import { type HostPort, parseHostPort } from './address.js';
 import { describe, parseDuration } from './duration.js';
 import { foreignKey, foreignValue } from './foreign.js';
@@ -90,6 +91,24 @@ export function knownTable(
   const t = table(v, path, p);
   checkKeys(t, known, path, p);
   return t;
+}
+
+/**
+ * A key naming a file, taken from `baseDir` (the config file's directory)
+ * when relative; null, with the error, when it is no non-empty string.
+ */
+export function filePath(
+  v: unknown,
+  path: string,
+  baseDir: string,
+  what: string,
+  p: Problems,
+): string | null {
+  if (typeof v !== 'string' || v === '') {
+    p.add(path, `expected ${what}, got ${describe(v)}`);
+    return null;
+  }
+  return isAbsolute(v) ? v : resolve(baseDir, v);
 }
 
 export function table(v: unknown, path: string, p: Problems): Table {

@@ -1,7 +1,6 @@
-import { isAbsolute, resolve } from 'node:path';
 import { parseHostPort } from './address.js';
 import { describe } from './duration.js';
-import { durationOf, oneOfSpec, type Problems, type Table } from './fields.js';
+import { durationOf, filePath, oneOfSpec, type Problems, type Table } from './fields.js';
 import { checkPlace } from './guarded-file.js';
 import { MAX_TIMER_MS } from './limits.js';
 import type { Fields } from './spec.js';
@@ -139,14 +138,10 @@ export function parseLogOutput(
   const destination = oneOfSpec(f.destination, t.destination, `${path}.destination`, p);
   let file: string | null = null;
   if (t.file !== undefined) {
-    if (typeof t.file !== 'string' || t.file === '')
-      p.add(`${path}.file`, `expected a file name, got ${describe(t.file)}`);
-    else {
-      file = isAbsolute(t.file) ? t.file : resolve(baseDir, t.file);
-      // Opened for appending: a FIFO there would wait for a reader, a device take the lines.
-      const bad = checkPlace(file, 'file');
-      if (bad) p.add(`${path}.file`, `${file}: ${bad.why}`);
-    }
+    file = filePath(t.file, `${path}.file`, baseDir, 'a file name', p);
+    // Opened for appending: a FIFO there would wait for a reader, a device take the lines.
+    const bad = file === null ? null : checkPlace(file, 'file');
+    if (bad) p.add(`${path}.file`, `${file}: ${bad.why}`);
   }
   if (destination === 'file' && file === null && t.file === undefined)
     p.add(`${path}.file`, 'missing; destination = "file" needs file = "/var/log/blitz-lb.log"');

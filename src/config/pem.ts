@@ -1,7 +1,5 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { isAbsolute, resolve } from 'node:path';
-import { describe } from './duration.js';
-import type { Problems } from './fields.js';
+import { filePath, type Problems } from './fields.js';
 import { MAX_PEM_BYTES, readGuarded, refusalOf } from './guarded-file.js';
 
 /** A PEM file as read at validation: where it came from (for messages) and its text. */
@@ -18,13 +16,14 @@ const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----
  */
 export function readPem(v: unknown, path: string, baseDir: string, p: Problems): PemFile | null {
   if (v === undefined) return null;
-  if (typeof v !== 'string' || v === '') {
-    p.add(path, `expected a file name, got ${describe(v)}`);
-    return null;
-  }
-  const file = isAbsolute(v) ? v : resolve(baseDir, v);
+  const file = filePath(v, path, baseDir, 'a file name', p);
+  if (file === null) return null;
   try {
-    return Object.freeze({ file: v, pem: readGuarded(file, MAX_PEM_BYTES).toString('utf8') });
+    // file: the name as written (v, a string once filePath took it), for messages.
+    return Object.freeze({
+      file: v as string,
+      pem: readGuarded(file, MAX_PEM_BYTES).toString('utf8'),
+    });
   } catch (err) {
     p.add(path, `cannot read ${file}: ${refusalOf(err).why}`);
     return null;
