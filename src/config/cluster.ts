@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { describe } from './duration.js';
 import { booleanOf, durationOf, hostPort, integerOf, knownTable, type Problems } from './fields.js';
-import { type Fields, keysOf } from './spec.js';
+import { type Fields, keysOf, listOf } from './spec.js';
 
 /** `[cluster]`: state shared with the other blitz-lb instances through Redis. */
 export interface ClusterConfig {
@@ -89,23 +89,19 @@ export const CLUSTER_FIELDS = {
     max: 3_600_000,
     doc: 'How often a Redis failure is logged (each one is counted)',
   },
-  sentinels: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'address', doc: 'A sentinel "host:port"' },
-    doc: 'Redis Sentinel: ask these for the master (redis then gives only the password, db and TLS)',
-  },
+  sentinels: listOf(
+    { kind: 'address', doc: 'A sentinel "host:port"' },
+    'Redis Sentinel: ask these for the master (redis then gives only the password, db and TLS)',
+  ),
   sentinel_master: {
     kind: 'string',
     minLength: 1,
     doc: 'With sentinels: the master name they monitor',
   },
-  redis_cluster: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'address', doc: 'A Redis Cluster node "host:port"' },
-    doc: 'Redis Cluster: seed nodes, the others are found from them (redis then gives only the user, password and TLS)',
-  },
+  redis_cluster: listOf(
+    { kind: 'address', doc: 'A Redis Cluster node "host:port"' },
+    'Redis Cluster: seed nodes, the others are found from them (redis then gives only the user, password and TLS)',
+  ),
 } satisfies Fields;
 export const CLUSTER_KEYS = keysOf(CLUSTER_FIELDS);
 

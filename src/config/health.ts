@@ -13,7 +13,7 @@ import {
   table,
 } from './fields.js';
 import { LIMITS } from './limits.js';
-import { type Fields, keysOf } from './spec.js';
+import { type Fields, keysOf, listOf } from './spec.js';
 
 /*
  * [services.NAME.health]: which probe, where it goes, what it says, the
@@ -159,12 +159,10 @@ export const HEALTH_FIELDS = {
   },
   port: { ...PORT, doc: "Probe this port instead of the backend's (a sidecar health endpoint)" },
   address: { kind: 'string', doc: "Probe this host instead of the backend's (no port)" },
-  steps: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'table', fields: STEP_FIELDS, doc: 'One step: send, then expect' },
-    doc: 'kind = "send-expect": the conversation, e.g. [{ send = "PING\\r\\n", expect = "+PONG" }]',
-  },
+  steps: listOf(
+    { kind: 'table', fields: STEP_FIELDS, doc: 'One step: send, then expect' },
+    'kind = "send-expect": the conversation, e.g. [{ send = "PING\\r\\n", expect = "+PONG" }]',
+  ),
   role: {
     kind: 'enum',
     values: ['master'],

@@ -6,7 +6,8 @@ import { CIDRS, cidrs } from './cidrs.js';
 import { describe } from './duration.js';
 import { checkKeys, isTable, type Problems } from './fields.js';
 import { MAX_PORT_RANGE } from './listen.js';
-import { type Fields, keysOf } from './spec.js';
+import { type Fields, keysOf, listOf } from './spec.js';
+import { ALPN_PROTOCOL } from './tls.js';
 
 /**
  * One `[[services.NAME.route]]`: clients it matches (every condition given
@@ -52,18 +53,14 @@ export const ROUTE_FIELDS = {
     options: [PORT, PORT_RANGE, { kind: 'list', minItems: 1, items: PORT_OR_RANGE, doc: 'Ports' }],
     doc: 'Local port(s) the client connected to (among the service’s listen ports): 6432, "7000-7010" or [6432, "7000-7010"]',
   },
-  sni: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'string', doc: 'A host name, "*.domain" or "*"' },
-    doc: 'Server names from the ClientHello (services with sni or tls only)',
-  },
-  alpn: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'string', doc: 'A protocol name such as "h2"' },
-    doc: 'ALPN protocols, one of which the ClientHello must offer (services with sni or tls only)',
-  },
+  sni: listOf(
+    { kind: 'string', doc: 'A host name, "*.domain" or "*"' },
+    'Server names from the ClientHello (services with sni or tls only)',
+  ),
+  alpn: listOf(
+    ALPN_PROTOCOL,
+    'ALPN protocols, one of which the ClientHello must offer (services with sni or tls only)',
+  ),
   backends: {
     kind: 'list',
     minItems: 1,

@@ -11,9 +11,9 @@ import { LIMITS, MAX_RETRY_DELAY_MS, MAX_TIMER_MS } from './limits.js';
 import { MIRROR_FIELDS } from './mirror.js';
 import { POOL_FIELDS } from './pool.js';
 import { ROUTE_FIELDS } from './route.js';
-import type { Fields } from './spec.js';
+import { type Fields, listOf } from './spec.js';
 import { HASH_BALANCE_FACTOR_FIELD, STICK_FIELDS } from './stick.js';
-import { TLS_FIELDS } from './tls.js';
+import { ALPN_PROTOCOL, TLS_FIELDS } from './tls.js';
 import { TRAFFIC_FIELDS } from './traffic.js';
 import { ALL_DOWN_POLICIES } from './types.js';
 
@@ -170,18 +170,11 @@ export const SERVICE_FIELDS = {
     fields: BACKEND_TLS_FIELDS,
     doc: 'Speak TLS to the backends (absent: plain TCP)',
   },
-  sni: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'string', doc: 'A host name, "*.domain" or "*" (the default)' },
-    doc: 'Names this service takes on a listen address it may share, read from the ClientHello',
-  },
-  alpn: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'string', doc: 'A protocol name such as "h2"' },
-    doc: 'With sni: only ClientHellos offering one of these protocols',
-  },
+  sni: listOf(
+    { kind: 'string', doc: 'A host name, "*.domain" or "*" (the default)' },
+    'Names this service takes on a listen address it may share, read from the ClientHello',
+  ),
+  alpn: listOf(ALPN_PROTOCOL, 'With sni: only ClientHellos offering one of these protocols'),
   request_timeout: {
     kind: 'duration',
     default: DEFAULTS.requestTimeoutMs,

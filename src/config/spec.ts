@@ -84,6 +84,11 @@ export type FieldSpec =
 
 export type Fields = Readonly<Record<string, FieldSpec>>;
 
+/** A list of one or more items, each as `items` says. */
+export function listOf(items: FieldSpec, doc: string): ListSpec {
+  return { kind: 'list', minItems: 1, items, doc };
+}
+
 /** The keys a table accepts, in the order its spec lists them. */
 export function keysOf(fields: Fields): readonly string[] {
   return Object.freeze(Object.keys(fields));

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { describe } from './duration.js';
 import { checkKeys, knownTable, oneOf, type Problems, table } from './fields.js';
-import { type Fields, keysOf } from './spec.js';
+import { type Fields, keysOf, listOf, type StringSpec } from './spec.js';
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export const VERIFY_CLIENT = ['none', 'optional', 'required'] as const;
@@ -46,6 +46,9 @@ const PAIR_FIELDS = {
 } satisfies Fields;
 const PAIR_KEYS = keysOf(PAIR_FIELDS);
 
+/** One ALPN protocol name, as tls.alpn, sni's alpn and a route's alpn take them. */
+export const ALPN_PROTOCOL: StringSpec = { kind: 'string', doc: 'A protocol name such as "h2"' };
+
 /** [services.NAME.tls]. */
 export const TLS_FIELDS = {
   cert: {
@@ -54,18 +57,11 @@ export const TLS_FIELDS = {
     doc: 'PEM certificate file (relative: to the config file); the default certificate',
   },
   key: { kind: 'string', minLength: 1, doc: 'PEM private key file of cert' },
-  certificates: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'table', fields: PAIR_FIELDS, doc: 'A certificate and its key' },
-    doc: "More pairs, chosen by the client's server name (the first is the default when cert is absent)",
-  },
-  alpn: {
-    kind: 'list',
-    minItems: 1,
-    items: { kind: 'string', doc: 'A protocol name such as "h2"' },
-    doc: 'Protocols offered by ALPN, in order of preference',
-  },
+  certificates: listOf(
+    { kind: 'table', fields: PAIR_FIELDS, doc: 'A certificate and its key' },
+    "More pairs, chosen by the client's server name (the first is the default when cert is absent)",
+  ),
+  alpn: listOf(ALPN_PROTOCOL, 'Protocols offered by ALPN, in order of preference'),
   min_version: {
     kind: 'enum',
     values: TLS_VERSIONS,
