@@ -25,16 +25,26 @@ const BARE_WORD = /^[A-Za-z_][\w.-]*/;
 
 /** The line without a trailing comment; quotes are respected well enough for one line. */
 function withoutComment(line: string): string {
+  const hash = unquoted(line).at.find((i) => line[i] === '#');
+  return hash === undefined ? line : line.slice(0, hash);
+}
+
+/**
+ * Where the characters of `s` outside "…" and '…' stand (the quote marks
+ * left out), and whether every quote it opens is closed.
+ */
+function unquoted(s: string): { at: number[]; closed: boolean } {
+  const at: number[] = [];
   let quote: string | null = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
     if (quote) {
       if (c === '\\' && quote === '"') i++;
       else if (c === quote) quote = null;
     } else if (c === '"' || c === "'") quote = c;
-    else if (c === '#') return line.slice(0, i);
+    else at.push(i);
   }
-  return line;
+  return { at, closed: quote === null };
 }
 
 /** `key = value` on one line: the key, the value and the value's 1-based column. */
@@ -150,17 +160,12 @@ function isWholeValue(v: string): boolean {
     return true;
   if (!v.startsWith('[') || !v.endsWith(']')) return false;
   let depth = 0;
-  let quote: string | null = null;
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i];
-    if (quote) {
-      if (c === '\\' && quote === '"') i++;
-      else if (c === quote) quote = null;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '[') depth++;
-    else if (c === ']' && --depth === 0 && i < v.length - 1) return false;
+  const { at, closed } = unquoted(v);
+  for (const i of at) {
+    if (v[i] === '[') depth++;
+    else if (v[i] === ']' && --depth === 0 && i < v.length - 1) return false;
   }
-  return depth === 0 && quote === null;
+  return depth === 0 && closed;
 }
 
 /** Milliseconds of a duration written bare ("2s" -> 2000), or null when it is not one. */
