@@ -10,6 +10,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { tempConfig } from './helpers/cli.js';
 import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
 import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
+import { needRedis } from './helpers/redis-server.js';
 import {
   addr,
   bannerServer,
@@ -19,15 +20,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
-
-function needRedis(t: TestContext): boolean {
-  if (haveRedis) return true;
-  assert.notEqual(process.env.CI, 'true', 'redis-server is installed by .ci/run');
-  t.skip('redis-server not installed (apt-get install redis-server)');
-  return false;
-}
 
 /** One instance on the cluster: service "web" (stick, banners) and "db" (a shared limit of 3 a source, echo). */
 async function instance(

@@ -7,7 +7,7 @@ import { encodeV1 } from '../src/proxy/proxy-protocol.js';
 import { startAdmin, value } from './helpers/admin.js';
 import { runCli, tempConfig } from './helpers/cli.js';
 import { logLines } from './helpers/log-lines.js';
-import { addr, bannerServer, exchange, waitFor } from './helpers/servers.js';
+import { addr, bannerServer, exchange, svc, waitFor } from './helpers/servers.js';
 
 type Raw = Record<string, unknown>;
 type T = Parameters<typeof bannerServer>[0];
@@ -21,20 +21,7 @@ async function fourBackends(t: T): Promise<{ name: string; address: string }[]> 
 }
 
 function config(backends: { name: string; address: string }[], extra: Raw): Raw {
-  return {
-    log: { level: 'silent', access: true },
-    services: {
-      web: {
-        listen: '127.0.0.1:0',
-        backends,
-        connect_timeout: '500ms',
-        retry_delay: '10ms',
-        health: { kind: 'none' },
-        pool: { min_idle: 0 },
-        ...extra,
-      },
-    },
-  };
+  return { ...svc(backends, extra), log: { level: 'silent', access: true } };
 }
 
 async function start(t: T, extra: Raw) {

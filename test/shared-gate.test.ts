@@ -9,12 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { waitForPort } from '../bench/lib/net.js';
 import { runBalancer, sample } from './helpers/cluster.js';
 import { makeIssuer } from './helpers/issuer.js';
-import { startRedis } from './helpers/redis-server.js';
+import { needRedis, startRedis } from './helpers/redis-server.js';
 import {
   addr,
   bannerServer,
@@ -26,15 +26,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
-
-function needRedis(t: TestContext): boolean {
-  if (haveRedis) return true;
-  assert.notEqual(process.env.CI, 'true', 'redis-server is installed by .ci/run');
-  t.skip('redis-server not installed (apt-get install redis-server)');
-  return false;
-}
 
 function redisCli(port: number, ...args: string[]): string {
   return spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout.trim();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { waitForPort } from '../bench/lib/net.js';
 import { type RunningCli, runBalancer, sample } from './helpers/cluster.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { needRedis, type RedisServer, startRedis } from './helpers/redis-server.js';
 import {
   addr,
   bannerServer,
@@ -21,16 +21,6 @@ import {
   svc,
   waitFor,
 } from './helpers/servers.js';
-
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
-
-function needRedis(t: TestContext): boolean {
-  if (haveRedis) return true;
-  // CI installs Debian's redis-server (.ci/run); elsewhere, say so instead of failing.
-  assert.notEqual(process.env.CI, 'true', 'redis-server is installed by .ci/run');
-  t.skip('redis-server not installed (apt-get install redis-server)');
-  return false;
-}
 
 interface Opts {
   name: string;

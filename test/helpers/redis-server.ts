@@ -1,10 +1,24 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { waitForPort } from '../../bench/lib/net.js';
 import { refusedPort } from './servers.js';
+
+const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
+
+/**
+ * True when redis-server is here; else the test is skipped, except in CI, which installs
+ * Debian's redis-server (.ci/run): there a missing one fails the test.
+ */
+export function needRedis(t: TestContext): boolean {
+  if (haveRedis) return true;
+  assert.notEqual(process.env.CI, 'true', 'redis-server is installed by .ci/run');
+  t.skip('redis-server not installed (apt-get install redis-server)');
+  return false;
+}
 
 export interface RedisServer {
   port: number;
