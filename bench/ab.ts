@@ -19,6 +19,10 @@
  * the slope over sessions opened, each after one exchange). --no-pool turns
  * the warm pool off in every arm.
  *
+ * --tls-handshake: TLS termination ([services.NAME.tls], the bench's ECDSA
+ * P-256 certificate), a full handshake per connection (the bench's
+ * tls-handshake row): CPU µs per handshake and handshakes/s.
+ *
  * --base-node PATH: the base arm runs on that node binary (the same build under
  * two runtimes: --base dist --base-node /usr/bin/node).
  */
@@ -32,7 +36,7 @@ import { cpuMs, median } from './lib/proc.js';
 import { bulk, idle } from './lib/scenarios.js';
 import { makeBenchCerts } from './lib/tls-certs.js';
 import { startHttpsBackends } from './lib/tls-peers.js';
-import { tlsPool } from './lib/tls-scenarios.js';
+import { tlsHandshakes, tlsPool } from './lib/tls-scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -51,19 +55,20 @@ const bulkMode = argv.includes('--bulk');
 const poolMode = argv.includes('--tls-pool');
 const idleMode = argv.includes('--idle');
 const noPool = argv.includes('--no-pool');
+const hsMode = argv.includes('--tls-handshake');
 const baseNode = opt('base-node', process.execPath);
 /** --node-args "FLAGS": node flags for this build's arms only (a runtime lever against the same code). */
 const nodeArgs = opt('node-args', '')
   .split(' ')
   .filter((x) => x !== '');
-const churn = !bulkMode && !poolMode && !idleMode && !argv.includes('--keep-alive');
+const churn = !bulkMode && !poolMode && !idleMode && !hsMode && !argv.includes('--keep-alive');
 const seconds = Number(opt('seconds', '8'));
 const rounds = Number(opt('rounds', '4'));
 
-const certs = poolMode ? makeBenchCerts() : null;
-const backends = bulkMode || certs ? null : await startHttpBackends();
+const certs = poolMode || hsMode ? makeBenchCerts() : null;
+const backends = bulkMode || poolMode ? null : await startHttpBackends();
 const bulkPeer = bulkMode ? await startBulkBackend() : null;
-const https = certs ? await startHttpsBackends(certs) : null;
+const https = certs && poolMode ? await startHttpsBackends(certs) : null;
 const backendPorts = bulkPeer ? [bulkPeer.port] : https ? https.ports : (backends?.ports ?? []);
 const configOf = (poolOn: boolean) => ({
   log: { level: 'warn' },
@@ -72,7 +77,8 @@ const configOf = (poolOn: boolean) => ({
       listen: '127.0.0.1:0',
       backends: backendPorts.map((p) => `127.0.0.1:${p}`),
       max_connections: 50_000,
-      ...(certs ? { backend_tls: { ca: certs.ca } } : {}),
+      ...(certs && poolMode ? { backend_tls: { ca: certs.ca } } : {}),
+      ...(certs && hsMode ? { tls: { cert: certs.cert, key: certs.key } } : {}),
       ...(poolOn && !noPool ? {} : { pool: { min_idle: 0 } }),
     },
   },
@@ -140,6 +146,19 @@ for (let r = 0; r < rounds; r++) {
       await gone;
       continue;
     }
+    if (hsMode) {
+      await new Promise((res) => setTimeout(res, 300));
+      const f = await tlsHandshakes(
+        { port, pid: child.pid as number, stop: async () => {} },
+        { seconds, bulkBytes: 0, idleSessions: 0 },
+      );
+      cpu[i]?.push(f.cpuUs);
+      rps[i]?.push(f.rps);
+      const gone = once(child, 'exit');
+      child.disconnect();
+      await gone;
+      continue;
+    }
     if (poolMode) {
       // The pool fills in the background: the same settling time as the bench gives.
       await new Promise((res) => setTimeout(res, 300));
@@ -176,9 +195,11 @@ for (const [i, b] of builds.entries())
       ? `idle ${b.name}: KiB per session ${median(cpu[i] ?? []).toFixed(2)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(2)).join(', ')}), errors ${(rps[i] ?? []).join(', ')}\n`
       : poolMode
         ? `tls-pool ${b.name}: connect p50 ms ${median(cpu[i] ?? []).toFixed(2)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(2)).join(', ')}), CPU µs/connection ${median(rps[i] ?? []).toFixed(0)}\n`
-        : bulkMode
-          ? `bulk ${b.name}: CPU ms/GiB ${median(cpu[i] ?? []).toFixed(0)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(0)).join(', ')}), mean Gbit/s ${median(rps[i] ?? []).toFixed(2)}\n`
-          : `${churn ? 'churn' : 'keep-alive'} ${b.name}: CPU µs/req ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), req/s ${median(rps[i] ?? []).toFixed(0)}\n`,
+        : hsMode
+          ? `tls-handshake ${b.name}: CPU µs/handshake ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), handshakes/s ${median(rps[i] ?? []).toFixed(0)}\n`
+          : bulkMode
+            ? `bulk ${b.name}: CPU ms/GiB ${median(cpu[i] ?? []).toFixed(0)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(0)).join(', ')}), mean Gbit/s ${median(rps[i] ?? []).toFixed(2)}\n`
+            : `${churn ? 'churn' : 'keep-alive'} ${b.name}: CPU µs/req ${median(cpu[i] ?? []).toFixed(1)} (rounds ${(cpu[i] ?? []).map((x) => x.toFixed(1)).join(', ')}), req/s ${median(rps[i] ?? []).toFixed(0)}\n`,
   );
 if (poolMode) {
   const off = median(cpu[2] ?? []);
@@ -187,5 +208,5 @@ if (poolMode) {
   );
 } else
   process.stdout.write(
-    `this build / base, ${idleMode ? 'memory per session' : `CPU per ${bulkMode ? 'GiB' : 'request'}`}: ${(thisCpu / baseCpu).toFixed(2)}x\n`,
+    `this build / base, ${idleMode ? 'memory per session' : `CPU per ${bulkMode ? 'GiB' : hsMode ? 'handshake' : 'request'}`}: ${(thisCpu / baseCpu).toFixed(2)}x\n`,
   );
