@@ -252,6 +252,7 @@ test('config: [tls] keys are checked, paths taken from the config folder', () =>
     minVersion: 'TLSv1.2',
     clientCa: '/etc/ca.pem',
     verifyClient: 'required',
+    groups: null,
   });
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ cert: 'a.pem' }, /cert and key go together/],

@@ -179,6 +179,7 @@ alpn = ["h2"]
 min_version = "TLSv1.3"
 client_ca = "${pki.ca.certFile}"
 verify_client = "optional"
+groups = ["X25519", "P-256"]
 
 [services.web.discovery]
 kind = "dns"

@@ -169,6 +169,7 @@ function service(s: ServiceConfig): Table {
     tls.min_version = x.minVersion;
     if (x.clientCa !== null) tls.client_ca = x.clientCa;
     tls.verify_client = x.verifyClient;
+    if (x.groups) tls.groups = [...x.groups];
     t.tls = tls;
   }
   if (s.discovery) t.discovery = discovery(s.discovery);

@@ -28,6 +28,8 @@ export interface TlsConfig {
   /** PEM file of the CAs a client certificate must chain to. */
   readonly clientCa: string | null;
   readonly verifyClient: (typeof VERIFY_CLIENT)[number];
+  /** Key exchange groups offered, in order of preference (null: the runtime OpenSSL's defaults). */
+  readonly groups: readonly string[] | null;
 }
 
 const PAIR_FIELDS = {
@@ -78,6 +80,10 @@ export const TLS_FIELDS = {
     values: VERIFY_CLIENT,
     doc: 'Client certificates: none | optional | required (default: required with client_ca, else none)',
   },
+  groups: listOf(
+    { kind: 'string', doc: 'An OpenSSL group name such as "X25519" or "P-256"' },
+    "Key exchange groups, in order of preference (default: the runtime OpenSSL's, on Node 24 the post-quantum hybrid X25519MLKEM768 first)",
+  ),
 } satisfies Fields;
 const TLS_KEYS = keysOf(TLS_FIELDS);
 
@@ -102,6 +108,27 @@ export function alpnList(v: unknown, path: string, p: Problems): readonly string
       p.add(`${path}[${i}]`, `expected a protocol name such as "h2", got ${describe(a)}`);
     else if (out.includes(a)) p.add(`${path}[${i}]`, `"${a}" is listed twice`);
     else out.push(a);
+  });
+  return Object.freeze(out);
+}
+
+/**
+ * Key exchange group names ("X25519", "P-256", "X25519MLKEM768"): their
+ * spelling here; whether the runtime's OpenSSL knows them is checked when the
+ * certificates are loaded (proxy/tls/certificates.ts), as `check` does.
+ */
+function groupList(v: unknown, path: string, p: Problems): readonly string[] | null {
+  if (v === undefined) return null;
+  if (!Array.isArray(v) || v.length === 0) {
+    p.add(path, `expected a non-empty array such as ["X25519", "P-256"], got ${describe(v)}`);
+    return null;
+  }
+  const out: string[] = [];
+  v.forEach((g, i) => {
+    if (typeof g !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(g))
+      p.add(`${path}[${i}]`, `expected a group name such as "X25519", got ${describe(g)}`);
+    else if (out.includes(g)) p.add(`${path}[${i}]`, `"${g}" is listed twice`);
+    else out.push(g);
   });
   return Object.freeze(out);
 }
@@ -185,6 +212,7 @@ export function parseTls(
       `verify_client = "${verifyClient}" needs client_ca = "ca.pem" to verify against`,
     );
   return Object.freeze({
+    groups: groupList(t.groups, `${path}.groups`, p),
     certificates: Object.freeze(certificates.map((c) => Object.freeze(c))),
     alpn: alpnList(t.alpn, `${path}.alpn`, p),
     minVersion: oneOf(t.min_version, `${path}.min_version`, 'TLSv1.2', TLS_VERSIONS, p),

@@ -57,6 +57,7 @@ function keyOf(c: TlsCertPair, which: 'cert' | 'key', i: number): string {
  * are good) and by `check`.
  */
 export function loadTls(cfg: TlsConfig, minVersion = cfg.minVersion): LoadedTls {
+  const ecdh = groupsOption(cfg);
   let clientCa: Buffer | null = null;
   if (cfg.clientCa) {
     clientCa = read(cfg.clientCa, 'client_ca', 'client_ca');
@@ -91,6 +92,7 @@ export function loadTls(cfg: TlsConfig, minVersion = cfg.minVersion): LoadedTls 
         key,
         minVersion,
         ...(clientCa ? { ca: clientCa } : {}),
+        ...ecdh,
       });
     } catch (err) {
       throw new CertificateError(`certificate ${c.cert}: ${(err as Error).message}`);
@@ -98,6 +100,25 @@ export function loadTls(cfg: TlsConfig, minVersion = cfg.minVersion): LoadedTls 
     return { certFile: c.cert, cert, key, x509, context };
   });
   return { pairs, clientCa };
+}
+
+/**
+ * node:tls's `ecdhCurve` for [tls] groups (absent: OpenSSL's default list).
+ * Throws CertificateError naming `groups` when this runtime's OpenSSL does
+ * not know one of them.
+ */
+export function groupsOption(cfg: TlsConfig): { ecdhCurve?: string } {
+  if (!cfg.groups) return {};
+  const ecdhCurve = cfg.groups.join(':');
+  try {
+    createSecureContext({ ecdhCurve });
+  } catch {
+    throw new CertificateError(
+      `groups ${JSON.stringify(cfg.groups)}: this runtime's OpenSSL (${process.versions.openssl}) does not know one of them`,
+      'groups',
+    );
+  }
+  return { ecdhCurve };
 }
 
 /** The pair for a server name: the first whose certificate covers it, else the first (the default). */

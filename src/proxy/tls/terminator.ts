@@ -3,7 +3,13 @@ import { createServer, type SecureContext, type Server, type TLSSocket } from 'n
 import { sameConfig } from '../../config/same.js';
 import type { TlsConfig } from '../../config/schema.js';
 import type { Logger } from '../../logger.js';
-import { CertificateError, type LoadedTls, loadTls, pairFor } from './certificates.js';
+import {
+  CertificateError,
+  groupsOption,
+  type LoadedTls,
+  loadTls,
+  pairFor,
+} from './certificates.js';
 
 /** Why a handshake failed: a fixed set, counted per service. */
 export type HandshakeFailure =
@@ -89,6 +95,7 @@ export class TlsTerminator<C> {
       key: first?.key,
       minVersion: cfg.minVersion,
       ...(loaded.clientCa ? { ca: loaded.clientCa } : {}),
+      ...groupsOption(cfg),
       requestCert: cfg.verifyClient !== 'none',
       // Checked in onSecure, so a refused client certificate is counted like any failure.
       rejectUnauthorized: false,
@@ -192,6 +199,7 @@ export class TlsTerminator<C> {
         key: first?.key,
         minVersion: cfg.minVersion,
         ...(loaded.clientCa ? { ca: loaded.clientCa } : {}),
+        ...groupsOption(cfg),
       });
     } else {
       // Handshakes under way finish on the old server; its listeners stay.
