@@ -8,6 +8,7 @@ import { LbError } from '../errors.js';
 import { PassedSockets } from '../lifecycle/passed-sockets.js';
 import { LoadBalancer, type ReloadSummary } from '../load-balancer.js';
 import type { Logger } from '../logger.js';
+import { childExecArgv } from './gc-threads.js';
 import { HeldSockets } from './held-sockets.js';
 import { WorkerIpc } from './ipc.js';
 import type { FromWorker, SessionQuery } from './messages.js';
@@ -110,7 +111,8 @@ export class ClusterPrimary implements AdminCluster {
     // the CPU under churn and cut churn to 0.69x of one worker. Node reads the variable itself.
     if (!this.reusePort && !process.env.NODE_CLUSTER_SCHED_POLICY)
       cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: WORKER_MAIN, args: [] });
+    // Workers run V8's collector on their own thread on a small machine (gc-threads.ts).
+    cluster.setupPrimary({ exec: WORKER_MAIN, args: [], execArgv: childExecArgv() });
     // A passed socket that is missing stops the start here, with its reason.
     this.held.check(this.listens());
     await this.lb.start();
