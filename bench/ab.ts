@@ -17,7 +17,8 @@
  *
  * --idle [--sessions 4000]: KiB of RSS per idle session (the bench's idle row:
  * the slope over sessions opened, each after one exchange). --no-pool turns
- * the warm pool off in every arm.
+ * the warm pool off in every arm; --pool-off-arm adds a third arm, this build
+ * with its pool off (what the pool itself costs per session).
  *
  * --base-node PATH: the base arm runs on that node binary (the same build under
  * two runtimes: --base dist --base-node /usr/bin/node).
@@ -51,6 +52,8 @@ const bulkMode = argv.includes('--bulk');
 const poolMode = argv.includes('--tls-pool');
 const idleMode = argv.includes('--idle');
 const noPool = argv.includes('--no-pool');
+/** --pool-off-arm: a third arm, this build with its warm pool off (always on with --tls-pool). */
+const poolOffArm = poolMode || argv.includes('--pool-off-arm');
 const baseNode = opt('base-node', process.execPath);
 /** --node-args "FLAGS": node flags for this build's arms only (a runtime lever against the same code). */
 const nodeArgs = opt('node-args', '')
@@ -92,7 +95,7 @@ const builds = [
     node: process.execPath,
     args: nodeArgs,
   },
-  ...(poolMode
+  ...(poolOffArm
     ? [
         {
           name: 'this build, pool off',
