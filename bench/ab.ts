@@ -17,7 +17,8 @@
  *
  * --idle [--sessions 4000]: KiB of RSS per idle session (the bench's idle row:
  * the slope over sessions opened, each after one exchange). --no-pool turns
- * the warm pool off in every arm.
+ * the warm pool off in every arm; --pool-off-arm adds a third arm, this build
+ * with its pool off (what the pool itself costs per session).
  *
  * --tls-handshake: TLS termination ([services.NAME.tls], the bench's ECDSA
  * P-256 certificate), a full handshake per connection (the bench's
@@ -56,6 +57,8 @@ const poolMode = argv.includes('--tls-pool');
 const idleMode = argv.includes('--idle');
 const noPool = argv.includes('--no-pool');
 const hsMode = argv.includes('--tls-handshake');
+/** --pool-off-arm: a third arm, this build with its warm pool off (always on with --tls-pool). */
+const poolOffArm = poolMode || argv.includes('--pool-off-arm');
 const baseNode = opt('base-node', process.execPath);
 /** --node-args "FLAGS": node flags for this build's arms only (a runtime lever against the same code). */
 const nodeArgs = opt('node-args', '')
@@ -98,7 +101,7 @@ const builds = [
     node: process.execPath,
     args: nodeArgs,
   },
-  ...(poolMode
+  ...(poolOffArm
     ? [
         {
           name: 'this build, pool off',

@@ -299,3 +299,31 @@ test('a side paused for its limit is not silent: client_timeout does not cut it'
   assert.equal(lb.service('web').counters.endedClientTimeout, 0);
   c.destroy();
 });
+
+test('a limited session whose warm socket dies untouched is redialled with its pacing listeners moved, not doubled', async (t) => {
+  const held: Socket[] = [];
+  const be = await scriptedServer(t, (s) => {
+    held.push(s);
+    s.pipe(s);
+  });
+  const lb = await startLb(
+    t,
+    svc([addr(be)], {
+      upload_rate: '1MiB',
+      download_rate: '1MiB',
+      pool: { min_idle: 1, max_idle: 1 },
+    }),
+  );
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 1 && held.length === 1, 3000, 'pool to fill');
+  const c = await openClient(lb.address('web').port);
+  await waitFor(() => s.pool.counters.hits === 1 && s.activeSessions === 1, 3000, 'checkout');
+  // The backend closes the socket just handed over, before any byte: the session redials.
+  for (const x of held.splice(0)) x.end();
+  await waitFor(() => s.counters.retries === 1, 3000, 'the fresh redial');
+  // One copy each way: a client still carrying the dead leg's data listener would send twice.
+  c.end('paced once');
+  assert.equal((await readAll(c)).toString(), 'paced once');
+  c.destroy();
+  assert.equal(s.counters.connectFailed, 0);
+});

@@ -244,6 +244,24 @@ test('pool: take() refills after the taker is served, not inside it, and takes i
   }
 });
 
+test("pool: take() leaves a socket's FIN to its taker, so a session's 'end' listener joins only Node's own", async (t) => {
+  const be = await trackedEcho(t);
+  const lb = await startLb(t, svc([addr(be.port)], { pool: { min_idle: 1, max_idle: 1 } }));
+  const s = lb.service('web');
+  await waitFor(() => s.pool.idleCount === 1, 3000, 'pool to fill');
+  const b = s.backends.all[0] as NonNullable<(typeof s.backends.all)[0]>;
+  const ps = s.pool.take(b);
+  assert.ok(ps, 'a warm socket');
+  // Node's own 'end' listener stays; the pool's is gone before the taker adds one. A third
+  // listener pushed onto Node's two-element array grows it to 19 slots for the session's life.
+  assert.equal(ps.socket.listenerCount('end'), 1);
+  // Its bytes and errors are still the pool's until the taker detaches it.
+  assert.equal(ps.socket.listenerCount('data'), 1);
+  s.pool.detach(ps);
+  assert.equal(ps.socket.listenerCount('data'), 0);
+  ps.socket.destroy();
+});
+
 test('pool: a backend that closes idle sockets after ~1.2 s (an accept-time timeout): the pool learns it, says so once, retires sockets before it and never hands one out late', async (t) => {
   const be = await scriptedServer(t, (s) => {
     // MariaDB's connect_timeout in small: a socket nobody spoke on is closed at 1.2 s.

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { readCapped } from '../capped-body.js';
 import { isLoopback } from '../config/address.js';
 import { type AdminListen, isUnixListen } from '../config/admin.js';
 import type { Logger } from '../logger.js';
@@ -188,18 +189,10 @@ export function readBody(req: IncomingMessage): Promise<string> {
     new HttpError(413, `body over ${maxBodyBytes} bytes`, close ? { connection: 'close' } : {});
   if (Number(req.headers['content-length'] ?? 0) > maxDrainBytes)
     return Promise.reject(tooLarge(true));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size <= maxBodyBytes) chunks.push(d);
-      else if (size > maxDrainBytes) reject(tooLarge(true));
-    });
-    req.on('end', () =>
-      size > maxBodyBytes ? reject(tooLarge(false)) : resolve(Buffer.concat(chunks).toString()),
-    );
-    req.on('error', reject);
-    req.on('close', () => reject(new HttpError(400, 'request body cut short')));
-  });
+  return readCapped(req, {
+    keep: maxBodyBytes,
+    stopAt: maxDrainBytes,
+    over: () => tooLarge(true),
+    cut: (err) => err ?? new HttpError(400, 'request body cut short'),
+  }).then(({ text, size }) => (size > maxBodyBytes ? Promise.reject(tooLarge(false)) : text));
 }

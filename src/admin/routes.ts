@@ -68,6 +68,11 @@ export function matchRoute(route: Route, path: string): string[] | null {
   return m ? m.slice(1).map((p) => (p === undefined ? '' : decodeSegment(p))) : null;
 }
 
+/** A page anyone may read (the status page, the probes): GET and HEAD; another method falls through to the next route or a 404. */
+function openPage(path: string, run: Route['run']): Route {
+  return { path, method: 'GET', access: 'open', otherMethods: 'next', run };
+}
+
 const SERVICE = '/api/services/([^/]+)';
 
 /** Names of services whose backends are all down (healthz and readyz fail on them). */
@@ -147,43 +152,19 @@ async function backendActionRoute(a: AdminCall, c: RouteCall, body: string): Pro
  * lifecycle first (neither needs the read token), then reads, then writes.
  */
 export const ROUTES: readonly Route[] = [
-  {
-    path: '/',
-    method: 'GET',
-    access: 'open',
-    otherMethods: 'next',
-    run: (a, c) => a.send(c.res, 200, STATUS_PAGE, 'text/html; charset=utf-8'),
-  },
-  {
-    path: '/healthz',
-    method: 'GET',
-    access: 'open',
-    otherMethods: 'next',
-    run: (a, c) => {
-      const f = failing(a);
-      a.json(c.res, f.length === 0 ? 200 : 503, { ok: f.length === 0, failing: f });
-    },
-  },
-  {
-    path: '/livez',
-    method: 'GET',
-    access: 'open',
-    otherMethods: 'next',
-    run: (a, c) => a.json(c.res, 200, { ok: true, pid: process.pid }),
-  },
-  {
-    // 200 while this process accepts, is not draining and every service has a healthy backend.
-    path: '/readyz',
-    method: 'GET',
-    access: 'open',
-    otherMethods: 'next',
-    run: (a, c) => {
-      const f = failing(a);
-      const why = a.opts.lifecycle?.notReadyBecause() ?? null;
-      const ready = why === null && f.length === 0;
-      a.json(c.res, ready ? 200 : 503, { ready, ...(why ? { reason: why } : {}), failing: f });
-    },
-  },
+  openPage('/', (a, c) => a.send(c.res, 200, STATUS_PAGE, 'text/html; charset=utf-8')),
+  openPage('/healthz', (a, c) => {
+    const f = failing(a);
+    a.json(c.res, f.length === 0 ? 200 : 503, { ok: f.length === 0, failing: f });
+  }),
+  openPage('/livez', (a, c) => a.json(c.res, 200, { ok: true, pid: process.pid })),
+  // 200 while this process accepts, is not draining and every service has a healthy backend.
+  openPage('/readyz', (a, c) => {
+    const f = failing(a);
+    const why = a.opts.lifecycle?.notReadyBecause() ?? null;
+    const ready = why === null && f.length === 0;
+    a.json(c.res, ready ? 200 : 503, { ready, ...(why ? { reason: why } : {}), failing: f });
+  }),
   {
     path: '/api/drain',
     method: 'POST',

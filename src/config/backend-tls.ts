@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { describe } from './duration.js';
-import { boolean, knownTable, oneOf, type Problems } from './fields.js';
+import { boolean, oneOf, optionalTable, type Problems } from './fields.js';
 import { type PemFile, parseCerts, parseKey, readPem } from './pem.js';
 import { type Fields, keysOf } from './spec.js';
 
@@ -101,48 +101,47 @@ function alpnList(v: unknown, path: string, p: Problems): readonly string[] {
  * missing file, a PEM that does not parse or a key that does not match its
  * certificate is a config error at `check` and at reload, never a dial failure.
  */
-export function parseBackendTls(
-  v: unknown,
-  path: string,
-  baseDir: string,
-  p: Problems,
-): BackendTlsConfig | null {
-  const t = knownTable(v, BACKEND_TLS_KEYS, path, p);
-  if (t === null) return null;
-  const before = p.list.length;
-  const ca = readPem(t.ca, `${path}.ca`, baseDir, p);
-  const cert = readPem(t.cert, `${path}.cert`, baseDir, p);
-  const key = readPem(t.key, `${path}.key`, baseDir, p);
-  if (ca) parseCerts(ca, `${path}.ca`, p);
-  if ((t.cert === undefined) !== (t.key === undefined)) {
-    const missing = t.cert === undefined ? 'cert' : 'key';
-    p.add(`${path}.${missing}`, 'missing; a client certificate needs both cert and key');
-  }
-  if (cert && key) {
-    const [leaf] = parseCerts(cert, `${path}.cert`, p);
-    const pk = parseKey(key, `${path}.key`, p);
-    if (leaf && pk && !leaf.checkPrivateKey(pk))
-      p.add(`${path}.key`, `${key.file} is not the private key of the certificate in ${cert.file}`);
-  }
-  const cfg: BackendTlsConfig = {
-    ca,
-    cert,
-    key,
-    servername: servername(t.servername, `${path}.servername`, p),
-    alpn: alpnList(t.alpn, `${path}.alpn`, p),
-    minVersion: oneOf(t.min_version, `${path}.min_version`, 'TLSv1.2', TLS_VERSIONS, p),
-    verify: boolean(t.verify, `${path}.verify`, true, p),
-  };
-  if (p.list.length === before) {
-    // Whatever the checks above missed, OpenSSL says now rather than at the first dial.
-    try {
-      createSecureContext(secureContextOptions(cfg));
-    } catch (err) {
-      p.add(path, `OpenSSL rejects these settings: ${(err as Error).message}`);
+export const parseBackendTls = optionalTable(
+  BACKEND_TLS_KEYS,
+  (t, path, p, baseDir: string): BackendTlsConfig => {
+    const before = p.list.length;
+    const ca = readPem(t.ca, `${path}.ca`, baseDir, p);
+    const cert = readPem(t.cert, `${path}.cert`, baseDir, p);
+    const key = readPem(t.key, `${path}.key`, baseDir, p);
+    if (ca) parseCerts(ca, `${path}.ca`, p);
+    if ((t.cert === undefined) !== (t.key === undefined)) {
+      const missing = t.cert === undefined ? 'cert' : 'key';
+      p.add(`${path}.${missing}`, 'missing; a client certificate needs both cert and key');
     }
-  }
-  return Object.freeze(cfg);
-}
+    if (cert && key) {
+      const [leaf] = parseCerts(cert, `${path}.cert`, p);
+      const pk = parseKey(key, `${path}.key`, p);
+      if (leaf && pk && !leaf.checkPrivateKey(pk))
+        p.add(
+          `${path}.key`,
+          `${key.file} is not the private key of the certificate in ${cert.file}`,
+        );
+    }
+    const cfg: BackendTlsConfig = {
+      ca,
+      cert,
+      key,
+      servername: servername(t.servername, `${path}.servername`, p),
+      alpn: alpnList(t.alpn, `${path}.alpn`, p),
+      minVersion: oneOf(t.min_version, `${path}.min_version`, 'TLSv1.2', TLS_VERSIONS, p),
+      verify: boolean(t.verify, `${path}.verify`, true, p),
+    };
+    if (p.list.length === before) {
+      // Whatever the checks above missed, OpenSSL says now rather than at the first dial.
+      try {
+        createSecureContext(secureContextOptions(cfg));
+      } catch (err) {
+        p.add(path, `OpenSSL rejects these settings: ${(err as Error).message}`);
+      }
+    }
+    return Object.freeze(cfg);
+  },
+);
 
 /** The options of `tls.createSecureContext` for this config (the one place they are built). */
 export function secureContextOptions(c: BackendTlsConfig): {

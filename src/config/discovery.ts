@@ -15,8 +15,8 @@ import {
   durationOf,
   filePath,
   integer,
-  knownTable,
   oneOf,
+  optionalTable,
   type Problems,
   table,
 } from './fields.js';
@@ -359,72 +359,69 @@ function kubernetesTarget(
  * a `url` left under kind = "dns" is caught rather than ignored. A relative
  * `path` is taken from `baseDir` (the config file's directory).
  */
-export function parseDiscovery(
-  v: unknown,
-  path: string,
-  baseDir: string,
-  p: Problems,
-): DiscoveryConfig | null {
-  const t = knownTable(v, ALL_KEYS, path, p);
-  if (t === null) return null;
-  if (t.kind === undefined) {
-    p.add(`${path}.kind`, `missing; one of ${DISCOVERY_KINDS.join(' | ')}`);
-    return null;
-  }
-  const kind = oneOf(t.kind, `${path}.kind`, 'dns', DISCOVERY_KINDS, p);
-  const mine = [...COMMON_KEYS, ...KIND_KEYS[kind]];
-  for (const key of Object.keys(t)) {
-    if (ALL_KEYS.includes(key) && !mine.includes(key)) {
-      const owners = DISCOVERY_KINDS.filter((k) => KIND_KEYS[k].includes(key));
-      p.add(`${path}.${key}`, `only for kind = ${owners.map((k) => `"${k}"`).join(' or ')}`);
+export const parseDiscovery = optionalTable(
+  ALL_KEYS,
+  (t, path, p, baseDir: string): DiscoveryConfig | null => {
+    if (t.kind === undefined) {
+      p.add(`${path}.kind`, `missing; one of ${DISCOVERY_KINDS.join(' | ')}`);
+      return null;
     }
-  }
-  const has = (key: string) => KIND_KEYS[kind].includes(key);
-  const bt = table(t.backend, `${path}.backend`, p);
-  checkKeys(
-    bt,
-    BACKEND_KEYS.filter((k) => k !== 'address'),
-    `${path}.backend`,
-    p,
-  );
-  const f = DISCOVERY_FIELDS;
-  const minTtlMs = durationOf(f.min_ttl, t.min_ttl, `${path}.min_ttl`, p);
-  const maxTtlMs = durationOf(f.max_ttl, t.max_ttl, `${path}.max_ttl`, p);
-  if (minTtlMs > maxTtlMs)
-    p.add(`${path}.min_ttl`, `must be at most max_ttl (${maxTtlMs}ms), got ${minTtlMs}ms`);
-  const cfg: DiscoveryConfig = {
-    kind,
-    name: has('name') ? dnsName(t.name, `${path}.name`, kind, p) : '',
-    port: kind === 'dns' ? dnsPort(t.port, `${path}.port`, p) : 0,
-    family: oneOf(t.family, `${path}.family`, 'any', DNS_FAMILIES, p),
-    resolver: resolverAddress(t.resolver, `${path}.resolver`, p),
-    path: kind === 'file' ? watchedFile(t.path, `${path}.path`, baseDir, p) : '',
-    url: kind === 'http' ? httpUrl(t.url, `${path}.url`, p) : '',
-    shape: oneOf(t.shape, `${path}.shape`, 'generic', HTTP_SHAPES, p),
-    intervalMs: duration(
-      t.interval,
-      `${path}.interval`,
-      DEFAULT_INTERVAL_MS[kind],
+    const kind = oneOf(t.kind, `${path}.kind`, 'dns', DISCOVERY_KINDS, p);
+    const mine = [...COMMON_KEYS, ...KIND_KEYS[kind]];
+    for (const key of Object.keys(t)) {
+      if (ALL_KEYS.includes(key) && !mine.includes(key)) {
+        const owners = DISCOVERY_KINDS.filter((k) => KIND_KEYS[k].includes(key));
+        p.add(`${path}.${key}`, `only for kind = ${owners.map((k) => `"${k}"`).join(' or ')}`);
+      }
+    }
+    const has = (key: string) => KIND_KEYS[kind].includes(key);
+    const bt = table(t.backend, `${path}.backend`, p);
+    checkKeys(
+      bt,
+      BACKEND_KEYS.filter((k) => k !== 'address'),
+      `${path}.backend`,
       p,
-      MIN_INTERVAL_MS,
-      LIMITS.healthIntervalMs,
-    ),
-    timeoutMs: duration(
-      t.timeout,
-      `${path}.timeout`,
-      kind === 'http' || kind === 'kubernetes' ? 5_000 : 2_000,
-      p,
-      1,
-      LIMITS.connectMs,
-    ),
-    minTtlMs,
-    maxTtlMs,
-    waitMs: durationOf(f.wait, t.wait, `${path}.wait`, p),
-    allowEmpty: booleanOf(f.allow_empty, t.allow_empty, `${path}.allow_empty`, p),
-    backend: Object.freeze(settings(bt, `${path}.backend.`, p)),
-    kubernetes: kind === 'kubernetes' ? Object.freeze(kubernetesTarget(t, path, baseDir, p)) : null,
-  };
-  if (t.wait !== undefined && cfg.shape !== 'consul')
-    p.add(`${path}.wait`, 'only with shape = "consul" (a blocking query)');
-  return Object.freeze(cfg);
-}
+    );
+    const f = DISCOVERY_FIELDS;
+    const minTtlMs = durationOf(f.min_ttl, t.min_ttl, `${path}.min_ttl`, p);
+    const maxTtlMs = durationOf(f.max_ttl, t.max_ttl, `${path}.max_ttl`, p);
+    if (minTtlMs > maxTtlMs)
+      p.add(`${path}.min_ttl`, `must be at most max_ttl (${maxTtlMs}ms), got ${minTtlMs}ms`);
+    const cfg: DiscoveryConfig = {
+      kind,
+      name: has('name') ? dnsName(t.name, `${path}.name`, kind, p) : '',
+      port: kind === 'dns' ? dnsPort(t.port, `${path}.port`, p) : 0,
+      family: oneOf(t.family, `${path}.family`, 'any', DNS_FAMILIES, p),
+      resolver: resolverAddress(t.resolver, `${path}.resolver`, p),
+      path: kind === 'file' ? watchedFile(t.path, `${path}.path`, baseDir, p) : '',
+      url: kind === 'http' ? httpUrl(t.url, `${path}.url`, p) : '',
+      shape: oneOf(t.shape, `${path}.shape`, 'generic', HTTP_SHAPES, p),
+      intervalMs: duration(
+        t.interval,
+        `${path}.interval`,
+        DEFAULT_INTERVAL_MS[kind],
+        p,
+        MIN_INTERVAL_MS,
+        LIMITS.healthIntervalMs,
+      ),
+      timeoutMs: duration(
+        t.timeout,
+        `${path}.timeout`,
+        kind === 'http' || kind === 'kubernetes' ? 5_000 : 2_000,
+        p,
+        1,
+        LIMITS.connectMs,
+      ),
+      minTtlMs,
+      maxTtlMs,
+      waitMs: durationOf(f.wait, t.wait, `${path}.wait`, p),
+      allowEmpty: booleanOf(f.allow_empty, t.allow_empty, `${path}.allow_empty`, p),
+      backend: Object.freeze(settings(bt, `${path}.backend.`, p)),
+      kubernetes:
+        kind === 'kubernetes' ? Object.freeze(kubernetesTarget(t, path, baseDir, p)) : null,
+    };
+    if (t.wait !== undefined && cfg.shape !== 'consul')
+      p.add(`${path}.wait`, 'only with shape = "consul" (a blocking query)');
+    return Object.freeze(cfg);
+  },
+);

@@ -94,6 +94,21 @@ export function knownTable(
 }
 
 /**
+ * The parser of an optional sub-table of a service (`[services.NAME.stick]`,
+ * `.tls`, `.discovery`...): absent is null; anything else goes through
+ * knownTable (not a table, unknown keys: problems) and then to `read`.
+ */
+export function optionalTable<A extends unknown[], R>(
+  known: readonly string[],
+  read: (t: Table, path: string, p: Problems, ...rest: A) => R,
+): (v: unknown, path: string, p: Problems, ...rest: A) => R | null {
+  return (v, path, p, ...rest) => {
+    const t = knownTable(v, known, path, p);
+    return t === null ? null : read(t, path, p, ...rest);
+  };
+}
+
+/**
  * A key naming a file, taken from `baseDir` (the config file's directory)
  * when relative; null, with the error, when it is no non-empty string.
  */

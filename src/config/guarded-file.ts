@@ -1,6 +1,19 @@
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import {
+  close,
+  closeSync,
+  constants,
+  fstat,
+  fstatSync,
+  open,
+  openSync,
+  read,
+  readSync,
+  type Stats,
+  stat,
+  statSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 import { errnoText } from '../errno.js';
 
 /**
@@ -98,22 +111,70 @@ function checked(st: Stats, limit: number): void {
   if (st.size > limit) throw tooBig(st.size, limit);
 }
 
-/** Reads `file` under the rules above. Throws GuardedFileError. */
-export function readGuarded(file: string, limit: number): Buffer {
+/** The file-system calls a guarded read makes: their arguments and result. */
+interface Calls {
+  stat: [args: [file: string], result: Stats];
+  open: [args: [file: string], result: number];
+  fstat: [args: [fd: number], result: Stats];
+  /** Into buf from `at` to its end; the result is the count of bytes read. */
+  read: [args: [fd: number, buf: Buffer, at: number], result: number];
+  close: [args: [fd: number], result: unknown];
+}
+
+/** Each call done at once, and off the event loop. */
+const CALLS: {
+  readonly [K in keyof Calls]: readonly [
+    sync: (...a: Calls[K][0]) => Calls[K][1],
+    async: (...a: Calls[K][0]) => Promise<Calls[K][1]>,
+  ];
+} = {
+  stat: [statSync, promisify(stat)],
+  open: [(file) => openSync(file, OPEN_FLAGS), (file) => promisify(open)(file, OPEN_FLAGS)],
+  fstat: [fstatSync, promisify(fstat)],
+  read: [
+    (fd, buf, at) => readSync(fd, buf, at, buf.length - at, null),
+    async (fd, buf, at) => (await promisify(read)(fd, buf, at, buf.length - at, null)).bytesRead,
+  ],
+  close: [closeSync, promisify(close)],
+};
+
+/** One call as a guarded read asks for it; its driver makes it. */
+interface FsCall {
+  readonly name: keyof Calls;
+  readonly args: readonly unknown[];
+}
+type Driven<T> = Generator<FsCall, T, unknown>;
+
+/** Asks the driver for one call and hands back its result (or has its error thrown here). */
+function* fs<K extends keyof Calls>(name: K, ...args: Calls[K][0]): Driven<Calls[K][1]> {
+  return (yield { name, args }) as Calls[K][1];
+}
+
+/** The sync or the async side of a call, as one signature (each row above agrees with Calls). */
+function side(c: FsCall, i: 0 | 1): (...a: readonly unknown[]) => unknown {
+  return CALLS[c.name][i] as (...a: readonly unknown[]) => unknown;
+}
+
+/**
+ * The rules above, written once: every file-system call is yielded, and
+ * readGuarded makes it at once, readGuardedAsync off the event loop. (The
+ * shape of gensync, Babel's one function for a sync and an async caller.)
+ */
+function* guardedRead(file: string, limit: number): Driven<Buffer> {
   let fd: number;
   try {
-    checked(statSync(file), limit);
-    fd = openSync(file, OPEN_FLAGS);
+    checked(yield* fs('stat', file), limit);
+    fd = yield* fs('open', file);
   } catch (err) {
     throw refusalOf(err);
   }
   try {
-    checked(fstatSync(fd), limit);
+    checked(yield* fs('fstat', fd), limit);
     // One byte more than allowed: a file that grew after fstat is caught, and never read whole.
     const buf = Buffer.allocUnsafe(limit + 1);
     let n = 0;
     for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null);
+      const got = yield* fs('read', fd, buf, n);
       if (got === 0) break;
       n += got;
       if (n > limit) throw tooBig(null, limit);
@@ -123,35 +184,38 @@ export function readGuarded(file: string, limit: number): Buffer {
   } catch (err) {
     throw refusalOf(err);
   } finally {
-    closeSync(fd);
+    yield* fs('close', fd);
   }
+}
+
+/** Reads `file` under the rules above. Throws GuardedFileError. */
+export function readGuarded(file: string, limit: number): Buffer {
+  const steps = guardedRead(file, limit);
+  let at = steps.next();
+  while (!at.done) {
+    let result: unknown;
+    try {
+      result = side(at.value, 0)(...at.value.args);
+    } catch (err) {
+      at = steps.throw(err);
+      continue;
+    }
+    at = steps.next(result);
+  }
+  return at.value;
 }
 
 /** readGuarded off the event loop (a discovery file read while serving). */
 export async function readGuardedAsync(file: string, limit: number): Promise<Buffer> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    checked(await stat(file), limit);
-    fh = await open(file, OPEN_FLAGS);
-  } catch (err) {
-    throw refusalOf(err);
-  }
-  try {
-    checked(await fh.stat(), limit);
-    const buf = Buffer.allocUnsafe(limit + 1);
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n > limit) throw tooBig(null, limit);
-    }
-    return Buffer.from(buf.subarray(0, n));
-  } catch (err) {
-    throw refusalOf(err);
-  } finally {
-    await fh.close();
-  }
+  const steps = guardedRead(file, limit);
+  const run = (at: IteratorResult<FsCall, Buffer>): Promise<Buffer> | Buffer =>
+    at.done
+      ? at.value
+      : (side(at.value, 1)(...at.value.args) as Promise<unknown>).then(
+          (result) => run(steps.next(result)),
+          (err) => run(steps.throw(err)),
+        );
+  return run(steps.next());
 }
 
 /**

@@ -5,13 +5,13 @@ import {
   checkKeys,
   durationOf,
   integerOf,
-  isTable,
   oneOf,
   oneOfSpec,
   type Problems,
   type Table,
   table,
 } from './fields.js';
+import { type ProbeStepConfig, probeSteps, STEP_FIELDS } from './health-steps.js';
 import { LIMITS } from './limits.js';
 import { type Fields, keysOf, listOf } from './spec.js';
 
@@ -34,18 +34,6 @@ export const HEALTH_KINDS = [
 export type HealthKind = (typeof HEALTH_KINDS)[number];
 export const ON_DOWN = ['none', 'shutdown-sessions'] as const;
 export const ON_UP_PRIMARY = ['none', 'shutdown-backup-sessions'] as const;
-
-/** What a send-expect step waits for: a substring, a regex (source text; compiled by the probe), or bytes (hex). */
-export interface ExpectConfig {
-  readonly kind: 'string' | 'regex' | 'hex';
-  readonly value: string;
-}
-
-/** One step: bytes to send (as hex, so the config stays plain frozen data), then what must come back. */
-export interface ProbeStepConfig {
-  readonly sendHex: string | null;
-  readonly expect: ExpectConfig | null;
-}
 
 export interface AgentConfig {
   /** null: the backend's own host. */
@@ -95,23 +83,6 @@ export const HEALTH_DEFAULTS = Object.freeze({
   rise: 2,
   path: '/',
 });
-
-const STEP_FIELDS = {
-  send: { kind: 'string', minLength: 1, doc: 'Text to send (UTF-8)' },
-  send_hex: { kind: 'string', minLength: 1, doc: 'Bytes to send, as hex pairs ("2a310d0a")' },
-  expect: { kind: 'string', minLength: 1, doc: 'The reply must contain this text' },
-  expect_regex: {
-    kind: 'string',
-    minLength: 1,
-    doc: 'The reply must match this regular expression',
-  },
-  expect_hex: {
-    kind: 'string',
-    minLength: 1,
-    doc: 'The reply must contain these bytes (hex pairs)',
-  },
-} satisfies Fields;
-const STEP_KEYS = keysOf(STEP_FIELDS);
 
 const PORT = { kind: 'integer', min: 1, max: 65_535, doc: 'A port, 1-65535' } as const;
 
@@ -215,12 +186,6 @@ export const HEALTH_FIELDS = {
 } satisfies Fields;
 export const HEALTH_KEYS = keysOf(HEALTH_FIELDS);
 
-/** Hex bytes, spaces allowed between pairs ("2a 31 0d 0a"), normalised to lower case without spaces; null if not hex. */
-export function normalHex(v: string): string | null {
-  const h = v.replace(/\s+/g, '').toLowerCase();
-  return h.length > 0 && h.length % 2 === 0 && /^[0-9a-f]+$/.test(h) ? h : null;
-}
-
 /** A host name or IP literal (no port): what `address` and `agent_address` take. */
 function host(v: unknown, path: string, p: Problems): string | null {
   if (v === undefined) return null;
@@ -237,85 +202,6 @@ function host(v: unknown, path: string, p: Problems): string | null {
 function port(v: unknown, path: string, p: Problems): number | null {
   if (v === undefined) return null;
   return integerOf(PORT, v, path, p, 0) || null;
-}
-
-function step(v: unknown, path: string, p: Problems): ProbeStepConfig | null {
-  if (!isTable(v)) {
-    p.add(
-      path,
-      `expected a table such as { send = "PING\\r\\n", expect = "+PONG" }, got ${describe(v)}`,
-    );
-    return null;
-  }
-  checkKeys(v, STEP_KEYS, path, p);
-  const sends = ['send', 'send_hex'].filter((k) => v[k] !== undefined);
-  const expects = ['expect', 'expect_regex', 'expect_hex'].filter((k) => v[k] !== undefined);
-  if (sends.length > 1) p.add(path, 'give send or send_hex, not both');
-  if (expects.length > 1) p.add(path, 'give one of expect, expect_regex, expect_hex');
-  if (sends.length + expects.length === 0)
-    p.add(path, 'a step needs send, send_hex, expect, expect_regex or expect_hex');
-  let sendHex: string | null = null;
-  for (const k of ['send', 'send_hex', 'expect', 'expect_regex', 'expect_hex']) {
-    const x = v[k];
-    if (x !== undefined && (typeof x !== 'string' || x.length === 0))
-      p.add(`${path}.${k}`, `expected a non-empty string, got ${describe(x)}`);
-  }
-  if (typeof v.send === 'string' && v.send.length > 0)
-    sendHex = Buffer.from(v.send, 'utf8').toString('hex');
-  if (typeof v.send_hex === 'string' && v.send_hex.length > 0) {
-    sendHex = normalHex(v.send_hex);
-    if (sendHex === null)
-      p.add(
-        `${path}.send_hex`,
-        `expected pairs of hex digits such as "2a310d0a", got ${describe(v.send_hex)}`,
-      );
-  }
-  let expect: ExpectConfig | null = null;
-  if (typeof v.expect === 'string' && v.expect.length > 0)
-    expect = { kind: 'string', value: v.expect };
-  if (typeof v.expect_regex === 'string' && v.expect_regex.length > 0) {
-    try {
-      new RegExp(v.expect_regex);
-      expect = { kind: 'regex', value: v.expect_regex };
-    } catch (err) {
-      p.add(`${path}.expect_regex`, `does not compile: ${(err as Error).message}`);
-    }
-  }
-  if (typeof v.expect_hex === 'string' && v.expect_hex.length > 0) {
-    const h = normalHex(v.expect_hex);
-    if (h === null)
-      p.add(
-        `${path}.expect_hex`,
-        `expected pairs of hex digits such as "2b504f4e47", got ${describe(v.expect_hex)}`,
-      );
-    else expect = { kind: 'hex', value: h };
-  }
-  return Object.freeze({ sendHex, expect: expect && Object.freeze(expect) });
-}
-
-function steps(
-  v: unknown,
-  kind: HealthKind,
-  path: string,
-  p: Problems,
-): readonly ProbeStepConfig[] {
-  if (v === undefined) {
-    if (kind === 'send-expect')
-      p.add(path, 'kind = "send-expect" needs steps = [{ send = "...", expect = "..." }, ...]');
-    return Object.freeze([]);
-  }
-  if (kind !== 'send-expect')
-    p.add(path, `steps apply to kind = "send-expect" only (kind is "${kind}")`);
-  if (!Array.isArray(v) || v.length === 0) {
-    p.add(path, `expected a non-empty array of steps, got ${describe(v)}`);
-    return Object.freeze([]);
-  }
-  const out: ProbeStepConfig[] = [];
-  v.forEach((s, i) => {
-    const st = step(s, `${path}[${i}]`, p);
-    if (st) out.push(st);
-  });
-  return Object.freeze(out);
 }
 
 function login(t: Table, kind: HealthKind, path: string, p: Problems): LoginConfig | null {
@@ -415,7 +301,7 @@ export function parseHealth(
     path: probePath,
     port: port(t.port, `${path}.port`, p),
     address,
-    steps: steps(t.steps, kind, `${path}.steps`, p),
+    steps: probeSteps(t.steps, kind, `${path}.steps`, p),
     role,
     agent,
     onDown: oneOfSpec(f.on_down, t.on_down, `${path}.on_down`, p),

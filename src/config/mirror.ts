@@ -1,5 +1,5 @@
 import { describe } from './duration.js';
-import { hostPort, integerOf, knownTable, type Problems } from './fields.js';
+import { hostPort, integerOf, optionalTable } from './fields.js';
 import { type Fields, keysOf } from './spec.js';
 
 /** [services.NAME.mirror]: a copy of a sampled share of the client's bytes to a shadow backend. */
@@ -75,9 +75,7 @@ export function parseByteSize(v: unknown): number | { error: string } {
   };
 }
 
-export function parseMirror(v: unknown, path: string, p: Problems): MirrorConfig | null {
-  const t = knownTable(v, MIRROR_KEYS, path, p);
-  if (t === null) return null;
+export const parseMirror = optionalTable(MIRROR_KEYS, (t, path, p): MirrorConfig | null => {
   let target = undefined as ReturnType<typeof hostPort>;
   if (t.backend === undefined)
     p.add(`${path}.backend`, 'missing; a mirror needs backend = "host:port"');
@@ -102,4 +100,4 @@ export function parseMirror(v: unknown, path: string, p: Problems): MirrorConfig
     percent,
     bufferBytes,
   });
-}
+});

@@ -23,14 +23,9 @@ import type { Config, ParseOptions, ServiceConfig } from './types.js';
 export { ADMIN_FIELDS } from './admin-table.js';
 export type { ClusterConfig } from './cluster.js';
 export { DEFAULTS } from './defaults.js';
-export type {
-  AgentConfig,
-  ExpectConfig,
-  HealthConfig,
-  HealthKind,
-  ProbeStepConfig,
-} from './health.js';
+export type { AgentConfig, HealthConfig, HealthKind } from './health.js';
 export { HEALTH_KINDS } from './health.js';
+export type { ExpectConfig, ProbeStepConfig } from './health-steps.js';
 export { LOG_FIELDS } from './log.js';
 export { POOL_FIELDS } from './pool.js';
 export { PROCESS_FIELDS } from './process.js';

@@ -107,8 +107,8 @@ export function parseService(
   const discovery = parseDiscovery(
     raw.discovery,
     `${path}.discovery`,
-    opts.baseDir ?? process.cwd(),
     p,
+    opts.baseDir ?? process.cwd(),
   );
   const noBackends =
     raw.backends === undefined || (Array.isArray(raw.backends) && raw.backends.length === 0);
@@ -142,8 +142,8 @@ export function parseService(
   const backendTls = parseBackendTls(
     raw.backend_tls,
     `${path}.backend_tls`,
-    opts.baseDir ?? process.cwd(),
     p,
+    opts.baseDir ?? process.cwd(),
   );
   const f = SERVICE_FIELDS;
   // A plain key of this table: its spec in SERVICE_FIELDS, its value in raw, its errors at path.KEY.
@@ -188,7 +188,7 @@ export function parseService(
     requestTimeoutMs: dur('request_timeout'),
     passiveHttp5xx: bool('passive_http_5xx'),
     // shareLimits is settled against [cluster] in parseConfig.
-    stick: parseStick(raw.stick, `${path}.stick`, raw.sni !== undefined, p),
+    stick: parseStick(raw.stick, `${path}.stick`, p, raw.sni !== undefined),
     hashBalanceFactor: parseHashBalanceFactor(
       raw.hash_balance_factor,
       `${path}.hash_balance_factor`,

@@ -1,4 +1,4 @@
-import { durationOf, integerOf, knownTable, oneOfSpec, type Problems } from './fields.js';
+import { durationOf, integerOf, oneOfSpec, optionalTable, type Problems } from './fields.js';
 import { MAX_TIMER_MS } from './limits.js';
 import { type Fields, keysOf } from './spec.js';
 
@@ -50,14 +50,7 @@ export const HASH_BALANCE_FACTOR_FIELD = {
   doc: 'ip-hash only: no backend takes more than this % of the average load (0: off; else > 100, e.g. 125)',
 } as const;
 
-export function parseStick(
-  v: unknown,
-  path: string,
-  hasSni: boolean,
-  p: Problems,
-): StickConfig | null {
-  const t = knownTable(v, STICK_KEYS, path, p);
-  if (t === null) return null;
+export const parseStick = optionalTable(STICK_KEYS, (t, path, p, hasSni: boolean): StickConfig => {
   const f = STICK_FIELDS;
   const on = oneOfSpec(f.on, t.on, `${path}.on`, p);
   if (on === 'sni' && !hasSni)
@@ -67,7 +60,7 @@ export function parseStick(
     expireMs: durationOf(f.expire, t.expire, `${path}.expire`, p),
     size: integerOf(f.size, t.size, `${path}.size`, p),
   });
-}
+});
 
 /** hash_balance_factor: 0 (off) or above 100 (a bound under the average would refuse every backend), ip-hash only. */
 export function parseHashBalanceFactor(

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { describe } from './duration.js';
-import { checkKeys, knownTable, oneOf, type Problems, table } from './fields.js';
+import { checkKeys, oneOf, optionalTable, type Problems, table } from './fields.js';
 import { type Fields, keysOf, listOf, type StringSpec } from './spec.js';
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
@@ -143,80 +143,76 @@ function written(pair: TlsCertPair, from: string): TlsCertPair {
  * The files are read at start, at each reload and by `check`
  * (proxy/tls/certificates.ts), never here: validation stays pure.
  */
-export function parseTls(
-  v: unknown,
-  path: string,
-  p: Problems,
-  baseDir: string | undefined,
-): TlsConfig | null {
-  const t = knownTable(v, TLS_KEYS, path, p);
-  if (t === null) return null;
-  const certificates: TlsCertPair[] = [];
-  if (t.cert !== undefined || t.key !== undefined) {
-    if (t.cert === undefined || t.key === undefined)
-      p.add(path, 'cert and key go together: a certificate needs its private key');
-    else
-      certificates.push(
-        written(
-          {
-            cert: filePath(t.cert, `${path}.cert`, p, baseDir),
-            key: filePath(t.key, `${path}.key`, p, baseDir),
-          },
-          '',
-        ),
-      );
-  }
-  if (t.certificates !== undefined) {
-    if (!Array.isArray(t.certificates) || t.certificates.length === 0)
-      p.add(
-        `${path}.certificates`,
-        `expected an array such as [{ cert = "a.pem", key = "a.key" }], got ${describe(t.certificates)}`,
-      );
-    else
-      t.certificates.forEach((c, i) => {
-        const at = `${path}.certificates[${i}]`;
-        const pair = table(c, at, p);
-        checkKeys(pair, PAIR_KEYS, at, p);
-        if (pair.cert === undefined || pair.key === undefined) {
-          p.add(at, 'needs both cert and key');
-          return;
-        }
+export const parseTls = optionalTable(
+  TLS_KEYS,
+  (t, path, p, baseDir: string | undefined): TlsConfig => {
+    const certificates: TlsCertPair[] = [];
+    if (t.cert !== undefined || t.key !== undefined) {
+      if (t.cert === undefined || t.key === undefined)
+        p.add(path, 'cert and key go together: a certificate needs its private key');
+      else
         certificates.push(
           written(
             {
-              cert: filePath(pair.cert, `${at}.cert`, p, baseDir),
-              key: filePath(pair.key, `${at}.key`, p, baseDir),
+              cert: filePath(t.cert, `${path}.cert`, p, baseDir),
+              key: filePath(t.key, `${path}.key`, p, baseDir),
             },
-            `certificates[${i}]`,
+            '',
           ),
         );
-      });
-  }
-  if (certificates.length === 0 && t.cert === undefined && t.key === undefined)
-    p.add(
-      path,
-      'needs a certificate: cert = "server.pem" and key = "server.key" (or certificates = [...])',
+    }
+    if (t.certificates !== undefined) {
+      if (!Array.isArray(t.certificates) || t.certificates.length === 0)
+        p.add(
+          `${path}.certificates`,
+          `expected an array such as [{ cert = "a.pem", key = "a.key" }], got ${describe(t.certificates)}`,
+        );
+      else
+        t.certificates.forEach((c, i) => {
+          const at = `${path}.certificates[${i}]`;
+          const pair = table(c, at, p);
+          checkKeys(pair, PAIR_KEYS, at, p);
+          if (pair.cert === undefined || pair.key === undefined) {
+            p.add(at, 'needs both cert and key');
+            return;
+          }
+          certificates.push(
+            written(
+              {
+                cert: filePath(pair.cert, `${at}.cert`, p, baseDir),
+                key: filePath(pair.key, `${at}.key`, p, baseDir),
+              },
+              `certificates[${i}]`,
+            ),
+          );
+        });
+    }
+    if (certificates.length === 0 && t.cert === undefined && t.key === undefined)
+      p.add(
+        path,
+        'needs a certificate: cert = "server.pem" and key = "server.key" (or certificates = [...])',
+      );
+    const clientCa =
+      t.client_ca === undefined ? null : filePath(t.client_ca, `${path}.client_ca`, p, baseDir);
+    const verifyClient = oneOf(
+      t.verify_client,
+      `${path}.verify_client`,
+      clientCa ? 'required' : 'none',
+      VERIFY_CLIENT,
+      p,
     );
-  const clientCa =
-    t.client_ca === undefined ? null : filePath(t.client_ca, `${path}.client_ca`, p, baseDir);
-  const verifyClient = oneOf(
-    t.verify_client,
-    `${path}.verify_client`,
-    clientCa ? 'required' : 'none',
-    VERIFY_CLIENT,
-    p,
-  );
-  if (verifyClient !== 'none' && !clientCa)
-    p.add(
-      `${path}.client_ca`,
-      `verify_client = "${verifyClient}" needs client_ca = "ca.pem" to verify against`,
-    );
-  return Object.freeze({
-    groups: groupList(t.groups, `${path}.groups`, p),
-    certificates: Object.freeze(certificates.map((c) => Object.freeze(c))),
-    alpn: alpnList(t.alpn, `${path}.alpn`, p),
-    minVersion: oneOf(t.min_version, `${path}.min_version`, 'TLSv1.2', TLS_VERSIONS, p),
-    clientCa,
-    verifyClient,
-  });
-}
+    if (verifyClient !== 'none' && !clientCa)
+      p.add(
+        `${path}.client_ca`,
+        `verify_client = "${verifyClient}" needs client_ca = "ca.pem" to verify against`,
+      );
+    return Object.freeze({
+      groups: groupList(t.groups, `${path}.groups`, p),
+      certificates: Object.freeze(certificates.map((c) => Object.freeze(c))),
+      alpn: alpnList(t.alpn, `${path}.alpn`, p),
+      minVersion: oneOf(t.min_version, `${path}.min_version`, 'TLSv1.2', TLS_VERSIONS, p),
+      clientCa,
+      verifyClient,
+    });
+  },
+);

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
+import { readCapped } from '../capped-body.js';
 import type { KubeConnection } from './kubernetes-connection.js';
 import { DiscoveryError } from './source.js';
 
@@ -64,26 +65,16 @@ async function send(
   });
 }
 
-/** Reads a whole body, up to MAX_BODY_BYTES. */
-function body(res: IncomingMessage, destroy: (err: Error) => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(d);
-      else {
-        const err = new DiscoveryError(`answer over ${MAX_BODY_BYTES} bytes`);
-        reject(err);
-        destroy(err);
-      }
-    });
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('error', (err) => reject(new DiscoveryError(`answer cut: ${err.message}`)));
-    res.on('close', () => {
-      if (!res.complete) reject(new DiscoveryError('answer cut short'));
-    });
+/** Reads a whole body, up to MAX_BODY_BYTES: a larger one is an error, and the request is ended. */
+async function body(res: IncomingMessage, destroy: (err: Error) => void): Promise<string> {
+  const { text } = await readCapped(res, {
+    keep: MAX_BODY_BYTES,
+    stopAt: MAX_BODY_BYTES,
+    over: () => new DiscoveryError(`answer over ${MAX_BODY_BYTES} bytes`),
+    stop: destroy,
+    cut: (err) => new DiscoveryError(err ? `answer cut: ${err.message}` : 'answer cut short'),
   });
+  return text;
 }
 
 /** A non-200 answer as an error naming the status and, if there was one, the Status's message. */

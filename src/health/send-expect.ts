@@ -1,4 +1,4 @@
-import type { ExpectConfig, ProbeStepConfig } from '../config/health.js';
+import type { ExpectConfig, ProbeStepConfig } from '../config/health-steps.js';
 import type { Step, StepVerdict } from './exchange.js';
 
 /** Printable form of a wanted text, for details: control bytes as escapes. */

@@ -22,53 +22,85 @@ interface SourceBuckets {
   refs: number;
 }
 
+type RateKey = keyof Rates;
+
 /**
- * One limited session's buckets and which of its sides is paused for them.
- * Only a session with a limit has one: one without carries null, and its data
- * listeners are the plain ones (see Session.attach), so it pays nothing.
+ * One direction of a limited session: its own bucket, its source's, and
+ * whether its reading side is paused for them. Upload and download are two of
+ * these, told apart only by which rates they read.
+ */
+class ShapedSide {
+  paused = false;
+
+  constructor(
+    private readonly own: TokenBucket | null,
+    private readonly shared: TokenBucket | null,
+    private readonly rate: RateKey,
+    private readonly sharedRate: RateKey,
+  ) {}
+
+  /** Takes `n` bytes from each bucket whose rate is on; false while any is in debt. */
+  take(r: Rates, n: number, now: number): boolean {
+    let ok = true;
+    if (this.own !== null && r[this.rate] > 0) ok = this.own.take(n, r[this.rate], now);
+    if (this.shared !== null && r[this.sharedRate] > 0)
+      ok = this.shared.take(n, r[this.sharedRate], now) && ok;
+    return ok;
+  }
+
+  /** Milliseconds until every bucket is out of debt (0: none is in debt). */
+  debtMs(r: Rates): number {
+    let ms = 0;
+    if (this.own !== null && r[this.rate] > 0) ms = this.own.debtMs(r[this.rate]);
+    if (this.shared !== null && r[this.sharedRate] > 0)
+      ms = Math.max(ms, this.shared.debtMs(r[this.sharedRate]));
+    return ms;
+  }
+}
+
+/**
+ * One limited session's two directions. Only a session with a limit has one:
+ * one without carries null, and its data listeners are the plain ones (see
+ * Session.attach), so it pays nothing.
  */
 export class Shaper {
-  /** The client is not read until the upload buckets are out of debt. */
-  upPaused = false;
-  /** The backend is not read until the download buckets are out of debt. */
-  downPaused = false;
+  private readonly upSide: ShapedSide;
+  private readonly downSide: ShapedSide;
 
   constructor(
     private readonly bw: Bandwidth,
     readonly s: ShapedSession,
-    private readonly upOwn: TokenBucket | null,
-    private readonly downOwn: TokenBucket | null,
+    upOwn: TokenBucket | null,
+    downOwn: TokenBucket | null,
     readonly source: SourceBuckets | null,
-  ) {}
+  ) {
+    this.upSide = new ShapedSide(upOwn, source?.up ?? null, 'uploadRate', 'uploadRatePerSource');
+    this.downSide = new ShapedSide(
+      downOwn,
+      source?.down ?? null,
+      'downloadRate',
+      'downloadRatePerSource',
+    );
+  }
+
+  /** The client is not read until the upload buckets are out of debt. */
+  get upPaused(): boolean {
+    return this.upSide.paused;
+  }
+
+  /** The backend is not read until the download buckets are out of debt. */
+  get downPaused(): boolean {
+    return this.downSide.paused;
+  }
 
   /** `n` bytes went client → backend: true when the client must pause (the resume is scheduled). */
   up(n: number): boolean {
-    const r = this.bw.rates;
-    const now = this.bw.clock.now();
-    let ok = true;
-    if (this.upOwn !== null && r.uploadRate > 0) ok = this.upOwn.take(n, r.uploadRate, now);
-    if (this.source !== null && r.uploadRatePerSource > 0)
-      ok = this.source.up.take(n, r.uploadRatePerSource, now) && ok;
-    if (ok) return false;
-    this.upPaused = true;
-    this.bw.pauses.upload++;
-    this.bw.paused(this, this.upDebt(r));
-    return true;
+    return this.spent(this.upSide, n, 'upload');
   }
 
   /** `n` bytes went backend → client: true when the backend must pause. */
   down(n: number): boolean {
-    const r = this.bw.rates;
-    const now = this.bw.clock.now();
-    let ok = true;
-    if (this.downOwn !== null && r.downloadRate > 0) ok = this.downOwn.take(n, r.downloadRate, now);
-    if (this.source !== null && r.downloadRatePerSource > 0)
-      ok = this.source.down.take(n, r.downloadRatePerSource, now) && ok;
-    if (ok) return false;
-    this.downPaused = true;
-    this.bw.pauses.download++;
-    this.bw.paused(this, this.downDebt(r));
-    return true;
+    return this.spent(this.downSide, n, 'download');
   }
 
   /**
@@ -78,64 +110,35 @@ export class Shaper {
    */
   wake(now: number): number {
     const r = this.bw.rates;
-    let next = 0;
-    if (this.upPaused) {
-      const wait = this.refill(
-        this.upOwn,
-        r.uploadRate,
-        this.source?.up,
-        r.uploadRatePerSource,
-        now,
-      );
-      if (wait === 0) {
-        this.upPaused = false;
-        if (!this.s.backend?.writableNeedDrain) this.s.client.resume();
-      } else next = wait;
-    }
-    if (this.downPaused) {
-      const wait = this.refill(
-        this.downOwn,
-        r.downloadRate,
-        this.source?.down,
-        r.downloadRatePerSource,
-        now,
-      );
-      if (wait === 0) {
-        this.downPaused = false;
-        if (!this.s.client.writableNeedDrain) this.s.backend?.resume();
-      } else next = next === 0 ? wait : Math.min(next, wait);
-    }
-    return next;
+    const { client, backend } = this.s;
+    const up = this.upSide.paused ? this.woken(this.upSide, r, now, client, backend) : 0;
+    const down = this.downSide.paused ? this.woken(this.downSide, r, now, backend, client) : 0;
+    return up === 0 ? down : down === 0 ? up : Math.min(up, down);
   }
 
-  private refill(
-    own: TokenBucket | null,
-    rate: number,
-    src: TokenBucket | undefined,
-    srcRate: number,
+  private spent(side: ShapedSide, n: number, direction: 'upload' | 'download'): boolean {
+    const r = this.bw.rates;
+    if (side.take(r, n, this.bw.clock.now())) return false;
+    side.paused = true;
+    this.bw.pauses[direction]++;
+    this.bw.paused(this, side.debtMs(r));
+    return true;
+  }
+
+  /** A paused side's buckets refilled to `now`: it is read again when none is in debt. Returns the wait left. */
+  private woken(
+    side: ShapedSide,
+    r: Rates,
     now: number,
+    reader: Socket | null,
+    writer: Socket | null,
   ): number {
-    let wait = 0;
-    if (own !== null && rate > 0 && !own.take(0, rate, now)) wait = own.debtMs(rate);
-    if (src !== undefined && srcRate > 0 && !src.take(0, srcRate, now))
-      wait = Math.max(wait, src.debtMs(srcRate));
+    const wait = side.take(r, 0, now) ? 0 : side.debtMs(r);
+    if (wait === 0) {
+      side.paused = false;
+      if (!writer?.writableNeedDrain) reader?.resume();
+    }
     return wait;
-  }
-
-  private upDebt(r: Rates): number {
-    let ms = 0;
-    if (this.upOwn !== null && r.uploadRate > 0) ms = this.upOwn.debtMs(r.uploadRate);
-    if (this.source !== null && r.uploadRatePerSource > 0)
-      ms = Math.max(ms, this.source.up.debtMs(r.uploadRatePerSource));
-    return ms;
-  }
-
-  private downDebt(r: Rates): number {
-    let ms = 0;
-    if (this.downOwn !== null && r.downloadRate > 0) ms = this.downOwn.debtMs(r.downloadRate);
-    if (this.source !== null && r.downloadRatePerSource > 0)
-      ms = Math.max(ms, this.source.down.debtMs(r.downloadRatePerSource));
-    return ms;
   }
 }
 

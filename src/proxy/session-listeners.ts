@@ -115,22 +115,32 @@ export function wireClientFlow(client: Socket): void {
   client.on('drain', clientDrain);
 }
 
+/** A session's two data listeners: the plain pair below, or shaped-listeners.ts's for a limited session. */
+export interface DataListeners {
+  readonly client: (this: Socket, chunk: Buffer) => void;
+  readonly backend: (this: Socket, chunk: Buffer) => void;
+}
+
+/** The data listeners of a session without bandwidth limits (the common case). */
+export const PLAIN: DataListeners = { client: clientData, backend: backendData };
+
 /**
  * Bytes both ways. Our own data listeners rather than pipe(): one shared
  * listener per direction, no per-chunk closures, and FINs carried by
  * onClientEnd/onBackendEnd, so a warm socket that dies untouched can be
- * swapped out before its FIN reaches the client.
+ * swapped out before its FIN reaches the client. The pair is chosen once, here,
+ * so a chunk's path has no branch on whether the session is limited.
  */
-export function splice(client: Socket, sock: Socket): void {
-  sock.on('data', backendData);
-  client.on('data', clientData);
+export function splice(client: Socket, sock: Socket, data: DataListeners): void {
+  sock.on('data', data.backend);
+  client.on('data', data.client);
 }
 
 /** Undoes wireBackend and splice on an untouched warm socket being swapped out; the client is left paused. */
-export function unsplice(client: Socket, sock: Socket): void {
-  sock.removeListener('data', backendData);
+export function unsplice(client: Socket, sock: Socket, data: DataListeners): void {
+  sock.removeListener('data', data.backend);
   sock.removeListener('drain', backendDrain);
-  client.removeListener('data', clientData);
+  client.removeListener('data', data.client);
   client.pause();
   sock.removeListener('close', backendClose);
   sock.removeListener('end', backendEnd);

@@ -16,6 +16,7 @@ import {
 } from './session-host.js';
 import {
   abort,
+  PLAIN,
   passFin,
   splice,
   unsplice,
@@ -25,7 +26,7 @@ import {
   wireFailedBackend,
 } from './session-listeners.js';
 import { SessionTraffic } from './session-traffic.js';
-import { spliceShaped, unspliceShaped } from './shaped-listeners.js';
+import { SHAPED } from './shaped-listeners.js';
 import { closesPlainly, quietFrom, type SideDeadlines, timedOut } from './side-timeouts.js';
 
 export type { SessionConfig, SessionPhase, TerminationCause } from './session-host.js';
@@ -183,8 +184,7 @@ export class Session extends SessionTraffic implements DialRequester {
     this.host.sessionReady(this);
     this.mirror?.follow();
     // A session with a bandwidth limit (given at sessionReady) gets the pacing data listeners.
-    if (this.shaper === null) splice(this.client, sock);
-    else spliceShaped(this.client, sock);
+    splice(this.client, sock, this.shaper === null ? PLAIN : SHAPED);
     // Explicit: after a pooled socket's swap the client was paused, and 'data' alone does not resume.
     this.client.resume();
     if (this.client.readableEnded) sock.end();
@@ -244,8 +244,7 @@ export class Session extends SessionTraffic implements DialRequester {
     const a = this.attempt;
     if (!this.poolHit || !b || !a || this.clientClosed || this.client.readableEnded) return false;
     if (b.bytesRead !== 0 || b.bytesWritten !== this.headerBytes) return false;
-    unsplice(this.client, b);
-    if (this.shaper !== null) unspliceShaped(this.client, b);
+    unsplice(this.client, b, this.shaper === null ? PLAIN : SHAPED);
     b.destroy();
     this.lease?.end();
     this.lease = null;

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Shaper } from './bandwidth.js';
-import { owner, type SessionSockets } from './session-listeners.js';
+import { type DataListeners, owner, type SessionSockets } from './session-listeners.js';
 
 /**
  * The data listeners of a session with a bandwidth limit, in place of
@@ -26,14 +26,5 @@ export function backendDataShaped(this: Socket, chunk: Buffer): void {
   if (s.shaper.down(chunk.length) || full) this.pause();
 }
 
-/** splice() for a session with a bandwidth limit. */
-export function spliceShaped(client: Socket, sock: Socket): void {
-  sock.on('data', backendDataShaped);
-  client.on('data', clientDataShaped);
-}
-
-/** What unsplice() leaves of spliceShaped on a warm socket being swapped out. */
-export function unspliceShaped(client: Socket, sock: Socket): void {
-  sock.removeListener('data', backendDataShaped);
-  client.removeListener('data', clientDataShaped);
-}
+/** The data listeners splice() gives a session with a bandwidth limit. */
+export const SHAPED: DataListeners = { client: clientDataShaped, backend: backendDataShaped };
