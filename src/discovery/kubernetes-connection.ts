@@ -1,6 +1,5 @@
 import { isIPv6 } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { KubernetesTarget } from '../config/discovery.js';
 import { isTable, type Table } from '../config/fields.js';
 import { MAX_PEM_BYTES, readGuardedAsync, refusalOf } from '../config/guarded-file.js';
@@ -105,6 +104,10 @@ async function pem(t: Table, key: string, base: string): Promise<Buffer | null> 
 async function fromKubeconfig(target: KubernetesTarget, file: string): Promise<KubeConnection> {
   let doc: unknown;
   try {
+    // Loaded here, at the first kubeconfig read, not at start: its 0.8 MB of heap would be
+    // marked by every major collection of a balancer that never reads one (under bulk,
+    // V8 runs one every 40-100 MB of socket buffers: docs/performance.md).
+    const { parse: parseYaml } = await import('yaml');
     doc = parseYaml(await readText(file, 'kubeconfig'));
   } catch (err) {
     if (err instanceof DiscoveryError) throw err;
