@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { parseConfig } from '../src/config/schema.js';
 import { runCli, tempConfig } from './helpers/cli.js';
 import { makeIssuer } from './helpers/issuer.js';
 import { addr, echoServer, startLb, waitFor } from './helpers/servers.js';
+import { dialTls } from './helpers/tls-client.js';
 
 /** [services.web.tls] in front of one backend. */
 function tlsService(backend: number, tls: Record<string, unknown>) {
@@ -23,18 +24,6 @@ function tlsService(backend: number, tls: Record<string, unknown>) {
   };
 }
 
-/** Resolves with the client socket once its handshake is done; rejects when it fails. */
-async function dial(port: number, opts: ConnectionOptions): Promise<TLSSocket> {
-  const c = tlsConnect({ port, host: '127.0.0.1', ...opts });
-  c.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    c.once('secureConnect', resolve);
-    c.once('error', reject);
-    c.once('close', () => reject(new Error('closed during the handshake')));
-  });
-  return c;
-}
-
 /** The key exchange group the handshake used, by the client's reading. */
 function groupOf(c: TLSSocket): string | undefined {
   return (c.getEphemeralKeyInfo() as { name?: string }).name;
@@ -47,7 +36,7 @@ test('tls groups: the listed groups are the only ones offered; a client without 
   const lb = await startLb(t, tlsService(backend, { cert: a.cert, key: a.key, groups: ['P-256'] }));
   const port = lb.address('web').port;
   // The client offers X25519 first (and, on OpenSSL 3.5, X25519MLKEM768): the server takes P-256.
-  const c = await dial(port, { servername: 'a.test', ca: pki.ca });
+  const c = await dialTls(port, { servername: 'a.test', ca: pki.ca });
   assert.equal(groupOf(c), 'prime256v1');
   // Through to the backend and back: the server's side of the handshake is done too.
   c.write('ping');
@@ -55,7 +44,7 @@ test('tls groups: the listed groups are the only ones offered; a client without 
   assert.equal(back.toString(), 'ping');
   c.destroy();
   await assert.rejects(
-    dial(port, { servername: 'a.test', ca: pki.ca, ecdhCurve: 'X25519' }),
+    dialTls(port, { servername: 'a.test', ca: pki.ca, ecdhCurve: 'X25519' }),
     /handshake failure|closed|ECONNRESET|alert/i,
   );
   // Counted like any failed handshake.
@@ -72,7 +61,7 @@ test('tls groups: unset, the runtime OpenSSL chooses (X25519MLKEM768 on OpenSSL 
   const a = pki.server(['a.test']);
   const backend = await echoServer(t);
   const lb = await startLb(t, tlsService(backend, { cert: a.cert, key: a.key }));
-  const c = await dial(lb.address('web').port, { servername: 'a.test', ca: pki.ca });
+  const c = await dialTls(lb.address('web').port, { servername: 'a.test', ca: pki.ca });
   const [major = 0, minor = 0] = process.versions.openssl.split('.').map(Number);
   assert.equal(groupOf(c), major > 3 || (major === 3 && minor >= 5) ? 'X25519MLKEM768' : 'X25519');
   c.destroy();

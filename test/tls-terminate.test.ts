@@ -5,7 +5,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { createRegistry } from '../src/admin/metrics.js';
 import { parseConfig } from '../src/config/schema.js';
@@ -23,6 +23,7 @@ import {
   startLb,
   waitFor,
 } from './helpers/servers.js';
+import { dialTls } from './helpers/tls-client.js';
 
 const run = promisify(execFile);
 
@@ -50,18 +51,6 @@ function tlsService(
 /** A client certificate's files as the PEM a node:tls client takes. */
 function withCert(i: { cert: string; key: string }) {
   return { cert: readFileSync(i.cert), key: readFileSync(i.key) };
-}
-
-/** A TLS client of the balancer; resolves once the handshake is done (rejects on a handshake failure). */
-async function dial(port: number, opts: ConnectionOptions): Promise<TLSSocket> {
-  const c = tlsConnect({ port, host: '127.0.0.1', ...opts });
-  c.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    c.once('secureConnect', resolve);
-    c.once('error', reject);
-    c.once('close', () => reject(new Error('closed during the handshake')));
-  });
-  return c;
 }
 
 /** Writes and reads back through an echo backend. */
@@ -105,16 +94,16 @@ test('terminate: clients speak TLS, the backend gets plain TCP; ALPN and the SNI
     }),
   );
   const port = lb.address('web').port;
-  const c = await dial(port, { servername: 'a.test', ca: pki.ca, ALPNProtocols: ['http/1.1'] });
+  const c = await dialTls(port, { servername: 'a.test', ca: pki.ca, ALPNProtocols: ['http/1.1'] });
   assert.equal(c.authorized, true);
   assert.equal(c.alpnProtocol, 'http/1.1');
   assert.equal(await echo(c, 'hello in clear at the backend'), 'hello in clear at the backend');
   c.destroy();
-  const w = await dial(port, { servername: 'www.b.test', ca: pki.ca });
+  const w = await dialTls(port, { servername: 'www.b.test', ca: pki.ca });
   assert.equal(w.getPeerX509Certificate()?.subject, 'CN=b.test');
   w.destroy();
   // No name: the first pair is the default.
-  const n = await dial(port, { ca: pki.ca, checkServerIdentity: () => undefined });
+  const n = await dialTls(port, { ca: pki.ca, checkServerIdentity: () => undefined });
   assert.equal(n.getPeerX509Certificate()?.subject, 'CN=a.test');
   n.destroy();
 });
@@ -138,7 +127,7 @@ test('terminate: send_proxy gives the backend the client address in a PROXY head
     t,
     tlsService(backend, { cert: a.cert, key: a.key }, { send_proxy: 'v2' }),
   );
-  const c = await dial(lb.address('web').port, { servername: 'a.test', ca: pki.ca });
+  const c = await dialTls(lb.address('web').port, { servername: 'a.test', ca: pki.ca });
   c.write('plain text');
   await got;
   const all = Buffer.concat(seen);
@@ -168,7 +157,7 @@ test('terminate: handshake failures are counted by cause (not TLS, old version, 
   raw.on('error', () => {});
   raw.write('GET / HTTP/1.1\r\n\r\n');
   await ended(raw);
-  await assert.rejects(dial(port, { servername: 'a.test', ca: pki.ca, maxVersion: 'TLSv1.2' }));
+  await assert.rejects(dialTls(port, { servername: 'a.test', ca: pki.ca, maxVersion: 'TLSv1.2' }));
   const silent = connect({ port, host: '127.0.0.1' });
   silent.on('error', () => {});
   await ended(silent);
@@ -201,7 +190,7 @@ test('terminate: verify_client = "required" takes only certificates from client_
     }),
   );
   const port = lb.address('web').port;
-  const ok = await dial(port, { servername: 'a.test', ca: pki.ca, ...withCert(good) });
+  const ok = await dialTls(port, { servername: 'a.test', ca: pki.ca, ...withCert(good) });
   assert.equal(await echo(ok, 'mtls'), 'mtls');
   ok.destroy();
   await refusedAfterHandshake(port, { servername: 'a.test', ca: pki.ca });
@@ -218,10 +207,10 @@ test('terminate: verify_client = "required" takes only certificates from client_
     }),
   );
   const oport = opt.address('web').port;
-  const anon = await dial(oport, { servername: 'a.test', ca: pki.ca });
+  const anon = await dialTls(oport, { servername: 'a.test', ca: pki.ca });
   assert.equal(await echo(anon, 'no cert is fine'), 'no cert is fine');
   anon.destroy();
-  const known = await dial(oport, { servername: 'a.test', ca: pki.ca, ...withCert(good) });
+  const known = await dialTls(oport, { servername: 'a.test', ca: pki.ca, ...withCert(good) });
   assert.equal(await echo(known, 'a good one too'), 'a good one too');
   known.destroy();
   await refusedAfterHandshake(oport, { servername: 'a.test', ca: pki.ca, ...withCert(stranger) });
@@ -248,7 +237,7 @@ test('terminate: with several certificates chosen by SNI, client certificates ar
   );
   const port = lb.address('web').port;
   for (const name of ['a.test', 'b.test']) {
-    const ok = await dial(port, { servername: name, ca: pki.ca, ...withCert(good) });
+    const ok = await dialTls(port, { servername: name, ca: pki.ca, ...withCert(good) });
     assert.equal(await echo(ok, `mtls ${name}`), `mtls ${name}`);
     ok.destroy();
   }
@@ -266,7 +255,7 @@ test('terminate: reload re-reads certificates; an open session keeps working, ne
   const raw = tlsService(backend, live);
   const lb = await startLb(t, raw);
   const port = lb.address('web').port;
-  const open = await dial(port, { servername: 'a.test', ca: pki.ca });
+  const open = await dialTls(port, { servername: 'a.test', ca: pki.ca });
   const serial1 = open.getPeerX509Certificate()?.serialNumber;
   // Renewed in place, as certbot does: same file names, new certificate.
   const renewed = pki.server(['a.test'], 'live');
@@ -275,7 +264,7 @@ test('terminate: reload re-reads certificates; an open session keeps working, ne
   const cfg = () => parseConfig(raw, { allowEphemeralListen: true });
   const summary = await lb.reload(cfg());
   assert.equal(summary.warnings, undefined);
-  const fresh = await dial(port, { servername: 'a.test', ca: pki.ca });
+  const fresh = await dialTls(port, { servername: 'a.test', ca: pki.ca });
   const serial2 = fresh.getPeerX509Certificate()?.serialNumber;
   assert.notEqual(serial2, serial1, 'a new handshake sees the renewed certificate');
   assert.equal(
@@ -291,7 +280,7 @@ test('terminate: reload re-reads certificates; an open session keeps working, ne
     bad.warnings?.[0] ?? '',
     /services\.web\.tls: certificate .*live-in-use\.pem: not a PEM certificate; the previous certificates stay in force/,
   );
-  const after = await dial(port, { servername: 'a.test', ca: pki.ca });
+  const after = await dialTls(port, { servername: 'a.test', ca: pki.ca });
   assert.equal(after.getPeerX509Certificate()?.serialNumber, serial2);
   assert.equal(await echo(open, 'and still'), 'and still');
   after.destroy();
@@ -332,11 +321,11 @@ test('terminate: SNI routing and termination share a listener: one name passes t
     },
   });
   const port = lb.address('pass').port;
-  const p = await dial(port, { servername: 'pass.test', ca: pki.ca });
+  const p = await dialTls(port, { servername: 'pass.test', ca: pki.ca });
   const [d] = (await once(p, 'data')) as [Buffer];
   assert.equal(d.toString(), 'passed through');
   p.destroy();
-  const c = await dial(port, { servername: 'term.test', ca: pki.ca });
+  const c = await dialTls(port, { servername: 'term.test', ca: pki.ca });
   assert.equal(await echo(c, 'terminated here'), 'terminated here');
   c.destroy();
 });
@@ -434,14 +423,14 @@ test('terminate: a reload that changes handshake settings (ALPN) applies to new 
   const raw = (alpn: string[]) => tlsService(backend, { cert: a.cert, key: a.key, alpn });
   const lb = await startLb(t, raw(['http/1.1']));
   const port = lb.address('web').port;
-  const open = await dial(port, {
+  const open = await dialTls(port, {
     servername: 'a.test',
     ca: pki.ca,
     ALPNProtocols: ['h2', 'http/1.1'],
   });
   assert.equal(open.alpnProtocol, 'http/1.1');
   await lb.reload(parseConfig(raw(['h2', 'http/1.1']), { allowEphemeralListen: true }));
-  const fresh = await dial(port, {
+  const fresh = await dialTls(port, {
     servername: 'a.test',
     ca: pki.ca,
     ALPNProtocols: ['h2', 'http/1.1'],
@@ -505,7 +494,7 @@ test('terminate: a per-source lease taken before the handshake is released when 
   const port = lb.address('web').port;
   for (let i = 0; i < 3; i++) {
     // One at a time from one source: each must be served, so each lease came back.
-    const c = await dial(port, { servername: 'a.test', ca: pki.ca });
+    const c = await dialTls(port, { servername: 'a.test', ca: pki.ca });
     assert.equal(await echo(c, `turn ${i}`), `turn ${i}`);
     c.destroy();
     await waitFor(() => lb.service('web').activeSessions === 0, 3000, 'session to end');
