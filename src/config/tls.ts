@@ -95,42 +95,57 @@ function filePath(v: unknown, path: string, p: Problems, baseDir: string | undef
   return baseDir && !isAbsolute(v) ? resolve(baseDir, v) : v;
 }
 
-/** A list of ALPN protocol names ("h2", "http/1.1"): 1-255 printable ASCII characters each. */
-export function alpnList(v: unknown, path: string, p: Problems): readonly string[] | null {
+/** How one kind of name in a list is spelled, and the examples its errors give. */
+interface NameKind {
+  readonly pattern: RegExp;
+  /** "a protocol name such as \"h2\"" */
+  readonly one: string;
+  /** '["h2", "http/1.1"]' */
+  readonly many: string;
+}
+
+/** A non-empty list of distinct names of one kind; null when absent. */
+function nameList(v: unknown, path: string, p: Problems, k: NameKind): readonly string[] | null {
   if (v === undefined) return null;
   if (!Array.isArray(v) || v.length === 0) {
-    p.add(path, `expected a non-empty array such as ["h2", "http/1.1"], got ${describe(v)}`);
+    p.add(path, `expected a non-empty array such as ${k.many}, got ${describe(v)}`);
     return null;
   }
   const out: string[] = [];
-  v.forEach((a, i) => {
-    if (typeof a !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(a))
-      p.add(`${path}[${i}]`, `expected a protocol name such as "h2", got ${describe(a)}`);
-    else if (out.includes(a)) p.add(`${path}[${i}]`, `"${a}" is listed twice`);
-    else out.push(a);
+  v.forEach((x, i) => {
+    if (typeof x !== 'string' || !k.pattern.test(x))
+      p.add(`${path}[${i}]`, `expected ${k.one}, got ${describe(x)}`);
+    else if (out.includes(x)) p.add(`${path}[${i}]`, `"${x}" is listed twice`);
+    else out.push(x);
   });
   return Object.freeze(out);
 }
+
+/** ALPN protocol names ("h2", "http/1.1"): 1-255 printable ASCII characters each. */
+const ALPN_NAMES: NameKind = {
+  pattern: /^[\x21-\x7e]{1,255}$/,
+  one: 'a protocol name such as "h2"',
+  many: '["h2", "http/1.1"]',
+};
 
 /**
  * Key exchange group names ("X25519", "P-256", "X25519MLKEM768"): their
  * spelling here; whether the runtime's OpenSSL knows them is checked when the
  * certificates are loaded (proxy/tls/certificates.ts), as `check` does.
  */
+const GROUP_NAMES: NameKind = {
+  pattern: /^[A-Za-z0-9_-]{1,64}$/,
+  one: 'a group name such as "X25519"',
+  many: '["X25519", "P-256"]',
+};
+
+/** A list of ALPN protocol names. */
+export function alpnList(v: unknown, path: string, p: Problems): readonly string[] | null {
+  return nameList(v, path, p, ALPN_NAMES);
+}
+
 function groupList(v: unknown, path: string, p: Problems): readonly string[] | null {
-  if (v === undefined) return null;
-  if (!Array.isArray(v) || v.length === 0) {
-    p.add(path, `expected a non-empty array such as ["X25519", "P-256"], got ${describe(v)}`);
-    return null;
-  }
-  const out: string[] = [];
-  v.forEach((g, i) => {
-    if (typeof g !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(g))
-      p.add(`${path}[${i}]`, `expected a group name such as "X25519", got ${describe(g)}`);
-    else if (out.includes(g)) p.add(`${path}[${i}]`, `"${g}" is listed twice`);
-    else out.push(g);
-  });
-  return Object.freeze(out);
+  return nameList(v, path, p, GROUP_NAMES);
 }
 
 /** A pair that knows where it was written (TlsCertPair.from), without that being part of its value. */
