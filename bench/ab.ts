@@ -31,6 +31,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flag, opt } from './lib/args.js';
 import { runLoad } from './lib/load.js';
 import { startBulkBackend, startHttpBackends } from './lib/peers.js';
 import { cpuMs, median } from './lib/proc.js';
@@ -40,11 +41,6 @@ import { startHttpsBackends } from './lib/tls-peers.js';
 import { tlsHandshakes, tlsPool } from './lib/tls-scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
 const base = opt('base', '');
 if (!base) {
   process.stderr.write(
@@ -52,19 +48,19 @@ if (!base) {
   );
   process.exit(2);
 }
-const bulkMode = argv.includes('--bulk');
-const poolMode = argv.includes('--tls-pool');
-const idleMode = argv.includes('--idle');
-const noPool = argv.includes('--no-pool');
-const hsMode = argv.includes('--tls-handshake');
+const bulkMode = flag('bulk');
+const poolMode = flag('tls-pool');
+const idleMode = flag('idle');
+const noPool = flag('no-pool');
+const hsMode = flag('tls-handshake');
 /** --pool-off-arm: a third arm, this build with its warm pool off (always on with --tls-pool). */
-const poolOffArm = poolMode || argv.includes('--pool-off-arm');
+const poolOffArm = poolMode || flag('pool-off-arm');
 const baseNode = opt('base-node', process.execPath);
 /** --node-args "FLAGS": node flags for this build's arms only (a runtime lever against the same code). */
 const nodeArgs = opt('node-args', '')
   .split(' ')
   .filter((x) => x !== '');
-const churn = !bulkMode && !poolMode && !idleMode && !hsMode && !argv.includes('--keep-alive');
+const churn = !bulkMode && !poolMode && !idleMode && !hsMode && !flag('keep-alive');
 const seconds = Number(opt('seconds', '8'));
 const rounds = Number(opt('rounds', '4'));
 

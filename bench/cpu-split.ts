@@ -19,6 +19,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flag, opt } from './lib/args.js';
 import {
   blitzDefault,
   haproxy,
@@ -33,11 +34,6 @@ import { makeBenchCerts } from './lib/tls-certs.js';
 import { blitzTls, haproxyTls } from './lib/tls-peers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
 const scenario = opt('scenario', 'churn');
 if (!['churn', 'keep-alive', 'tls-keep-alive'].includes(scenario)) {
   process.stderr.write(
@@ -47,7 +43,7 @@ if (!['churn', 'keep-alive', 'tls-keep-alive'].includes(scenario)) {
 }
 const seconds = Number(opt('seconds', '6'));
 const rounds = Number(opt('rounds', '3'));
-const withStrace = argv.includes('--strace');
+const withStrace = flag('strace');
 const CLK_TCK = 100;
 
 const tls = scenario === 'tls-keep-alive';

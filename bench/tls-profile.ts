@@ -16,17 +16,13 @@ import { fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { opt } from './lib/args.js';
 import { startHttpBackends } from './lib/peers.js';
 import { makeBenchCerts } from './lib/tls-certs.js';
 import { haproxyTls } from './lib/tls-peers.js';
 import { tlsHandshakes } from './lib/tls-scenarios.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? (argv[i + 1] ?? dflt) : dflt;
-};
 const target = opt('target', 'blitz');
 const seconds = Number(opt('seconds', '8'));
 const perfFile = opt('perf', '');
