@@ -153,17 +153,26 @@ test('13.2 the balancer’s own EMFILE on probes and dials is never counted agai
   const ds = dialled.service('web');
   const db = ds.backends.all[0];
   assert.ok(db);
-  const { release } = exhaustDescriptors(2);
-  try {
-    const c = await openClient(dialled.address('web').port);
-    c.resume();
-    await ended(c);
-    c.destroy();
-  } finally {
-    release();
+  // The accept must get one of the two spare descriptors and the dial none. A descriptor this
+  // process takes or frees in between (the phase before's sockets close late) moves the EMFILE
+  // to the accept, where libuv closes the client unseen, or lets the dial through: such a try
+  // dials nothing that fails, and is tried again.
+  for (let tries = 0; tries < 5 && (ds.localErrors.counts.EMFILE ?? 0) === 0; tries++) {
+    const { release } = exhaustDescriptors(2);
+    try {
+      const c = await openClient(dialled.address('web').port);
+      c.resume();
+      // Refused (the client ends), or its dial went through (a session on the backend).
+      await waitFor(() => c.readableEnded || c.destroyed || db.active > 0, 3000, 'the client');
+      c.destroy();
+    } finally {
+      release();
+    }
+    await waitFor(() => db.active === 0, 3000, 'the session to end');
   }
-  assert.equal(ds.localErrors.counts.EMFILE, 1);
-  assert.equal(ds.counters.connectFailed, 1, 'that client was refused');
+  const emfile = ds.localErrors.counts.EMFILE ?? 0;
+  assert.ok(emfile >= 1, 'a dial met EMFILE');
+  assert.equal(ds.counters.connectFailed, emfile, 'each such client was refused');
   assert.equal(db.dialFailuresTotal, 0, 'no dial failure counted against the backend');
   assert.equal(db.healthy, true);
   assert.equal(await httpGetEcho(dialled.address('web').port), 'ok', 'serves at once after');
