@@ -5,23 +5,12 @@ import type { TLSSocket } from 'node:tls';
 import { parseConfig } from '../src/config/schema.js';
 import { runCli, tempConfig } from './helpers/cli.js';
 import { makeIssuer } from './helpers/issuer.js';
-import { addr, echoServer, startLb, waitFor } from './helpers/servers.js';
+import { addr, echoServer, startLb, svc, waitFor } from './helpers/servers.js';
 import { dialTls } from './helpers/tls-client.js';
 
 /** [services.web.tls] in front of one backend. */
 function tlsService(backend: number, tls: Record<string, unknown>) {
-  return {
-    log: { level: 'silent' },
-    services: {
-      web: {
-        listen: '127.0.0.1:0',
-        backends: [addr(backend)],
-        health: { kind: 'none' },
-        pool: { min_idle: 0 },
-        tls,
-      },
-    },
-  };
+  return svc([addr(backend)], { tls });
 }
 
 /** The key exchange group the handshake used, by the client's reading. */
