@@ -27,7 +27,7 @@
  * --base-node PATH: the base arm runs on that node binary (the same build under
  * two runtimes: --base dist --base-node /usr/bin/node).
  */
-import { fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +109,13 @@ const builds = [
       ]
     : []),
 ];
+/** Ends one arm's balancer: ab-child closes it when its IPC channel goes. */
+async function stopArm(child: ChildProcess): Promise<void> {
+  const gone = once(child, 'exit');
+  child.disconnect();
+  await gone;
+}
+
 const cpu = builds.map((): number[] => []);
 const rps = builds.map((): number[] => []);
 for (let r = 0; r < rounds; r++) {
@@ -127,9 +134,7 @@ for (let r = 0; r < rounds; r++) {
       );
       cpu[i]?.push(f.cpuUs / 1000);
       rps[i]?.push(((f.gbitUp ?? 0) + (f.gbitDown ?? 0)) / 2);
-      const gone = once(child, 'exit');
-      child.disconnect();
-      await gone;
+      await stopArm(child);
       continue;
     }
     if (idleMode) {
@@ -140,9 +145,7 @@ for (let r = 0; r < rounds; r++) {
       );
       cpu[i]?.push(f.kibPerSession ?? Number.NaN);
       rps[i]?.push(f.errors);
-      const gone = once(child, 'exit');
-      child.disconnect();
-      await gone;
+      await stopArm(child);
       continue;
     }
     if (hsMode) {
@@ -153,9 +156,7 @@ for (let r = 0; r < rounds; r++) {
       );
       cpu[i]?.push(f.cpuUs);
       rps[i]?.push(f.rps);
-      const gone = once(child, 'exit');
-      child.disconnect();
-      await gone;
+      await stopArm(child);
       continue;
     }
     if (poolMode) {
@@ -167,9 +168,7 @@ for (let r = 0; r < rounds; r++) {
       );
       cpu[i]?.push(f.p50);
       rps[i]?.push(f.cpuUs);
-      const gone = once(child, 'exit');
-      child.disconnect();
-      await gone;
+      await stopArm(child);
       continue;
     }
     const url = `http://127.0.0.1:${port}/`;
@@ -178,9 +177,7 @@ for (let r = 0; r < rounds; r++) {
     const load = await runLoad({ url, connections: churn ? 50 : 100, seconds, churn });
     cpu[i]?.push(((cpuMs(child.pid as number) - before) * 1000) / load.requests);
     rps[i]?.push(load.rps);
-    const exited = once(child, 'exit');
-    child.disconnect();
-    await exited;
+    await stopArm(child);
   }
 }
 await backends?.stop();
